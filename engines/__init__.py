@@ -1,0 +1,45 @@
+"""Latent Explorer's compute side: model families, data, training, checkpoints. No Qt here."""
+from __future__ import annotations
+
+import importlib
+
+from .spec import ImageSpec
+
+# name -> "module:Class"; modules load on first use so `import engines` stays cheap.
+_REGISTRY = {
+    "pca": "engines.pca:PCAEngine",
+    "ae": "engines.ae:AEEngine",
+    "vae": "engines.vae:VAEEngine",
+}
+
+
+class UnknownEngine(ValueError):
+    pass
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def engine_class(name: str):
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise UnknownEngine(f"unknown engine '{name}' (known: {', '.join(_REGISTRY)})") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def register(name: str, target: str) -> None:
+    _REGISTRY[name] = target
+
+
+def create(name: str, spec: ImageSpec, device="auto", seed: int = 0, **config):
+    """`engines.create("vae", spec, latent_dim=16)` — config fields as keyword arguments."""
+    from . import config as cfgmod
+
+    cls = engine_class(name)
+    return cls(spec, cfgmod.build(cls.Config, config), device=device, seed=seed)
+
+
+__all__ = ["ImageSpec", "create", "engine_class", "names", "register", "UnknownEngine"]

@@ -1,0 +1,204 @@
+"""The one interface every model family implements.
+
+The explorer calls engines from worker threads many times a second while a training thread may
+be stepping the same engine, so every public entry point takes `self.lock`, and inference runs
+under `torch.inference_mode()` in eval mode on the engine's device.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import config as cfgmod
+from .device import autocast, pick_device
+from .spec import ImageSpec
+
+# Chunk size for batched inference: bounds memory when a caller hands over a whole data set.
+INFER_CHUNK = 512
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor  # (N, C, H, W) float in [0, 1], on the engine's device
+    labels: torch.Tensor | None = None
+
+
+def as_images(x, device: torch.device) -> torch.Tensor:
+    """Accept float tensors in [0,1] (N,C,H,W) or uint8 numpy/tensors (N,H,W[,C]) and return the former."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if x.dtype == torch.uint8:
+        if x.dim() == 3:
+            x = x.unsqueeze(-1)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    return x.to(device=device, dtype=torch.float32)
+
+
+class Engine:
+    """Base class. Subclasses set `name`, `Config`, `capabilities` and implement `build`,
+    `latent_shape`, `_encode`, `_decode`, `_loss` (or `fit` for closed-form engines)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = cfgmod.EngineConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Closed-form engines (PCA) are fitted once on the whole training set instead of stepped.
+    closed_form: ClassVar[bool] = False
+
+    def __init__(self, spec: ImageSpec, config=None, device: str | torch.device | None = "auto", seed: int = 0):
+        self.spec = spec
+        self.config = config if config is not None else self.Config()
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.step = 0
+        self.check_spec(spec)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.nets = nn.ModuleDict(self.build())
+        self.nets.to(self.device)
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.make_optimizers()
+        # Training noise (reparameterisation, input corruption) comes from this generator so
+        # that the trainer can reseed it per step: resumed runs then repeat exactly.
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(seed)
+
+    # ---- to implement -------------------------------------------------------------------
+    def build(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The objective to minimise and named terms to report (per image, in nats where it applies)."""
+        raise NotImplementedError
+
+    def prior_sample(self, n: int, generator: torch.Generator, **options) -> torch.Tensor:
+        return torch.randn((n, *self.latent_shape), generator=generator, device=self.device)
+
+    def check_spec(self, spec: ImageSpec) -> None:
+        """Raise ValueError for image specs the engine cannot handle."""
+
+    # ---- shared machinery ------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return int(math.prod(self.latent_shape))
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        params = [p for p in self.nets.parameters() if p.requires_grad]
+        if not params:
+            return {}
+        return {"main": torch.optim.Adam(params, lr=self.config.lr)}
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.nets.parameters())
+
+    def _infer(self, fn, x: torch.Tensor) -> torch.Tensor:
+        with self.lock, torch.inference_mode():
+            was_training = self.nets.training
+            self.nets.eval()
+            try:
+                outs = [fn(chunk) for chunk in x.split(INFER_CHUNK)] if len(x) else [fn(x)]
+            finally:
+                self.nets.train(was_training)
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+    def encode(self, x) -> torch.Tensor:
+        """Images → latents (the posterior mean for probabilistic encoders)."""
+        if "encode" not in self.capabilities:
+            raise NotImplementedError(f"{self.name} cannot encode images")
+        return self._infer(self._encode, as_images(x, self.device))
+
+    def decode(self, z) -> torch.Tensor:
+        """Latents → images (N, C, H, W) in [0, 1]."""
+        z = torch.as_tensor(z, dtype=torch.float32).to(self.device)
+        if z.shape[1:] != self.latent_shape:
+            z = z.reshape(len(z), *self.latent_shape)
+        return self._infer(lambda c: self._decode(c).clamp_(0, 1), z)
+
+    def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
+        """n images from the model; the same seed gives the same images."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(int(seed))
+        with self.lock:
+            z = self.prior_sample(n, g, **options)
+        return self.decode(z)
+
+    def train_step(self, batch: Batch | torch.Tensor) -> dict[str, float]:
+        """One optimisation step; returns named loss terms as floats."""
+        if not isinstance(batch, Batch):
+            batch = Batch(as_images(batch, self.device))
+        with self.lock:
+            self.nets.train()
+            opt = self.optimizers["main"]
+            opt.zero_grad(set_to_none=True)
+            with autocast(self.device):
+                loss, terms = self._loss(batch)
+            if torch.isfinite(loss):
+                loss.backward()
+                opt.step()
+            self.step += 1
+            out = {k: float(v.detach()) for k, v in terms.items()}
+            out.setdefault("loss", float(loss.detach()))
+            return out
+
+    def fit(self, x: torch.Tensor, progress=None) -> dict[str, float]:
+        raise NotImplementedError(f"{self.name} is trained by steps, not fitted in closed form")
+
+    @torch.no_grad()
+    def evaluate(self, x, max_images: int = 2000) -> dict[str, float]:
+        """Held-out metrics for this engine: reconstruction error for encoders, plus
+        engine-specific ones (subclasses extend)."""
+        x = as_images(x, self.device)[:max_images]
+        out: dict[str, float] = {}
+        if "encode" in self.capabilities and len(x):
+            rec = self.decode(self.encode(x))
+            mse = float(((rec - x) ** 2).mean())
+            out["mse"] = mse
+            out["psnr"] = float(10 * math.log10(1.0 / max(mse, 1e-12)))
+        return out
+
+    # ---- checkpoint support -------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.nets.state_dict().items()}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.nets.load_state_dict(tensors, strict=False)
+        if missing or unexpected:
+            raise KeyError(f"weights do not match the {self.name} architecture "
+                           f"(missing: {list(missing)[:3]}, unexpected: {list(unexpected)[:3]})")
+
+    def to(self, device) -> "Engine":
+        with self.lock:
+            self.device = torch.device(device)
+            self.nets.to(self.device)
+            for opt in self.optimizers.values():
+                for st in opt.state.values():
+                    for k, v in st.items():
+                        if torch.is_tensor(v) and k != "step":
+                            st[k] = v.to(self.device)
+            seed = self.rng.initial_seed()
+            self.rng = torch.Generator(device=self.device)
+            self.rng.manual_seed(seed)
+        return self
+
+    def describe(self) -> dict:
+        return {
+            "engine": self.name,
+            "spec": self.spec.to_dict(),
+            "latent_shape": list(self.latent_shape),
+            "capabilities": sorted(self.capabilities),
+            "parameters": self.n_parameters(),
+            "device": str(self.device),
+        }

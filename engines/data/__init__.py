@@ -1,0 +1,56 @@
+"""Data sets: built-in generated/shipped ones and loaders for the user's own files.
+
+`load_dataset("faces", size=32)` or `load_dataset("/path/to/folder", spec=ImageSpec(3, 64, 64))`.
+"""
+from __future__ import annotations
+
+import os
+
+from ..spec import ImageSpec
+from .dataset import DataError, ImageDataset, convert_images, fixed_split, to_float, to_uint8
+
+BUILTIN = ("shapes", "faces", "digits")
+
+# Native form of each built-in set: (channels, side).
+NATIVE = {"shapes": (3, 32), "faces": (3, 64), "digits": (1, 8)}
+
+
+def load_dataset(name_or_path: str, spec: ImageSpec | None = None, size: int | None = None,
+                 channels: int | None = None) -> ImageDataset:
+    """Load a built-in set by name or the user's file/folder by path, converted to `spec`
+    (or to `size`×`size` keeping the native channel count when only `size` is given)."""
+    if spec is None and (size is not None or channels is not None):
+        native_c, native_s = NATIVE.get(name_or_path, (None, None))
+        c = channels or native_c
+        s = size or native_s
+        if c is None or s is None:
+            ds = _load_raw(name_or_path, size=None)
+            c = c or ds.spec.channels
+            s = s or ds.spec.height
+            return ds.to_spec(ImageSpec(c, s, s))
+        spec = ImageSpec(c, s, s)
+    ds = _load_raw(name_or_path, size=spec.height if spec is not None and spec.height == spec.width else None)
+    return ds.to_spec(spec) if spec is not None else ds
+
+
+def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
+    if name_or_path == "shapes":
+        from .shapes import make_shapes
+
+        return make_shapes(size=size or NATIVE["shapes"][1])
+    if name_or_path == "faces":
+        from .faces import make_faces
+
+        return make_faces(size=size or NATIVE["faces"][1])
+    if name_or_path == "digits":
+        from .digits import load_digits
+
+        return load_digits()
+    if not os.path.exists(name_or_path):
+        raise DataError(f"{name_or_path}: no such built-in data set ({', '.join(BUILTIN)}) or file")
+    from .files import load_path
+
+    return load_path(name_or_path)
+
+
+__all__ = ["BUILTIN", "DataError", "ImageDataset", "load_dataset", "convert_images", "fixed_split", "to_float", "to_uint8"]

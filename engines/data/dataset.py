@@ -1,0 +1,153 @@
+"""The in-memory image data set every loader produces."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..spec import ImageSpec
+
+
+class DataError(ValueError):
+    """A data set that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class ImageDataset:
+    name: str
+    images: np.ndarray  # uint8 (N, H, W, C), C in {1, 3}
+    labels: np.ndarray | None = None  # int64 (N,)
+    label_names: list[str] = field(default_factory=list)
+    # Per-image attributes, float32 (N,); binary attributes hold 0.0/1.0.
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    train_idx: np.ndarray | None = None
+    test_idx: np.ndarray | None = None
+    source: str = ""  # where it came from: a built-in name with its parameters, or a path
+
+    def __post_init__(self):
+        imgs = self.images
+        if not isinstance(imgs, np.ndarray) or imgs.dtype != np.uint8:
+            raise DataError(f"{self.source or self.name}: images must be a uint8 array, got {getattr(imgs, 'dtype', type(imgs))}")
+        if imgs.ndim == 3:
+            imgs = imgs[..., None]
+        if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
+            raise DataError(f"{self.source or self.name}: images must be (N,H,W), (N,H,W,1) or (N,H,W,3), got shape {imgs.shape}")
+        self.images = imgs
+        n = len(imgs)
+        if n == 0:
+            raise DataError(f"{self.source or self.name}: contains no images")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels)
+            if len(self.labels) != n:
+                raise DataError(f"{self.source or self.name}: {len(self.labels)} labels for {n} images")
+            self.labels = self.labels.astype(np.int64)
+            if not self.label_names:
+                self.label_names = [str(i) for i in range(int(self.labels.max()) + 1)]
+        for k, v in list(self.attributes.items()):
+            v = np.asarray(v, dtype=np.float32)
+            if v.shape != (n,):
+                raise DataError(f"{self.source or self.name}: attribute '{k}' has shape {v.shape}, expected ({n},)")
+            self.attributes[k] = v
+        if self.train_idx is None or self.test_idx is None:
+            self.train_idx, self.test_idx = fixed_split(n)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def spec(self) -> ImageSpec:
+        _, h, w, c = self.images.shape
+        return ImageSpec(c, h, w)
+
+    def subset(self, idx: np.ndarray, name_suffix: str = "") -> "ImageDataset":
+        idx = np.asarray(idx)
+        n = len(idx)
+        return ImageDataset(
+            name=self.name + name_suffix,
+            images=self.images[idx],
+            labels=None if self.labels is None else self.labels[idx],
+            label_names=list(self.label_names),
+            attributes={k: v[idx] for k, v in self.attributes.items()},
+            train_idx=np.arange(n), test_idx=np.arange(0),
+            source=self.source,
+        ) if n else _empty_like(self)
+
+    def split(self, which: str) -> "ImageDataset":
+        if which not in ("train", "test"):
+            raise ValueError("split is 'train' or 'test'")
+        return self.subset(self.train_idx if which == "train" else self.test_idx, f"[{which}]")
+
+    def to_spec(self, spec: ImageSpec) -> "ImageDataset":
+        """A copy resized and converted to the spec's size and channel count."""
+        if spec == self.spec:
+            return self
+        images = convert_images(self.images, spec)
+        return ImageDataset(self.name, images, self.labels, list(self.label_names), dict(self.attributes),
+                            self.train_idx, self.test_idx, self.source)
+
+    def describe(self) -> dict:
+        """What a checkpoint records about the data it was trained on."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "n": len(self),
+            "n_train": int(len(self.train_idx)),
+            "n_test": int(len(self.test_idx)),
+            "spec": self.spec.to_dict(),
+            "label_names": list(self.label_names),
+            "attributes": sorted(self.attributes),
+        }
+
+
+def _empty_like(ds: ImageDataset):
+    raise DataError(f"{ds.source or ds.name}: the selection contains no images")
+
+
+def fixed_split(n: int, test_fraction: float = 0.15, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """A split that depends only on n, so a data set's test images never change between runs."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(n * test_fraction))) if n > 1 else 0
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def convert_images(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Resize (antialiased) and convert channels; uint8 (N,H,W,C) in and out."""
+    n, h, w, c = images.shape
+    out = np.empty((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
+    for i in range(n):
+        out[i] = convert_image(images[i], spec)
+    return out
+
+
+def convert_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+    return pil_to_spec(pil, spec)
+
+
+def pil_to_spec(pil: Image.Image, spec: ImageSpec) -> np.ndarray:
+    if pil.mode not in ("L", "RGB"):
+        if pil.mode in ("RGBA", "LA", "P", "PA") or "A" in pil.getbands():
+            # Composite transparency on white rather than letting it turn black.
+            pil = pil.convert("RGBA")
+            bg = Image.new("RGBA", pil.size, (255, 255, 255, 255))
+            pil = Image.alpha_composite(bg, pil)
+        pil = pil.convert("RGB")
+    pil = pil.convert("L" if spec.channels == 1 else "RGB")
+    if pil.size != (spec.width, spec.height):
+        pil = pil.resize((spec.width, spec.height), Image.Resampling.LANCZOS if pil.size[0] > spec.width else Image.Resampling.BILINEAR)
+    arr = np.asarray(pil, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def to_float(images: np.ndarray):
+    """uint8 (N,H,W,C) → float32 torch tensor (N,C,H,W) in [0,1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8(x) -> np.ndarray:
+    """float tensor (N,C,H,W) in [0,1] → uint8 numpy (N,H,W,C)."""
+    arr = x.detach().float().clamp(0, 1).mul(255).round().to("cpu").numpy().astype(np.uint8)
+    return arr.transpose(0, 2, 3, 1)
