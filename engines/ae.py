@@ -69,12 +69,12 @@ class AEEngine(Engine):
         return self.decode(self.encode(x))
 
     # An AE has no prior: samples come from a Gaussian fitted to the training latents
-    # (the trainer calls fit_latent_prior when training ends).
+    # (refitted before every checkpoint).
     def prior_sample(self, n, generator, temperature: float = 1.0, **_):
         eps = torch.randn((n, self.config.latent_dim), generator=generator, device=self.device) * float(temperature)
         return self.nets["prior"].transform(eps)
 
-    def fit_latent_prior(self, x) -> None:
+    def prepare_checkpoint(self, x) -> None:
         z = self.encode(x)
         with self.lock:
             self.nets["prior"].fit(z)

@@ -157,9 +157,9 @@ class Engine:
         raise NotImplementedError(f"{self.name} is trained by steps, not fitted in closed form")
 
     @torch.no_grad()
-    def evaluate(self, x, max_images: int = 2000) -> dict[str, float]:
+    def evaluate(self, x, max_images: int = 2000, quick: bool = False) -> dict[str, float]:
         """Held-out metrics for this engine: reconstruction error for encoders, plus
-        engine-specific ones (subclasses extend)."""
+        engine-specific ones (subclasses extend). `quick` trades precision for time."""
         x = as_images(x, self.device)[:max_images]
         out: dict[str, float] = {}
         if "encode" in self.capabilities and len(x):

@@ -116,7 +116,7 @@ class PCAEngine(Engine):
         raise NotImplementedError("PCA is fitted in closed form: call fit() on the whole training set")
 
     @torch.no_grad()
-    def evaluate(self, x, max_images: int = 2000):
+    def evaluate(self, x, max_images: int = 2000, quick: bool = False):
         out = super().evaluate(x, max_images)
         x = as_images(x, self.device)[:max_images].flatten(1)
         xc = x - self.basis.mean

@@ -1,0 +1,248 @@
+"""One training loop for every engine.
+
+`train(...)` is a generator: it yields `Progress` at most every `report_every_s` seconds and at
+every change of state, so the GUI (from a worker thread) and the CLI's progress bar consume the
+same stream. Pause/resume/cancel arrive through a `TrainControl` from any thread; cancel lands
+between two steps. Each step's noise comes from a generator seeded by (seed, step) and each
+epoch's order from (seed, epoch), so a run resumed from a checkpoint continues exactly as if
+it had never stopped.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .base import Batch
+from .data.dataset import ImageDataset, to_uint8
+
+
+@dataclass
+class TrainOptions:
+    epochs: float | None = None  # stop after this many passes over the training split
+    minutes: float | None = None  # …or after this much training time (whichever comes first)
+    seed: int = 0
+    out: str | None = None  # checkpoint path; None trains without saving
+    checkpoint_every_s: float = 120.0
+    report_every_s: float = 0.1
+    eval_images: int = 256  # test images scored when training ends
+    extra_state: dict = field(default_factory=dict)  # recorded in the checkpoint's train_state
+
+    def __post_init__(self):
+        if self.epochs is None and self.minutes is None:
+            self.epochs = 10
+
+
+@dataclass
+class Progress:
+    state: str  # running | paused | finished | cancelled | failed
+    step: int
+    total_steps: int | None
+    epoch: float
+    metrics: dict[str, float]
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+    checkpoint: str | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        if self.total_steps:
+            return min(1.0, self.step / self.total_steps)
+        return None
+
+
+class TrainControl:
+    """Thread-safe switches the GUI flips while the loop runs in a worker."""
+
+    def __init__(self):
+        self._run = threading.Event()
+        self._run.set()
+        self._cancel = threading.Event()
+
+    def pause(self):
+        self._run.clear()
+
+    def resume(self):
+        self._run.set()
+
+    def cancel(self):
+        self._cancel.set()
+        self._run.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait_while_paused(self, timeout: float) -> None:
+        self._run.wait(timeout)
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+def sample_grid(engine, n: int = 16, seed: int = 0) -> np.ndarray:
+    """A fixed-seed grid of samples, uint8 (H, W, C): the checkpoint's thumbnail."""
+    imgs = to_uint8(engine.sample(n, seed=seed))
+    return tile(imgs, int(math.ceil(math.sqrt(n))))
+
+
+def tile(imgs: np.ndarray, cols: int, pad: int = 1, fill: int = 255) -> np.ndarray:
+    n, h, w, c = imgs.shape
+    rows = int(math.ceil(n / cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), fill, dtype=np.uint8)
+    for i, im in enumerate(imgs):
+        r, q = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = im
+    return out
+
+
+def _finite(metrics: dict) -> bool:
+    return all(math.isfinite(v) for v in metrics.values())
+
+
+def train(engine, data: ImageDataset, options: TrainOptions, control: TrainControl | None = None) -> Iterator[Progress]:
+    control = control or TrainControl()
+    state0 = dict(getattr(engine, "resume_state", {}) or {})
+    elapsed0 = float(state0.get("elapsed_s", 0.0))
+    train_ds = data.split("train")
+    test_ds = data.split("test") if len(data.test_idx) else None
+    # Whole training split on the device as uint8: batches are then an index + a cast.
+    x_all = torch.from_numpy(np.ascontiguousarray(train_ds.images)).to(engine.device)
+    y_all = None if train_ds.labels is None else torch.from_numpy(train_ds.labels).to(engine.device)
+    n = len(x_all)
+
+    def to_float(u8):
+        return u8.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def save(state: str, metrics: dict) -> str | None:
+        if not options.out:
+            return None
+        if hasattr(engine, "prepare_checkpoint"):
+            engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
+        meta_metrics = dict(metrics)
+        train_state = {
+            "elapsed_s": elapsed0 + (time.perf_counter() - t0),
+            "epochs": options.epochs, "minutes": options.minutes,
+            "state": state, "images_seen": engine.step * bs, **options.extra_state,
+        }
+        thumb = sample_grid(engine) if "sample" in engine.capabilities else None
+        return ckpt.save(options.out, engine, data=data.describe(), metrics=meta_metrics,
+                         train_state=train_state, thumbnail=thumb)
+
+    bs = min(int(getattr(engine.config, "batch_size", n)), n)
+    t0 = time.perf_counter()
+    if engine.closed_form:
+        yield Progress("running", 0, 1, 0.0, {}, 0.0, 0.0, None, message="fitting")
+        metrics = engine.fit(to_float(x_all))
+        if test_ds is not None:
+            metrics.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images]).items()})
+        path = save("finished", metrics)
+        el = time.perf_counter() - t0
+        yield Progress("finished", 1, 1, 1.0, metrics, n / max(el, 1e-9), el, 0.0, path)
+        return
+
+    spe = max(1, n // bs)  # the last partial batch is dropped so every step sees bs images
+    total = int(math.ceil(options.epochs * spe)) if options.epochs is not None else None
+    deadline = elapsed0 + options.minutes * 60 if options.minutes is not None else None
+    perm, perm_epoch = None, -1
+    last_report = last_ckpt = time.perf_counter()
+    acc: dict[str, float] = {}
+    acc_n = 0
+    last_metrics: dict[str, float] = {}
+    rate = 0.0
+    rate_t, rate_step = time.perf_counter(), engine.step
+    last_path = None
+
+    def elapsed():
+        return elapsed0 + time.perf_counter() - t0
+
+    def progress(state, message="", path=None):
+        eta = None
+        if total and rate > 0:
+            eta = (total - engine.step) * bs / rate
+        if deadline is not None:
+            left = max(0.0, deadline - elapsed())
+            eta = left if eta is None else min(eta, left)
+        return Progress(state, engine.step, total, engine.step / spe, dict(last_metrics), rate, elapsed(), eta, path, message)
+
+    while True:
+        if control.cancelled:
+            path = save("cancelled", last_metrics)
+            yield progress("cancelled", "training cancelled; checkpoint kept" if path else "training cancelled", path)
+            return
+        if control.paused:
+            pause_start = time.perf_counter()
+            yield progress("paused")
+            while control.paused and not control.cancelled:
+                control.wait_while_paused(0.1)
+            # Paused time is not training time.
+            t0 += time.perf_counter() - pause_start
+            rate_t = time.perf_counter()
+            rate_step = engine.step
+            continue
+        if (total is not None and engine.step >= total) or (deadline is not None and elapsed() >= deadline):
+            break
+
+        epoch, pos = divmod(engine.step, spe)
+        if epoch != perm_epoch:
+            g = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=g).to(engine.device)
+            perm_epoch = epoch
+        idx = perm[pos * bs:(pos + 1) * bs]
+        batch = Batch(to_float(x_all[idx]), None if y_all is None else y_all[idx])
+        engine.rng.manual_seed(options.seed * 1_000_003 + engine.step + 7)
+        metrics = engine.train_step(batch)
+        if not _finite(metrics):
+            bad = ", ".join(k for k, v in metrics.items() if not math.isfinite(v))
+            msg = f"training stopped at step {engine.step}: {bad} became NaN/Inf"
+            msg += f"; last good checkpoint kept at {last_path}" if last_path else "; nothing was saved"
+            yield progress("failed", msg, last_path)
+            return
+        for k, v in metrics.items():
+            acc[k] = acc.get(k, 0.0) + v
+        acc_n += 1
+
+        now = time.perf_counter()
+        if now - rate_t >= 0.5:
+            inst = (engine.step - rate_step) * bs / (now - rate_t)
+            rate = inst if rate == 0 else 0.7 * rate + 0.3 * inst
+            rate_t, rate_step = now, engine.step
+        if now - last_report >= options.report_every_s:
+            last_metrics = {k: v / acc_n for k, v in acc.items()}
+            acc, acc_n = {}, 0
+            last_report = now
+            if rate == 0 and now > t0:
+                rate = engine.step * bs / max(now - t0, 1e-9) if state0 == {} else rate
+            yield progress("running")
+        if options.out and now - last_ckpt >= options.checkpoint_every_s:
+            last_path = save("running", last_metrics)
+            last_ckpt = time.perf_counter()
+
+    if acc_n:
+        last_metrics = {k: v / acc_n for k, v in acc.items()}
+    final = dict(last_metrics)
+    if test_ds is not None:
+        final.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images], quick=True).items()})
+    path = save("finished", final)
+    last_metrics = final
+    yield progress("finished", "training finished", path)
+
+
+def run_to_end(gen: Iterator[Progress]) -> Progress:
+    last = None
+    for last in gen:
+        pass
+    return last
