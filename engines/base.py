@@ -47,6 +47,8 @@ class Engine:
     capabilities: ClassVar[frozenset[str]] = frozenset()
     # Closed-form engines (PCA) are fitted once on the whole training set instead of stepped.
     closed_form: ClassVar[bool] = False
+    # Keyword options `sample()` accepts, with their types (the CLI's `sample --set`).
+    sampling_options: ClassVar[dict] = {"temperature": float}
 
     def __init__(self, spec: ImageSpec, config=None, device: str | torch.device | None = "auto", seed: int = 0):
         self.spec = spec
@@ -174,10 +176,15 @@ class Engine:
         return {k: v.detach().cpu().contiguous() for k, v in self.nets.state_dict().items()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        missing, unexpected = self.nets.load_state_dict(tensors, strict=False)
-        if missing or unexpected:
+        own = self.nets.state_dict()
+        missing = [k for k in own if k not in tensors]
+        unexpected = [k for k in tensors if k not in own]
+        wrong = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                 if k in tensors and tensors[k].shape != v.shape]
+        if missing or unexpected or wrong:
             raise KeyError(f"weights do not match the {self.name} architecture "
-                           f"(missing: {list(missing)[:3]}, unexpected: {list(unexpected)[:3]})")
+                           f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}, wrong shape: {wrong[:2]})")
+        self.nets.load_state_dict(tensors, strict=True)
 
     def to(self, device) -> "Engine":
         with self.lock:

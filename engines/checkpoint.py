@@ -233,7 +233,8 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
     try:
         engine.load_state_tensors(model)
     except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: {str(e).splitlines()[0][:200]}") from None
+        msg = str(e.args[0]) if e.args else str(e)
+        raise CheckpointError(f"{path}: {msg.splitlines()[0][:300]}") from None
     if with_optimizer:
         optim_meta = json.loads(_read_header(path)["__metadata__"].get("optimizers", "{}"))
         for name, opt in engine.optimizers.items():

@@ -1,0 +1,382 @@
+"""`python main.py train|sample|encode|info …` — the command line, headless (never imports Qt).
+
+User errors (bad data, bad checkpoint, bad settings) exit with status 2 and one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+USAGE_ERROR = 2
+
+
+class UsageError(ValueError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + message
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(USAGE_ERROR)
+
+
+def _user_errors() -> tuple:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data.dataset import DataError
+    from .device import DeviceError
+    from . import UnknownEngine
+
+    return (UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine)
+
+
+# ---- progress bar --------------------------------------------------------------------------
+class ProgressBar:
+    """One updating line on a terminal; a line every few seconds when piped to a log."""
+
+    def __init__(self, stream=sys.stderr, every_s: float = 5.0):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every_s = every_s
+        self._last = 0.0
+
+    def update(self, p, keys=("loss",)) -> None:
+        now = time.monotonic()
+        final = p.state != "running"
+        if not final and now - self._last < (0.2 if self.tty else self.every_s):
+            return
+        self._last = now
+        frac = p.fraction
+        bar = ""
+        if frac is not None:
+            filled = int(frac * 24)
+            bar = "[" + "#" * filled + "-" * (24 - filled) + f"] {100 * frac:5.1f}% "
+        shown = [k for k in keys if k in p.metrics] or list(p.metrics)[:3]
+        mets = " ".join(f"{k}={_fmt(p.metrics[k])}" for k in shown)
+        eta = f" ETA {_dur(p.eta_s)}" if p.eta_s is not None else ""
+        line = f"{bar}step {p.step} ep {p.epoch:.2f} {mets} {p.images_per_s:.0f} img/s{eta}"
+        if self.tty:
+            self.stream.write("\r" + line[:150].ljust(150) + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _dur(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def _load_data(name_or_path, spec=None, size=None, channels=None):
+    from .data import load_dataset
+
+    return load_dataset(name_or_path, spec=spec, size=size, channels=channels)
+
+
+def cmd_train(a) -> int:
+    import engines
+    from . import checkpoint as ckpt
+    from . import config as cfgmod
+    from .device import pick_device
+    from .train import TrainControl, TrainOptions, train
+
+    if a.epochs is not None and a.epochs <= 0:
+        raise UsageError("--epochs must be positive")
+    if a.minutes is not None and a.minutes <= 0:
+        raise UsageError("--minutes must be positive")
+    device = pick_device(a.device)
+    overrides = cfgmod.parse_set_args(a.set)
+    if a.resume:
+        loaded = ckpt.load(a.resume, device=device)
+        engine = loaded.engine
+        if overrides:
+            raise UsageError("--set cannot change the settings of a resumed run")
+        prev = engine.resume_state
+        data = _load_data(a.data or loaded.info.data.get("name") or "", spec=engine.spec)
+        epochs = a.epochs if a.epochs is not None else (prev.get("epochs") if a.minutes is None else None)
+        minutes = a.minutes if a.minutes is not None else (prev.get("minutes") if a.epochs is None else None)
+        out = a.out or a.resume
+        seed = int(prev.get("seed", a.seed))
+    else:
+        if not a.engine or not a.data:
+            raise UsageError("train needs --engine and --data (or --resume CHECKPOINT)")
+        if not a.out:
+            raise UsageError("train needs --out FILE.safetensors")
+        data = _load_data(a.data, size=a.size, channels=a.channels)
+        cls = engines.engine_class(a.engine)
+        cfg = cfgmod.build(cls.Config, overrides)
+        engine = cls(data.spec, cfg, device=device, seed=a.seed)
+        epochs, minutes, out, seed = a.epochs, a.minutes, a.out, a.seed
+    if not out.endswith(".safetensors"):
+        raise UsageError("--out must end in .safetensors")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"{out_dir}: folder does not exist")
+    print(f"training {engine.name} on {data.name} ({len(data.train_idx)} train / {len(data.test_idx)} test, "
+          f"{data.spec}) on {device}, {engine.n_parameters():,} parameters", file=sys.stderr)
+    opts = TrainOptions(epochs=epochs, minutes=minutes, seed=seed, out=out, checkpoint_every_s=a.checkpoint_every)
+    control = TrainControl()
+    bar = ProgressBar()
+    keys = ("loss", "neg_elbo", "kl", "mse")
+    gen = train(engine, data, opts, control)
+    last = None
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration:
+            break
+        except KeyboardInterrupt:
+            # Ctrl-C: cancel so the loop saves what it has, then finish consuming it.
+            control.cancel()
+            continue
+        last = p
+        bar.update(p, keys)
+    if last is None:
+        raise UsageError("training produced nothing")
+    if last.state == "failed":
+        print(f"error: {last.message}", file=sys.stderr)
+        return 1
+    summary = {k: round(v, 5) for k, v in last.metrics.items() if k.startswith("test_")}
+    print(f"{last.state}: {last.step} steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}"
+          + (f"; {json.dumps(summary)}" if summary else ""), file=sys.stderr)
+    return 0 if last.state == "finished" else 130
+
+
+def _sampling_options(engine, overrides: dict) -> dict:
+    allowed = getattr(engine, "sampling_options", {})
+    out = {}
+    for k, v in overrides.items():
+        if k not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise UsageError(f"unknown sampling option '{k}' for {engine.name} (valid: {names})")
+        try:
+            out[k] = allowed[k](v)
+        except ValueError:
+            raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {v!r}") from None
+    return out
+
+
+def cmd_sample(a) -> int:
+    import numpy as np
+
+    from . import checkpoint as ckpt
+    from . import config as cfgmod
+    from .data.dataset import to_uint8
+    from .train import tile
+
+    if a.n <= 0:
+        raise UsageError("--n must be positive")
+    ext = os.path.splitext(a.out)[1].lower()
+    if ext not in (".png", ".npz"):
+        raise UsageError("--out must end in .png (a grid) or .npz (key 'images')")
+    engine = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False).engine
+    if "sample" not in engine.capabilities:
+        raise UsageError(f"{engine.name} models cannot sample")
+    opts = _sampling_options(engine, cfgmod.parse_set_args(a.set))
+    imgs = to_uint8(engine.sample(a.n, seed=a.seed, **opts))
+    _ensure_parent(a.out)
+    if ext == ".npz":
+        arr = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+        _atomic(a.out, lambda f: np.savez(f, images=arr))
+    else:
+        from PIL import Image
+
+        grid = tile(imgs, a.cols or int(math.ceil(math.sqrt(a.n))))
+        img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+        if a.scale > 1:
+            img = img.resize((img.width * a.scale, img.height * a.scale), Image.Resampling.NEAREST)
+        _atomic(a.out, lambda f: img.save(f, format="PNG"))
+    print(f"wrote {a.n} samples to {a.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_encode(a) -> int:
+    import h5py
+    import numpy as np
+
+    from . import checkpoint as ckpt
+
+    loaded = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False)
+    engine = loaded.engine
+    if "encode" not in engine.capabilities:
+        raise UsageError(f"{engine.name} models cannot encode images")
+    data = _load_data(a.data or loaded.info.data.get("name") or "", spec=engine.spec)
+    z = engine.encode(data.images).cpu().numpy().astype(np.float32)
+    split = np.zeros(len(data), dtype=np.uint8)
+    split[data.test_idx] = 1
+
+    def write(f):
+        with h5py.File(f, "w") as h:
+            h.create_dataset("latents", data=z, compression="gzip")
+            h.create_dataset("split", data=split)
+            if data.labels is not None:
+                h.create_dataset("labels", data=data.labels)
+                h.attrs["label_names"] = json.dumps(data.label_names)
+            g = h.create_group("attributes")
+            for k, v in data.attributes.items():
+                g.create_dataset(k, data=v)
+            h.attrs["engine"] = engine.name
+            h.attrs["checkpoint"] = os.path.abspath(a.checkpoint)
+            h.attrs["data"] = json.dumps(data.describe())
+
+    _ensure_parent(a.out)
+    _atomic(a.out, write, binary_path=True)
+    print(f"wrote latents {z.shape} of {data.name} to {a.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(a) -> int:
+    from importlib import metadata
+
+    import engines
+    from . import config as cfgmod
+    from .device import describe
+
+    def ver(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {p: ver(p) for p in ("torch", "numpy", "PySide6-Essentials", "pyqtgraph", "umap-learn",
+                                           "h5py", "safetensors", "pillow", "imageio", "imageio-ffmpeg")},
+        "devices": describe(),
+        "engines": {},
+    }
+    for name in engines.names():
+        cls = engines.engine_class(name)
+        info["engines"][name] = {
+            "capabilities": sorted(cls.capabilities),
+            "config": cfgmod.describe(cls.Config),
+        }
+    if a.json:
+        print(json.dumps(info, default=str))
+        return 0
+    print(f"Latent Explorer — Python {info['python']} on {info['platform']}")
+    for k, v in info["packages"].items():
+        print(f"  {k:20s} {v}")
+    d = info["devices"]
+    print(f"devices: cpu{', cuda ' + str(d.get('cuda_devices')) if d['cuda'] else ''}{', mps' if d['mps'] else ''} (default {d['default']})")
+    print("engines:")
+    for name, e in info["engines"].items():
+        print(f"  {name:10s} {', '.join(e['capabilities'])}")
+        for row in e["config"]:
+            print(f"      {row['name']:18s} = {row['default']!s:10s} {row['help']}")
+    return 0
+
+
+def _ensure_parent(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise UsageError(f"{d}: folder does not exist")
+
+
+def _atomic(path: str, write, binary_path: bool = False) -> None:
+    """Write via a temp file in the same folder, then rename: no half-written output."""
+    import tempfile
+
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
+    try:
+        if binary_path:
+            os.close(fd)
+            write(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise UsageError(f"{path}: could not write ({e.strerror or e})") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(p):
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+# ---- entry point --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="main.py", description="Latent Explorer: train generative models and explore their latent spaces. "
+                "Run without arguments to open the app.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--engine", help="pca, ae, vae, …  (see `info`)")
+    t.add_argument("--data", help="built-in data set (shapes, faces, digits) or a folder/.npz/.h5/IDX path")
+    t.add_argument("--size", type=int, help="resize images to SIZE×SIZE (default: the data set's own size)")
+    t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=float, help="passes over the training split (default 10)")
+    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
+    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    t.add_argument("--out", help="checkpoint to write (.safetensors)")
+    t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
+    t.add_argument("--checkpoint-every", type=float, default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a model")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="sampling option, e.g. temperature=0.8")
+    s.add_argument("--out", required=True, help=".png (grid) or .npz (uint8 'images')")
+    s.add_argument("--cols", type=int, help="grid columns (default: square)")
+    s.add_argument("--scale", type=int, default=1, help="nearest-neighbour upscaling of the PNG")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("encode", help="encode a data set to latents (HDF5)")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", help="data set (default: the one the model was trained on)")
+    e.add_argument("--out", required=True, help="latents.h5")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_encode)
+
+    i = sub.add_parser("info", help="versions, devices and engines")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        sys.stderr.write(f"error: {msg}\n")
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:  # output piped into `head` and friends
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Project rules that code review alone would miss."""
+import ast
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QT = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "shiboken6")
+
+
+def test_engines_never_import_qt_statically():
+    offenders = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "engines")):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, f)
+            tree = ast.parse(open(path, encoding="utf-8").read(), path)
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [f"{os.path.relpath(path, ROOT)}: {n}" for n in names if n.split(".")[0] in QT]
+    assert offenders == []
+
+
+def test_engines_and_cli_load_no_qt_at_runtime():
+    code = (
+        "import sys, pkgutil, importlib, engines\n"
+        "for m in pkgutil.walk_packages(engines.__path__, 'engines.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from engines.cli import main\n"
+        "main(['info'])\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {QT!r}]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_no_pickle_loading_in_project_code():
+    hits = []
+    for top in ("engines", "explorer"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    text = open(os.path.join(dirpath, f), encoding="utf-8").read()
+                    for bad in ("pickle.load", "torch.load(", "allow_pickle=True"):
+                        if bad in text:
+                            hits.append(f"{f}: {bad}")
+    assert hits == []
