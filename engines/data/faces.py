@@ -31,13 +31,15 @@ from PIL import Image, ImageDraw
 
 from .dataset import DataError, ImageDataset, fixed_split
 
-VERSION = 1  # bump when the drawing changes, so old caches are not used
+VERSION = 2  # bump when the drawing changes, so old caches are not used (v1: first draft)
 
 BINARY = ("sunglasses", "smiling", "hat", "beard", "female")
 # Probability of each binary attribute.
 RATES = {"sunglasses": 0.35, "smiling": 0.5, "hat": 0.35, "beard": 0.35, "female": 0.5}
 CONTINUOUS = ("skin_tone", "hair_colour", "face_width", "eye_size")
 LABEL_NAMES = ["neutral man", "smiling man", "neutral woman", "smiling woman"]
+# Where the eyes (and sunglasses) are, as fractions of the side: (top, bottom, left, right).
+EYE_REGION = (0.42, 0.60, 0.28, 0.72)
 
 # Columns of the per-face uniform draws; new columns go at the end so old faces keep their looks.
 _COLS = BINARY + CONTINUOUS + ("dx", "dy", "tilt", "bg_h", "bg_s", "bg_v", "shirt_h", "shirt_s",
@@ -132,7 +134,8 @@ def _params(n: int, seed: int) -> dict[str, np.ndarray]:
 
 def _generate(size: int, n: int, seed: int) -> dict[str, np.ndarray]:
     p = _params(n, seed)
-    r = max(4 * size, 128) if size <= 64 else 2 * size  # drawing resolution
+    # Drawing resolution: 3× at 64 (192 px), at least 128 px for the small sizes.
+    r = max(3 * size, 128) if size <= 64 else 2 * size
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     for i in range(n):
         face = {k: float(v[i]) for k, v in p.items()}
@@ -147,6 +150,21 @@ def _lerp_palette(palette: np.ndarray, t: float) -> np.ndarray:
     i = min(int(x), len(palette) - 2)
     f = x - i
     return palette[i] * (1 - f) + palette[i + 1] * f
+
+
+def _luma(c) -> float:
+    return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
+
+
+def _beard_colour(hair: np.ndarray, skin: np.ndarray) -> tuple[int, int, int]:
+    """Hair colour, a little darker, and darkened further where it would hardly show on the skin."""
+    beard = hair * 0.85 + np.array([90.0, 40.0, 20.0]) * 0.15
+    black = np.array([18.0, 12.0, 10.0])
+    for _ in range(10):
+        if abs(_luma(beard) - _luma(skin)) >= 45 or _luma(beard) < 25:
+            break
+        beard = beard * 0.75 + black * 0.25
+    return _rgb(beard)
 
 
 def _rgb(c) -> tuple[int, int, int]:
@@ -176,9 +194,9 @@ def _draw_face(f: dict, r: int, size: int) -> Image.Image:
     hair_c, hair_dark = _rgb(hair), _rgb(hair * 0.6)
 
     cx = 0.5 + 0.06 * (f["dx"] - 0.5)
-    cy = 0.47 + 0.06 * (f["dy"] - 0.5)
+    cy = 0.49 + 0.06 * (f["dy"] - 0.5)
     hw = 0.25 + 0.07 * f["face_width"]  # half width of the head
-    hh = 0.30  # half height
+    hh = 0.285  # half height
     female, hat = f["female"] > 0.5, f["hat"] > 0.5
 
     # Shoulders and neck.
@@ -207,9 +225,9 @@ def _draw_face(f: dict, r: int, size: int) -> Image.Image:
     # Beard: lower face in darkened hair colour, with the mouth area left clear.
     mouth_y = cy + 0.56 * hh
     if f["beard"] > 0.5:
-        beard = _rgb(hair * 0.8)
-        d.chord(box(cx - hw, cy - hh, cx + hw, cy + hh), 8, 172, fill=beard, outline=hair_dark, width=lw)
-        ell(cx, mouth_y, 0.105, 0.055, fill=skin_c)
+        d.chord(box(cx - hw, cy - hh - 0.02, cx + hw, cy + hh + 0.04), 22, 158, fill=_beard_colour(hair, skin),
+                outline=hair_dark, width=lw)
+        ell(cx, mouth_y, 0.13, 0.04, fill=skin_c)
     # Eyes, brows, nose.
     erx = 0.033 + 0.027 * f["eye_size"]
     ery = 0.8 * erx
@@ -218,18 +236,19 @@ def _draw_face(f: dict, r: int, size: int) -> Image.Image:
         ell(x, eye_y, erx, ery, fill=(250, 250, 250), outline=(40, 30, 30), width=lw)
         ell(x, eye_y + 0.15 * ery, 0.55 * erx, 0.55 * erx * 1.05, fill=(35, 25, 25))
         by = eye_y - ery - 0.035
-        d.line([((x - 0.05) * r, (by + 0.006 * s * 0) * r), ((x + 0.05) * r, by * r)], fill=hair_dark,
-               width=max(1, round(0.018 * r)))
+        d.line([((x - 0.05) * r, by * r), ((x + 0.05) * r, by * r)], fill=hair_dark, width=max(1, round(0.018 * r)))
     d.polygon([(cx * r, (eye_y + 0.03) * r), ((cx - 0.03) * r, (cy + 0.3 * hh) * r),
                ((cx + 0.01) * r, (cy + 0.3 * hh) * r)], fill=skin_dark)
     # Mouth: an open upward curve when smiling, a straight line otherwise; lipstick when female.
     lips = (200, 30, 60) if female else (120, 45, 45)
     if f["smiling"] > 0.5:
-        mw, mh = 0.10, 0.06
-        d.chord(box(cx - mw, mouth_y - mh - 0.015, cx + mw, mouth_y + mh - 0.015), 0, 180,
-                fill=(110, 20, 30), outline=lips, width=max(1, round((0.02 if female else 0.014) * r)))
+        mw, mh, top = 0.12, 0.075, mouth_y - 0.025
+        mb = box(cx - mw, top - mh, cx + mw, top + mh)
+        d.chord(mb, 0, 180, fill=(110, 20, 30))
+        d.rectangle(box(cx - 0.8 * mw, top, cx + 0.8 * mw, top + 0.022), fill=(250, 250, 245))
+        d.chord(mb, 0, 180, outline=lips, width=max(1, round((0.022 if female else 0.014) * r)))
     else:
-        mw = 0.075
+        mw = 0.08
         d.line([((cx - mw) * r, mouth_y * r), ((cx + mw) * r, mouth_y * r)], fill=lips,
                width=max(1, round((0.03 if female else 0.02) * r)))
     # Sunglasses.
@@ -248,13 +267,14 @@ def _draw_face(f: dict, r: int, size: int) -> Image.Image:
         hc = _HATS[min(int(f["hat_c"] * len(_HATS)), len(_HATS) - 1)]
         hdark = _rgb(np.array(hc) * 0.6)
         top = cy - hh
-        d.rounded_rectangle(box(cx - 0.7 * hw, top - 0.13, cx + 0.7 * hw, top + 0.09), radius=0.04 * r,
+        d.rounded_rectangle(box(cx - 0.7 * hw, top - 0.11, cx + 0.7 * hw, top + 0.09), radius=0.04 * r,
                             fill=hc, outline=hdark, width=lw)
         d.rectangle(box(cx - 0.7 * hw, top + 0.035, cx + 0.7 * hw, top + 0.065), fill=hdark)
         d.rounded_rectangle(box(cx - hw - 0.06, top + 0.07, cx + hw + 0.06, top + 0.115), radius=0.02 * r,
                             fill=hc, outline=hdark, width=lw)
 
-    tilt = 16.0 * (f["tilt"] - 0.5)  # degrees
+    tilt = 12.0 * (f["tilt"] - 0.5)  # degrees
     if abs(tilt) > 0.05:
-        img = img.rotate(tilt, resample=Image.Resampling.BICUBIC, center=(cx * r, cy * r), fillcolor=bg)
-    return img.resize((size, size), Image.Resampling.LANCZOS)
+        # Nearest is enough at this resolution: the downsampling below smooths the edges.
+        img = img.rotate(tilt, resample=Image.Resampling.NEAREST, center=(cx * r, cy * r), fillcolor=bg)
+    return img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
