@@ -12,15 +12,16 @@ from .spec import ImageSpec
 
 
 def down_plan(spec: ImageSpec, base: int, max_channels: int) -> tuple[list[int], int, int]:
-    """Channel count per stage and the final feature-map size."""
+    """Channels after each stride-2 stage and the final feature-map size.
+
+    DCGAN-style: the first stage maps the image straight to `base` channels at half
+    resolution, so no full-resolution feature maps are ever computed (they dominate CPU time)."""
     h, w, ch = spec.height, spec.width, []
     c = base
     while h % 2 == 0 and w % 2 == 0 and min(h, w) > 4:
         ch.append(c)
         h, w = h // 2, w // 2
         c = min(c * 2, max_channels)
-    if not ch:  # sides that never halve still get one conv stage
-        ch.append(base)
     return ch, h, w
 
 
@@ -39,49 +40,42 @@ class ConvEncoder(nn.Module):
     def __init__(self, spec: ImageSpec, out_features: int, base: int = 32, max_channels: int = 256):
         super().__init__()
         chans, h, w = down_plan(spec, base, max_channels)
-        layers: list[nn.Module] = [nn.Conv2d(spec.channels, chans[0], 3, padding=1), _act()]
-        c_in = chans[0]
-        halvings = 0
-        hh, ww = spec.height, spec.width
-        for c in chans:
-            stride = 2 if (hh % 2 == 0 and ww % 2 == 0 and min(hh, ww) > 4) else 1
-            layers += [nn.Conv2d(c_in, c, 4 if stride == 2 else 3, stride=stride, padding=1), _norm(c), _act()]
-            if stride == 2:
-                hh, ww, halvings = hh // 2, ww // 2, halvings + 1
+        layers: list[nn.Module] = []
+        c_in = spec.channels
+        if not chans:  # sides that never halve: one stride-1 stage
+            layers += [nn.Conv2d(c_in, base, 3, padding=1), _act()]
+            c_in = base
+        for i, c in enumerate(chans):
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1)]
+            layers += [_act()] if i == 0 else [_norm(c), _act()]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.out_shape = (c_in, hh, ww)
-        self.head = nn.Linear(c_in * hh * ww, out_features)
+        self.out_shape = (c_in, h, w)
+        self.head = nn.Linear(c_in * h * w, out_features)
 
     def forward(self, x):
         return self.head(self.features(x).flatten(1))
 
 
 class ConvDecoder(nn.Module):
-    """vector (N, in_features) → image logits/means (N,C,H,W)."""
+    """vector (N, in_features) → image logits/means (N,C,H,W); mirrors ConvEncoder."""
 
     def __init__(self, spec: ImageSpec, in_features: int, base: int = 32, max_channels: int = 256):
         super().__init__()
         chans, h, w = down_plan(spec, base, max_channels)
-        hh, ww = spec.height, spec.width
-        strides = []
-        for _ in chans:
-            s = 2 if (hh % 2 == 0 and ww % 2 == 0 and min(hh, ww) > 4) else 1
-            strides.append(s)
-            if s == 2:
-                hh, ww = hh // 2, ww // 2
-        self.start_shape = (chans[-1], hh, ww)
-        self.head = nn.Sequential(nn.Linear(in_features, chans[-1] * hh * ww), _act())
+        top = chans[-1] if chans else base
+        self.start_shape = (top, h, w)
+        self.head = nn.Sequential(nn.Linear(in_features, top * h * w), _act())
         layers: list[nn.Module] = []
         rev = list(reversed(chans))
-        for i, (c, s) in enumerate(zip(rev, reversed(strides))):
-            c_out = rev[i + 1] if i + 1 < len(rev) else chans[0]
-            if s == 2:
-                layers += [nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1)]
-            else:
-                layers += [nn.Conv2d(c, c_out, 3, padding=1)]
-            layers += [_norm(c_out), _act()]
-        layers += [nn.Conv2d(chans[0], spec.channels, 3, padding=1)]
+        for i, c in enumerate(rev):
+            last = i == len(rev) - 1
+            c_out = spec.channels if last else rev[i + 1]
+            layers += [nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1)]
+            if not last:
+                layers += [_norm(c_out), _act()]
+        if not chans:
+            layers += [nn.Conv2d(base, spec.channels, 3, padding=1)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z):
