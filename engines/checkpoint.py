@@ -248,3 +248,20 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
     if hasattr(engine, "after_load"):
         engine.after_load()
     return Loaded(engine, info)
+
+
+def update(path: str, metrics: dict | None = None, drop_optimizer: bool = False) -> None:
+    """Rewrite a checkpoint's metadata (merge `metrics`) and optionally drop the optimizer
+    state (bundled models ship without it), keeping the weights bit for bit."""
+    header = _read_header(path)
+    meta = dict(header.get("__metadata__") or {})
+    read_info(path)  # validates format/version
+    tensors = _read_tensors(path)
+    if metrics:
+        merged = json.loads(meta.get("metrics", "{}"))
+        merged.update(metrics)
+        meta["metrics"] = json.dumps(merged)
+    if drop_optimizer:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("optim/")}
+        meta["optimizers"] = "{}"
+    _atomic_write(path, st_save(tensors, metadata=meta))

@@ -157,3 +157,16 @@ def test_read_info_is_cheap_and_has_thumbnail(tmp_path):
     assert info.latent_shape == [4]
     assert info.data["name"] == "faces"
     assert ckpt.read_thumbnail(p).shape == (10, 12, 3)
+
+
+def test_update_metrics_and_drop_optimizer(tmp_path):
+    e = trained()
+    p = str(tmp_path / "m.safetensors")
+    ckpt.save(p, e, metrics={"a": 1.0})
+    size = os.path.getsize(p)
+    ckpt.update(p, metrics={"b": 2.0}, drop_optimizer=True)
+    assert ckpt.read_info(p).metrics == {"a": 1.0, "b": 2.0}
+    assert os.path.getsize(p) < size
+    f = ckpt.load(p, device="cpu").engine
+    x = torch.rand(3, 3, 16, 16)
+    assert torch.equal(f.decode(f.encode(x)), e.decode(e.encode(x)))

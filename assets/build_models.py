@@ -1,0 +1,65 @@
+"""Train the bundled models that `python main.py` opens with. Reproducible: fixed seeds,
+settings and time budgets below; run from the repository root:
+
+    python assets/build_models.py                 # all of them (about 25 min on a 2-core laptop)
+    python assets/build_models.py vae-faces-64    # just one
+
+Each model is trained by the same `train` command users run, then its optimizer state is
+dropped so the file stays small (a few MB).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+OUT = os.path.join(ROOT, "assets", "models")
+
+# name: (engine, data, size, channels, minutes, settings)
+MODELS = {
+    "vae-faces-64": ("vae", "faces", 64, 3, 12.0, ["latent_dim=32", "width=32"]),
+    "ae-faces-64": ("ae", "faces", 64, 3, 5.0, ["latent_dim=32", "width=32"]),
+    "pca-faces-64": ("pca", "faces", 64, 3, None, ["n_components=32"]),
+    "vae-digits-28": ("vae", "digits", 28, 1, 4.0, ["latent_dim=16"]),
+    "ae-digits-28": ("ae", "digits", 28, 1, 2.0, ["latent_dim=16"]),
+    "pca-digits-28": ("pca", "digits", 28, 1, None, ["n_components=16"]),
+}
+
+
+def build(name: str, device: str) -> str:
+    from engines import checkpoint as ckpt
+    from engines.cli import main as cli
+
+    engine, data, size, channels, minutes, settings = MODELS[name]
+    out = os.path.join(OUT, f"{name}.safetensors")
+    argv = ["train", "--engine", engine, "--data", data, "--size", str(size), "--channels", str(channels),
+            "--seed", "0", "--device", device, "--out", out]
+    argv += ["--minutes", str(minutes)] if minutes else ["--epochs", "1"]
+    for s in settings:
+        argv += ["--set", s]
+    t0 = time.time()
+    rc = cli(argv)
+    if rc != 0:
+        raise SystemExit(f"training {name} failed ({rc})")
+    ckpt.update(out, drop_optimizer=True)
+    print(f"{name}: {os.path.getsize(out) / 1e6:.1f} MB in {time.time() - t0:.0f} s", file=sys.stderr)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help=f"models to build (default all: {', '.join(MODELS)})")
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    for n in a.names or MODELS:
+        if n not in MODELS:
+            raise SystemExit(f"unknown model {n} (known: {', '.join(MODELS)})")
+        build(n, a.device)
+
+
+if __name__ == "__main__":
+    main()
