@@ -278,6 +278,17 @@ def cmd_info(a) -> int:
     return 0
 
 
+def cmd_screenshot(a) -> int:
+    # The only command that needs Qt: imported here, never at module level.
+    from explorer import screenshot
+
+    try:
+        return screenshot.main(a.panel, a.out, model=a.model, size=a.size, train_seconds=a.train_seconds,
+                               data=a.data, panel_only=a.panel_only)
+    except screenshot.ScreenshotError as e:
+        raise UsageError(str(e)) from None
+
+
 def _ensure_parent(path: str) -> None:
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
@@ -356,6 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="versions, devices and engines")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    sh = sub.add_parser("screenshot", help="render a panel of the app offscreen to a PNG")
+    sh.add_argument("--panel", default="train", help="train (more panels as they come)")
+    sh.add_argument("--model", help="checkpoint to load first")
+    sh.add_argument("--out", required=True, help="file.png")
+    sh.add_argument("--size", default="1280x800", help="window size WIDTHxHEIGHT")
+    sh.add_argument("--train-seconds", type=float, default=0.0, help="Train panel: train this long first")
+    sh.add_argument("--data", help="Train panel: data set to select")
+    sh.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
+    sh.set_defaults(func=cmd_screenshot)
     return p
 
 

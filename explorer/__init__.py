@@ -1,0 +1,7 @@
+"""Latent Explorer's desktop app (PySide6): thin views over `engines/`, compute in worker threads.
+
+Layout: `app.py` (entry point), `window.py` (main window), `actions.py` (menus and shortcuts, one
+table), `settings.py` (JSON settings), `workers.py` (thread workers, latest-request-wins runner),
+`session.py` (the current model every panel follows), `library.py` (the model list),
+`panels/` (one tab per panel), `widgets/` (reusable views), `screenshot.py` (offscreen PNGs).
+"""

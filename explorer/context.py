@@ -1,0 +1,17 @@
+"""What every panel is given: the shared current-model session and the user's settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .session import ModelSession
+from .settings import Settings
+
+
+@dataclass
+class Context:
+    session: ModelSession
+    settings: Settings
+
+    def message(self, text: str, timeout_ms: int = 6000) -> None:
+        """A transient line in the status bar (the window connects it)."""
+        self.session.status_message.emit(text, timeout_ms)

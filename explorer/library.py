@@ -1,0 +1,177 @@
+"""The model library: a side list of checkpoints (bundled, the user's runs, opened files), each
+with a thumbnail of samples, engine, data set, image size, latent size and training time.
+Selecting one loads it into the session, i.e. for every panel."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QFont, QIcon, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
+
+from . import catalog
+from .widgets.image_grid import thumbnail_pixmap
+from .workers import LatestRequestRunner
+
+THUMB = 64
+PATH_ROLE = Qt.ItemDataRole.UserRole
+ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _scan(request):
+    runs_dir, opened = request
+    return catalog.scan(runs_dir, opened)
+
+
+class Library(QWidget):
+    model_selected = Signal(str)  # path: the window loads it into the session
+    resume_requested = Signal(str)  # path: continue training it in the Train panel
+    refreshed = Signal(list)  # catalog entries
+
+    def __init__(self, settings, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.entries: list[catalog.Entry] = []
+        self._select_after: str | None = None
+        self._current: str | None = None
+        self._scanner = LatestRequestRunner(_scan, self)
+        self._scanner.result.connect(self._on_scanned)
+        self._scanner.failed.connect(lambda g, r, e: self.empty.setText(f"Cannot list models: {e}"))
+
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setSpacing(2)
+        self.list.setWordWrap(True)
+        self.list.setUniformItemSizes(False)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.itemClicked.connect(self._clicked)
+        self.list.itemActivated.connect(self._clicked)
+        self.empty = QLabel("No models yet. Train one in the Train panel, or open a checkpoint with File → Open.")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.empty.setMargin(8)
+        self.empty.hide()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.list, 1)
+        lay.addWidget(self.empty)
+        self._blank = QPixmap(THUMB, THUMB)
+        self._blank.fill(Qt.GlobalColor.lightGray)
+
+    # ---- contents --------------------------------------------------------------------------
+    def refresh(self, select: str | None = None) -> None:
+        """Rescan in a worker; `refreshed` follows. `select`: highlight this path afterwards."""
+        if select:
+            self._select_after = select
+        self._scanner.submit((self.settings.runs_folder, list(self.settings.opened_files)))
+
+    @property
+    def scanning(self) -> bool:
+        return self._scanner.busy
+
+    def add_opened(self, path: str) -> None:
+        """A checkpoint opened by hand: listed under 'Opened files' (unless already listed)."""
+        path = os.path.abspath(path)
+        self.settings.remember("opened_files", path)
+        self.refresh(select=path)
+
+    def _on_scanned(self, generation, request, entries) -> None:
+        self.entries = entries
+        self.list.clear()
+        by_source = {}
+        for e in entries:
+            by_source.setdefault(e.source, []).append(e)
+        for source, title in catalog.SOURCES:
+            items = by_source.get(source)
+            if not items:
+                continue
+            head = QListWidgetItem(title)
+            f = QFont(head.font())
+            f.setBold(True)
+            head.setFont(f)
+            head.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.list.addItem(head)
+            for e in items:
+                self.list.addItem(self._item(e))
+        self.empty.setVisible(not entries)
+        self.list.setVisible(bool(entries))
+        target = self._select_after or self._current
+        self._select_after = None
+        if target:
+            self.highlight(target)
+        self.refreshed.emit(entries)
+
+    def _item(self, e: catalog.Entry) -> QListWidgetItem:
+        item = QListWidgetItem(f"{e.name}\n{e.summary()}")
+        pix = thumbnail_pixmap(e.thumbnail, THUMB) if e.thumbnail is not None else self._blank
+        item.setIcon(QIcon(pix))
+        item.setToolTip(e.tooltip())
+        item.setData(PATH_ROLE, e.path)
+        item.setData(ENTRY_ROLE, e)
+        if not e.ok:
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            item.setForeground(Qt.GlobalColor.darkRed)
+        return item
+
+    def paths(self) -> list[str]:
+        return [e.path for e in self.entries]
+
+    def entry(self, path: str) -> catalog.Entry | None:
+        for e in self.entries:
+            if _same(e.path, path):
+                return e
+        return None
+
+    # ---- selection -----------------------------------------------------------------------------
+    def highlight(self, path: str | None) -> None:
+        """Mark `path` as the current model without emitting model_selected."""
+        self._current = path
+        self.list.blockSignals(True)
+        try:
+            self.list.clearSelection()
+            for i in range(self.list.count()):
+                item = self.list.item(i)
+                if path and _same(item.data(PATH_ROLE) or "", path):
+                    item.setSelected(True)
+                    self.list.setCurrentItem(item)
+                    self.list.scrollToItem(item)
+                    break
+        finally:
+            self.list.blockSignals(False)
+
+    def select(self, path: str) -> None:
+        """Select the entry and load it (as a click would)."""
+        self.highlight(path)
+        self.model_selected.emit(path)
+
+    def _clicked(self, item: QListWidgetItem) -> None:
+        path = item.data(PATH_ROLE)
+        e = item.data(ENTRY_ROLE)
+        if path and e is not None and e.ok and not (self._current and _same(path, self._current)):
+            self._current = path
+            self.model_selected.emit(path)
+
+    def _menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        if item is None or not item.data(PATH_ROLE):
+            return
+        path, e = item.data(PATH_ROLE), item.data(ENTRY_ROLE)
+        menu = QMenu(self)
+        load = QAction("Load", menu, enabled=e.ok)
+        load.triggered.connect(lambda: self.select(path))
+        resume = QAction("Continue training…", menu, enabled=e.ok and e.info.engine is not None)
+        resume.triggered.connect(lambda: self.resume_requested.emit(path))
+        menu.addAction(load)
+        menu.addAction(resume)
+        if e.source == "opened":
+            forget = QAction("Remove from list", menu)
+            forget.triggered.connect(lambda: (self.settings.forget("opened_files", path), self.refresh()))
+            menu.addAction(forget)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

@@ -1,0 +1,485 @@
+"""The Train panel: data set, engine and settings on the left; run controls, live loss curves,
+real images next to fixed-seed samples (or reconstructions) on the right.
+
+Training runs in a worker (`train_jobs.training_job`), which builds the engine and takes every
+step off the GUI thread; Progress arrives here about ten times a second. Every few seconds the
+samples are redrawn by another worker through a LatestRequestRunner (the engine's lock makes
+sampling during training safe). A finished or cancelled run's checkpoint is announced with
+`checkpoint_saved`, and the library lists it.
+"""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from ..widgets.image_grid import ImageGrid
+from ..widgets.loss_plot import LossPlot
+from ..workers import LatestRequestRunner, Worker, run_in_thread
+from . import Panel
+from .data_box import DataBox
+from .forms import ConfigForm
+from .train_jobs import Started, fixed_images, render_preview, run_name, training_job, unique_path
+
+REFRESH_MS = 3000
+TERMINAL = ("finished", "cancelled", "failed")
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(1, torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def _dur(s) -> str:
+    if s is None:
+        return "–"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class TrainPanel(Panel):
+    name = "train"
+    title = "Train"
+    state_changed = Signal(str)  # idle | starting | running | pausing | paused | stopping
+    progress = Signal(object)  # every engines.train.Progress
+    training_finished = Signal(object)  # the last Progress (finished, cancelled or failed)
+    checkpoint_saved = Signal(str)
+
+    def __init__(self, ctx, parent=None):
+        super().__init__(ctx, parent)
+        self.state = "idle"
+        self.worker: Worker | None = None
+        self.control = None
+        self.engine = None  # the engine being trained (built on the worker thread)
+        self.last = None  # last Progress
+        self.resume = None  # engines.checkpoint.Loaded when continuing a checkpoint
+        self._run_data = None
+        self._fixed = None
+        self._sampler = LatestRequestRunner(render_preview, self)
+        self._sampler.result.connect(self._on_preview)
+        self._sampler.failed.connect(lambda g, r, e: self.sample_caption.setText(f"Could not draw samples: {e}"))
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh_preview)
+        self._build()
+        self._restore()
+        self._set_state("idle")
+
+    # ---- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        import engines
+
+        st = self.ctx.settings
+        self.data_box = DataBox(user_paths=st.user_data)
+        self.data_box.start_dir = st.last_data_dir
+        self.data_box.dataset_changed.connect(self._on_dataset)
+        self.data_box.user_data_added.connect(self._remember_data)
+
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner.setStyleSheet("QLabel { background: #fff4d6; padding: 6px; }")
+        self.new_model_btn = QPushButton("Start a new model instead")
+        self.new_model_btn.clicked.connect(self.leave_resume)
+
+        model = QGroupBox("Model")
+        self.engine_combo = QComboBox()
+        for n in engines.names():
+            self.engine_combo.addItem(n.upper() if len(n) <= 3 else n, n)
+        self.engine_combo.setToolTip("The model family to train")
+        self.form = ConfigForm()
+        ml = QVBoxLayout(model)
+        top = QFormLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addRow("Engine", self.engine_combo)
+        ml.addLayout(top)
+        ml.addWidget(self.form)
+        self.engine_combo.currentIndexChanged.connect(self._on_engine)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 6, 0)
+        ll.addWidget(self.banner)
+        ll.addWidget(self.new_model_btn)
+        ll.addWidget(self.data_box)
+        ll.addWidget(model)
+        ll.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(340)
+        scroll.setMaximumWidth(400)
+
+        # Run settings and controls.
+        self.epochs_label = QLabel("Epochs")
+        self.epochs = QDoubleSpinBox()
+        self.epochs.setRange(0.1, 100_000)
+        self.epochs.setDecimals(1)
+        self.epochs.setValue(10)
+        self.epochs.setToolTip("Passes over the training split")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Seed for the weights, the batch order and the training noise")
+        self.device_combo = QComboBox()
+        for d in available_devices():
+            self.device_combo.addItem(d, d)
+        self.device_combo.setToolTip("Where the app computes (training and drawing)")
+        self.device_combo.currentIndexChanged.connect(lambda _i: self.ctx.session.set_device(self.device_combo.currentData()))
+        self.ctx.session.device_changed.connect(self._show_device)
+        self.save_as = QLineEdit()
+        self.save_as.setPlaceholderText("name (automatic)")
+        self.save_as.setToolTip("File name of the checkpoint in your runs folder")
+        self.start_btn = QPushButton("Start")
+        self.pause_btn = QPushButton("Pause")
+        self.cancel_btn = QPushButton("Cancel")
+        self.start_btn.setToolTip("Start training (Ctrl+Return)")
+        self.pause_btn.setToolTip("Pause or resume (Ctrl+P)")
+        self.cancel_btn.setToolTip("Stop and keep a checkpoint of what was learnt (Ctrl+.)")
+        self.start_btn.clicked.connect(self.start)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.status = QLabel("Pick a data set and an engine, then press Start.")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        row1 = QHBoxLayout()
+        for label, w in ((self.epochs_label, self.epochs), ("Seed", self.seed), ("Device", self.device_combo)):
+            row1.addWidget(label if isinstance(label, QLabel) else QLabel(label))
+            row1.addWidget(w)
+        row1.addWidget(QLabel("Save as"))
+        row1.addWidget(self.save_as, 1)
+        row2 = QHBoxLayout()
+        for b in (self.start_btn, self.pause_btn, self.cancel_btn):
+            row2.addWidget(b)
+        row2.addWidget(self.bar, 1)
+
+        self.loss_plot = LossPlot()
+        self.samples = ImageGrid(placeholder="Samples from fixed seeds appear here every few seconds while a model trains.")
+        self.preview_mode = QComboBox()
+        self.preview_mode.addItem("Samples", "samples")
+        self.preview_mode.addItem("Reconstructions", "reconstructions")
+        self.preview_mode.setToolTip("Show samples from fixed seeds, or test images next to their reconstructions")
+        self.preview_mode.currentIndexChanged.connect(self.refresh_preview)
+        self.sample_caption = QLabel("")
+        self.sample_caption.setWordWrap(True)
+        real = QGroupBox("Training data")
+        rl = QVBoxLayout(real)
+        rl.addWidget(self.data_box.preview, 1)
+        rl.addWidget(self.data_box.summary)
+        model_box = QGroupBox("What the model makes")
+        mbl = QVBoxLayout(model_box)
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(self.preview_mode)
+        mode_row.addStretch(1)
+        mbl.addLayout(mode_row)
+        mbl.addWidget(self.samples, 1)
+        mbl.addWidget(self.sample_caption)
+        images = QWidget()
+        il = QHBoxLayout(images)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.addWidget(real, 1)
+        il.addWidget(model_box, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.loss_plot)
+        split.addWidget(images)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 5)
+        split.setChildrenCollapsible(False)
+
+        right = QVBoxLayout()
+        right.addLayout(row1)
+        right.addLayout(row2)
+        right.addWidget(self.status)
+        right.addWidget(split, 1)
+        lay = QHBoxLayout(self)
+        lay.addWidget(scroll)
+        lay.addLayout(right, 1)
+        self.data_box.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def _restore(self) -> None:
+        t = dict(self.ctx.settings.train)
+        i = self.engine_combo.findData(t.get("engine", "vae"))
+        self.engine_combo.setCurrentIndex(max(0, i))
+        self._on_engine()
+        self.epochs.setValue(float(t.get("epochs", 10)))
+        self.seed.setValue(int(t.get("seed", 0)))
+        self.preview_mode.setCurrentIndex(max(0, self.preview_mode.findData(t.get("preview", "samples"))))
+        self._show_device(str(self.ctx.session.device))
+        self.leave_resume(reload=False)
+        self.data_box.select(t.get("data", "shapes"), t.get("size"), t.get("channels"))
+
+    def save_state(self) -> None:
+        source, size, channels = self.data_box.current_request()
+        t = dict(self.ctx.settings.train)
+        configs = dict(t.get("config", {}))
+        if self.resume is None:
+            configs[self.engine_combo.currentData()] = self.form.changed_values()
+        t.update(engine=self.engine_combo.currentData(), config=configs, epochs=self.epochs.value(),
+                 seed=self.seed.value(), preview=self.preview_mode.currentData())
+        if source is not None and self.resume is None:
+            t.update(data=source, size=size, channels=channels)
+        self.ctx.settings.train = t
+
+    # ---- choices ------------------------------------------------------------------------------
+    def _on_engine(self, *_):
+        import engines
+
+        name = self.engine_combo.currentData()
+        self.form.set_config_class(engines.engine_class(name).Config)
+        self.form.set_values(self.ctx.settings.train.get("config", {}).get(name, {}))
+        closed = engines.engine_class(name).closed_form
+        self.epochs.setEnabled(not closed)
+        self.epochs.setToolTip("Closed-form models are fitted in one go" if closed else "Passes over the training split")
+
+    def _on_dataset(self, ds) -> None:
+        self._update_buttons()
+
+    def _remember_data(self, path: str) -> None:
+        self.ctx.settings.remember("user_data", path)
+        self.ctx.settings.last_data_dir = os.path.dirname(path.rstrip("/\\"))
+
+    def _show_device(self, name: str) -> None:
+        self.device_combo.blockSignals(True)
+        i = self.device_combo.findData(name)
+        if i < 0:
+            self.device_combo.addItem(name, name)
+            i = self.device_combo.count() - 1
+        self.device_combo.setCurrentIndex(i)
+        self.device_combo.blockSignals(False)
+
+    # ---- resume -------------------------------------------------------------------------------
+    def resume_from(self, path: str) -> None:
+        """Continue training a checkpoint: loads it (with optimizer state) in a worker."""
+        from engines import checkpoint as ckpt
+
+        if self.state != "idle":
+            self.ctx.message("Training is running; cancel it before resuming another model.")
+            return
+        self.status.setText(f"Loading {os.path.basename(path)} to continue training…")
+        run_in_thread(ckpt.load, path, str(self.ctx.session.device), True,
+                      on_result=self._enter_resume, on_error=lambda e: self.ctx.session.report(e, "Cannot resume"))
+
+    def _enter_resume(self, loaded) -> None:
+        from engines.data import BUILTIN
+
+        self.resume = loaded
+        info = loaded.info
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(info.engine)))
+        self.form.set_values(info.config)
+        for w in (self.engine_combo, self.form):
+            w.setEnabled(False)
+        name = os.path.splitext(os.path.basename(info.path))[0]
+        epoch = info.train_state.get("step", 0)
+        self.banner.setText(f"Continuing <b>{name}</b> from step {epoch:,}. "
+                            f"Start trains it for more epochs and updates its checkpoint; "
+                            f"its settings stay as they were.")
+        self.banner.show()
+        self.new_model_btn.show()
+        self.epochs_label.setText("More epochs")
+        self.save_as.setText(name)
+        self.save_as.setEnabled(False)
+        data = info.data.get("name", "")
+        source = data if data in BUILTIN else info.data.get("source", data)
+        self.data_box.select(source, info.spec.height, info.spec.channels)
+        self.status.setText(f"Ready to continue {name}.")
+
+    def leave_resume(self, reload: bool = True) -> None:
+        self.resume = None
+        for w in (self.engine_combo, self.form, self.save_as):
+            w.setEnabled(True)
+        self.banner.hide()
+        self.new_model_btn.hide()
+        self.epochs_label.setText("Epochs")
+        self.save_as.clear()
+        if reload:
+            self._on_engine()
+
+    # ---- run control -----------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start a run with the current choices; False (with a message) when it cannot."""
+        from engines.train import TrainControl, TrainOptions
+
+        if self.state != "idle":
+            return False
+        ds = self.data_box.dataset
+        if ds is None:
+            self._refuse(self.data_box.last_error or "The data set is still loading.")
+            return False
+        more = None
+        if self.resume is not None:
+            engine = self.resume.engine
+            if engine.spec != ds.spec:
+                self._refuse(f"The model works on {engine.spec} images but the data set is {ds.spec}.")
+                return False
+            src = self.resume.info.path
+            out = src if not self._is_bundled(src) else unique_path(self.ctx.settings.runs_folder, os.path.basename(src))
+            make = lambda: engine  # noqa: E731
+            more = self.epochs.value()
+        else:
+            import engines
+            from engines import config as cfgmod
+
+            name = self.engine_combo.currentData()
+            cls = engines.engine_class(name)
+            try:
+                cfg = self.form.config()
+            except cfgmod.ConfigError as e:
+                self._refuse(str(e))
+                return False
+            device, seed = self.ctx.session.device, self.seed.value()
+            make = lambda: cls(ds.spec, cfg, device=device, seed=seed)  # noqa: E731
+            folder = self.ctx.settings.runs_folder
+            out = unique_path(folder, self.save_as.text().strip() or run_name(name, ds.name, ds.spec.height))
+        try:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+        except OSError as e:
+            self._refuse(f"Cannot create the runs folder: {e}")
+            return False
+        options = TrainOptions(epochs=self.epochs.value(), seed=self.seed.value(), out=out,
+                               checkpoint_every_s=60.0, report_every_s=0.1)
+        self.control = TrainControl()
+        self._run_data = ds
+        self._fixed = fixed_images(ds)
+        self.last = None
+        self.loss_plot.clear()
+        self.loss_plot.set_caption(f"Training → {os.path.basename(out)}")
+        self.bar.setValue(0)
+        self.worker = Worker(training_job, make, ds, options, self.control, more)
+        self.worker.yielded.connect(self._on_yield)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_worker_done)
+        self._set_state("starting")
+        self.status.setText("Building the model…")
+        self.worker.start("long")
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.control is None:
+            return
+        if self.state == "running":
+            self.control.pause()
+            self._set_state("pausing")
+        elif self.state in ("paused", "pausing"):
+            self.control.resume()
+            self._set_state("running")
+
+    def cancel(self) -> None:
+        if self.control is not None and self.state not in ("idle", "stopping"):
+            self.control.cancel()
+            self._set_state("stopping")
+            self.status.setText("Stopping; saving a checkpoint…")
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        if self.control is not None:
+            self.control.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.state != "idle"
+
+    def _refuse(self, why: str) -> None:
+        self.status.setText(why)
+        self.ctx.message(why)
+
+    @staticmethod
+    def _is_bundled(path: str) -> bool:
+        from ..catalog import bundled_dir
+
+        return os.path.realpath(os.path.dirname(path)) == os.path.realpath(bundled_dir())
+
+    # ---- progress from the worker ---------------------------------------------------------------
+    def _on_yield(self, item) -> None:
+        if isinstance(item, Started):
+            self.engine = item.engine
+            if self.state == "starting":
+                self._set_state("running")
+            self.refresh_preview()
+            self._timer.start()
+            return
+        p = item
+        self.last = p
+        self.progress.emit(p)
+        if p.fraction is not None:
+            self.bar.setValue(int(1000 * p.fraction))
+        eta = f" · ETA {_dur(p.eta_s)}" if p.eta_s is not None and p.state == "running" else ""
+        total = f" / {p.total_steps:,}" if p.total_steps else ""
+        self.status.setText(f"{p.state} · step {p.step:,}{total} · epoch {p.epoch:.2f} · "
+                            f"{p.images_per_s:,.0f} img/s · {_dur(p.elapsed_s)} elapsed{eta}"
+                            + (f" · {p.message}" if p.message else ""))
+        if p.state == "running":
+            if p.metrics:
+                self.loss_plot.add(p.step, p.metrics)
+            if self.state == "paused":
+                self._set_state("running")
+            pct = f" {100 * p.fraction:.0f}%" if p.fraction is not None else ""
+            self.ctx.session.set_busy("train", f"training{pct}")
+        elif p.state == "paused":
+            self._set_state("paused")
+            self.ctx.session.set_busy("train", "training paused")
+        elif p.state in TERMINAL:
+            self._timer.stop()
+            self.refresh_preview()
+            if p.state == "failed":
+                self.ctx.session.error.emit("Training stopped", p.message)
+            if p.checkpoint:
+                self.checkpoint_saved.emit(p.checkpoint)
+                self.ctx.message(f"{p.state.capitalize()}: saved {os.path.basename(p.checkpoint)}", 8000)
+            self.training_finished.emit(p)
+
+    def _on_error(self, exc) -> None:
+        self.status.setText(f"Training failed: {exc}")
+        self.ctx.session.report(exc, "Training failed")
+
+    def _on_worker_done(self) -> None:
+        self._timer.stop()
+        self.worker = None
+        self.control = None
+        self.ctx.session.set_busy("train", None)
+        if self.resume is not None and self.last is not None:
+            self.banner.setText(f"Continuing <b>{os.path.basename(self.resume.info.path)}</b>, now at step "
+                                f"{self.last.step:,}. Start trains it further.")
+        self._set_state("idle")
+
+    # ---- preview -----------------------------------------------------------------------------
+    def refresh_preview(self, *_) -> None:
+        """Redraw the samples/reconstructions of the engine being trained (in a worker)."""
+        if self.engine is not None:
+            self._sampler.submit((self.engine, self.preview_mode.currentData(), self._fixed))
+
+    def _on_preview(self, generation, request, value) -> None:
+        grid, caption = value
+        if grid is not None:
+            self.samples.set_image(grid)
+        self.sample_caption.setText(caption)
+
+    # ---- state -----------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._update_buttons()
+        self.state_changed.emit(state)
+
+    def _update_buttons(self) -> None:
+        idle = self.state == "idle"
+        self.start_btn.setEnabled(idle and self.data_box.dataset is not None)
+        self.pause_btn.setEnabled(self.state in ("running", "paused", "pausing"))
+        self.pause_btn.setText("Resume" if self.state in ("paused", "pausing") else "Pause")
+        self.cancel_btn.setEnabled(self.state in ("starting", "running", "paused", "pausing"))
+        for w in (self.data_box, self.epochs, self.seed, self.device_combo):
+            w.setEnabled(idle)
+        for w in (self.engine_combo, self.form, self.save_as, self.new_model_btn):
+            w.setEnabled(idle and self.resume is None or (w is self.new_model_btn and idle))

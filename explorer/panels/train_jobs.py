@@ -1,0 +1,91 @@
+"""What the Train panel runs in its workers — plain functions, no Qt.
+
+`training_job` builds the engine (or takes a resumed one) and then yields from engines.train.train,
+so the model is constructed and every step is taken on the worker's thread. `render_preview`
+draws the fixed-seed samples or reconstructions shown while the model learns.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+PREVIEW_SAMPLES = 32
+PREVIEW_SEED = 1234
+RECON_PAIRS = 16
+
+
+@dataclass
+class Started:
+    """First thing a training job yields: the engine it trains (built on the worker thread)."""
+
+    engine: object
+    total_epochs: float | None
+
+
+def training_job(make_engine, data, options, control, more_epochs: float | None = None):
+    from engines.train import train
+
+    engine = make_engine()
+    if more_epochs is not None:  # resuming: train this many epochs beyond where the run stopped
+        bs = min(int(getattr(engine.config, "batch_size", len(data.train_idx))), len(data.train_idx))
+        steps_per_epoch = max(1, len(data.train_idx) // max(1, bs))
+        options.epochs = engine.step / steps_per_epoch + more_epochs
+    yield Started(engine, options.epochs)
+    yield from train(engine, data, options, control)
+
+
+def fixed_images(data, n: int = RECON_PAIRS) -> np.ndarray:
+    """The same test images every refresh (so the reconstructions can be compared over time)."""
+    pool = data.test_idx if len(data.test_idx) >= n else data.train_idx
+    idx = pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
+    return data.images[idx]
+
+
+def render_preview(request) -> tuple[np.ndarray, str]:
+    """(engine, mode, images) → (uint8 grid, caption). mode: 'samples' or 'reconstructions'."""
+    from engines.data.dataset import to_uint8
+    from engines.train import tile
+
+    engine, mode, images = request
+    t0 = time.perf_counter()
+    step = engine.step
+    if mode == "reconstructions" and "encode" in engine.capabilities and images is not None:
+        rec = to_uint8(engine.decode(engine.encode(images)))
+        pairs = np.empty((2 * len(images), *images.shape[1:]), np.uint8)
+        cols = 8
+        # Rows alternate: 8 originals, then their 8 reconstructions.
+        for r in range(0, len(images), cols):
+            chunk = slice(r, r + cols)
+            k = len(images[chunk])
+            pairs[2 * r: 2 * r + k] = images[chunk]
+            pairs[2 * r + k: 2 * r + 2 * k] = rec[chunk]
+        grid = tile(pairs, cols)
+        caption = f"Test images (odd rows) and reconstructions (even rows) at step {step:,}"
+    elif "sample" in engine.capabilities:
+        grid = tile(to_uint8(engine.sample(PREVIEW_SAMPLES, seed=PREVIEW_SEED)), 8)
+        caption = f"Samples from fixed seeds at step {step:,}"
+    else:
+        return None, f"{engine.name} cannot draw samples or reconstructions"
+    return grid, caption + f" ({1000 * (time.perf_counter() - t0):.0f} ms)"
+
+
+def run_name(engine: str, data_name: str, size: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data = re.sub(r"[^A-Za-z0-9_-]+", "-", data_name).strip("-") or "data"
+    return f"{engine}-{data}-{size}-{stamp}"
+
+
+def unique_path(folder: str, name: str) -> str:
+    name = re.sub(r"[\\/:*?\"<>|]+", "-", name).strip() or "model"
+    if name.endswith(".safetensors"):
+        name = name[: -len(".safetensors")]
+    path = os.path.join(folder, name + ".safetensors")
+    i = 2
+    while os.path.exists(path):
+        path = os.path.join(folder, f"{name}-{i}.safetensors")
+        i += 1
+    return path

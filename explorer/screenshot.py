@@ -1,0 +1,93 @@
+"""`python main.py screenshot --panel NAME [--model F] --out file.png`: render a panel offscreen.
+
+Opens the window offscreen at a fixed size with settings kept in a throwaway folder (the user's
+own settings are not touched), optionally loads a checkpoint, optionally trains for a few seconds
+in the Train panel so its curves and samples show real content, and saves `window.grab()`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+
+class ScreenshotError(ValueError):
+    pass
+
+
+def _wait(app, until, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        app.processEvents()
+        if until():
+            return True
+        time.sleep(0.01)
+    return until()
+
+
+def render(panel: str, out: str, model: str | None = None, size: tuple[int, int] = (1280, 800),
+           train_seconds: float = 0.0, data: str | None = None, whole_window: bool = True) -> str:
+    if not out.lower().endswith(".png"):
+        raise ScreenshotError("--out must end in .png")
+    if model and not os.path.isfile(model):
+        raise ScreenshotError(f"{model}: no such file")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    home = None
+    if not os.environ.get("LATENT_EXPLORER_HOME"):
+        home = tempfile.mkdtemp(prefix="latent-explorer-shot-")
+        os.environ["LATENT_EXPLORER_HOME"] = home
+    from . import panels, workers
+    from .app import make_app
+    from .settings import Settings
+    from .window import MainWindow
+
+    if panel not in panels.names():
+        raise ScreenshotError(f"unknown panel '{panel}' (available: {', '.join(panels.names())})")
+    app = make_app([sys.argv[0]])
+    settings = Settings()
+    if data:
+        settings.train = {"data": data}
+    win = MainWindow(settings=settings, auto_load=not model)
+    win.resize(*size)
+    win.show_panel(panel)
+    win.show()
+    _wait(app, lambda: not win.library.scanning, 20)
+    if model:
+        win.open_path(model)
+        if win.errors:
+            raise ScreenshotError(win.errors[-1][1])
+    _wait(app, lambda: not win.session.loading, 60)
+    p = win.panels[panel]
+    if panel == "train":
+        _wait(app, lambda: not p.data_box.loading, 60)
+        if train_seconds > 0:
+            if p.start():
+                _wait(app, lambda: False, train_seconds)
+                p.pause_btn.click() if p.state == "running" else None
+                _wait(app, lambda: p.state == "paused", 10)
+                p.refresh_preview()
+                _wait(app, lambda: not p._sampler.busy, 20)
+                _wait(app, lambda: False, 0.6)  # let the plot redraw
+    _wait(app, lambda: False, 0.5)
+    os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
+    ok = (win if whole_window else p).grab().save(out)
+    if panel == "train" and p.running:
+        p.cancel()
+    for pn in win.panels.values():
+        pn.shutdown()
+    workers.wait_all(60_000)
+    win.close()
+    if not ok:
+        raise ScreenshotError(f"{out}: could not write the PNG")
+    return out
+
+
+def main(panel, out, model=None, size="1280x800", train_seconds=0.0, data=None, panel_only=False) -> int:
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ScreenshotError(f"--size expects WIDTHxHEIGHT, got '{size}'") from None
+    path = render(panel, out, model, (w, h), train_seconds, data, whole_window=not panel_only)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0

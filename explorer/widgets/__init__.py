@@ -1,0 +1,1 @@
+"""Reusable views: image grids and loss curves."""

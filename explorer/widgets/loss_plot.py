@@ -1,0 +1,121 @@
+"""Live loss curves, one per named term (pyqtgraph), with a log-scale toggle.
+
+Points are appended cheaply; the plot redraws at most a few times per second from a timer and
+shows at most MAX_POINTS per curve (older history is thinned), so a long run never makes the
+GUI thread stall on redraws.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+MAX_POINTS = 600
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+class LossPlot(QWidget):
+    def __init__(self, parent=None, redraw_ms: int = 250):
+        super().__init__(parent)
+        self._steps: list[float] = []
+        self._values: dict[str, list[float]] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._dirty = False
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMinimumHeight(160)
+        item = self.plot.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.25)
+        item.setLabel("bottom", "step")
+        item.setLabel("left", "loss (nats / image)")
+        item.setMenuEnabled(False)
+        self.legend = item.addLegend(offset=(-10, 10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 200))
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setTextPen("#333")
+            item.getAxis(axis).setPen("#888")
+
+        self.log_box = QCheckBox("Log scale")
+        self.log_box.toggled.connect(self.set_log)
+        self.caption = QLabel("Loss curves appear here while a model trains.")
+        self.caption.setWordWrap(True)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.caption, 1)
+        top.addWidget(self.log_box)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(redraw_ms)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+
+    # ---- data ---------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self._steps.clear()
+        self._values.clear()
+        for c in self._curves.values():
+            self.plot.removeItem(c)
+        self._curves.clear()
+        self.legend.clear()
+        self._dirty = False
+
+    def add(self, step: float, metrics: dict[str, float]) -> None:
+        terms = {k: v for k, v in metrics.items() if not k.startswith("test_")}
+        if not terms:
+            return
+        n = len(self._steps)
+        self._steps.append(float(step))
+        for k, v in terms.items():
+            series = self._values.setdefault(k, [np.nan] * n)
+            series.append(float(v))
+        for k, series in self._values.items():
+            if len(series) < n + 1:
+                series.append(np.nan)
+        self._dirty = True
+
+    def terms(self) -> list[str]:
+        return list(self._values)
+
+    def n_points(self) -> int:
+        return len(self._steps)
+
+    def set_log(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(y=bool(on))
+        self._dirty = True
+        self._redraw()
+
+    def set_caption(self, text: str) -> None:
+        self.caption.setText(text)
+
+    # ---- drawing ------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        x = np.asarray(self._steps)
+        keep = _thin(len(x), MAX_POINTS)
+        x = x[keep]
+        log = self.log_box.isChecked()
+        for i, (k, series) in enumerate(self._values.items()):
+            y = np.asarray(series)[keep]
+            if log:
+                y = np.where(y > 0, y, np.nan)  # log of a negative term is undefined: leave a gap
+            curve = self._curves.get(k)
+            if curve is None:
+                pen = pg.mkPen(COLOURS[i % len(COLOURS)], width=2)
+                curve = self.plot.plot([], [], pen=pen, name=k, connect="finite")
+                self._curves[k] = curve
+            curve.setData(x, y, connect="finite")
+
+
+def _thin(n: int, limit: int) -> np.ndarray:
+    """Indices keeping at most `limit` points: the recent half dense, older history sparse."""
+    if n <= limit:
+        return np.arange(n)
+    recent = limit // 2
+    old = np.linspace(0, n - recent - 1, limit - recent).round().astype(int)
+    return np.unique(np.concatenate([old, np.arange(n - recent, n)]))
