@@ -6,7 +6,7 @@ import os
 
 from PySide6.QtCore import QByteArray, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QTabWidget)
 
 from . import actions, catalog, panels, workers
@@ -256,9 +256,15 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.statusBar().showMessage(f"Could not save settings: {e}", 5000)
 
+    def shutdown(self, timeout_ms: int = 60_000) -> None:
+        """Stop all work: a running training is cancelled (which saves its checkpoint), then
+        every worker is waited for and their last signals are delivered while we still exist."""
+        for p in self.panels.values():
+            p.shutdown()
+        workers.wait_all(timeout_ms)
+        QApplication.processEvents()
+
     def closeEvent(self, event) -> None:
         self.save_settings()
-        for p in self.panels.values():
-            p.shutdown()  # a running training is cancelled, which saves its checkpoint
-        workers.wait_all(60_000)
+        self.shutdown()
         super().closeEvent(event)

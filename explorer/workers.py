@@ -158,6 +158,7 @@ class LatestRequestRunner(QObject):
         self._shown = 0
         self._pending: tuple[int, object] | None = None
         self._running: Worker | None = None
+        self._running_meta: tuple[int, object] = (0, None)
         self.computed = 0  # how many requests were actually computed (coalescing shows here)
 
     @property
@@ -191,20 +192,26 @@ class LatestRequestRunner(QObject):
         gen, request = self._pending
         self._pending = None
         w = Worker(self._fn, request)
-        w.returned.connect(lambda value, g=gen, r=request: self._on_result(g, r, value))
-        w.errored.connect(lambda e, g=gen, r=request: self._on_error(g, r, e))
+        # Bound methods (not lambdas): Qt drops the delivery if this runner is deleted first.
+        w.returned.connect(self._on_result)
+        w.errored.connect(self._on_error)
         w.finished.connect(self._on_finished)
         self._running = w
+        self._running_meta = (gen, request)
         self.computed += 1
         self.busy_changed.emit(True)
         w.start(self._kind)
 
-    def _on_result(self, gen: int, request, value) -> None:
+    @Slot(object)
+    def _on_result(self, value) -> None:
+        gen, request = self._running_meta
         if gen > self._shown:
             self._shown = gen
             self.result.emit(gen, request, value)
 
-    def _on_error(self, gen: int, request, error) -> None:
+    @Slot(object)
+    def _on_error(self, error) -> None:
+        gen, request = self._running_meta
         if gen > self._shown:
             self.failed.emit(gen, request, error)
 

@@ -5,29 +5,26 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QVBoxLayout)
 
 from ..widgets.image_grid import ImageGrid
 from ..workers import LatestRequestRunner
+from .train_jobs import data_preview
 
 SIZES = (("native size", None), ("8×8", 8), ("16×16", 16), ("28×28", 28), ("32×32", 32), ("64×64", 64))
 CHANNELS = (("native colour", None), ("greyscale", 1), ("RGB", 3))
-PREVIEW = 32  # images in the preview grid (4 rows × 8)
 DATA_FILTER = "Image data (*.npz *.h5 *.hdf5 *-ubyte *.idx *-ubyte.gz);;All files (*)"
 
 
 def _load(request):
     """In a worker: the data set and a preview grid of some of its training images."""
     from engines.data import load_dataset
-    from engines.train import tile
 
     source, size, channels = request
     ds = load_dataset(source, size=size, channels=channels)
-    idx = ds.train_idx[np.linspace(0, len(ds.train_idx) - 1, min(PREVIEW, len(ds.train_idx))).astype(int)]
-    return ds, tile(ds.images[idx], 8)
+    return ds, data_preview(ds)
 
 
 def describe(ds) -> str:
@@ -76,7 +73,7 @@ class DataBox(QGroupBox):
         self.add_file = QPushButton("File…")
         self.add_file.setToolTip("Use an .npz, HDF5 or MNIST-style IDX file")
         self.preview = ImageGrid(placeholder="Loading…")
-        self.preview.setMinimumSize(200, 100)
+        self.preview.setMinimumSize(120, 100)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
 
@@ -159,13 +156,9 @@ class DataBox(QGroupBox):
 
     def set_dataset(self, ds, label: str | None = None) -> None:
         """Use a data set already in memory (scripts and tests)."""
-        from engines.train import tile
-
         self._runner.cancel()
         self.request = (label or ds.name, None, None)
-        n = min(PREVIEW, len(ds.train_idx))
-        idx = ds.train_idx[np.linspace(0, len(ds.train_idx) - 1, n).astype(int)]
-        self._show(ds, tile(ds.images[idx], 8))
+        self._show(ds, data_preview(ds))
 
     @property
     def loading(self) -> bool:

@@ -119,7 +119,7 @@ class TrainPanel(Panel):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(340)
+        scroll.setMinimumWidth(310)
         scroll.setMaximumWidth(400)
 
         # Run settings and controls.
@@ -130,7 +130,7 @@ class TrainPanel(Panel):
         self.epochs.setValue(10)
         self.epochs.setToolTip("Passes over the training split")
         self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setRange(0, 99_999)
         self.seed.setToolTip("Seed for the weights, the batch order and the training noise")
         self.device_combo = QComboBox()
         for d in available_devices():

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PREVIEW_SAMPLES = 32
 PREVIEW_SEED = 1234
-RECON_PAIRS = 16
+PREVIEW_WIDTH = 300  # px: grids are laid out to fit this at 1:1 when the images allow
+
+
+def preview_cols(side: int) -> int:
+    """Columns of a preview grid: 8 for small images, down to 4 for 64 px ones."""
+    return max(4, min(8, PREVIEW_WIDTH // (side + 1)))
+
+
+def preview_count(side: int) -> int:
+    return 4 * preview_cols(side)
 
 
 @dataclass
@@ -38,11 +46,22 @@ def training_job(make_engine, data, options, control, more_epochs: float | None 
     yield from train(engine, data, options, control)
 
 
-def fixed_images(data, n: int = RECON_PAIRS) -> np.ndarray:
+def fixed_images(data, n: int | None = None) -> np.ndarray:
     """The same test images every refresh (so the reconstructions can be compared over time)."""
+    n = n or preview_count(data.spec.width) // 2
     pool = data.test_idx if len(data.test_idx) >= n else data.train_idx
     idx = pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
     return data.images[idx]
+
+
+def data_preview(data) -> np.ndarray:
+    """A grid of real training images, spread over the training split."""
+    from engines.train import tile
+
+    side = data.spec.width
+    n = min(preview_count(side), len(data.train_idx))
+    idx = data.train_idx[np.linspace(0, len(data.train_idx) - 1, n).astype(int)]
+    return tile(data.images[idx], preview_cols(side))
 
 
 def render_preview(request) -> tuple[np.ndarray, str]:
@@ -56,8 +75,8 @@ def render_preview(request) -> tuple[np.ndarray, str]:
     if mode == "reconstructions" and "encode" in engine.capabilities and images is not None:
         rec = to_uint8(engine.decode(engine.encode(images)))
         pairs = np.empty((2 * len(images), *images.shape[1:]), np.uint8)
-        cols = 8
-        # Rows alternate: 8 originals, then their 8 reconstructions.
+        cols = preview_cols(images.shape[2])
+        # Rows alternate: a row of originals, then their reconstructions.
         for r in range(0, len(images), cols):
             chunk = slice(r, r + cols)
             k = len(images[chunk])
@@ -66,7 +85,8 @@ def render_preview(request) -> tuple[np.ndarray, str]:
         grid = tile(pairs, cols)
         caption = f"Test images (odd rows) and reconstructions (even rows) at step {step:,}"
     elif "sample" in engine.capabilities:
-        grid = tile(to_uint8(engine.sample(PREVIEW_SAMPLES, seed=PREVIEW_SEED)), 8)
+        side = engine.spec.width
+        grid = tile(to_uint8(engine.sample(preview_count(side), seed=PREVIEW_SEED)), preview_cols(side))
         caption = f"Samples from fixed seeds at step {step:,}"
     else:
         return None, f"{engine.name} cannot draw samples or reconstructions"

@@ -1,0 +1,182 @@
+"""The Train panel end to end, offscreen: a run to completion, a cancelled run whose checkpoint
+still loads, pause/resume, continuing a checkpoint, refused settings — and no training step ever
+taken on the GUI thread."""
+import os
+import threading
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+import engines  # noqa: E402
+from engines import checkpoint as ckpt  # noqa: E402
+from engines.base import Engine  # noqa: E402
+from engines.train import sample_grid  # noqa: E402
+
+TINY = {"latent_dim": 2, "width": 8, "batch_size": 16}
+
+
+@pytest.fixture
+def step_threads(monkeypatch):
+    """Every thread a training step ran on."""
+    seen = []
+    original = Engine.train_step
+
+    def recording(self, batch):
+        seen.append(threading.current_thread())
+        return original(self, batch)
+
+    monkeypatch.setattr(Engine, "train_step", recording)
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, tiny_dataset):
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(models))
+    ds = tiny_dataset()
+    bundled = engines.create("vae", ds.spec, device="cpu", **TINY)
+    ckpt.save(str(models / "vae-faces-64.safetensors"), bundled, data={**ds.describe(), "name": "faces"},
+              train_state={"elapsed_s": 3.0, "state": "finished"}, thumbnail=sample_grid(bundled, 4))
+    make_app()
+    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.engine is not None, timeout=10_000)  # the bundled model is loaded
+    panel = w.panels["train"]
+    qtbot.waitUntil(lambda: not panel.data_box.loading, timeout=10_000)
+    panel.data_box.set_dataset(ds)
+    yield w
+    w.shutdown()
+
+
+def setup_run(panel, engine="vae", epochs=3.0, **cfg):
+    panel.engine_combo.setCurrentIndex(panel.engine_combo.findData(engine))
+    panel.form.set_values({**(TINY if engine != "pca" else {"n_components": 2}), **cfg})
+    panel.epochs.setValue(epochs)
+
+
+def test_train_run_to_completion(qtbot, window, step_threads):
+    panel = window.panels["train"]
+    setup_run(panel, epochs=3)
+    panel.save_as.setText("my first vae")
+    progress = []
+    panel.progress.connect(progress.append)
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as done:
+        assert panel.start()
+        assert panel.state == "starting" and not panel.start_btn.isEnabled()
+    last = done.args[0]
+    assert last.state == "finished", last.message
+    path = last.checkpoint
+    assert os.path.basename(path) == "my first vae.safetensors"
+    assert os.path.dirname(path) == window.settings.runs_folder
+    n_train = len(panel.data_box.dataset.train_idx)
+    assert last.step == 3 * (n_train // 16)
+    info = ckpt.read_info(path)
+    assert info.engine == "vae" and info.config["latent_dim"] == 2 and info.train_state["state"] == "finished"
+    # The checkpoint appears in the library.
+    qtbot.waitUntil(lambda: path in window.library.paths(), timeout=10_000)
+    assert window.library.entry(path).source == "runs"
+    # Curves per named term, samples drawn, status back to idle.
+    qtbot.waitUntil(lambda: panel.state == "idle" and panel.samples.has_image(), timeout=10_000)
+    assert {"loss", "kl", "recon"} <= set(panel.loss_plot.terms())
+    assert panel.loss_plot.n_points() >= 1
+    assert any(p.state == "running" for p in progress)
+    assert panel.bar.value() == 1000
+    assert window.busy_label.text() == "Ready"
+    # Every step ran off the GUI thread.
+    assert step_threads and threading.main_thread() not in step_threads
+    # The log toggle and the reconstructions view work on the trained model.
+    panel.loss_plot.log_box.setChecked(True)
+    with qtbot.waitSignal(panel._sampler.result, timeout=10_000):
+        panel.preview_mode.setCurrentIndex(panel.preview_mode.findData("reconstructions"))
+    assert "reconstructions" in panel.sample_caption.text()
+
+
+def test_cancel_midway_keeps_a_valid_checkpoint(qtbot, window, step_threads):
+    panel = window.panels["train"]
+    setup_run(panel, epochs=5000)
+    assert panel.start()
+    qtbot.waitUntil(lambda: panel.last is not None and panel.last.step >= 5, timeout=20_000)
+    assert "training" in window.busy_label.text().lower()
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as done:
+        panel.cancel()
+    last = done.args[0]
+    assert last.state == "cancelled" and last.checkpoint
+    assert last.step < last.total_steps
+    loaded = ckpt.load(last.checkpoint, device="cpu")
+    assert loaded.engine.step == last.step and loaded.info.train_state["state"] == "cancelled"
+    qtbot.waitUntil(lambda: last.checkpoint in window.library.paths(), timeout=10_000)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    assert threading.main_thread() not in step_threads
+
+
+def test_pause_and_resume(qtbot, window):
+    panel = window.panels["train"]
+    setup_run(panel, epochs=5000)
+    panel.start()
+    qtbot.waitUntil(lambda: panel.state == "running" and panel.last is not None, timeout=20_000)
+    panel.toggle_pause()
+    qtbot.waitUntil(lambda: panel.state == "paused", timeout=10_000)
+    assert panel.pause_btn.text() == "Resume"
+    step = panel.engine.step
+    qtbot.wait(300)
+    assert panel.engine.step == step  # really paused
+    panel.toggle_pause()
+    qtbot.waitUntil(lambda: panel.engine.step > step, timeout=10_000)
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000):
+        window.actions_by_id["train.cancel"].trigger()
+
+
+def test_continue_training_a_checkpoint(qtbot, window, step_threads, tiny_dataset):
+    panel = window.panels["train"]
+    ds = tiny_dataset()
+    # A bundled model: continuing it writes a copy to the runs folder, the bundled file stays as it is.
+    e = engines.create("vae", ds.spec, device="cpu", **TINY)
+    path = ckpt.save(os.path.join(os.environ["LATENT_EXPLORER_MODELS"], "vae-blobs.safetensors"), e,
+                     data=ds.describe(), train_state={"elapsed_s": 1.0, "state": "finished"})
+    panel.resume_from(path)
+    qtbot.waitUntil(lambda: panel.resume is not None, timeout=10_000)
+    # "blobs" is not a data set the app can load by name, so the panel says so; hand it over.
+    qtbot.waitUntil(lambda: bool(panel.data_box.last_error), timeout=10_000)
+    panel.data_box.set_dataset(ds)
+    assert not panel.engine_combo.isEnabled() and panel.epochs_label.text() == "More epochs"
+    panel.epochs.setValue(2)
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as done:
+        assert panel.start()
+    last = done.args[0]
+    assert last.state == "finished"
+    assert os.path.dirname(last.checkpoint) == window.settings.runs_folder
+    assert ckpt.read_info(path).train_state.get("step", 0) == 0
+    assert last.step == 2 * (len(ds.train_idx) // 16)
+    assert threading.main_thread() not in step_threads
+    # Continuing again trains the same engine further.
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as again:
+        qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+        assert panel.start()
+    assert again.args[0].step == 4 * (len(ds.train_idx) // 16)
+    panel.leave_resume()
+    assert panel.engine_combo.isEnabled()
+
+
+def test_bad_settings_are_refused_not_crashed(qtbot, window):
+    panel = window.panels["train"]
+    setup_run(panel)
+    panel.form.editors["lr"].setText("-1")
+    assert not panel.start()
+    assert "lr" in panel.status.text() and panel.state == "idle"
+    # An engine that rejects the images fails inside the worker and reports it.
+    setup_run(panel, engine="pca", n_components=10_000)
+    panel.form.editors["exact_limit"].setValue(1)
+    assert panel.start()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30_000)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=30_000)
+    assert window.errors[-1][0] == "Training failed", window.errors
+    assert window.isVisible() and panel.start_btn.isEnabled()
