@@ -1,7 +1,7 @@
 """Train the bundled models that `python main.py` opens with. Reproducible: fixed seeds,
 settings and time budgets below; run from the repository root:
 
-    python assets/build_models.py                 # all of them (about 25 min on a 2-core laptop)
+    python assets/build_models.py                 # all of them (about 30 min on a 2-core laptop)
     python assets/build_models.py vae-faces-64    # just one
 
 Each model is trained by the same `train` command users run, then its optimizer state is
@@ -19,14 +19,15 @@ sys.path.insert(0, ROOT)
 
 OUT = os.path.join(ROOT, "assets", "models")
 
-# name: (engine, data, size, channels, minutes, settings)
+# name: (engine, data, size, channels, epochs, settings). Epochs, not minutes, so that the
+# same command gives the same weights on any machine of the same kind (CPU training is seeded).
 MODELS = {
-    "vae-faces-64": ("vae", "faces", 64, 3, 12.0, ["latent_dim=32", "width=32"]),
-    "ae-faces-64": ("ae", "faces", 64, 3, 5.0, ["latent_dim=32", "width=32"]),
-    "pca-faces-64": ("pca", "faces", 64, 3, None, ["n_components=32"]),
-    "vae-digits-28": ("vae", "digits", 28, 1, 4.0, ["latent_dim=16"]),
-    "ae-digits-28": ("ae", "digits", 28, 1, 2.0, ["latent_dim=16"]),
-    "pca-digits-28": ("pca", "digits", 28, 1, None, ["n_components=16"]),
+    "vae-faces-64": ("vae", "faces", 64, 3, 25, ["latent_dim=32", "width=32"]),
+    "ae-faces-64": ("ae", "faces", 64, 3, 12, ["latent_dim=32", "width=32"]),
+    "pca-faces-64": ("pca", "faces", 64, 3, 1, ["n_components=32"]),
+    "vae-digits-28": ("vae", "digits", 28, 1, 150, ["latent_dim=16"]),
+    "ae-digits-28": ("ae", "digits", 28, 1, 80, ["latent_dim=16"]),
+    "pca-digits-28": ("pca", "digits", 28, 1, 1, ["n_components=16"]),
 }
 
 
@@ -34,11 +35,11 @@ def build(name: str, device: str) -> str:
     from engines import checkpoint as ckpt
     from engines.cli import main as cli
 
-    engine, data, size, channels, minutes, settings = MODELS[name]
+    engine, data, size, channels, epochs, settings = MODELS[name]
     out = os.path.join(OUT, f"{name}.safetensors")
     argv = ["train", "--engine", engine, "--data", data, "--size", str(size), "--channels", str(channels),
             "--seed", "0", "--device", device, "--out", out]
-    argv += ["--minutes", str(minutes)] if minutes else ["--epochs", "1"]
+    argv += ["--epochs", str(epochs)]
     for s in settings:
         argv += ["--set", s]
     t0 = time.time()

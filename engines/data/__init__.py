@@ -37,11 +37,12 @@ def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
     if name_or_path == "shapes":
         from .shapes import make_shapes
 
-        return make_shapes(size=size or NATIVE["shapes"][1])
+        # Drawn at most at 64 px; larger specs are resized by to_spec.
+        return make_shapes(size=min(size or NATIVE["shapes"][1], 64))
     if name_or_path == "faces":
         from .faces import make_faces
 
-        return make_faces(size=size or NATIVE["faces"][1])
+        return make_faces(size=min(size or NATIVE["faces"][1], 64))
     if name_or_path == "digits":
         from .digits import load_digits
 
