@@ -5,3 +5,10 @@ table), `settings.py` (JSON settings), `workers.py` (thread workers, latest-requ
 `session.py` (the current model every panel follows), `library.py` (the model list),
 `panels/` (one tab per panel), `widgets/` (reusable views), `screenshot.py` (offscreen PNGs).
 """
+
+import os as _os
+
+# Worker threads must not starve the GUI thread: OpenMP threads that spin while waiting keep the
+# cores busy, so the event loop (and the other workers) stall for hundreds of milliseconds on a
+# small laptop. Passive waiting only takes effect if set before torch is first imported.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -4,17 +4,71 @@ from __future__ import annotations
 import sys
 
 
+def share_cpu() -> int:
+    """Leave one core to the GUI thread: torch's intra-op threads get the others (at least one).
+
+    Training, rendering and the event loop share the CPU; with every core given to one
+    training step, the GUI stalls and the step itself slows down (measured in bench/gui_stall.py)."""
+    import os
+
+    import torch
+
+    n = max(1, (os.cpu_count() or 2) - 1)
+    if torch.get_num_threads() > n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def make_app(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
+    share_cpu()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("Latent Explorer")
     app.setOrganizationName("latent-explorer")
     app.setStyle("Fusion")
     import pyqtgraph as pg
 
-    pg.setConfigOptions(antialias=True, background="w", foreground="#222")
+    # Antialiased curves cost 3x the paint time in Qt's software rasteriser (bench/gui_stall.py).
+    pg.setConfigOptions(antialias=False, background="w", foreground="#222")
     return app
+
+
+def warm_up() -> None:
+    """Import everything a first training step and a first render pull in (torch's optimizer
+    step alone imports ~800 modules lazily) by running both on a tiny model. Safe in a worker."""
+    import engines
+    import engines.checkpoint  # noqa: F401
+    import engines.train  # noqa: F401
+    from engines.spec import ImageSpec
+
+    for name in engines.names():
+        engines.engine_class(name)
+    e = engines.create("vae", ImageSpec(1, 8, 8), device="cpu", latent_dim=2, width=4)
+    import torch
+
+    e.train_step(torch.rand(2, 1, 8, 8))
+    e.sample(2)
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt everything alive from future collections (gc.freeze).
+
+    Startup leaves a million objects (torch, Qt, pyqtgraph) that the cyclic garbage collector
+    would otherwise rescan in every full collection — a 100–300 ms pause of *all* threads, the
+    GUI's included, whenever a worker happens to trigger one. Call after `warm_up`, on the GUI
+    thread, while nothing else runs."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def start_warm_up() -> None:
+    """warm_up in a worker, then settle_heap on the GUI thread: the window is usable at once."""
+    from .workers import run_in_thread
+
+    run_in_thread(warm_up, on_result=lambda _r: settle_heap(), on_error=lambda _e: settle_heap())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
+    start_warm_up()
     return app.exec()
 
 

@@ -1,8 +1,8 @@
 """Live loss curves, one per named term (pyqtgraph), with a log-scale toggle.
 
-Points are appended cheaply; the plot redraws at most a few times per second from a timer and
-shows at most MAX_POINTS per curve (older history is thinned), so a long run never makes the
-GUI thread stall on redraws.
+Points are appended cheaply; the plot redraws at most twice a second from a timer and shows at
+most MAX_POINTS per curve (older history is thinned), without antialiasing or a translucent grid,
+so a long run never makes the GUI thread stall on redraws (bench/gui_stall.py).
 """
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 MAX_POINTS = 600
+PEN_WIDTH = 2
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
 class LossPlot(QWidget):
-    def __init__(self, parent=None, redraw_ms: int = 250):
+    def __init__(self, parent=None, redraw_ms: int = 500):
         super().__init__(parent)
         self._steps: list[float] = []
         self._values: dict[str, list[float]] = {}
@@ -26,7 +27,7 @@ class LossPlot(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumHeight(160)
         item = self.plot.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.25)
+        # No grid: translucent grid lines double the paint time (GUI stalls while training).
         item.setLabel("bottom", "step")
         item.setLabel("left", "loss (nats / image)")
         item.setMenuEnabled(False)
@@ -100,15 +101,20 @@ class LossPlot(QWidget):
         keep = _thin(len(x), MAX_POINTS)
         x = x[keep]
         log = self.log_box.isChecked()
+        created = False
         for i, (k, series) in enumerate(self._values.items()):
+            curve = self._curves.get(k)
+            if curve is None:
+                if created:  # adding a curve and its legend entry is slow: one per redraw
+                    self._dirty = True
+                    continue
+                pen = pg.mkPen(COLOURS[i % len(COLOURS)], width=PEN_WIDTH)
+                curve = self.plot.plot([], [], pen=pen, name=k, connect="finite")
+                self._curves[k] = curve
+                created = True
             y = np.asarray(series)[keep]
             if log:
                 y = np.where(y > 0, y, np.nan)  # log of a negative term is undefined: leave a gap
-            curve = self._curves.get(k)
-            if curve is None:
-                pen = pg.mkPen(COLOURS[i % len(COLOURS)], width=2)
-                curve = self.plot.plot([], [], pen=pen, name=k, connect="finite")
-                self._curves[k] = curve
             curve.setData(x, y, connect="finite")
 
 
