@@ -261,8 +261,13 @@ class MainWindow(QMainWindow):
         every worker is waited for and their last signals are delivered while we still exist."""
         for p in self.panels.values():
             p.shutdown()
-        workers.wait_all(timeout_ms)
-        QApplication.processEvents()
+        # Delivering the workers' last signals can start a last short job (a final preview):
+        # repeat until nothing is left.
+        for _ in range(10):
+            workers.wait_all(timeout_ms)
+            QApplication.processEvents()
+            if workers.live_count() == 0:
+                break
 
     def closeEvent(self, event) -> None:
         self.save_settings()

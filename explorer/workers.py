@@ -97,9 +97,9 @@ class Worker(QRunnable):
 
     def run(self) -> None:  # in the pool thread
         self.thread_name = threading.current_thread().name
-        sig = self.signals
+        emit = self._emit
         try:
-            sig.started.emit()
+            emit("started")
             result = self.fn(*self.args, **self.kwargs)
             if inspect.isgenerator(result):
                 gen, result = result, None
@@ -112,15 +112,21 @@ class Worker(QRunnable):
                     except StopIteration as stop:
                         result = stop.value
                         break
-                    sig.yielded.emit(value)
-            sig.returned.emit(result)
+                    emit("yielded", value)
+            emit("returned", result)
         except Exception as e:  # noqa: BLE001 - every error must reach the user, not kill the thread
             e.traceback_text = traceback.format_exc()
-            sig.errored.emit(e)
+            emit("errored", e)
         finally:
-            sig.finished.emit()
+            emit("finished")
             with _LIVE_LOCK:
                 _LIVE.discard(self)
+
+    def _emit(self, name: str, *args) -> None:
+        try:
+            getattr(self.signals, name).emit(*args)
+        except RuntimeError:  # the app is being torn down and the signal object is gone
+            pass
 
 
 def run_in_thread(fn, *args, on_result=None, on_error=None, on_yield=None, kind="compute", **kwargs) -> Worker:

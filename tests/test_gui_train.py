@@ -94,7 +94,7 @@ def test_train_run_to_completion(qtbot, window, step_threads):
     # Every step ran off the GUI thread.
     assert step_threads and threading.main_thread() not in step_threads
     # The log toggle and the reconstructions view work on the trained model.
-    panel.loss_plot.log_box.setChecked(True)
+    panel.loss_plot.log_box.setChecked(False)
     with qtbot.waitSignal(panel._sampler.result, timeout=10_000):
         panel.preview_mode.setCurrentIndex(panel.preview_mode.findData("reconstructions"))
     assert "reconstructions" in panel.sample_caption.text()

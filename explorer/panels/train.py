@@ -58,6 +58,7 @@ class TrainPanel(Panel):
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
         self.state = "idle"
+        self._closing = False
         self.worker: Worker | None = None
         self.control = None
         self.engine = None  # the engine being trained (built on the worker thread)
@@ -218,6 +219,7 @@ class TrainPanel(Panel):
         self.epochs.setValue(float(t.get("epochs", 10)))
         self.seed.setValue(int(t.get("seed", 0)))
         self.preview_mode.setCurrentIndex(max(0, self.preview_mode.findData(t.get("preview", "samples"))))
+        self.loss_plot.log_box.setChecked(bool(t.get("log_scale", True)))
         self._show_device(str(self.ctx.session.device))
         self.leave_resume(reload=False)
         self.data_box.select(t.get("data", "shapes"), t.get("size"), t.get("channels"))
@@ -229,7 +231,8 @@ class TrainPanel(Panel):
         if self.resume is None:
             configs[self.engine_combo.currentData()] = self.form.changed_values()
         t.update(engine=self.engine_combo.currentData(), config=configs, epochs=self.epochs.value(),
-                 seed=self.seed.value(), preview=self.preview_mode.currentData())
+                 seed=self.seed.value(), preview=self.preview_mode.currentData(),
+                 log_scale=self.loss_plot.log_box.isChecked())
         if source is not None and self.resume is None:
             t.update(data=source, size=size, channels=channels)
         self.ctx.settings.train = t
@@ -384,6 +387,7 @@ class TrainPanel(Panel):
             self.status.setText("Stopping; saving a checkpoint…")
 
     def shutdown(self) -> None:
+        self._closing = True
         self._timer.stop()
         if self.control is not None:
             self.control.cancel()
@@ -458,7 +462,7 @@ class TrainPanel(Panel):
     # ---- preview -----------------------------------------------------------------------------
     def refresh_preview(self, *_) -> None:
         """Redraw the samples/reconstructions of the engine being trained (in a worker)."""
-        if self.engine is not None:
+        if self.engine is not None and not self._closing:
             self._sampler.submit((self.engine, self.preview_mode.currentData(), self._fixed))
 
     def _on_preview(self, generation, request, value) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 MAX_POINTS = 600
@@ -29,17 +29,23 @@ class LossPlot(QWidget):
         item = self.plot.getPlotItem()
         # No grid: translucent grid lines double the paint time (GUI stalls while training).
         item.setLabel("bottom", "step")
-        item.setLabel("left", "loss (nats / image)")
+        item.setLabel("left", "per image")
         item.setMenuEnabled(False)
-        self.legend = item.addLegend(offset=(-10, 10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 200))
         for axis in ("left", "bottom"):
             item.getAxis(axis).setTextPen("#333")
             item.getAxis(axis).setPen("#888")
 
+        # Terms differ by orders of magnitude (a VAE's KL vs its reconstruction): log by default.
         self.log_box = QCheckBox("Log scale")
+        self.log_box.setChecked(True)
+        item.setLogMode(y=True)
         self.log_box.toggled.connect(self.set_log)
         self.caption = QLabel("Loss curves appear here while a model trains.")
         self.caption.setWordWrap(True)
+        # The legend, with each term's latest value, is a label above the plot: it never hides
+        # a curve and costs nothing to paint.
+        self.legend = QLabel("")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.caption, 1)
@@ -47,6 +53,7 @@ class LossPlot(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
+        lay.addWidget(self.legend)
         lay.addWidget(self.plot, 1)
 
         self._timer = QTimer(self)
@@ -109,13 +116,23 @@ class LossPlot(QWidget):
                     self._dirty = True
                     continue
                 pen = pg.mkPen(COLOURS[i % len(COLOURS)], width=PEN_WIDTH)
-                curve = self.plot.plot([], [], pen=pen, name=k, connect="finite")
+                curve = self.plot.plot([], [], pen=pen, connect="finite")
                 self._curves[k] = curve
                 created = True
             y = np.asarray(series)[keep]
             if log:
                 y = np.where(y > 0, y, np.nan)  # log of a negative term is undefined: leave a gap
             curve.setData(x, y, connect="finite")
+        self.legend.setText(self._legend_html())
+
+    def _legend_html(self) -> str:
+        parts = []
+        for i, (k, series) in enumerate(self._values.items()):
+            last = next((v for v in reversed(series) if v == v), None)  # newest non-NaN
+            value = "" if last is None else f" {last:.4g}"
+            colour = COLOURS[i % len(COLOURS)]
+            parts.append(f'<span style="color:{colour}; font-size:large">&#9632;</span>&nbsp;{k}<b>{value}</b>')
+        return "&nbsp;&nbsp;&nbsp; ".join(parts)
 
 
 def _thin(n: int, limit: int) -> np.ndarray:
