@@ -235,6 +235,40 @@ def cmd_encode(a) -> int:
     return 0
 
 
+def _training_data(info) -> str:
+    """The data set a checkpoint was trained on, as something `load_dataset` accepts."""
+    from .data import BUILTIN
+
+    name, source = info.data.get("name") or "", info.data.get("source") or ""
+    if name in BUILTIN:
+        return name
+    if source and os.path.exists(source):
+        return source
+    raise UsageError(f"the data set this model was trained on ({source or name or 'unknown'}) is not available; "
+                     "pass --data")
+
+
+def cmd_evaluate(a) -> int:
+    from . import checkpoint as ckpt
+    from .metrics import evaluate, format_table, stored_metrics
+
+    if a.n <= 0:
+        raise UsageError("--n must be positive")
+    loaded = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False)
+    engine = loaded.engine
+    data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
+    result = evaluate(engine, data, n=a.n, seed=a.seed, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        ckpt.update(a.checkpoint, metrics=stored_metrics(result))
+    except ckpt.CheckpointError as e:
+        print(f"warning: results not stored in the checkpoint ({e})", file=sys.stderr)
+    if a.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        print(format_table(result))
+    return 0
+
+
 def cmd_info(a) -> int:
     from importlib import metadata
 
@@ -363,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="latents.h5")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_encode)
+
+    ev = sub.add_parser("evaluate", help="score a model: sample quality, likelihood, reconstruction")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", help="evaluate on this data set's test split (default: the one the model was trained on)")
+    ev.add_argument("--n", type=int, default=1000, help="samples to draw (and test images to use, at most)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true", help="print one JSON object (last line) instead of a table")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("info", help="versions, devices and engines")
     i.add_argument("--json", action="store_true")
