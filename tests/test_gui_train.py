@@ -95,9 +95,8 @@ def test_train_run_to_completion(qtbot, window, step_threads):
     assert step_threads and threading.main_thread() not in step_threads
     # The log toggle and the reconstructions view work on the trained model.
     panel.loss_plot.log_box.setChecked(False)
-    with qtbot.waitSignal(panel._sampler.result, timeout=10_000):
-        panel.preview_mode.setCurrentIndex(panel.preview_mode.findData("reconstructions"))
-    assert "reconstructions" in panel.sample_caption.text()
+    panel.preview_mode.setCurrentIndex(panel.preview_mode.findData("reconstructions"))
+    qtbot.waitUntil(lambda: "reconstructions" in panel.sample_caption.text(), timeout=10_000)
 
 
 def test_cancel_midway_keeps_a_valid_checkpoint(qtbot, window, step_threads):
@@ -180,3 +179,31 @@ def test_bad_settings_are_refused_not_crashed(qtbot, window):
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=30_000)
     assert window.errors[-1][0] == "Training failed", window.errors
     assert window.isVisible() and panel.start_btn.isEnabled()
+
+
+def test_user_npz_data_set_train_and_continue(qtbot, window, tiny_dataset, tmp_path):
+    import numpy as np
+
+    ds = tiny_dataset(n=80)
+    path = str(tmp_path / "my blobs.npz")
+    np.savez(path, images=ds.images, labels=ds.labels, attr_height=ds.attributes["height"])
+    panel = window.panels["train"]
+    panel.data_box.use_path(path)
+    qtbot.waitUntil(lambda: panel.data_box.dataset is not None, timeout=10_000)
+    assert "attribute table 80 × 1" in panel.data_box.summary.text()
+    assert panel.data_box.preview.has_image()
+    assert window.settings.user_data[0] == path
+    setup_run(panel, epochs=1)
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as done:
+        assert panel.start()
+    first = done.args[0]
+    assert first.state == "finished"
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
+    # Continue it: the panel finds the user's file again from the checkpoint.
+    panel.data_box.select("shapes")  # something else is selected meanwhile
+    panel.resume_from(first.checkpoint)
+    qtbot.waitUntil(lambda: panel.resume is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: panel.data_box.dataset is not None and panel.data_box.request[0] == path, timeout=20_000)
+    with qtbot.waitSignal(panel.training_finished, timeout=30_000) as again:
+        assert panel.start()
+    assert again.args[0].checkpoint == first.checkpoint and again.args[0].step == 2 * first.step

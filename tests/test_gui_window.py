@@ -231,3 +231,18 @@ def test_screenshot_command(qtbot, env, tiny_dataset):
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1200, 700)
     assert main(["screenshot", "--panel", "nonsense", "--out", str(out)]) == 2
+
+
+def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path = save_tiny(env / "dropped.safetensors", tiny_dataset(), "ae")
+    w = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(path)])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(ev)
+    qtbot.waitUntil(lambda: w.session.engine is not None and w.session.engine.name == "ae", timeout=10_000)
+    qtbot.waitUntil(lambda: path in w.library.paths(), timeout=10_000)
