@@ -318,7 +318,7 @@ def cmd_screenshot(a) -> int:
 
     try:
         return screenshot.main(a.panel, a.out, model=a.model, size=a.size, train_seconds=a.train_seconds,
-                               data=a.data, panel_only=a.panel_only)
+                               data=a.data, data_size=a.data_size, panel_only=a.panel_only)
     except screenshot.ScreenshotError as e:
         raise UsageError(str(e)) from None
 
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--size", default="1280x800", help="window size WIDTHxHEIGHT")
     sh.add_argument("--train-seconds", type=float, default=0.0, help="Train panel: train this long first")
     sh.add_argument("--data", help="Train panel: data set to select")
+    sh.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
     sh.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
     sh.set_defaults(func=cmd_screenshot)
     return p

@@ -27,7 +27,8 @@ def _wait(app, until, timeout_s: float) -> bool:
 
 
 def render(panel: str, out: str, model: str | None = None, size: tuple[int, int] = (1280, 800),
-           train_seconds: float = 0.0, data: str | None = None, whole_window: bool = True) -> str:
+           train_seconds: float = 0.0, data: str | None = None, whole_window: bool = True,
+           data_size: int | None = None) -> str:
     if not out.lower().endswith(".png"):
         raise ScreenshotError("--out must end in .png")
     if model and not os.path.isfile(model):
@@ -47,7 +48,7 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     app = make_app([sys.argv[0]])
     settings = Settings()
     if data:
-        settings.train = {"data": data}
+        settings.train = {"data": data, "size": data_size}
     win = MainWindow(settings=settings, auto_load=not model)
     win.resize(*size)
     win.show_panel(panel)
@@ -83,11 +84,12 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     return out
 
 
-def main(panel, out, model=None, size="1280x800", train_seconds=0.0, data=None, panel_only=False) -> int:
+def main(panel, out, model=None, size="1280x800", train_seconds=0.0, data=None, panel_only=False,
+         data_size=None) -> int:
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise ScreenshotError(f"--size expects WIDTHxHEIGHT, got '{size}'") from None
-    path = render(panel, out, model, (w, h), train_seconds, data, whole_window=not panel_only)
+    path = render(panel, out, model, (w, h), train_seconds, data, whole_window=not panel_only, data_size=data_size)
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -94,9 +94,9 @@ def render_preview(request) -> tuple[np.ndarray, str]:
 
 
 def run_name(engine: str, data_name: str, size: int) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    """Short, so the library shows it on one line; unique_path numbers repeats (-2, -3, …)."""
     data = re.sub(r"[^A-Za-z0-9_-]+", "-", data_name).strip("-") or "data"
-    return f"{engine}-{data}-{size}-{stamp}"
+    return f"{engine}-{data}-{size}"
 
 
 def unique_path(folder: str, name: str) -> str:

@@ -16,6 +16,22 @@ PEN_WIDTH = 2
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+class _LossAxis(pg.AxisItem):
+    """In log mode, label only 1, 2 and 5 × 10^k, as plain numbers: pyqtgraph's default labels
+    every minor tick ("7·10²") and they pile up when the range spans less than a decade."""
+
+    def tickStrings(self, values, scale, spacing):
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        out = []
+        for v in values:
+            x = 10.0 ** v
+            mantissa = x / 10.0 ** np.floor(np.log10(x) + 1e-9)
+            keep = any(abs(mantissa - m) < 1e-6 for m in (1, 2, 5))
+            out.append((f"{x:,.0f}" if x >= 1 else f"{x:.3g}") if keep else "")
+        return out
+
+
 class LossPlot(QWidget):
     def __init__(self, parent=None, redraw_ms: int = 500):
         super().__init__(parent)
@@ -24,7 +40,7 @@ class LossPlot(QWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._dirty = False
 
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": _LossAxis("left")})
         self.plot.setMinimumHeight(160)
         item = self.plot.getPlotItem()
         # No grid: translucent grid lines double the paint time (GUI stalls while training).
