@@ -19,15 +19,27 @@ TINY = {"latent_dim": 2, "width": 8, "batch_size": 16}
 
 @pytest.fixture
 def step_threads(monkeypatch):
-    """Every thread a training step ran on."""
-    seen = []
-    original = Engine.train_step
+    """Every thread a training step ran on (and, in `step_threads.compute`, every thread that
+    encoded or decoded: sample grids and reconstructions must not be drawn on the GUI thread)."""
 
-    def recording(self, batch):
-        seen.append(threading.current_thread())
-        return original(self, batch)
+    class Seen(list):
+        compute: list
 
-    monkeypatch.setattr(Engine, "train_step", recording)
+    seen = Seen()
+    seen.compute = []
+
+    def wrap(name, into):
+        original = getattr(Engine, name)
+
+        def recording(self, *args, **kwargs):
+            into.append(threading.current_thread())
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Engine, name, recording)
+
+    wrap("train_step", seen)
+    wrap("encode", seen.compute)
+    wrap("decode", seen.compute)
     return seen
 
 
@@ -97,6 +109,8 @@ def test_train_run_to_completion(qtbot, window, step_threads):
     panel.loss_plot.log_box.setChecked(False)
     panel.preview_mode.setCurrentIndex(panel.preview_mode.findData("reconstructions"))
     qtbot.waitUntil(lambda: "reconstructions" in panel.sample_caption.text(), timeout=10_000)
+    # Samples and reconstructions were drawn in workers too.
+    assert step_threads.compute and threading.main_thread() not in step_threads.compute
 
 
 def test_cancel_midway_keeps_a_valid_checkpoint(qtbot, window, step_threads):
