@@ -1,0 +1,185 @@
+"""Planes in latent space: the exact maps between 2-D map coordinates and latents.
+
+A `Plane` is an origin o and two basis vectors u, v in latent space (D = prod(latent_shape));
+the map point (x, y) *is* the latent o + x·u + y·v. Going back, `to_map(z)` is the orthogonal
+(least-squares) projection of z onto the plane expressed in (u, v) coordinates, so
+to_map(to_latent(p)) = p exactly (up to float rounding) even when u and v are not orthogonal —
+the plane through three picked latents is not. Dragging on a linear map therefore never
+approximates: the latent under the cursor is the one decoded.
+
+Built from two latent axes (for 2-D latents: the latent space itself), the top two principal
+axes of the encoded data (scaled so one map unit is one standard deviation), or exactly through
+three picked latents a, b, c with map coordinates (0,0), (1,0), (0,1).
+
+`LatentMap` is the interface the Scrub and Atlas panels use; `inverse.ScatterMap` (for UMAP
+maps) implements it too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class LatentMap(Protocol):
+    """Map coordinates (M, 2) ↔ flattened latents (M, D)."""
+
+    exact: bool  # True when to_latent is exact everywhere (linear planes)
+
+    def to_latent(self, points) -> np.ndarray: ...
+
+    def to_map(self, z) -> np.ndarray: ...
+
+
+def _vec(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def _points(points) -> tuple[np.ndarray, bool]:
+    p = np.asarray(points, dtype=np.float64)
+    single = p.ndim == 1
+    p = np.atleast_2d(p)
+    if p.shape[-1] != 2:
+        raise ValueError(f"map points must have shape (M, 2), got {np.shape(points)}")
+    return p, single
+
+
+@dataclass(frozen=True, eq=False)
+class Plane:
+    """The affine plane {origin + x·u + y·v}. `kind` and `meta` say how it was made (for titles,
+    axis labels and saving a session)."""
+
+    origin: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    kind: str = "custom"
+    meta: dict = field(default_factory=dict)
+    exact: bool = True
+
+    def __post_init__(self):
+        o, u, v = _vec(self.origin, "origin"), _vec(self.u, "u"), _vec(self.v, "v")
+        if not (len(o) == len(u) == len(v)):
+            raise ValueError(f"origin, u and v must have the same length, got {len(o)}, {len(u)}, {len(v)}")
+        gram = np.array([[u @ u, u @ v], [u @ v, v @ v]])
+        # The basis must span a plane: a (near-)singular Gram matrix means u ∥ v or a zero vector.
+        scale = max(gram[0, 0], gram[1, 1], 1e-300)
+        if abs(np.linalg.det(gram)) <= 1e-12 * scale * scale:
+            raise ValueError("the two directions do not span a plane (parallel or zero)")
+        object.__setattr__(self, "origin", o)
+        object.__setattr__(self, "u", u)
+        object.__setattr__(self, "v", v)
+        object.__setattr__(self, "_basis", np.stack([u, v], 1))  # (D, 2)
+        # Solving the 2×2 normal equations gives (x, y) = G⁻¹ Bᵀ(z − o): the projection's coordinates.
+        object.__setattr__(self, "_pinv", np.linalg.solve(gram, np.stack([u, v])))  # (2, D)
+
+    @property
+    def dim(self) -> int:
+        return len(self.origin)
+
+    def to_latent(self, points) -> np.ndarray:
+        """Map points (M, 2) (or one (2,)) → latents (M, D) (or (D,)), float64."""
+        p, single = _points(points)
+        z = self.origin + p @ self._basis.T
+        return z[0] if single else z
+
+    def to_map(self, z) -> np.ndarray:
+        """Latents (M, D) (or one (D,)) → map coordinates of their orthogonal projection onto the plane."""
+        z = np.asarray(z, dtype=np.float64)
+        single = z.ndim == 1
+        z = z.reshape(1, -1) if single else z.reshape(len(z), -1)
+        p = (z - self.origin) @ self._pinv.T
+        return p[0] if single else p
+
+    def distance(self, z) -> np.ndarray:
+        """How far each latent lies off the plane (0 for latents on it)."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        z = z.reshape(len(z), -1)
+        return np.linalg.norm(z - self.to_latent(self.to_map(z)), axis=1)
+
+    def with_origin(self, origin) -> "Plane":
+        """The parallel plane through `origin` (e.g. re-centred on the current latent)."""
+        return Plane(_vec(origin, "origin"), self.u, self.v, self.kind, dict(self.meta))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "meta": self.meta, "origin": self.origin.tolist(),
+                "u": self.u.tolist(), "v": self.v.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plane":
+        return cls(np.asarray(d["origin"]), np.asarray(d["u"]), np.asarray(d["v"]), d.get("kind", "custom"), dict(d.get("meta", {})))
+
+
+# ---- constructors ----------------------------------------------------------------------------------------
+def axes_plane(dim: int, i: int = 0, j: int = 1, origin=None, scale=(1.0, 1.0)) -> Plane:
+    """Latent axes i and j through `origin` (default 0; the data mean is a good choice), with map
+    unit `scale` along each (e.g. the data's standard deviations). For 2-D latents with the
+    defaults this is the latent space itself: map point = latent."""
+    if not (0 <= i < dim and 0 <= j < dim) or i == j:
+        raise ValueError(f"axes must be two different indices in [0, {dim}), got {i} and {j}")
+    o = np.zeros(dim) if origin is None else _vec(origin, "origin")
+    u = np.zeros(dim)
+    v = np.zeros(dim)
+    u[i] = float(scale[0])
+    v[j] = float(scale[1])
+    return Plane(o, u, v, "axes", {"i": int(i), "j": int(j)})
+
+
+def data_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
+    """Latent axes i, j through the data mean, one map unit = one standard deviation of the data."""
+    z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    std = z.std(0)
+    p = axes_plane(z.shape[1], i, j, origin=z.mean(0), scale=(max(std[i], 1e-12), max(std[j], 1e-12)))
+    return Plane(p.origin, p.u, p.v, "axes", {"i": int(i), "j": int(j), "units": "std"})
+
+
+def pca_plane(latents, components: tuple[int, int] = (0, 1)) -> Plane:
+    """The plane of two principal axes of the latents (default the top two) through their mean.
+    u, v are the principal directions scaled by the standard deviation along them, so map
+    units are standard deviations and the map of the data is its usual PCA scatter, whitened.
+    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same map."""
+    z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    n, d = z.shape
+    if n < 2 or d < 2:
+        raise ValueError(f"a PCA plane needs at least 2 latents of at least 2 dimensions, got {z.shape}")
+    mean = z.mean(0)
+    # Eigen-decomposition of the D×D covariance: O(N·D²) and < 10 ms for 10k × 64.
+    cov = np.cov(z - mean, rowvar=False).reshape(d, d)
+    var, vecs = np.linalg.eigh(cov)
+    order = np.argsort(var)[::-1]
+    var, vecs = var[order], vecs[:, order]
+    a, b = components
+    dirs = []
+    for k in (a, b):
+        w = vecs[:, k]
+        w = w * np.sign(w[np.argmax(np.abs(w))])
+        dirs.append(w * np.sqrt(max(var[k], 1e-24)))
+    total = float(var.sum())
+    return Plane(mean, dirs[0], dirs[1], "pca",
+                 {"components": [int(a), int(b)], "explained": [float(var[a] / total), float(var[b] / total)] if total > 0 else [0.0, 0.0]})
+
+
+def plane_through(a, b, c) -> Plane:
+    """The plane exactly through three latents: origin a, u = b − a, v = c − a, so the map
+    coordinates of a, b, c are (0,0), (1,0), (0,1) and every blend αa + βb + γc with
+    α + β + γ = 1 lies on it. Raises ValueError for collinear points."""
+    a, b, c = _vec(a, "a"), _vec(b, "b"), _vec(c, "c")
+    try:
+        return Plane(a, b - a, c - a, "three points", {})
+    except ValueError:
+        raise ValueError("the three latents are collinear (or coincide): they do not define a plane") from None
+
+
+def plane_for(latents, kind: str = "pca", **kw) -> Plane:
+    """Dispatch by name: "pca", "axes" (i, j) or "points" (a, b, c)."""
+    if kind == "pca":
+        return pca_plane(latents, **kw)
+    if kind == "axes":
+        return data_axes_plane(latents, **kw)
+    if kind == "points":
+        return plane_through(kw["a"], kw["b"], kw["c"])
+    raise ValueError(f"unknown plane kind '{kind}' (pca, axes, points)")
