@@ -47,6 +47,11 @@ class LossPlot(QWidget):
         item.setLabel("bottom", "step")
         item.setLabel("left", "per image")
         item.setMenuEnabled(False)
+        # Ranges are set here in steps (see _fit_ranges), not auto-ranged on every update: the
+        # axes then keep their cached tick labels and a redraw only paints the curves.
+        item.getViewBox().disableAutoRange()
+        self._xr: tuple[float, float] | None = None
+        self._yr: tuple[float, float] | None = None
         for axis in ("left", "bottom"):
             item.getAxis(axis).setTextPen("#333")
             item.getAxis(axis).setPen("#888")
@@ -85,6 +90,7 @@ class LossPlot(QWidget):
             self.plot.removeItem(c)
         self._curves.clear()
         self.legend.clear()
+        self._xr = self._yr = None
         self._dirty = False
 
     def add(self, step: float, metrics: dict[str, float]) -> None:
@@ -109,6 +115,7 @@ class LossPlot(QWidget):
 
     def set_log(self, on: bool) -> None:
         self.plot.getPlotItem().setLogMode(y=bool(on))
+        self._yr = None
         self._dirty = True
         self._redraw()
 
@@ -139,7 +146,30 @@ class LossPlot(QWidget):
             if log:
                 y = np.where(y > 0, y, np.nan)  # log of a negative term is undefined: leave a gap
             curve.setData(x, y, connect="finite")
+        self._fit_ranges(x, [np.asarray(v)[keep] for v in self._values.values()], log)
         self.legend.setText(self._legend_html())
+
+    def _fit_ranges(self, x: np.ndarray, series: list[np.ndarray], log: bool) -> None:
+        """Grow the x range by half again when the run outgrows it; move the y range only when a
+        value leaves it or the values shrink to under half of it (losses fall fast at first)."""
+        vb = self.plot.getPlotItem().getViewBox()
+        if len(x) and (self._xr is None or x[-1] > self._xr[1]):
+            self._xr = (0.0, max(10.0, float(x[-1]) * 1.5))
+            vb.setXRange(*self._xr, padding=0)
+        ys = np.concatenate(series) if series else np.empty(0)
+        ys = ys[np.isfinite(ys)]
+        if log:
+            ys = np.log10(ys[ys > 0])
+        if not len(ys):
+            return
+        lo, hi = float(ys.min()), float(ys.max())
+        if self._yr is not None:
+            cur_lo, cur_hi = self._yr
+            if lo >= cur_lo and hi <= cur_hi and (hi - lo) > 0.5 * (cur_hi - cur_lo):
+                return
+        pad = max(0.08 * (hi - lo), 0.05 if log else 1e-6 + 0.05 * abs(hi))
+        self._yr = (lo - pad, hi + pad)
+        vb.setYRange(*self._yr, padding=0)
 
     def _legend_html(self) -> str:
         parts = []
