@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from ..widgets.image_grid import ImageGrid
 from ..widgets.loss_plot import LossPlot
@@ -22,29 +21,11 @@ from ..workers import LatestRequestRunner, Worker, run_in_thread
 from . import Panel
 from .data_box import DataBox
 from .forms import ConfigForm
+from .run_controls import RunControls
 from .train_jobs import Started, fixed_images, render_preview, run_name, training_job, unique_path
 
 REFRESH_MS = 3000
 TERMINAL = ("finished", "cancelled", "failed")
-
-
-def available_devices() -> list[str]:
-    import torch
-
-    out = ["cpu"]
-    if torch.cuda.is_available():
-        out += ["cuda"] + [f"cuda:{i}" for i in range(1, torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    return out
-
-
-def _dur(s) -> str:
-    if s is None:
-        return "–"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class TrainPanel(Panel):
@@ -59,6 +40,7 @@ class TrainPanel(Panel):
         super().__init__(ctx, parent)
         self.state = "idle"
         self._closing = False
+        self._closed_form = False
         self.worker: Worker | None = None
         self.control = None
         self.engine = None  # the engine being trained (built on the worker thread)
@@ -123,50 +105,17 @@ class TrainPanel(Panel):
         scroll.setMinimumWidth(310)
         scroll.setMaximumWidth(400)
 
-        # Run settings and controls.
-        self.epochs_label = QLabel("Epochs")
-        self.epochs = QDoubleSpinBox()
-        self.epochs.setRange(0.1, 100_000)
-        self.epochs.setDecimals(1)
-        self.epochs.setValue(10)
-        self.epochs.setToolTip("Passes over the training split")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 99_999)
-        self.seed.setToolTip("Seed for the weights, the batch order and the training noise")
-        self.device_combo = QComboBox()
-        for d in available_devices():
-            self.device_combo.addItem(d, d)
-        self.device_combo.setToolTip("Where the app computes (training and drawing)")
-        self.device_combo.currentIndexChanged.connect(lambda _i: self.ctx.session.set_device(self.device_combo.currentData()))
-        self.ctx.session.device_changed.connect(self._show_device)
-        self.save_as = QLineEdit()
-        self.save_as.setPlaceholderText("name (automatic)")
-        self.save_as.setToolTip("File name of the checkpoint in your runs folder")
-        self.start_btn = QPushButton("Start")
-        self.pause_btn = QPushButton("Pause")
-        self.cancel_btn = QPushButton("Cancel")
-        self.start_btn.setToolTip("Start training (Ctrl+Return)")
-        self.pause_btn.setToolTip("Pause or resume (Ctrl+P)")
-        self.cancel_btn.setToolTip("Stop and keep a checkpoint of what was learnt (Ctrl+.)")
-        self.start_btn.clicked.connect(self.start)
-        self.pause_btn.clicked.connect(self.toggle_pause)
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1000)
-        self.bar.setTextVisible(True)
-        self.status = QLabel("Pick a data set and an engine, then press Start.")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        row1 = QHBoxLayout()
-        for label, w in ((self.epochs_label, self.epochs), ("Seed", self.seed), ("Device", self.device_combo)):
-            row1.addWidget(label if isinstance(label, QLabel) else QLabel(label))
-            row1.addWidget(w)
-        row1.addWidget(QLabel("Save as"))
-        row1.addWidget(self.save_as, 1)
-        row2 = QHBoxLayout()
-        for b in (self.start_btn, self.pause_btn, self.cancel_btn):
-            row2.addWidget(b)
-        row2.addWidget(self.bar, 1)
+        self.controls = RunControls()
+        c = self.controls
+        # Short names for the controls the panel and its tests use.
+        self.epochs, self.epochs_label, self.seed, self.save_as = c.epochs, c.epochs_label, c.seed, c.save_as
+        self.device_combo, self.bar, self.status = c.device, c.bar, c.status
+        self.start_btn, self.pause_btn, self.cancel_btn = c.start_btn, c.pause_btn, c.cancel_btn
+        c.device.currentIndexChanged.connect(lambda _i: self.ctx.session.set_device(c.device.currentData()))
+        self.ctx.session.device_changed.connect(c.show_device)
+        c.start_btn.clicked.connect(self.start)
+        c.pause_btn.clicked.connect(self.toggle_pause)
+        c.cancel_btn.clicked.connect(self.cancel)
 
         self.loss_plot = LossPlot()
         self.samples = ImageGrid(placeholder="Samples from fixed seeds appear here every few seconds while a model trains.")
@@ -202,9 +151,7 @@ class TrainPanel(Panel):
         split.setChildrenCollapsible(False)
 
         right = QVBoxLayout()
-        right.addLayout(row1)
-        right.addLayout(row2)
-        right.addWidget(self.status)
+        right.addWidget(self.controls)
         right.addWidget(split, 1)
         lay = QHBoxLayout(self)
         lay.addWidget(scroll)
@@ -220,7 +167,7 @@ class TrainPanel(Panel):
         self.seed.setValue(int(t.get("seed", 0)))
         self.preview_mode.setCurrentIndex(max(0, self.preview_mode.findData(t.get("preview", "samples"))))
         self.loss_plot.log_box.setChecked(bool(t.get("log_scale", True)))
-        self._show_device(str(self.ctx.session.device))
+        self.controls.show_device(str(self.ctx.session.device))
         self.leave_resume(reload=False)
         self.data_box.select(t.get("data", "shapes"), t.get("size"), t.get("channels"))
 
@@ -244,8 +191,8 @@ class TrainPanel(Panel):
         name = self.engine_combo.currentData()
         self.form.set_config_class(engines.engine_class(name).Config)
         self.form.set_values(self.ctx.settings.train.get("config", {}).get(name, {}))
-        closed = engines.engine_class(name).closed_form
-        self.epochs.setEnabled(not closed)
+        closed = self._closed_form = engines.engine_class(name).closed_form
+        self._update_buttons()
         self.epochs.setToolTip("Closed-form models are fitted in one go" if closed else "Passes over the training split")
 
     def _on_dataset(self, ds) -> None:
@@ -254,15 +201,6 @@ class TrainPanel(Panel):
     def _remember_data(self, path: str) -> None:
         self.ctx.settings.remember("user_data", path)
         self.ctx.settings.last_data_dir = os.path.dirname(path.rstrip("/\\"))
-
-    def _show_device(self, name: str) -> None:
-        self.device_combo.blockSignals(True)
-        i = self.device_combo.findData(name)
-        if i < 0:
-            self.device_combo.addItem(name, name)
-            i = self.device_combo.count() - 1
-        self.device_combo.setCurrentIndex(i)
-        self.device_combo.blockSignals(False)
 
     # ---- resume -------------------------------------------------------------------------------
     def resume_from(self, path: str) -> None:
@@ -283,8 +221,6 @@ class TrainPanel(Panel):
         info = loaded.info
         self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(info.engine)))
         self.form.set_values(info.config)
-        for w in (self.engine_combo, self.form):
-            w.setEnabled(False)
         name = os.path.splitext(os.path.basename(info.path))[0]
         epoch = info.train_state.get("step", 0)
         self.banner.setText(f"Continuing <b>{name}</b> from step {epoch:,}. "
@@ -292,9 +228,10 @@ class TrainPanel(Panel):
                             f"its settings stay as they were.")
         self.banner.show()
         self.new_model_btn.show()
-        self.epochs_label.setText("More epochs")
         self.save_as.setText(name)
-        self.save_as.setEnabled(False)
+        # The run's own seed: batch order and noise then continue exactly as if it had not stopped.
+        self.seed.setValue(int(info.train_state.get("seed", loaded.engine.seed)))
+        self._update_buttons()
         data = info.data.get("name", "")
         source = data if data in BUILTIN else info.data.get("source", data)
         self.data_box.select(source, info.spec.height, info.spec.channels)
@@ -302,12 +239,10 @@ class TrainPanel(Panel):
 
     def leave_resume(self, reload: bool = True) -> None:
         self.resume = None
-        for w in (self.engine_combo, self.form, self.save_as):
-            w.setEnabled(True)
         self.banner.hide()
         self.new_model_btn.hide()
-        self.epochs_label.setText("Epochs")
         self.save_as.clear()
+        self._update_buttons()
         if reload:
             self._on_engine()
 
@@ -418,13 +353,7 @@ class TrainPanel(Panel):
         p = item
         self.last = p
         self.progress.emit(p)
-        if p.fraction is not None:
-            self.bar.setValue(int(1000 * p.fraction))
-        eta = f" · ETA {_dur(p.eta_s)}" if p.eta_s is not None and p.state == "running" else ""
-        total = f" / {p.total_steps:,}" if p.total_steps else ""
-        self.status.setText(f"{p.state} · step {p.step:,}{total} · epoch {p.epoch:.2f} · "
-                            f"{p.images_per_s:,.0f} img/s · {_dur(p.elapsed_s)} elapsed{eta}"
-                            + (f" · {p.message}" if p.message else ""))
+        self.controls.show_progress(p)
         if p.state == "running":
             if p.metrics:
                 self.loss_plot.add(p.step, p.metrics)
@@ -479,11 +408,9 @@ class TrainPanel(Panel):
 
     def _update_buttons(self) -> None:
         idle = self.state == "idle"
-        self.start_btn.setEnabled(idle and self.data_box.dataset is not None)
-        self.pause_btn.setEnabled(self.state in ("running", "paused", "pausing"))
-        self.pause_btn.setText("Resume" if self.state in ("paused", "pausing") else "Pause")
-        self.cancel_btn.setEnabled(self.state in ("starting", "running", "paused", "pausing"))
-        for w in (self.data_box, self.epochs, self.seed, self.device_combo):
-            w.setEnabled(idle)
-        for w in (self.engine_combo, self.form, self.save_as, self.new_model_btn):
-            w.setEnabled(idle and self.resume is None or (w is self.new_model_btn and idle))
+        resuming = self.resume is not None
+        self.controls.set_state(self.state, self.data_box.dataset is not None, self._closed_form, resuming)
+        self.data_box.setEnabled(idle)
+        self.engine_combo.setEnabled(idle and not resuming)
+        self.form.setEnabled(idle and not resuming)
+        self.new_model_btn.setEnabled(idle)
