@@ -83,7 +83,7 @@ def blobs(tiny_dataset):
     """300 labelled 16×16 blob images and their classifier (trained once per test session)."""
     if "blobs" not in _CACHE:
         ds = tiny_dataset(n=300, size=16, channels=1, seed=0)
-        _CACHE["blobs"] = ds, clfmod.train_classifier(ds, seed=0)
+        _CACHE["blobs"] = ds, clfmod.train_classifier(ds, seed=0, min_steps=24)  # fewer steps: test time
     return _CACHE["blobs"]
 
 

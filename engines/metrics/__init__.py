@@ -53,11 +53,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "elbo_nats": ("−ELBO on the test split: bound on −log p(x), nats/image", "lower"),
     "iwae_nats": ("−IWAE bound on −log p(x) on the test split, nats/image (tighter)", "lower"),
     "bpd": ("bits/dim bound on the test split", "lower"),
+    "explained_variance": ("share of the test images' variance the model's components keep", "higher"),
     "mse": ("reconstruction mean squared error on the test split", "lower"),
     "psnr": ("reconstruction peak signal-to-noise ratio, dB", "higher"),
     "perplexity": ("codebook perplexity (effective number of codes used)", "higher"),
     "codes_used_frac": ("share of codebook entries used on the test split", "higher"),
     "classifier_acc": ("test accuracy of the data set's evaluation classifier", "higher"),
+    "iwae_k": ("importance samples per image in the IWAE bound", ""),
 }
 # Keys stored in a checkpoint's metadata after `evaluate` (scalars, plus the histograms).
 SAMPLE_KEYS = ("cfid", "precision", "recall", "coverage", "label_tv", "label_kl")
@@ -151,6 +153,7 @@ def evaluate(engine, data: ImageDataset, n: int = 1000, seed: int = 0, *, k: int
             if reference:
                 train = data.split("train")
                 ref = train.images[_subset(len(train), min(n, len(train)), seed + 1)]
+                out["n_ref"] = len(ref)
                 r = compare(clf, real, ref, k=k, real_features=real_feats)
                 out.update({f"{key}_ref": r[key] for key in SAMPLE_KEYS if key in r})
             if len(real) <= k:
@@ -201,24 +204,23 @@ def format_table(result: dict) -> str:
     for key, (meaning, better) in METRICS.items():
         if key in result:
             ref = result.get(f"{key}_ref")
-            rows.append((key, _fmt(result[key]), "" if ref is None else _fmt(ref), f"{meaning} ({better} is better)"))
+            rows.append((key, _fmt(result[key]), "" if ref is None else _fmt(ref), better, meaning))
     for key, v in result.items():  # anything an engine adds that the table does not know yet
         if key not in METRICS and not key.endswith("_ref") and isinstance(v, float) and key != "seconds":
-            rows.append((key, _fmt(v), "", ""))
+            rows.append((key, _fmt(v), "", "", ""))
     lines = []
     if rows:
-        w0 = max(len("metric"), *(len(r[0]) for r in rows))
-        w1 = max(len("value"), *(len(r[1]) for r in rows))
-        w2 = max(len("reference"), *(len(r[2]) for r in rows))
-        lines.append(f"{'metric':{w0}}  {'value':>{w1}}  {'reference':>{w2}}  meaning")
-        lines += [f"{a:{w0}}  {b:>{w1}}  {c:>{w2}}  {d}" for a, b, c, d in rows]
+        head = ("metric", "value", "reference", "better", "meaning")
+        w = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(4)]
+        for r in [head, *rows]:
+            lines.append(f"{r[0]:{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:{w[3]}}  {r[4]}".rstrip())
     if "label_hist" in result:
         names = result.get("label_names") or [str(i) for i in range(len(result["label_hist"]))]
         pairs = ", ".join(f"{nm} {100 * s:.0f}% ({100 * t:.0f}%)"
                           for nm, s, t in zip(names, result["label_hist"], result["label_hist_test"]))
         lines.append(f"predicted labels of the samples (test images): {pairs}")
     if any(f"{k}_ref" in result for k in SAMPLE_KEYS):
-        lines.append(f"reference: {result.get('n_samples', '')} training images scored like samples — what a perfect model gets")
+        lines.append(f"reference: {result.get('n_ref', '')} training images scored like samples — about what a perfect model gets")
     clf = result.get("classifier")
     if clf:
         src = "cached" if clf.get("from_cache") else f"trained in {clf.get('train_s')} s"
