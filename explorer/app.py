@@ -78,7 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     start_warm_up()
+    _close_on_ctrl_c(window)
     return app.exec()
+
+
+def _close_on_ctrl_c(window) -> None:
+    """Ctrl-C in the terminal closes the window properly (settings saved, training cancelled)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(window)  # Python only runs signal handlers when the interpreter gets control
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 if __name__ == "__main__":
