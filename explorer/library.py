@@ -49,6 +49,8 @@ class Library(QWidget):
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemClicked.connect(self._clicked)
         self.list.itemActivated.connect(self._clicked)
+        # Arrow keys browse too; the session's loader coalesces, so only where you stop is loaded.
+        self.list.currentItemChanged.connect(self._browsed)
         self.empty = QLabel("No models yet. Train one in the Train panel, or open a checkpoint with File → Open.")
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -146,6 +148,10 @@ class Library(QWidget):
         """Select the entry and load it (as a click would)."""
         self.highlight(path)
         self.model_selected.emit(path)
+
+    def _browsed(self, current, _previous) -> None:
+        if current is not None and self.list.hasFocus():  # the user, not a refresh, moved it
+            self._clicked(current)
 
     def _clicked(self, item: QListWidgetItem) -> None:
         path = item.data(PATH_ROLE)

@@ -175,6 +175,7 @@ def test_continue_training_a_checkpoint(qtbot, window, step_threads, tiny_datase
         qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
         assert panel.start()
     assert again.args[0].step == 4 * (len(ds.train_idx) // 16)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=10_000)
     panel.leave_resume()
     assert panel.engine_combo.isEnabled()
 
