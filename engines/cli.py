@@ -257,7 +257,8 @@ def cmd_evaluate(a) -> int:
     loaded = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False)
     engine = loaded.engine
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
-    result = evaluate(engine, data, n=a.n, seed=a.seed, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    result = evaluate(engine, data, n=a.n, seed=a.seed, quick=a.quick,
+                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     try:
         ckpt.update(a.checkpoint, metrics=stored_metrics(result))
     except ckpt.CheckpointError as e:
@@ -404,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=1000, help="samples to draw (and test images to use, at most)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", action="store_true", help="print one JSON object (last line) instead of a table")
+    ev.add_argument("--quick", action="store_true", help="fewer importance samples for likelihood bounds (VAE: IWAE k ≤ 8)")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_evaluate)
 
