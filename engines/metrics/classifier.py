@@ -225,6 +225,8 @@ def get_classifier(ds: ImageDataset, device="cpu", seed: int = 0, progress: Call
         clf = _load(path, key, ds.spec, k, device)
         if clf is not None:
             return clf
+    if progress:
+        progress(f"training the evaluation classifier for {ds.name} {ds.spec} (once: it is cached)")
     clf = train_classifier(ds, device=device, seed=seed, progress=progress, **train_options)
     clf.info["key"] = key
     if use_cache and _save(path, clf, key):
@@ -264,31 +266,29 @@ def _recalibrate_batchnorm(net: ClassifierNet, x_u8: torch.Tensor, device, chunk
     net.eval()
 
 
-@torch.no_grad()
-def accuracy(clf_or_net, x_u8, labels, device=None) -> float:
-    if isinstance(clf_or_net, Classifier):
-        pred = clf_or_net.predict(x_u8)
-    else:
-        clf_or_net.eval()
-        pred = torch.cat([clf_or_net(_as_float(x_u8[i:i + 512], device)).argmax(1).cpu()
-                          for i in range(0, len(x_u8), 512)]).numpy()
-    return float((np.asarray(pred) == np.asarray(labels)).mean()) if len(labels) else float("nan")
+def accuracy(clf: Classifier, images, labels) -> float:
+    """Share of `images` whose predicted class is `labels`."""
+    return float((clf.predict(images) == np.asarray(labels)).mean()) if len(labels) else float("nan")
 
 
 def train_classifier(ds: ImageDataset, device="cpu", seed: int = 0, batch_size: int = 64, lr: float = 2e-3,
                      max_epochs: int = 12, min_steps: int = 60, max_steps: int | None = None,
-                     target_acc: float = 0.98, time_limit_s: float = 600.0,
+                     target_acc: float = 0.98, time_limit_s: float = 600.0, max_train_images: int = 20000,
                      progress: Callable[[str], None] | None = None) -> Classifier:
-    """Train on the train split; stop at the end of the first epoch (after at least `min_steps`
-    steps) whose running training accuracy reaches `target_acc`, after `max_epochs` epochs (or
-    enough epochs for `min_steps` on tiny sets), or at `time_limit_s` (a safety net only)."""
+    """Train on the train split (a fixed random subset of `max_train_images` of it for large
+    sets); stop at the end of the first epoch (after at least `min_steps` steps) whose running
+    training accuracy reaches `target_acc`, after `max_epochs` epochs (or enough epochs for
+    `min_steps` on tiny sets), or at `time_limit_s` (a safety net only)."""
     from ..device import pick_device
 
     device = pick_device(device) if isinstance(device, str) else device
     k = _check_labelled(ds)
     t0 = time.perf_counter()
-    x = torch.from_numpy(np.ascontiguousarray(ds.images[ds.train_idx])).to(device)
-    y = torch.from_numpy(ds.labels[ds.train_idx].astype(np.int64)).to(device)
+    train_idx = np.asarray(ds.train_idx)
+    if len(train_idx) > max_train_images:
+        train_idx = np.sort(np.random.default_rng(seed).choice(train_idx, max_train_images, replace=False))
+    x = torch.from_numpy(np.ascontiguousarray(ds.images[train_idx])).to(device)
+    y = torch.from_numpy(ds.labels[train_idx].astype(np.int64)).to(device)
     n = len(x)
     # Tiny sets: smaller batches, so that an epoch is still a few steps.
     bs = max(1, min(batch_size, max(16, n // 8), n))
