@@ -3,8 +3,6 @@ histograms. Pure numpy/torch, no model knowledge; `engines.metrics.evaluate` fee
 classifier's penultimate features."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -120,7 +118,3 @@ def kl_divergence(ref_hist, sample_counts, pseudo: float = 0.5) -> float:
     q = c / c.sum()
     m = p > 0
     return float((p[m] * np.log(p[m] / q[m])).sum())
-
-
-def finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
