@@ -5,6 +5,12 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import torch  # noqa: E402
+
+# Tests use tiny models, where one thread is faster than two and results (e.g. cached
+# classifiers) do not depend on the machine's core count.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory, monkeypatch):
