@@ -13,7 +13,7 @@ import torch
 
 import engines
 from engines.latent import atlas, attributes, cache, history, interpolate as it, inverse, neighbours, planes, projection
-from engines.latent.progress import Progress, run
+from engines.latent.progress import run
 from engines.spec import ImageSpec
 
 
@@ -124,6 +124,17 @@ def test_pca_plane_axes_units_and_speed():
     assert p.exact
     pts = rng.normal(size=(50, 2))
     np.testing.assert_allclose(p.to_map(p.to_latent(pts)), pts, atol=1e-9)
+
+
+def test_plane_projection_and_polygon_selection():
+    rng = np.random.default_rng(10)
+    z = rng.normal(size=(200, 6))
+    plane = planes.plane_through(z[0], z[1], z[2])
+    proj = projection.plane_projection(z, plane)
+    np.testing.assert_allclose(proj.coords[:3], [[0, 0], [1, 0], [0, 1]], atol=1e-5)
+    square = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    pts = np.array([[0.5, 0.5], [1.5, 0.5], [-0.1, 0.2], [0.9, 0.99]])
+    assert projection.select_polygon(pts, square).tolist() == [0, 3]
 
 
 # ---- inverse map (UMAP) -----------------------------------------------------------------------------------
@@ -357,7 +368,8 @@ def test_latent_cache_cancel_writes_nothing(tiny_dataset):
     gen.close()  # the worker's Cancel
     path = cache.cache_path(cache.model_id(e), cache.data_id(ds))
     assert not os.path.exists(path)
-    assert not any(n.startswith(".tmp-") for n in os.listdir(os.path.dirname(path))) if os.path.isdir(os.path.dirname(path)) else True
+    folder = os.path.dirname(path)
+    assert not os.path.isdir(folder) or not any(n.startswith(".tmp-") for n in os.listdir(folder))
 
 
 def test_latent_cache_refuses_wrong_spec(tiny_dataset):

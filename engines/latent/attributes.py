@@ -138,7 +138,8 @@ def from_attribute(ls, attribute: str, method: str = "auto", quality: bool = Tru
         if not binary:
             raise ValueError(f"'{attribute}' is not a 0/1 attribute; use method 'median' or 'regression'")
         a, b = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        return from_groups(ls.latents, a, b, attribute, "binary", meta={"attribute": attribute}, quality=quality, seed=seed, **_common(ls))
+        return from_groups(ls.latents, a, b, attribute, "binary", meta={"attribute": attribute},
+                           quality=quality, seed=seed, **_common(ls))
     med = float(np.median(y))
     a, b = np.flatnonzero(y > med), np.flatnonzero(y <= med)
     if method == "median":
@@ -160,7 +161,8 @@ def from_label(ls, label: int | str, quality: bool = True, seed: int = 0) -> Att
         label = ls.label_names.index(label)
     name = ls.label_names[label] if label < len(ls.label_names) else str(label)
     a, b = np.flatnonzero(ls.labels == label), np.flatnonzero(ls.labels != label)
-    return from_groups(ls.latents, a, b, f"{name} (vs rest)", "label", meta={"label": int(label)}, quality=quality, seed=seed, **_common(ls))
+    return from_groups(ls.latents, a, b, f"{name} (vs rest)", "label", meta={"label": int(label)},
+                       quality=quality, seed=seed, **_common(ls))
 
 
 def regression_direction(latents, y) -> np.ndarray:

@@ -111,7 +111,8 @@ class Plane:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plane":
-        return cls(np.asarray(d["origin"]), np.asarray(d["u"]), np.asarray(d["v"]), d.get("kind", "custom"), dict(d.get("meta", {})))
+        return cls(np.asarray(d["origin"]), np.asarray(d["u"]), np.asarray(d["v"]),
+                   d.get("kind", "custom"), dict(d.get("meta", {})))
 
 
 # ---- constructors ----------------------------------------------------------------------------------------
@@ -159,8 +160,8 @@ def pca_plane(latents, components: tuple[int, int] = (0, 1)) -> Plane:
         w = w * np.sign(w[np.argmax(np.abs(w))])
         dirs.append(w * np.sqrt(max(var[k], 1e-24)))
     total = float(var.sum())
-    return Plane(mean, dirs[0], dirs[1], "pca",
-                 {"components": [int(a), int(b)], "explained": [float(var[a] / total), float(var[b] / total)] if total > 0 else [0.0, 0.0]})
+    explained = [float(var[a] / total), float(var[b] / total)] if total > 0 else [0.0, 0.0]
+    return Plane(mean, dirs[0], dirs[1], "pca", {"components": [int(a), int(b)], "explained": explained})
 
 
 def plane_through(a, b, c) -> Plane:

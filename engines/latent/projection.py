@@ -99,6 +99,30 @@ def axes_projection(latents, i: int = 0, j: int = 1, standardise: bool = False) 
     return Projection("axes", coords, plane, dict(plane.meta), seconds=time.perf_counter() - t0)
 
 
+def plane_projection(latents, plane: Plane) -> Projection:
+    """The data projected orthogonally onto any plane (e.g. the one through three picked latents)."""
+    t0 = time.perf_counter()
+    coords = plane.to_map(_flat(latents)).astype(np.float32)
+    return Projection(plane.kind, coords, plane, dict(plane.meta), seconds=time.perf_counter() - t0)
+
+
+def select_polygon(coords, polygon) -> np.ndarray:
+    """Indices of the map points inside a closed polygon (V, 2) — a lasso selection on the map, e.g.
+    for the two groups of an attribute vector. Even-odd rule, vectorised over points."""
+    pts = np.asarray(coords, dtype=np.float64)
+    poly = np.asarray(polygon, dtype=np.float64)
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
+        raise ValueError("a selection polygon needs at least three (x, y) vertices")
+    x, y = pts[:, 0:1], pts[:, 1:2]
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    crosses = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    inside = (crosses & (x < xi)).sum(1) % 2 == 1
+    return np.flatnonzero(inside)
+
+
 # ---- UMAP ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UmapParams:
@@ -280,8 +304,9 @@ def run_umap(latents, params: UmapParams = UmapParams(), cache: bool = True, k_i
             lo, hi = spans.get(stage, (0.0, 1.0))
             frac = lo + (hi - lo) * (last[0] / max(last[1], 1) if last and stage == "layout" else 0.0)
             elapsed = time.perf_counter() - t0
+            epoch = f"{last[0]}/{last[1]}" if last and stage == "layout" else "0/?"
             msg = {"neighbours": "building the neighbour graph", "graph": "building the fuzzy graph and initial layout",
-                   "layout": f"optimising the layout, epoch {last[0] if last else 0}/{last[1] if last else '?'}"}.get(stage, stage)
+                   "layout": f"optimising the layout, epoch {epoch}"}.get(stage, stage)
             yield Progress(stage, frac, f"{msg} ({elapsed:.0f} s)")
     finally:
         stop.set()  # a Cancel (generator closed) or an error: the helper stops at its next check
