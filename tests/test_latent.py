@@ -360,6 +360,32 @@ def test_latent_cache_hits_rebuilds_and_tracks_identity(tiny_dataset):
     assert cache.data_id(ds2) != cache.data_id(ds)
 
 
+@pytest.mark.parametrize("name", ["pca", "ae", "vae"])
+def test_every_engine_goes_through_map_scrub_and_inspect(tiny_dataset, name):
+    ds = tiny_dataset(n=60, seed=2)
+    e = engines.create(name, ds.spec, device="cpu", **({"n_components": 4} if name == "pca" else {"latent_dim": 4, "width": 8}))
+    if name == "pca":
+        e.fit(ds.images)
+    ls = cache.open_latents(e, ds)
+    assert ls.latents.shape == (60, 4) and ls.model_id.startswith(name + "-")
+    proj = projection.pca_projection(ls.latents)
+    z = proj.mapping.to_latent([[0.5, -0.5]])
+    assert e.decode(z.astype(np.float32)).shape == (1, 1, 16, 16)
+    ind = neighbours.InDistribution(ls.train, e)
+    assert (ind(z[0]).log_prior is None) == (name == "ae")  # the AE has no prior density
+
+
+def test_latent_cache_not_written_when_model_changes_while_encoding(tiny_dataset):
+    ds = tiny_dataset(n=40, seed=4)
+    e = _pca(ds)
+    gen = cache.encode_dataset(e, ds, chunk=10)
+    next(gen)
+    with torch.no_grad():
+        e.basis.mean.add_(0.01)  # a training step lands mid-encode
+    ls = run(gen)
+    assert ls.path is None and not cache.open_latents(e, ds).from_cache
+
+
 def test_latent_cache_cancel_writes_nothing(tiny_dataset):
     ds = tiny_dataset(n=100, seed=5)
     e = _pca(ds)

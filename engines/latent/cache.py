@@ -85,6 +85,7 @@ def model_id(engine) -> str:
 
 # The images are the expensive part of a data id (~0.1 s per 100 MB); remember their digest per
 # array object. Arrays are weak-referenced, so a digest never outlives (or is reused for) its array.
+# This assumes image arrays are not modified in place, which no loader or panel does.
 _IMAGE_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
 
 
@@ -273,6 +274,11 @@ def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,
         train_idx=np.asarray(data.train_idx, np.int64), test_idx=np.asarray(data.test_idx, np.int64),
         engine=str(getattr(engine, "name", "")), data_name=str(data.name),
     )
+    if model_id(engine) != mid:
+        # The weights changed while encoding (a training thread stepped the model): the latents
+        # mix several models, so they are returned for display but never cached under either id.
+        yield Progress("encode", 1.0, "the model changed while encoding; latents not cached")
+        return ls
     if cache and _write(path, ls):
         ls.path = path
     return ls
