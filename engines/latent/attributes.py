@@ -291,6 +291,23 @@ def analogy_result(a, b, c, latents, engine=None, k: int = 5) -> AnalogyResult:
     return AnalogyResult(z, image, nn.indices[0], nn.distances[0])
 
 
+def matched_analogy(latents, group_a, group_b, group_c, seed: int = 0) -> tuple[int, int, int]:
+    """Indices (a, b, c) for a − b + c across three groups (e.g. smiling woman, neutral woman,
+    neutral man): a random member of A, the member of B nearest to a in latent space — so a − b
+    is mostly what separates the groups, not two different faces — and a random member of C."""
+    from .neighbours import nearest
+
+    pools = [np.asarray(g, np.int64).ravel() for g in (group_a, group_b, group_c)]
+    if any(len(p) == 0 for p in pools):
+        raise ValueError("each of the three groups needs at least one member")
+    z = _flat(latents)
+    rng = np.random.default_rng(seed)
+    a = int(rng.choice(pools[0]))
+    b = int(pools[1][nearest(z[pools[1]], z[a], k=1).indices[0, 0]])
+    c = int(rng.choice(pools[2]))
+    return a, b, c
+
+
 # ---- saving and loading ----------------------------------------------------------------------------------
 def save_vectors(path: str, vectors: list[AttributeVector] | AttributeVector) -> str:
     """Write vectors as JSON (atomically)."""

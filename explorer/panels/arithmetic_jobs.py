@@ -310,19 +310,13 @@ def render_analogy(req: AnalogyRequest) -> attr.AnalogyResult:
 
 
 def example_picks(md: ModelData, a_label: int, b_label: int, c_label: int, seed: int = 0) -> tuple[int, int, int]:
-    """A random `a_label` image, the `b_label` image nearest to it in latent space (so a − b is
-    mostly what tells the labels apart, not a different face), and a random `c_label` image."""
-    from engines.latent.neighbours import nearest
-
+    """A random `a_label` image, the `b_label` image nearest to it in latent space, a random
+    `c_label` image (`attributes.matched_analogy`)."""
     ls = md.ls
     if ls.labels is None:
         raise ValueError("this data set has no labels")
-    rng = np.random.default_rng(seed)
-    pools = [np.flatnonzero(ls.labels == lab) for lab in (a_label, b_label, c_label)]
-    for lab, pool in zip((a_label, b_label, c_label), pools):
-        if len(pool) == 0:
+    for lab in (a_label, b_label, c_label):
+        if not np.any(ls.labels == lab):
             raise ValueError(f"no image is labelled {md.label_name(lab)}")
-    a = int(rng.choice(pools[0]))
-    b = int(pools[1][nearest(ls.latents[pools[1]], ls.latents[a], k=1).indices[0, 0]])
-    c = int(rng.choice(pools[2]))
-    return a, b, c
+    return attr.matched_analogy(ls.latents, *(np.flatnonzero(ls.labels == lab) for lab in (a_label, b_label, c_label)),
+                                seed=seed)
