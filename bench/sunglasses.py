@@ -208,13 +208,15 @@ def main() -> int:
     # Report.
     table = [{"quantity": k, "value": val} for k, val in (
         ("‖Δ‖", v.norm), ("groups (with / without)", f"{q.n_a} / {q.n_b}"), ("effect size d", q.effect_size),
-        ("cosine agreement", q.cosine), ("cosine, shuffled groups", f"{q.cosine_shuffled:.4f} ± {q.cosine_shuffled_std:.4f}"),
+        ("cosine agreement", q.cosine),
+        ("cosine, shuffled groups", f"{q.cosine_shuffled:.4f} ± {q.cosine_shuffled_std:.4f}"),
         ("cosine, random directions", q.cosine_random), ("z vs shuffles", q.z_score),
         ("held-out accuracy", q.heldout_accuracy), ("verdict", q.verdict))]
     print(f"sunglasses vector on {os.path.basename(a.model)} ({len(ls)} faces, latent {ls.dim}):")
     print(common.table(table, ["quantity", "value"]))
     print("\neye-region brightness of the decoded strip (mean over the faces; sunglasses are dark):")
-    print(common.table([{"s": f"{s:+g}", "brightness": float(b)} for s, b in zip(S, bright.mean(0))], ["s", "brightness"]))
+    bright_rows = [{"s": f"{s:+g}", "brightness": float(b)} for s, b in zip(S, bright.mean(0))]
+    print(common.table(bright_rows, ["s", "brightness"]))
     print(f"real test faces: with sunglasses {real_with:.3f}, without {real_without:.3f}")
     print(f"\nanalogy smiling woman − neutral woman + neutral man, {DRAWS} draws "
           f"(label classifier, test accuracy {clf.info.get('test_acc', float('nan')):.3f}):")

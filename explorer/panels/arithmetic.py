@@ -30,6 +30,7 @@ from .arithmetic_jobs import (Base, DataUnavailable, Recipe, load_model_data, ma
 from .arithmetic_vectors import VectorList
 
 VECTOR_FILTER = "Attribute vectors (*.json);;All files (*)"
+DATA_FILTER = "Image data (*.npz *.h5 *.hdf5 *-ubyte *.idx *-ubyte.gz);;All files (*)"
 
 
 class ArithmeticPanel(Panel):
@@ -48,7 +49,8 @@ class ArithmeticPanel(Panel):
         self._loader: Worker | None = None
         self._by_model: dict[str, list] = {}  # model id → [(vector, active)], while the app runs
         self._pending_vectors = 0
-        self._demo = False
+        self._demo: dict | None = None  # screenshot content asked for before the data was ready
+        self._demo_strength = None
         self._closing = False
         self.vectors_dir = ""
         self._base_runner = LatestRequestRunner(make_base, self)
@@ -152,8 +154,7 @@ class ArithmeticPanel(Panel):
         if folder:
             path = QFileDialog.getExistingDirectory(self, "Image folder", self.ctx.settings.last_data_dir)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Data file", self.ctx.settings.last_data_dir,
-                                                  "Image data (*.npz *.h5 *.hdf5 *-ubyte *.idx *-ubyte.gz);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "Data file", self.ctx.settings.last_data_dir, DATA_FILTER)
         if path:
             self.use_data(path)
 
@@ -228,7 +229,8 @@ class ArithmeticPanel(Panel):
         md = self.md
         if md is None:
             return
-        self.edit.set_base(Base(md.ls.latents[index].copy(), md.ds.images[index], "data", md.caption(index), int(index)))
+        z = md.ls.latents[index].copy()
+        self.edit.set_base(Base(z, md.ds.images[index], "data", md.caption(index), int(index)))
 
     def _request_base(self, kind: str, arg) -> None:
         if self.engine is not None:
@@ -291,9 +293,8 @@ class ArithmeticPanel(Panel):
 
     # ---- saving and loading -----------------------------------------------------------------------------
     def save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save attribute vectors",
-                                              os.path.join(self.vectors_dir, f"{self.ctx.session.name or 'vectors'}-vectors.json"),
-                                              VECTOR_FILTER)
+        suggested = os.path.join(self.vectors_dir, f"{self.ctx.session.name or 'model'}-vectors.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save attribute vectors", suggested, VECTOR_FILTER)
         if path:
             self.save_vectors_to(path)
 
@@ -369,26 +370,28 @@ class ArithmeticPanel(Panel):
 
     def ask_apply_anyway(self, text: str) -> bool:
         """The explicit 'apply anyway' question (tests replace this)."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "Vectors from another model", text, QMessageBox.StandardButton.Cancel,
-                          self)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Vectors from another model", text,
+                          QMessageBox.StandardButton.Cancel, self)
         anyway = box.addButton("Apply anyway", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is anyway
 
     # ---- screenshots ---------------------------------------------------------------------------------
-    def prepare_screenshot(self) -> None:
-        """Show real content for `screenshot --panel arithmetic`: vectors for the first binary
-        attributes, a base image without the first one, its slider at +1.5, an analogy."""
-        self._demo = True
+    def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5) -> None:
+        """Real content for `screenshot --panel arithmetic`: vectors for `attribute` (default
+        sunglasses, else the first binary attribute) and smiling, a test image without the
+        attribute as the base with its slider at `s`, the analogy example; `tab` edit|analogies."""
+        self._demo = {"attribute": attribute, "s": float(s)}
+        self.tabs.setCurrentIndex(1 if tab.startswith("analog") else 0)
         if self.md is not None:
             self._run_demo()
 
     def _run_demo(self) -> None:
-        self._demo = False
+        demo, self._demo = self._demo, None
         md = self.md
         attrs = md.binary_attributes
-        first = "sunglasses" if "sunglasses" in attrs else (attrs[0] if attrs else None)
+        first = demo["attribute"] or ("sunglasses" if "sunglasses" in attrs else (attrs[0] if attrs else None))
         if first is None:
             if md.ls.labels is not None:
                 self.add_vector(Recipe("label", label=0))
@@ -396,28 +399,34 @@ class ArithmeticPanel(Panel):
         for a in [first] + [a for a in ("smiling",) if a in attrs and a != first]:
             self.add_vector(Recipe("attribute", attribute=a))
         ls = md.ls
-        without = ls.test_idx[ls.attributes[first][ls.test_idx] == 0]
-        if len(without):
-            self.use_data_image(int(without[0]))
-        self._demo_strength = (first, 1.5)
+        if first in ls.attributes:
+            without = ls.test_idx[ls.attributes[first][ls.test_idx] == 0]
+            if len(without):
+                self.use_data_image(int(without[0]))
+        self._demo_strength = (first, demo["s"])
         self.analogy.example()
 
-    def screenshot_ready(self) -> bool:
+    def ready_for_screenshot(self) -> bool:
+        """Nothing loading, computing or drawing (and the demo content, if asked for, in place)."""
         if self.engine is None:
             return True
-        if self.loading or self._pending_vectors or self.md is None and not self.data_error:
+        if self.loading or self._pending_vectors:
             return False
-        pending = getattr(self, "_demo_strength", None)
+        if self.md is None:
+            return True  # the data could not be had: nothing more will come
+        if self._demo is not None:
+            return False
+        pending = self._demo_strength
         if pending is not None:
-            name, s = pending
-            v = next((v for v in self.vectors.active() if v.name == name), None)
+            attribute, s = pending
+            v = next((v for v in self.vectors.active() if v.meta.get("attribute") == attribute), None)
             if v is None:
                 return False
+            self._demo_strength = None
             self.vectors.select_vector(v)
             self.edit.set_strength(v, s)
-            self._demo_strength = None
             return False
-        return not (self.edit._render.busy or self.edit._strip.busy or self.analogy._runner.busy)
+        return not (self.edit.busy or self.analogy.busy or self._base_runner.busy)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -207,5 +207,9 @@ class AnalogyView(QWidget):
         self.result_caption.setText(f"Could not compute the analogy: {exc}")
         self.ctx.session.report(exc, "Analogy failed")
 
+    @property
+    def busy(self) -> bool:
+        return self._runner.busy
+
     def shutdown(self) -> None:
         self._runner.cancel()

@@ -119,24 +119,29 @@ class BaseChooser(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tabs)
+        self._user_tab: int | None = None  # the source the user chose last, kept across models
+        self.tabs.tabBarClicked.connect(self._on_tab_clicked)
+
+    def _on_tab_clicked(self, i: int) -> None:
+        if i >= 0 and self.tabs.isTabEnabled(i):
+            self._user_tab = i
 
     def set_model(self, engine, md) -> None:
         can_encode = engine is not None and "encode" in getattr(engine, "capabilities", ())
         self.data.set_data(md)
         self.tabs.setTabEnabled(0, md is not None)
-        self.tabs.setTabEnabled(2, can_encode)
         self.tabs.setTabEnabled(1, engine is not None)
+        self.tabs.setTabEnabled(2, can_encode)
         if engine is not None:
             spec = engine.spec
             colour = "RGB" if spec.channels == 3 else "greyscale"
             self.file_note.setText(f"Your image is resized to {spec.height}×{spec.width} {colour} "
                                    "(the model's input) and encoded.")
-        if md is None and engine is not None and self.tabs.currentIndex() == 0:
-            self.tabs.setCurrentIndex(1)  # nothing to browse (yet): samples work without data
-            self._auto_switched = True
-        elif md is not None and getattr(self, "_auto_switched", False):
-            self.tabs.setCurrentIndex(0)
-            self._auto_switched = False
+        # The data browser unless the user chose another source; samples while there is no data.
+        want = self._user_tab if self._user_tab is not None else 0
+        if not self.tabs.isTabEnabled(want):
+            want = 1
+        self.tabs.setCurrentIndex(want)
 
     def _next_seed(self) -> None:
         self.seed.setValue(self.seed.value() + 1)

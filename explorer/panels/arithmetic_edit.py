@@ -110,7 +110,8 @@ class EditView(QWidget):
         self.slider_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         self.strip_box = QGroupBox("Strip")
-        self.strip = ImageStrip(placeholder="Select a vector to see z + s·Δ for s = −4 … 4.", min_cell=56, max_cell=128)
+        self.strip = ImageStrip(placeholder="Select a vector to see z + s·Δ for s = −4 … 4.", min_cell=56,
+                                max_cell=128)
         self.strip.setMinimumHeight(104)
         self.strip.clicked.connect(self._on_strip_click)
         stl = QVBoxLayout(self.strip_box)
@@ -257,6 +258,10 @@ class EditView(QWidget):
             return
         parts = " ".join(f"{'−' if s < 0 else '+'} {abs(s):g}·Δ<sub>{html.escape(n)}</sub>" for n, s in terms)
         self.formula.setText(f"z {parts}")
+
+    @property
+    def busy(self) -> bool:
+        return self._render.busy or self._strip.busy
 
     def shutdown(self) -> None:
         self._render.cancel()

@@ -239,7 +239,7 @@ def base_from_file(engine, path: str) -> Base:
     try:
         with Image.open(path) as pil:
             pil.load()
-            img = pil_to_spec(pil, engine.spec)
+            img = np.array(pil_to_spec(pil, engine.spec))  # writable: torch.from_numpy warns otherwise
     except (OSError, UnidentifiedImageError) as e:
         raise ValueError(f"{os.path.basename(path)}: not an image this app can read ({e})") from None
     z = engine.encode(img[None]).detach().to("cpu").float().reshape(-1).numpy()

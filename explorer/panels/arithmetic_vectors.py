@@ -57,8 +57,10 @@ def details_html(v, current_model_id: str = "") -> str:
     rows = [f"<b>{e(v.name)}</b> — {e(v.meta.get('source') or v.method)}"]
     if q is not None:
         colour = VERDICT_COLOURS.get(q.verdict, "#555")
-        rows.append(f"<span style='color:{colour}'><b>{e(q.verdict)}</b></span> · groups of {q.n_a:,} and {q.n_b:,} images")
-        rows.append(f"Effect size d = {q.effect_size:.2f} (the groups' separation along Δ in pooled standard deviations)")
+        rows.append(f"<span style='color:{colour}'><b>{e(q.verdict)}</b></span> · groups of {q.n_a:,} and "
+                    f"{q.n_b:,} images")
+        rows.append(f"Effect size d = {q.effect_size:.2f} (the groups' separation along Δ in pooled "
+                    "standard deviations)")
         rows.append(f"Cosine agreement {q.cosine:.3f}: single pairs' differences vs Δ; shuffled groups give "
                     f"{q.cosine_shuffled:.3f} ± {q.cosine_shuffled_std:.3f}, random directions "
                     f"{q.cosine_random:.3f} ({q.z_score:.0f} σ above chance)")
@@ -226,8 +228,8 @@ class VectorList(QWidget):
             binary = md is not None and key in md.binary_attributes
             self.attr_method.setEnabled(not binary)
             ok &= key is not None
-            auto = key if binary or key is None else (f"{key} (high − low)" if self.attr_method.currentData() == "median"
-                                                     else f"{key} (per unit)")
+            per_unit = self.attr_method.currentData() != "median"
+            auto = key if binary or key is None else (f"{key} (per unit)" if per_unit else f"{key} (high − low)")
         elif kind == "label":
             a, b = self.label_a.currentData(), self.label_b.currentData()
             ok &= a is not None and a != b
