@@ -61,21 +61,16 @@ def stats(gaps: list[float]) -> dict:
             "p50_ms": float(np.percentile(g, 50)), "over_50ms": int((g > 50).sum())}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--data", default="digits")
-    ap.add_argument("--size", type=int, default=28)
-    ap.add_argument("--engine", default="vae")
-    a = ap.parse_args()
-
+def run(seconds: float = 20, data: str = "digits", size: int = 28, engine: str = "vae") -> dict:
+    """Open the window offscreen, train through the Train panel for `seconds`, and return the
+    idle and training gap statistics (bench/run.py calls this; `main` prints and saves it)."""
     from explorer.app import make_app, settle_heap, warm_up
     from explorer.settings import Settings
     from explorer.window import MainWindow
 
     app = make_app([sys.argv[0]])
     runs = tempfile.mkdtemp(prefix="gui-stall-runs-")
-    win = MainWindow(Settings(train={"data": a.data, "size": a.size, "engine": a.engine}, runs_dir=runs), auto_load=False)
+    win = MainWindow(Settings(train={"data": data, "size": size, "engine": engine}, runs_dir=runs), auto_load=False)
     win.show()
     panel = win.panels["train"]
     t0 = time.perf_counter()
@@ -83,8 +78,9 @@ def main() -> int:
         app.processEvents()
         time.sleep(0.01)
     if panel.data_box.dataset is None:
-        print(f"cannot load {a.data}: {panel.data_box.last_error}", file=sys.stderr)
-        return 1
+        win.shutdown()
+        win.close()
+        raise RuntimeError(f"cannot load {data}: {panel.data_box.last_error}")
     ds = panel.data_box.dataset
     warm_up()  # as explorer.app.main does (in a worker) once the window is up
     settle_heap()
@@ -93,7 +89,7 @@ def main() -> int:
     progress = []
     panel.progress.connect(progress.append)
     assert panel.start(), panel.status.text()
-    gaps = measure(app, a.seconds)
+    gaps = measure(app, seconds)
     training = stats(gaps)
     panel.cancel()
     while panel.running:
@@ -103,21 +99,41 @@ def main() -> int:
     steps = progress[-1].step if progress else 0
     win.shutdown()
     win.close()
+    import torch
 
-    rows = [{"phase": "idle", **idle}, {"phase": f"training {a.engine} on {ds.name} {ds.spec}", **training}]
+    return {"dataset": f"{ds.name} {ds.spec}", "idle": idle, "training": training,
+            "images_per_s": rates[-1] if rates else 0.0, "steps": steps, "progress_signals": len(progress),
+            "worst_gaps": worst(gaps), "torch_threads": torch.get_num_threads(),
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--data", default="digits")
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--engine", default="vae")
+    a = ap.parse_args()
+
+    try:
+        r = run(a.seconds, a.data, a.size, a.engine)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 1
+    idle, training, img_s, steps = r["idle"], r["training"], r["images_per_s"], r["steps"]
+    rows = [{"phase": "idle", **idle}, {"phase": f"training {a.engine} on {r['dataset']}", **training}]
     print(table(rows, ["phase", "ticks", "max_ms", "p99_ms", "p50_ms", "over_50ms"]))
-    img_s = rates[-1] if rates else 0.0
     print(f"training: {steps} steps in {a.seconds:.0f} s, {img_s:.0f} img/s, "
-          f"{len(progress)} progress signals ({len(progress) / a.seconds:.1f}/s)")
-    print("longest gaps (s into the run, ms):", worst(gaps))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+          f"{r['progress_signals']} progress signals ({r['progress_signals'] / a.seconds:.1f}/s)")
+    print("longest gaps (s into the run, ms):", r["worst_gaps"])
+    load = r["load_average"]
     if load is not None:
         print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores")
     verdict = "OK" if training["max_ms"] < 50 else "TOO SLOW"
     print(f"longest GUI stall while training: {training['max_ms']:.1f} ms (target < 50 ms): {verdict}")
     path = save("gui_stall", {"args": vars(a), "idle": idle, "training": training, "images_per_s": img_s,
-                              "steps": steps, "progress_signals": len(progress),
-                              "worst_gaps": worst(gaps), "load_average": load})
+                              "steps": steps, "progress_signals": r["progress_signals"],
+                              "worst_gaps": r["worst_gaps"], "load_average": load})
     print(f"saved {path}")
     return 0 if training["max_ms"] < 50 else 1
 

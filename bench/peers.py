@@ -1,0 +1,189 @@
+"""Reference implementations the benchmarks compare against ("peers"), written the usual way.
+
+- `PlainConvVAE` / `PlainConvAE`: what a PyTorch tutorial would write for the same image size —
+  nn.Sequential Conv → BatchNorm → ReLU stages down, a Linear bottleneck, ConvTranspose →
+  BatchNorm → ReLU stages up, a Sigmoid at the end — with the same stage plan (channels,
+  resolutions) as our engines' `engines.nets.ConvEncoder/ConvDecoder`, trained by the standard
+  `zero_grad(); loss.backward(); step(); loss.item()` loop at the same batch size and Adam lr.
+- `pythae_vae()` / `train_pythae()` / `pythae_bounds()`: pythae's VAE with its default MLP
+  networks, when pythae is installed (None otherwise).
+
+Qt-free; imported by bench/run.py.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import common  # noqa: F401  (puts the project on sys.path)
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.nets import down_plan
+from engines.spec import ImageSpec
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _encoder(spec: ImageSpec, width: int) -> tuple[nn.Sequential, int]:
+    chans, h, w = down_plan(spec, width, width * 8)
+    layers: list[nn.Module] = []
+    c_in = spec.channels
+    for c in chans:
+        layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        c_in = c
+    return nn.Sequential(*layers, nn.Flatten()), c_in * h * w
+
+
+def _decoder(spec: ImageSpec, width: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
+    chans, h, w = down_plan(spec, width, width * 8)
+    rev = list(reversed(chans))
+    layers: list[nn.Module] = []
+    for i, c in enumerate(rev):
+        last = i == len(rev) - 1
+        c_out = spec.channels if last else rev[i + 1]
+        layers.append(nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1))
+        layers += [nn.Sigmoid()] if last else [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers), (rev[0], h, w)
+
+
+class PlainConvVAE(nn.Module):
+    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32):
+        super().__init__()
+        self.encoder, feat = _encoder(spec, width)
+        self.fc_mu = nn.Linear(feat, latent_dim)
+        self.fc_logvar = nn.Linear(feat, latent_dim)
+        self.fc_dec = nn.Linear(latent_dim, feat)
+        self.decoder, self.start = _decoder(spec, width)
+
+    def decode(self, z):
+        return self.decoder(F.relu(self.fc_dec(z)).view(len(z), *self.start))
+
+    def forward(self, x):
+        h = self.encoder(x)
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
+
+
+def vae_loss(recon, mu, logvar, x):
+    bce = F.binary_cross_entropy(recon, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (bce + kld) / len(x)
+
+
+class PlainConvAE(nn.Module):
+    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32):
+        super().__init__()
+        self.encoder, feat = _encoder(spec, width)
+        self.fc_z = nn.Linear(feat, latent_dim)
+        self.fc_dec = nn.Linear(latent_dim, feat)
+        self.decoder, self.start = _decoder(spec, width)
+
+    def forward(self, x):
+        z = self.fc_z(self.encoder(x))
+        return (self.decoder(F.relu(self.fc_dec(z)).view(len(z), *self.start)),)
+
+
+def ae_loss(recon, x):
+    return F.mse_loss(recon, x)
+
+
+PLAIN = {"vae": (PlainConvVAE, vae_loss), "ae": (PlainConvAE, ae_loss)}
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 32, seed: int = 0):
+    cls, loss = PLAIN[name]
+    torch.manual_seed(seed)
+    return cls(spec, latent_dim, width), loss
+
+
+def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float, lr: float = 1e-3) -> dict:
+    """Images/s of the standard training loop on contiguous slices of `x` (as throughput.measure)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    n = len(x)
+
+    def step(i):
+        xb = x[(i * batch) % (n - batch):][:batch]
+        out = model(xb)
+        loss = loss_fn(*out, xb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    for i in range(3):  # warm-up, as for ours
+        step(i)
+    t0 = time.perf_counter()
+    steps = 0
+    while time.perf_counter() - t0 < seconds:
+        step(steps)
+        steps += 1
+    el = time.perf_counter() - t0
+    return {"img_per_s": steps * batch / el, "note": f"batch {batch}, {n_params(model):,} params"}
+
+
+# ---- pythae -------------------------------------------------------------------------------------
+def pythae_version() -> str | None:
+    try:
+        from importlib import metadata
+
+        return metadata.version("pythae")
+    except Exception:  # noqa: BLE001 - not installed, or broken metadata
+        return None
+
+
+def pythae_vae(input_dim=(1, 28, 28), latent_dim: int = 16, seed: int = 0):
+    """pythae's VAE with its default MLP encoder/decoder (784-512-z, z-512-784, sigmoid output)."""
+    from pythae.models import VAE, VAEConfig
+
+    torch.manual_seed(seed)
+    return VAE(VAEConfig(input_dim=tuple(input_dim), latent_dim=latent_dim, reconstruction_loss="bce"))
+
+
+def train_pythae(model, xtr: torch.Tensor, seconds: float, batch: int = 64, lr: float = 1e-3, seed: int = 0) -> dict:
+    """Shuffled epochs of `model({'data': xb}).loss` with Adam for `seconds` of wall time."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    n = len(xtr)
+    t0 = time.perf_counter()
+    steps = 0
+    while time.perf_counter() - t0 < seconds:
+        perm = torch.randperm(n)
+        for i in range(0, n - batch + 1, batch):
+            loss = model({"data": xtr[perm[i:i + batch]]}).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+            if time.perf_counter() - t0 >= seconds:
+                break
+    model.eval()
+    return {"img_per_s": steps * batch / (time.perf_counter() - t0), "steps": steps}
+
+
+@torch.no_grad()
+def pythae_bounds(model, x: torch.Tensor, k: int = 64, seed: int = 0) -> tuple[float, float]:
+    """−ELBO and −IWAE_k in nats/image, the same estimator as bench/vae_vs_mlp.mlp_bounds."""
+    g = torch.Generator().manual_seed(seed)
+    out = model.encoder(x)
+    mu, logvar = out.embedding, out.log_covariance
+    std = (0.5 * logvar).exp()
+    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+    eps = torch.randn((k, *mu.shape), generator=g)
+    z = mu + std * eps
+    probs = model.decoder(z.flatten(0, 1))["reconstruction"].reshape(k * len(x), -1)
+    target = x.reshape(len(x), -1).repeat(k, 1)
+    lpx = -F.binary_cross_entropy(probs, target, reduction="none").sum(1).view(k, -1)
+    lpz = -0.5 * (z ** 2 + LOG_2PI).sum(-1)
+    lqz = (-0.5 * (eps ** 2 + LOG_2PI) - 0.5 * logvar).sum(-1)
+    nelbo = kl - lpx.mean(0)
+    niwae = -(torch.logsumexp(lpx + lpz - lqz, 0) - math.log(k))
+    return float(nelbo.mean()), float(niwae.mean())

@@ -1,0 +1,75 @@
+"""bench/run.py imports, and its row/table/compare plumbing works on one very short benchmark.
+
+The real benchmarks take minutes; only the decode benchmark runs here, on a tiny model."""
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def bench_run():
+    spec = importlib.util.spec_from_file_location("bench_run", os.path.join(ROOT, "bench", "run.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop("bench_run", None)
+
+
+KEYS = {"bench", "case", "ours", "peer", "peer_name", "unit", "better", "kind", "status", "notes", "ratio", "vs_peer"}
+
+
+def test_decode_benchmark_rows(bench_run):
+    import torch
+
+    import engines
+    from engines.spec import ImageSpec
+
+    threads = torch.get_num_threads()
+    # A tiny VAE in place of the bundled faces model keeps this well under a second.
+    tiny = engines.create("vae", ImageSpec(1, 16, 16), device="cpu", latent_dim=4, width=8)
+    bench_run._SHARED["faces_engine"] = (tiny, "tiny VAE")
+    o = bench_run.Opts.make(quick=True, threads=1)
+    o.decode_repeat, o.grid_repeat = 2, 1
+    try:
+        rows = bench_run.bench_decode(o)
+    finally:
+        bench_run._SHARED.clear()
+    assert torch.get_num_threads() == threads
+    assert [r["case"] for r in rows] == ["decode 1 image, tiny VAE", "decode 16×16 grid (256 latents)"]
+    for r in rows:
+        assert KEYS <= set(r)
+        assert r["status"] == "ok" and r["unit"] == "ms" and r["better"] == "lower"
+        assert r["ours"] > 0 and r["peer"] > 0
+        assert r["ratio"] == pytest.approx(r["ours"] / r["peer"])
+        assert "×" in r["vs_peer"]
+        json.dumps(r)  # saved as JSON
+    table = bench_run.render(rows)
+    assert "decode 1 image" in table and "peer: the same decoder module" in table
+
+
+def test_planned_benchmarks_say_not_implemented(bench_run):
+    o = bench_run.Opts.make(quick=True, threads=1)
+    rows = bench_run.bench_diffusion(o) + bench_run.bench_export(o)
+    assert rows and all(r["status"] == "not implemented yet" and r["ours"] is None for r in rows)
+    assert "not implemented yet" in bench_run.render(rows)
+
+
+def test_ratio_text_and_compare(bench_run):
+    row = bench_run.row
+    assert row("t", "a", 180.0, "img/s", peer=100.0)["vs_peer"] == "1.8× faster"
+    assert row("t", "a", 70.0, "img/s", peer=100.0)["vs_peer"] == "0.7× (slower)"
+    assert row("t", "a", 5.0, "ms", better="lower", peer=10.0)["vs_peer"] == "2× faster"
+    assert row("t", "a", 101.0, "ms", better="lower", peer=100.0)["vs_peer"].startswith("≈ same")
+    assert row("q", "b", 280.0, "nats/img", better="lower", kind="quality", peer=290.0)["vs_peer"] == "10.0 nats better"
+    prev = {"meta": {"date": "then", "opts": {"threads": 2, "quick": True}, "load_average": {"start": [1.0]}},
+            "rows": [row("t", "a", 100.0, "img/s"), row("q", "b", 290.0, "nats/img", better="lower", kind="quality")]}
+    now = [row("t", "a", 150.0, "img/s"), row("q", "b", 280.0, "nats/img", better="lower", kind="quality"),
+           row("t", "new case", 1.0, "img/s")]
+    text = bench_run.compare(json.loads(json.dumps(prev)), now)
+    assert "1.5× faster" in text and "-10.0 nats/img (better)" in text and "new case" not in text
