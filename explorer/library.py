@@ -1,6 +1,7 @@
 """The model library: a side list of checkpoints (bundled, the user's runs, opened files), each
-with a thumbnail of samples, engine, data set, image size, latent size and training time.
-Selecting one loads it into the session, i.e. for every panel."""
+with a thumbnail of samples, engine, data set, image size, latent size, training time and its
+metrics. Selecting one loads it into the session, i.e. for every panel; Evaluate (context menu)
+scores it like `main.py evaluate` in a worker and stores the result in the checkpoint."""
 from __future__ import annotations
 
 import os
@@ -23,14 +24,52 @@ def _scan(request):
     return catalog.scan(runs_dir, opened)
 
 
+EVALUATE_SAMPLES = 1000  # as `main.py evaluate`'s default
+
+
+def _training_data(info, spec):
+    """The data set a checkpoint was trained on (a built-in name, or its file if still there)."""
+    from engines.data import BUILTIN, load_dataset
+
+    name, source = info.data.get("name") or "", info.data.get("source") or ""
+    if name in BUILTIN:
+        return load_dataset(name, spec=spec)
+    if source and os.path.exists(source):
+        return load_dataset(source, spec=spec)
+    raise FileNotFoundError(f"the data set this model was trained on ({source or name or 'unknown'}) is not available")
+
+
+def _evaluate(path: str, device, n: int, progress) -> dict:
+    """In a worker: what `main.py evaluate` does — evaluate on the training data's test split
+    and merge `stored_metrics(result)` into the checkpoint's metadata."""
+    from engines import checkpoint as ckpt
+    from engines.metrics import evaluate, stored_metrics
+
+    before = os.stat(path).st_mtime_ns
+    loaded = ckpt.load(path, device=device, with_optimizer=False)
+    progress("loading the test data")
+    data = _training_data(loaded.info, loaded.engine.spec)
+    result = evaluate(loaded.engine, data, n=n, progress=progress)
+    if os.stat(path).st_mtime_ns != before:  # e.g. a training run saved over it meanwhile
+        raise RuntimeError(f"{os.path.basename(path)} changed while it was being evaluated; the results were not stored")
+    ckpt.update(path, metrics=stored_metrics(result))
+    return result
+
+
 class Library(QWidget):
     model_selected = Signal(str)  # path: the window loads it into the session
     resume_requested = Signal(str)  # path: continue training it in the Train panel
     refreshed = Signal(list)  # catalog entries
+    evaluated = Signal(str, object)  # path, evaluation result (dict) (already stored in the checkpoint)
+    evaluation_failed = Signal(str, str)  # path, message
+    _evaluation_progress = Signal(str, str)  # path, message: emitted from the worker thread
 
-    def __init__(self, settings, parent=None):
+    def __init__(self, settings, parent=None, session=None):
         super().__init__(parent)
         self.settings = settings
+        self._session = session  # None: the window's, found when needed
+        self._evaluating: dict[str, object] = {}  # path -> Worker
+        self._evaluation_progress.connect(self._on_evaluation_progress)
         self.entries: list[catalog.Entry] = []
         self._select_after: str | None = None
         self._current: str | None = None
@@ -164,19 +203,82 @@ class Library(QWidget):
         item = self.list.itemAt(pos)
         if item is None or not item.data(PATH_ROLE):
             return
+        self.context_menu(item).exec(self.list.viewport().mapToGlobal(pos))
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
         path, e = item.data(PATH_ROLE), item.data(ENTRY_ROLE)
         menu = QMenu(self)
         load = QAction("Load", menu, enabled=e.ok)
         load.triggered.connect(lambda: self.select(path))
         resume = QAction("Continue training…", menu, enabled=e.ok and e.info.engine is not None)
         resume.triggered.connect(lambda: self.resume_requested.emit(path))
+        evaluate = QAction("Evaluating…" if self.evaluating(path) else "Evaluate", menu,
+                           enabled=e.ok and not self.evaluating(path))
+        evaluate.setToolTip("Score the model on its data set's test split (sample quality, likelihood, "
+                            "reconstruction) and keep the result in the checkpoint, like `main.py evaluate`")
+        evaluate.triggered.connect(lambda: self.evaluate(path))
         menu.addAction(load)
         menu.addAction(resume)
+        menu.addAction(evaluate)
         if e.source == "opened":
             forget = QAction("Remove from list", menu)
             forget.triggered.connect(lambda: (self.settings.forget("opened_files", path), self.refresh()))
             menu.addAction(forget)
-        menu.exec(self.list.viewport().mapToGlobal(pos))
+        return menu
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    def session(self):
+        return self._session if self._session is not None else getattr(self.window(), "session", None)
+
+    def evaluating(self, path: str) -> bool:
+        return any(_same(p, path) for p in self._evaluating)
+
+    def evaluate(self, path: str, n: int = EVALUATE_SAMPLES) -> bool:
+        """Evaluate the checkpoint in a worker; `evaluated` (and a refresh) or `evaluation_failed`
+        follow. False when it is being evaluated already."""
+        from .workers import Worker
+
+        if self.evaluating(path):
+            return False
+        session = self.session()
+        device = session.device if session is not None else "cpu"
+        name = os.path.splitext(os.path.basename(path))[0]
+        self._set_busy(path, f"evaluating {name}")
+        w = Worker(_evaluate, path, device, n, lambda msg: self._evaluation_progress.emit(path, msg))
+        w.returned.connect(lambda result: self._on_evaluated(path, result))
+        w.errored.connect(lambda exc: self._on_evaluation_failed(path, exc))
+        self._evaluating[path] = w
+        w.start("long")
+        return True
+
+    def _set_busy(self, path: str, text: str | None) -> None:
+        session = self.session()
+        if session is not None:
+            session.set_busy(f"evaluate:{path}", text)
+
+    def _on_evaluation_progress(self, path: str, msg: str) -> None:
+        if path in self._evaluating:
+            self._set_busy(path, f"evaluating {os.path.splitext(os.path.basename(path))[0]}: {msg}")
+
+    def _on_evaluated(self, path: str, result: dict) -> None:
+        self._evaluating.pop(path, None)
+        self._set_busy(path, None)
+        session = self.session()
+        if session is not None:
+            name = os.path.splitext(os.path.basename(path))[0]
+            # `evaluated_at` marks the unprefixed keys as an evaluation (as stored_metrics does).
+            line = catalog.metrics_line({**result, "evaluated_at": 0}).replace("\n", " · ")
+            session.status_message.emit(f"Evaluated {name}: {line}" if line else f"Evaluated {name}", 10_000)
+        self.refresh()
+        self.evaluated.emit(path, result)
+
+    def _on_evaluation_failed(self, path: str, exc) -> None:
+        self._evaluating.pop(path, None)
+        self._set_busy(path, None)
+        session = self.session()
+        if session is not None:
+            session.report(exc, "Could not evaluate the model")
+        self.evaluation_failed.emit(path, str(exc) or type(exc).__name__)
 
 
 def _same(a: str, b: str) -> bool:
