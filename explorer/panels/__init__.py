@@ -26,7 +26,8 @@ class PanelSpec:
 
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("train", "Train", "explorer.panels.train:TrainPanel"),
-    # Later issues: manifold, arithmetic, codebook, diffusion, export.
+    PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
+    # Later issues: manifold, codebook, diffusion, export.
 )
 
 

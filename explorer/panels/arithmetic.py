@@ -49,6 +49,8 @@ class ArithmeticPanel(Panel):
         self._loader: Worker | None = None
         self._by_model: dict[str, list] = {}  # model id → [(vector, active)], while the app runs
         self._pending_vectors = 0
+        self._deferred: tuple | None = None  # (source,) to encode when the panel is first shown
+        self._queued: list = []  # recipes asked for before the data was ready
         self._demo: dict | None = None  # screenshot content asked for before the data was ready
         self._demo_strength = None
         self._closing = False
@@ -73,7 +75,7 @@ class ArithmeticPanel(Panel):
         left.setWidgetResizable(True)
         left.setFrameShape(QFrame.Shape.NoFrame)
         left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setMinimumWidth(300)
+        left.setMinimumWidth(280)
         left.setMaximumWidth(380)
 
         self.data_label = QLabel("")
@@ -118,6 +120,7 @@ class ArithmeticPanel(Panel):
             self._loader = None
         self.ctx.session.set_busy("arithmetic", None)
         self.engine, self.info, self.md, self.model_id = engine, info, None, ""
+        self.data_error, self._deferred, self._queued = "", None, []
         self._base_runner.cancel()
         self.edit.set_engine(engine)
         self.edit.chooser.set_model(engine, None)
@@ -158,7 +161,15 @@ class ArithmeticPanel(Panel):
         if path:
             self.use_data(path)
 
-    def _start_loading(self, source: str | None) -> None:
+    def _start_loading(self, source: str | None, now: bool = False) -> None:
+        """Encode `source` (None: only identify the model) — at once when the panel is on screen,
+        else when it is first shown, so a model opened for another panel costs nothing here."""
+        if not (now or self.isVisible()):
+            self._deferred = (source,)
+            if source is not None:
+                self.data_label.setText("The model's data is encoded when this panel is shown.")
+            return
+        self._deferred = None
         if self._loader is not None:
             self._loader.quit()
         w = Worker(load_model_data, self.engine, source)
@@ -205,6 +216,9 @@ class ArithmeticPanel(Panel):
         self.data_ready.emit(md)
         if self.edit.base is None:
             self.use_data_image(int(ls.test_idx[0]) if len(ls.test_idx) else 0)
+        queued, self._queued = self._queued, []
+        for recipe in queued:
+            self.add_vector(recipe)
         if self._demo:
             self._run_demo()
 
@@ -219,10 +233,23 @@ class ArithmeticPanel(Panel):
         if w is self._loader:
             self._loader = None
             self.ctx.session.set_busy("arithmetic", None)
+            if self.md is None and self._queued:
+                self._queued = []
+                self.ctx.session.error.emit("Could not make the vector",
+                                            self.data_error or "This model's data is not available.")
 
     @property
     def loading(self) -> bool:
-        return self._loader is not None
+        return self._loader is not None or self._deferred is not None
+
+    def ensure_data(self) -> None:
+        """Start encoding the model's data now if it is waiting for the panel to be shown."""
+        if self._deferred is not None:
+            self._start_loading(self._deferred[0], now=True)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.ensure_data()
 
     # ---- base image ---------------------------------------------------------------------------------
     def use_data_image(self, index: int) -> None:
@@ -250,10 +277,15 @@ class ArithmeticPanel(Panel):
 
     # ---- vectors -------------------------------------------------------------------------------------
     def add_vector(self, recipe: Recipe) -> bool:
-        """Compute a vector from a recipe in a worker; it joins the list (active) when done."""
+        """Compute a vector from a recipe in a worker; it joins the list (active) when done. While
+        the model's data is still being encoded the recipe waits for it."""
         md = self.md
         if md is None:
-            self.ctx.message("The model's data is not ready yet.")
+            if self.engine is not None and self.loading:
+                self._queued.append(recipe)
+                self.ensure_data()
+                return True
+            self.ctx.message("This model's data is not available, so vectors cannot be made from it.")
             return False
         self._pending_vectors += 1
         self.ctx.session.set_busy("arithmetic-vector", "computing an attribute vector")

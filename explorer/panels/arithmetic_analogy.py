@@ -12,7 +12,7 @@ from collections import Counter
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
-                               QVBoxLayout, QWidget)
+                               QToolButton, QVBoxLayout, QWidget)
 
 from ..widgets.image_grid import ImageGrid
 from ..widgets.image_strip import ImageStrip
@@ -47,7 +47,7 @@ class AnalogyView(QWidget):
         pick_box = QGroupBox("Pick images (click a slot, then an image)")
         pl = QVBoxLayout(pick_box)
         pl.addWidget(self.browser)
-        pick_box.setMinimumWidth(250)
+        pick_box.setMinimumWidth(220)
 
         self.slot_group = QButtonGroup(self)
         self.slot_group.setExclusive(True)
@@ -65,7 +65,7 @@ class AnalogyView(QWidget):
             cap = QLabel("")
             cap.setWordWrap(True)
             cap.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            cap.setMinimumWidth(96)
+            cap.setMinimumWidth(80)
             col = 2 * i
             if signs[i]:
                 sign = QLabel(f"<span style='font-size:20pt'>{signs[i]}</span>")
@@ -79,24 +79,27 @@ class AnalogyView(QWidget):
         slots.addWidget(QLabel("<span style='font-size:20pt'>=</span>"), 1, 6, Qt.AlignmentFlag.AlignCenter)
         self.slot_buttons[0].setChecked(True)
 
-        self.example_btn = QPushButton(" − ".join(EXAMPLE[:2]) + " + " + EXAMPLE[2])
+        self.example_btn = QPushButton(f"{EXAMPLE[0].capitalize()} − {EXAMPLE[1]} + {EXAMPLE[2]}")
         self.example_btn.setToolTip("Fill a, b, c with the slides' example: a smiling woman, the neutral woman "
                                     "nearest to her in latent space, and a neutral man")
-        self.another_btn = QPushButton("Another")
-        self.another_btn.setToolTip("A new random example of the same kind")
+        self.another_btn = QToolButton()
+        self.another_btn.setText("↻")
+        self.another_btn.setToolTip("Another example of the same kind (new random faces)")
         self.example_btn.clicked.connect(lambda: self.example())
         self.another_btn.clicked.connect(lambda: self.example(self._seed + 1))
+        # The long button may be clipped in a narrow window rather than widen the whole panel.
+        self.example_btn.setMinimumWidth(140)
+        self.example_btn.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         ex = QHBoxLayout()
-        ex.addWidget(QLabel("Example:"))
         ex.addWidget(self.example_btn, 1)
         ex.addWidget(self.another_btn)
 
         self.result = ImageGrid(placeholder="Fill a, b and c: the result a − b + c appears here.")
-        self.result.setMinimumSize(220, 220)
+        self.result.setMinimumSize(160, 160)
         self.result_caption = QLabel("")
         self.result_caption.setWordWrap(True)
-        self.neighbours = ImageStrip(placeholder="Its nearest data images appear here.", min_cell=56, max_cell=112)
-        self.neighbours.setMinimumHeight(84)
+        self.neighbours = ImageStrip(placeholder="Its nearest data images appear here.", max_cell=112, expected=K)
+        self.neighbours.setMinimumHeight(72)
         nb = QGroupBox(f"{K} nearest data images (latent distance)")
         nbl = QVBoxLayout(nb)
         nbl.setContentsMargins(6, 4, 6, 4)
@@ -150,9 +153,13 @@ class AnalogyView(QWidget):
 
     def set_pick(self, slot: int, index: int) -> None:
         self.picks[slot] = int(index)
-        self.slot_views[slot].set_image(self.md.ds.images[index])
-        self.slot_captions[slot].setText(self.md.caption(index))
+        self._show_slot(slot, index)
         self.compute()
+
+    def _show_slot(self, slot: int, index: int) -> None:
+        self.slot_views[slot].set_image(self.md.ds.images[index])
+        self.slot_views[slot].setToolTip(self.md.caption(index))
+        self.slot_captions[slot].setText(self.md.caption(index, short=True))
 
     def example(self, seed: int | None = None) -> bool:
         """Fill a, b, c with the slides' example; False when the data has no such labels."""
@@ -169,8 +176,7 @@ class AnalogyView(QWidget):
             return False
         for slot, i in enumerate(picks):
             self.picks[slot] = int(i)
-            self.slot_views[slot].set_image(self.md.ds.images[i])
-            self.slot_captions[slot].setText(self.md.caption(i))
+            self._show_slot(slot, i)
         self.slot_buttons[0].setChecked(True)
         self.compute()
         return True

@@ -20,7 +20,7 @@ from ..workers import LatestRequestRunner
 from .arithmetic_base import BaseChooser
 from .arithmetic_jobs import STRIP_S, EditRequest, StripRequest, render_edit, render_strip
 
-RESULT_MIN = 256
+RESULT_MIN = 192  # it grows to 256 px and more in a window of the default size
 
 
 def s_caption(s: float) -> str:
@@ -55,7 +55,7 @@ class EditView(QWidget):
     # ---- layout -------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.chooser = BaseChooser()
-        self.chooser.setMinimumWidth(250)
+        self.chooser.setMinimumWidth(220)
         base_box = QGroupBox("Base image")
         bl = QVBoxLayout(base_box)
         bl.addWidget(self.chooser)
@@ -63,7 +63,7 @@ class EditView(QWidget):
         self.result = ImageGrid(placeholder="Pick a base image on the left: a data image, a sample or your own file.")
         self.result.setMinimumSize(RESULT_MIN, RESULT_MIN)
         self.input_view = ImageGrid(placeholder="")
-        self.input_view.setFixedSize(72, 72)
+        self.input_view.setFixedSize(64, 64)
         self.input_caption = QLabel("")
         self.input_caption.setWordWrap(True)
         self.formula = QLabel("")
@@ -110,9 +110,8 @@ class EditView(QWidget):
         self.slider_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         self.strip_box = QGroupBox("Strip")
-        self.strip = ImageStrip(placeholder="Select a vector to see z + s·Δ for s = −4 … 4.", min_cell=56,
-                                max_cell=128)
-        self.strip.setMinimumHeight(104)
+        self.strip = ImageStrip(placeholder="Select a vector to see z + s·Δ for s = −4 … 4.", max_cell=128)
+        self.strip.setMinimumHeight(80)
         self.strip.clicked.connect(self._on_strip_click)
         stl = QVBoxLayout(self.strip_box)
         stl.setContentsMargins(6, 4, 6, 4)

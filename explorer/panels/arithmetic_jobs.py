@@ -46,14 +46,15 @@ class ModelData:
         b = set(self.binary_attributes)
         return [k for k in self.ls.attributes if k not in b]
 
-    def caption(self, i: int) -> str:
-        """'#12 · smiling woman · sunglasses, hat': what a data image is, for tooltips and captions."""
+    def caption(self, i: int, short: bool = False) -> str:
+        """'#12 · smiling woman · sunglasses, hat': what a data image is, for tooltips and captions
+        (`short`: without the attributes)."""
         parts = [f"#{i}"]
         ls = self.ls
         if ls.labels is not None:
             lab = int(ls.labels[i])
             parts.append(ls.label_names[lab] if lab < len(ls.label_names) else str(lab))
-        on = [k for k in self.binary_attributes if ls.attributes[k][i] == 1.0]
+        on = [] if short else [k for k in self.binary_attributes if ls.attributes[k][i] == 1.0]
         if on:
             parts.append(", ".join(on))
         return " · ".join(parts)

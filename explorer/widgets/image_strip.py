@@ -17,8 +17,10 @@ from .image_grid import to_qimage
 class ImageStrip(QWidget):
     clicked = Signal(int)
 
-    def __init__(self, parent=None, placeholder: str = "", min_cell: int = 48, max_cell: int = 160, gap: int = 6):
+    def __init__(self, parent=None, placeholder: str = "", min_cell: int = 40, max_cell: int = 160, gap: int = 6,
+                 expected: int = 9):
         super().__init__(parent)
+        self.expected = expected  # cells to size for before the first images arrive
         self._images: list = []
         self._captions: list[str] = []
         self._highlight: int | None = None
@@ -87,18 +89,18 @@ class ImageStrip(QWidget):
         return QRect(x0 + i * (side + self.gap), 0, side, side)
 
     def sizeHint(self) -> QSize:
-        n = max(1, len(self._images) or 9)
+        n = max(1, len(self._images) or self.expected)
         return QSize(n * (72 + self.gap), 72 + self._caption_h())
 
     def minimumSizeHint(self) -> QSize:
-        n = max(1, len(self._images) or 9)
+        n = max(1, len(self._images) or self.expected)
         return QSize(n * (self.min_cell + self.gap), self.min_cell + self._caption_h())
 
     def hasHeightForWidth(self) -> bool:
         return True
 
     def heightForWidth(self, w: int) -> int:
-        n = max(1, len(self._images) or 9)
+        n = max(1, len(self._images) or self.expected)
         side = max(self.min_cell, min((w - self.gap * (n - 1)) // n, self.max_cell))
         return side + self._caption_h()
 
