@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
 
-MENUS = ("&File", "&View", "&Train", "&Help")
+MENUS = ("&File", "&View", "&Train", "&Map", "&Help")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Action:
     id: str
     title: str
     menu: str
-    callback: str  # name of a MainWindow method
+    callback: str  # a MainWindow method, "panel:NAME" (show it) or "panel:NAME.method" (call it)
     shortcut: str = ""  # a QKeySequence string, or a QKeySequence.StandardKey name
     tip: str = ""
     checkable: bool = False
@@ -34,7 +34,8 @@ ACTIONS: tuple[Action, ...] = (
            "Open the runs folder in the file manager"),
     Action("file.quit", "&Quit", "&File", "close", "Ctrl+Q", separator_before=True),
     Action("view.panel.train", "&Train Panel", "&View", "show_train_panel", "Ctrl+1"),
-    # Later issues: view.panel.manifold (Ctrl+2), arithmetic (Ctrl+3), codebook, diffusion, export.
+    Action("view.panel.manifold", "&Manifold Panel", "&View", "panel:manifold", "Ctrl+2"),
+    # Later issues: arithmetic (Ctrl+3), codebook, diffusion, export.
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",
            "Show or hide the model library", checkable=True, separator_before=True),
     Action("view.refresh", "&Refresh Library", "&View", "refresh_library", "F5"),
@@ -43,6 +44,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("train.cancel", "&Cancel Training", "&Train", "train_cancel", "Ctrl+."),
     Action("train.resume_current", "Continue Training the &Current Model", "&Train", "train_resume_current", "",
            separator_before=True),
+    Action("map.back", "&Back to the Previous Latent", "&Map", "panel:manifold.shortcut_undo", "Ctrl+Z"),
+    Action("map.forward", "&Forward", "&Map", "panel:manifold.shortcut_redo", "Ctrl+Shift+Z"),
+    Action("map.bookmark", "&Bookmark the Current Latent", "&Map", "panel:manifold.shortcut_bookmark", "Ctrl+D"),
     Action("help.shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", "F1"),
     Action("help.about", "&About Latent Explorer", "&Help", "show_about", ""),
 )
@@ -51,6 +55,16 @@ ACTIONS: tuple[Action, ...] = (
 def key_sequence(text: str) -> QKeySequence:
     std = getattr(QKeySequence.StandardKey, text, None)
     return QKeySequence(std) if std is not None else QKeySequence(text)
+
+
+def resolve_callback(window, name: str):
+    """A MainWindow method, or a panel's: "panel:NAME" shows it, "panel:NAME.method" calls it."""
+    if not name.startswith("panel:"):
+        return getattr(window, name)
+    panel, _, method = name[len("panel:"):].partition(".")
+    if not method:
+        return lambda _on=False: window.show_panel(panel)
+    return lambda _on=False: getattr(window.panels[panel], method)()
 
 
 def build(window, overrides: dict | None = None) -> dict[str, QAction]:
@@ -68,7 +82,7 @@ def build(window, overrides: dict | None = None) -> dict[str, QAction]:
             qa.setStatusTip(a.tip)
             qa.setToolTip(a.tip)
         qa.setCheckable(a.checkable)
-        callback = getattr(window, a.callback)
+        callback = resolve_callback(window, a.callback)
         if a.checkable:
             qa.toggled.connect(callback)
         else:

@@ -28,7 +28,10 @@ def _wait(app, until, timeout_s: float) -> bool:
 
 def render(panel: str, out: str, model: str | None = None, size: tuple[int, int] = (1280, 800),
            train_seconds: float = 0.0, data: str | None = None, whole_window: bool = True,
-           data_size: int | None = None) -> str:
+           data_size: int | None = None, options: dict | None = None, wait_s: float = 300.0) -> str:
+    """`options` go to the panel's `prepare_screenshot(**options)` once it has content (e.g. the
+    Manifold panel's `view="atlas"`); panels with `ready_for_screenshot()` are waited for (at most
+    `wait_s`) so the picture shows their real content, not a loading state."""
     if not out.lower().endswith(".png"):
         raise ScreenshotError("--out must end in .png")
     if model and not os.path.isfile(model):
@@ -70,6 +73,13 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
                 p.refresh_preview()
                 _wait(app, lambda: not p._sampler.busy, 20)
                 _wait(app, lambda: False, 0.6)  # let the plot redraw
+    ready = getattr(p, "ready_for_screenshot", None)
+    if ready is not None:
+        _wait(app, ready, wait_s)
+        if options and hasattr(p, "prepare_screenshot"):
+            p.prepare_screenshot(**options)
+            _wait(app, lambda: False, 0.3)
+            _wait(app, ready, wait_s)
     _wait(app, lambda: False, 0.5)
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     ok = (win if whole_window else p).grab().save(out)

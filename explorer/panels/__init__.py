@@ -26,8 +26,9 @@ class PanelSpec:
 
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("train", "Train", "explorer.panels.train:TrainPanel"),
+    PanelSpec("manifold", "Manifold", "explorer.panels.manifold:ManifoldPanel"),
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
-    # Later issues: manifold, codebook, diffusion, export.
+    # Later issues: codebook, diffusion, export.
 )
 
 

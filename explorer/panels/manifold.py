@@ -1,0 +1,745 @@
+"""The Manifold panel: the encoded data as a map, a cursor that decodes the latent under it while
+dragged, the latent atlas, interpolation paths, and what the current latent looks like next to
+the data (nearest neighbours, in-distribution gauges), with history and bookmarks.
+
+Layout: the side form (manifold_controls) on the left, the map (widgets.latent_map) with its
+legend and the path strip in the middle, the inspector (manifold_inspect) on the right.
+
+Threads: loading and encoding the data, projections, UMAP, every decode (scrub, path, atlas) and
+the neighbour search run in workers (manifold_jobs); the GUI thread only draws. The scrub goes
+through a LatestRequestRunner: while the cursor moves, the newest position is decoded next and
+older waiting ones are dropped, so the image follows the mouse as fast as the model decodes.
+The panel talks to the engine only through `encode`/`decode`/`latent_shape` (and `log_prior`
+where there is one), so any engine with those plugs in.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QMenu, QScrollArea,
+                               QVBoxLayout, QWidget)
+
+from engines.latent.history import History
+
+from ..widgets import map_colours
+from ..widgets.latent_map import LatentMap
+from ..widgets.map_legend import MapLegend
+from ..widgets.thumb_grid import ThumbGrid
+from ..workers import LatestRequestRunner, Worker, run_in_thread
+from . import Panel
+from .manifold_atlas import AtlasView
+from .manifold_controls import MapControls
+from .manifold_inspect import Inspector
+from .manifold_jobs import (FrameRequest, Knot, MapRequest, axis_titles, inspect, load_model_data, render_frame,
+                            umap_job)
+from .manifold_paths import PathTool
+from .manifold_state import apply_projection, colouring_for, colour_options, default_atlas, frame_caption
+
+ATLAS_DEBOUNCE_MS = 150
+INSPECT_MS = 120  # neighbours and gauges follow a drag at most ~8 times a second; the image at full rate
+
+
+class ManifoldPanel(Panel):
+    name = "manifold"
+    title = "Manifold"
+    data_ready = Signal(object)  # ModelData
+    map_ready = Signal(object)  # Projection
+    frame_shown = Signal(object)  # Frame
+    selection_changed = Signal(object)  # data indices
+
+    def __init__(self, ctx, parent=None):
+        super().__init__(ctx, parent)
+        self.engine = self.info = None
+        self.md = None  # ModelData
+        self.projection = None
+        self.z: np.ndarray | None = None  # the current latent
+        self.frame = None  # the last Frame shown
+        self.frames_shown = 0
+        self.history = History()
+        self.selection = np.zeros(0, np.int64)
+        self._pending = False
+        self._loader: Worker | None = None
+        self._load_gen = 0
+        self._umap: Worker | None = None
+        self._umaps: dict = {}  # UmapParams → Projection, this model's
+        self._colouring = None
+        self._jump_label = ""
+        self._atlas_center = (0.0, 0.0)
+        self._frames = LatestRequestRunner(render_frame, self)
+        self._frames.result.connect(self._on_frame)
+        self._frames.failed.connect(lambda g, r, e: self._fail("Could not decode", e))
+        self._inspect = LatestRequestRunner(inspect, self)
+        self._inspect.result.connect(self._on_inspection)
+        self._inspect.failed.connect(lambda g, r, e: self._fail("Could not inspect the latent", e))
+        self._projector = LatestRequestRunner(apply_projection, self)
+        self._projector.result.connect(self._on_projection)
+        self._projector.failed.connect(lambda g, r, e: self._map_failed(e))
+        self._inspect_timer = QTimer(self)
+        self._inspect_timer.setSingleShot(True)
+        self._inspect_timer.setInterval(INSPECT_MS)
+        self._inspect_timer.timeout.connect(self._inspect_latest)
+        self._to_inspect = None
+        self._build()
+        self.paths = PathTool(self)
+        self.paths.changed.connect(self._on_path)
+        self.paths.frame_requested.connect(self._on_path_frame)
+        self.paths.playing_changed.connect(self.controls.set_playing)
+        self.paths.failed.connect(lambda m: self.controls.path_status.setText(f"Could not draw the path: {m}"))
+        self.atlas = AtlasView(self.map, self)
+        self.atlas.progress.connect(lambda d, t: self.controls.atlas_status.setText(f"Decoding the atlas: {d}/{t} images…"))
+        self.atlas.finished.connect(self._on_atlas_done)
+        self.atlas.failed.connect(lambda m: self.controls.atlas_status.setText(f"Atlas failed: {m}"))
+        self._atlas_timer = QTimer(self)
+        self._atlas_timer.setSingleShot(True)
+        self._atlas_timer.setInterval(ATLAS_DEBOUNCE_MS)
+        self._atlas_timer.timeout.connect(self._refresh_atlas)
+        self._connect()
+        self.ctx.session.model_changed.connect(self._on_model)
+        if self.ctx.session.engine is not None:
+            self._on_model(self.ctx.session.engine, self.ctx.session.info)
+        else:
+            self._show_message("Load a model from the library to explore its latent space.")
+
+    # ---- layout ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.controls = MapControls()
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(250)
+        scroll.setMaximumWidth(290)
+
+        self.map = LatentMap()
+        self.map.set_hover_provider(self._hover)
+        self.message = QLabel("")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.message.setStyleSheet("QLabel { color: #444; background: rgba(255,255,255,215); padding: 16px;"
+                                   " border: 1px solid #ccc; border-radius: 4px; }")
+        stack = QWidget()
+        sl = QGridLayout(stack)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.map, 0, 0)
+        sl.addWidget(self.message, 0, 0, Qt.AlignmentFlag.AlignCenter)
+        self.message.setMaximumWidth(420)
+        self.legend = MapLegend()
+        self.strip_title = QLabel("")
+        self.strip = ThumbGrid(min_cell=44, max_cell=64, max_rows=2)
+        self.strip.setToolTip("The decoded path; click a frame to go there")
+        self.strip_box = QWidget()
+        stl = QVBoxLayout(self.strip_box)
+        stl.setContentsMargins(0, 2, 0, 0)
+        stl.setSpacing(2)
+        stl.addWidget(self.strip_title)
+        stl.addWidget(self.strip)
+        self.strip_box.hide()
+        center = QVBoxLayout()
+        center.setSpacing(4)
+        center.addWidget(stack, 1)
+        center.addWidget(self.legend)
+        center.addWidget(self.strip_box)
+
+        self.inspector = Inspector()
+        lay = QHBoxLayout(self)
+        lay.addWidget(scroll)
+        lay.addLayout(center, 1)
+        lay.addWidget(self.inspector)
+
+    def _connect(self) -> None:
+        c, m, ins = self.controls, self.map, self.inspector
+        c.projection_changed.connect(lambda _k: self.request_map())
+        c.axes_changed.connect(self.request_map)
+        c.plane_from_points.connect(self.request_map)
+        c.umap_run.connect(self.run_umap)
+        c.umap_cancel.connect(self.cancel_umap)
+        c.colour_changed.connect(self._apply_colours)
+        c.view_changed.connect(self._atlas_timer.start)
+        c.atlas_fit_view.connect(self.fit_atlas_to_view)
+        c.mouse_mode_changed.connect(m.set_mode)
+        c.selection_to_mean.connect(self.go_to_selection_mean)
+        c.selection_clear.connect(lambda: m.set_selection(np.zeros(0, np.int64)))
+        c.path_add_cursor.connect(self.add_cursor_to_path)
+        c.path_clear.connect(self.paths.clear)
+        c.path_changed.connect(lambda: self.paths.set_options(c.path_method.currentData(), c.path_steps.value()))
+        c.path_play.connect(self._on_play)
+        c.loop.toggled.connect(lambda on: setattr(self.paths, "loop", on))
+        c.data_choice.connect(self._choose_data)
+        m.cursor_dragged.connect(self._on_drag)
+        m.clicked.connect(self._on_click)
+        m.selected.connect(self._on_selected)
+        m.context_requested.connect(self._context_menu)
+        self.legend.toggled.connect(lambda *_: self._apply_visibility())
+        self.strip.clicked.connect(self._on_strip_clicked)
+        ins.neighbour_clicked.connect(lambda i: self.go_to_data(i, "neighbour"))
+        ins.back.connect(self.undo)
+        ins.forward.connect(self.redo)
+        ins.bookmark_add.connect(self.add_bookmark)
+        ins.bookmark_go.connect(self.go_to_bookmark)
+        ins.bookmark_delete.connect(self.delete_bookmark)
+
+    def _show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # ---- the model and its data --------------------------------------------------------------------------
+    def _on_model(self, engine, info) -> None:
+        self._stop_work()
+        self.engine, self.info = engine, info
+        self.md = self.projection = self.z = self.frame = None
+        self._umaps = {}
+        self.history.clear()
+        self.paths.clear()
+        self.map.clear_points()
+        self.legend.clear_entries()
+        self.inspector.clear()
+        self.inspector.set_bookmarks([])
+        self._update_history()
+        self.controls.data_combo.setCurrentIndex(0)
+        if engine is None:
+            self._pending = False
+            self._show_message("Load a model from the library to explore its latent space.")
+            return
+        if "encode" not in getattr(engine, "capabilities", {"encode"}):
+            self._show_message(f"{engine.name.upper()} models cannot encode images yet, and the map is made of "
+                               "encoded data.")
+            return
+        self._pending = True
+        self._show_message("Opening the model's data…")
+        if self.isVisible():
+            self.load_data()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._pending:
+            self.load_data()
+
+    def load_data(self, source: str | None = None, dataset=None) -> None:
+        """Load and encode the data (the checkpoint's training data unless told otherwise)."""
+        if self.engine is None:
+            return
+        self._pending = False
+        if self._loader is not None:
+            self._loader.quit()
+        self._load_gen += 1
+        gen = self._load_gen
+        self.controls.data_bar.setValue(0)
+        self.controls.data_bar.show()
+        self.ctx.session.set_busy("manifold", "encoding the data for the map")
+        w = Worker(load_model_data, self.engine, self.info, source, dataset)
+        w.yielded.connect(lambda p, g=gen: g == self._load_gen and self._on_load_progress(p))
+        w.returned.connect(lambda md, g=gen: g == self._load_gen and self._on_data(md))
+        w.errored.connect(lambda e, g=gen: g == self._load_gen and self._on_load_failed(e))
+        w.finished.connect(lambda g=gen: g == self._load_gen and self._on_load_finished())
+        self._loader = w
+        w.start()
+
+    def use_dataset(self, dataset) -> None:
+        """Map this ImageDataset instead of the checkpoint's data (tests, other panels)."""
+        self.load_data(dataset=dataset)
+
+    def _choose_data(self, choice: str) -> None:
+        if choice == "?":
+            path, _ = QFileDialog.getOpenFileName(self, "Data to map", self.ctx.settings.last_data_dir,
+                                                  "Image data (*.npz *.h5 *.hdf5 *-ubyte);;All files (*)")
+            if not path:
+                return
+            self.controls.data_combo.setItemText(self.controls.data_combo.count() - 1, os.path.basename(path))
+            choice = path
+        self.load_data(source=choice or None)
+
+    def _on_load_progress(self, p) -> None:
+        if p.fraction is not None:
+            self.controls.data_bar.setValue(int(1000 * p.fraction))
+        self.controls.data_status.setText(p.message)
+        self._show_message(p.message[:1].upper() + p.message[1:] + "…")
+
+    def _on_load_failed(self, e) -> None:
+        self.controls.data_status.setText(str(e))
+        self._show_message(f"{e}\n\nPick another data set under Data.")
+
+    def _on_load_finished(self) -> None:
+        self._loader = None
+        self.controls.data_bar.hide()
+        self.ctx.session.set_busy("manifold", None)
+
+    def _on_data(self, md) -> None:
+        self.md = md
+        ls = md.ls
+        n_shown = len(md.shown)
+        cached = "from the cache" if ls.from_cache else "encoded now, cached"
+        shown = f", {n_shown:,} drawn" if n_shown < len(ls) else ""
+        self.controls.data_status.setText(f"{md.ds.name}: {len(ls):,} images{shown} · latent {ls.dim}-D · {cached}")
+        self.controls.set_latent_dim(ls.dim)
+        self.controls.set_colour_options(colour_options(md), "label")
+        self.inspector.set_bookmarks([b.name for b in md.bookmarks])
+        if ls.dim == 2 and self.controls.projection.currentData() == "pca":
+            self.controls.set_projection("axes")  # emits → request_map
+        else:
+            self.request_map()
+        self.data_ready.emit(md)
+
+    # ---- the map -------------------------------------------------------------------------------------
+    def request_map(self) -> None:
+        """Lay out the data with the projection the form asks for (in a worker)."""
+        md = self.md
+        if md is None:
+            return
+        c = self.controls
+        kind = c.projection.currentData()
+        if kind == "umap":
+            params = c.umap_params()
+            if params in self._umaps:
+                self._projector.submit((md, self._umaps[params]))
+                return
+            from engines.latent.projection import load_cached_umap
+
+            c.umap_status.setText("Looking for a cached map…")
+            run_in_thread(load_cached_umap, md.ls.latents, params,
+                          on_result=lambda proj, p=params, m=md: self._on_cached_umap(m, p, proj),
+                          on_error=lambda e: c.umap_status.setText(str(e)))
+            return
+        if kind == "points":
+            z = self.paths.latents()
+            if z is None or len(z) < 3:
+                c.plane_hint.setText("Pick three points first (mouse: Pick, or Add cursor), then press the button.")
+                return
+            req = MapRequest("points", points=tuple(z[:3]))
+        elif kind == "axes":
+            req = MapRequest("axes", c.axis_i.value(), c.axis_j.value())
+        else:
+            req = MapRequest("pca")
+        self._projector.submit((md, req))
+
+    def _on_cached_umap(self, md, params, proj) -> None:
+        if md is not self.md:
+            return
+        if proj is None:
+            n = len(md.ls)
+            self.controls.umap_status.setText(f"Not computed yet for these settings. Run takes about "
+                                              f"{max(1, round(n / 4000))}–{max(2, round(n / 1000))} min for "
+                                              f"{n:,} points the first time (the map stays as it is meanwhile).")
+            return
+        self._umaps[params] = proj
+        self.controls.umap_status.setText(f"UMAP of {len(proj.coords):,} points, from the cache.")
+        if self.controls.projection.currentData() == "umap" and self.controls.umap_params() == params:
+            self._projector.submit((md, proj))
+
+    def _on_projection(self, generation, request, value) -> None:
+        md, _spec = request
+        if md is not self.md or not self._projector.is_current(generation):
+            return
+        projection, coords, tree = value
+        self.projection = projection
+        self._show_message("")
+        self.map.set_points(coords, md.shown, tree)
+        self.map.set_axis_titles(*axis_titles(projection))
+        self._apply_colours()
+        self.map.fit()
+        self._atlas_center, extent = default_atlas(projection, coords)
+        self.controls.set_atlas_extent(extent)
+        if projection.kind == "three points":
+            self.controls.plane_hint.setText("Points 1, 2, 3 sit at (0,0), (1,0), (0,1). Exact.")
+        self.paths.set_context(self.engine, projection.mapping)
+        self._refresh_atlas()
+        if self.z is None:
+            first = int(md.ls.train_idx[0]) if len(md.ls.train_idx) else 0
+            self.go_to_data(first, "start")
+        else:
+            self._submit_frame(z=self.z, origin="replace")
+        self.map_ready.emit(projection)
+
+    def _map_failed(self, e) -> None:
+        self.ctx.message(f"Could not draw the map: {e}")
+        self.controls.plane_hint.setText(str(e))
+
+    def _apply_colours(self) -> None:
+        if self.md is None or not len(self.map.coords):
+            return
+        col = colouring_for(self.md, self.controls.colour.currentData() or "none")
+        self._colouring = col
+        self.map.set_colours(col.codes, col.colours)
+        self.map.set_visible_points(None)
+        n, total = len(self.md.shown), len(self.md.ls)
+        note = f"{n:,} of {total:,} points drawn" if n < total else ""
+        self.legend.set_entries(col.title, col.colours, col.entries, note)
+
+    def _apply_visibility(self) -> None:
+        col = self._colouring
+        if col is None:
+            return
+        hidden = np.asarray(sorted(self.legend.hidden), dtype=np.int64)
+        self.map.set_visible_points(None if not len(hidden) else ~np.isin(col.codes, hidden))
+
+    # ---- UMAP -------------------------------------------------------------------------------------------
+    def run_umap(self) -> None:
+        if self.md is None or self._umap is not None:
+            return
+        c = self.controls
+        params = c.umap_params()
+        c.set_umap_running(True)
+        c.umap_bar.setValue(0)
+        c.umap_status.setText("Starting UMAP…")
+        self.ctx.session.set_busy("umap", "computing UMAP")
+        md = self.md
+        w = Worker(umap_job, md.ls.latents, params)
+        w.yielded.connect(self._on_umap_progress)
+        w.returned.connect(lambda proj, m=md, p=params: self._on_umap_done(m, p, proj))
+        w.errored.connect(lambda e: c.umap_status.setText(f"UMAP failed: {e}"))
+        w.finished.connect(self._on_umap_finished)
+        self._umap = w
+        w.start("long")
+
+    def cancel_umap(self) -> None:
+        if self._umap is not None:
+            self._umap.quit()
+            self.controls.umap_status.setText("Cancelling…")
+
+    def _on_umap_progress(self, p) -> None:
+        if p.fraction is not None:
+            self.controls.umap_bar.setValue(int(1000 * p.fraction))
+        self.controls.umap_status.setText(p.message[:1].upper() + p.message[1:])
+
+    def _on_umap_done(self, md, params, proj) -> None:
+        if proj is None:  # cancelled: the generator was closed
+            self.controls.umap_status.setText("Cancelled. The map is as it was.")
+            self.controls.umap_bar.setValue(0)
+            return
+        if md is not self.md:
+            return
+        self._umaps[params] = proj
+        how = "from the cache" if proj.from_cache else f"in {proj.seconds:.0f} s, now cached"
+        self.controls.umap_status.setText(f"UMAP of {len(proj.coords):,} points {how}. Between clusters the "
+                                          "scrubbed latent blends the nearest points.")
+        self.controls.umap_bar.setValue(1000)
+        if self.controls.projection.currentData() == "umap":
+            self._projector.submit((md, proj))
+
+    def _on_umap_finished(self) -> None:
+        self._umap = None
+        self.controls.set_umap_running(False)
+        self.ctx.session.set_busy("umap", None)
+
+    # ---- scrub and jumps ----------------------------------------------------------------------------------
+    def _submit_frame(self, point=None, z=None, origin: str = "drag") -> None:
+        if self.projection is None or self.engine is None:
+            return
+        self._frames.submit(FrameRequest(self.engine, self.projection.mapping, point, z, origin))
+
+    def _on_drag(self, x: float, y: float, phase: str) -> None:
+        if self.projection is None:
+            return
+        if phase == "start":
+            self.paths.stop()
+            self.history.end_gesture()
+        self._jump_label = ""
+        self.map.set_cursor((x, y))
+        self._submit_frame(point=(x, y), origin="drag-end" if phase == "end" else "drag")
+
+    def scrub_to(self, x: float, y: float) -> None:
+        """Move the cursor to map point (x, y) and decode there (one drag step)."""
+        self._on_drag(x, y, "move")
+
+    def go_to(self, z, origin: str = "jump", label: str = "") -> None:
+        """Make z the current latent: decoded, placed on the map, recorded in the history."""
+        self._jump_label = label
+        self._submit_frame(z=np.asarray(z, dtype=np.float32).reshape(-1), origin=origin)
+
+    def go_to_data(self, index: int, origin: str = "click") -> None:
+        if self.md is not None:
+            self.go_to(self.md.ls.latents[index], origin, self.md.caption(index))
+
+    def _on_click(self, x: float, y: float, index: int) -> None:
+        if self.projection is None:
+            return
+        if self.map.mode == "pick":
+            self.add_path_point(x, y, index)
+        elif index >= 0:
+            self.go_to_data(index)
+        else:
+            self._jump_label = ""
+            self.map.set_cursor((x, y))
+            self._submit_frame(point=(x, y), origin="click")
+
+    def _on_frame(self, generation, request, frame) -> None:
+        if self.projection is None:
+            return
+        if request.mapping is not self.projection.mapping:  # decoded on a map that is gone:
+            keep = request.origin if request.origin not in ("drag", "drag-end", "animate") else "replace"
+            self._submit_frame(z=frame.z, origin=keep)  # keep the latent, place it on this one
+            return
+        self.z, self.frame = frame.z, frame
+        self.frames_shown += 1
+        origin = request.origin
+        if origin not in ("drag", "drag-end"):
+            scale = max(1e-9, float(np.linalg.norm(frame.z)))
+            self.map.set_cursor(frame.point, on_map=frame.off_map <= 1e-4 * scale)
+        label = self._jump_label if origin not in ("drag", "drag-end", "click") else ""
+        self.inspector.show_frame(frame.image, frame_caption(frame, label, self.projection))
+        if origin in ("drag", "drag-end", "animate"):
+            self.history.visit(frame.z, "path" if origin == "animate" else "drag", coalesce=True)
+            if origin == "drag-end":
+                self.history.end_gesture()
+        elif origin not in ("history", "replace"):
+            self.history.visit(frame.z, label or origin)
+        self._update_history()
+        self._to_inspect = frame.z
+        if not self._inspect_timer.isActive():
+            self._inspect_latest()
+        self.frame_shown.emit(frame)
+
+    def _inspect_latest(self) -> None:
+        """Neighbours and gauges of the newest latent, then at most every INSPECT_MS."""
+        z, self._to_inspect = self._to_inspect, None
+        if z is not None and self.md is not None:
+            self._inspect.submit((self.md, z))
+            self._inspect_timer.start()
+
+    def _on_inspection(self, generation, request, ins) -> None:
+        md, _z = request
+        if md is self.md:
+            self.inspector.show_inspection(md, ins)
+
+    def _hover(self, index: int):
+        return self.md.ds.images[index], self.md.caption(index)
+
+    # ---- history and bookmarks ---------------------------------------------------------------------------
+    def undo(self) -> None:
+        if self.history.can_undo:
+            self._jump_label = self.history.entries[self.history.position - 1].label
+            self._submit_frame(z=self.history.undo(), origin="history")
+            self._update_history()
+
+    def redo(self) -> None:
+        if self.history.can_redo:
+            self._jump_label = self.history.entries[self.history.position + 1].label
+            self._submit_frame(z=self.history.redo(), origin="history")
+            self._update_history()
+
+    def _update_history(self) -> None:
+        h = self.history
+        self.inspector.set_history(h.position + 1, len(h), h.can_undo, h.can_redo)
+
+    def add_bookmark(self, name: str) -> None:
+        if self.md is None or self.z is None:
+            return
+        try:
+            self.md.bookmarks.add(name, self.z, model_id=self.md.model_id)
+        except ValueError as e:
+            self.ctx.message(str(e))
+            return
+        self._save_bookmarks(current=name)
+        self.ctx.message(f"Bookmarked '{name}'.", 3000)
+
+    def go_to_bookmark(self, name: str) -> None:
+        if self.md is not None and name in self.md.bookmarks:
+            self.go_to(self.md.bookmarks[name].latent, "bookmark", f"bookmark: {name}")
+
+    def delete_bookmark(self, name: str) -> None:
+        if self.md is not None and name in self.md.bookmarks:
+            self.md.bookmarks.remove(name)
+            self._save_bookmarks()
+
+    def _save_bookmarks(self, current: str = "") -> None:
+        from engines.latent.history import Bookmarks
+
+        from .manifold_jobs import save_bookmarks
+
+        md = self.md
+        self.inspector.set_bookmarks([b.name for b in md.bookmarks], current)
+        snapshot = Bookmarks.from_dict(md.bookmarks.to_dict())
+        run_in_thread(save_bookmarks, md.model_id, snapshot,
+                      on_error=lambda e: self.ctx.session.report(e, "Could not save the bookmarks"))
+
+    # ---- selection ---------------------------------------------------------------------------------------------
+    def _on_selected(self, indices) -> None:
+        self.selection = np.asarray(indices, dtype=np.int64)
+        summary = ""
+        md = self.md
+        if md is not None and len(self.selection) and md.ls.labels is not None:
+            counts = np.bincount(md.ls.labels[self.selection])
+            top = np.argsort(counts)[::-1][:2]
+            summary = ", ".join(f"{counts[t]} {md.ls.label_names[t] if t < len(md.ls.label_names) else t}"
+                                for t in top if counts[t])
+        self.controls.show_selection(len(self.selection), summary)
+        self.selection_changed.emit(self.selection)
+
+    def go_to_selection_mean(self) -> None:
+        if self.md is not None and len(self.selection):
+            self.go_to(self.md.ls.latents[self.selection].mean(0), "selection",
+                       f"mean of {len(self.selection)} selected points")
+
+    # ---- paths --------------------------------------------------------------------------------------------
+    def add_path_point(self, x: float, y: float, index: int = -1) -> None:
+        """A data point (index ≥ 0: its own latent) or the free map position (x, y)."""
+        if self.projection is None:
+            return
+        if index >= 0:
+            self.paths.add(Knot(z=self.md.ls.latents[index]), self.md.caption(index), index)
+        else:
+            self.paths.add(Knot(point=(x, y), mapping=self.projection.mapping), f"({x:.2f}, {y:.2f})")
+
+    def add_cursor_to_path(self) -> None:
+        if self.z is not None:
+            self.paths.add(Knot(z=self.z), "cursor")
+
+    def _on_path(self, result) -> None:
+        c = self.controls
+        if result is None:
+            self.map.set_knots(None)
+            self.map.set_path(None)
+            self.strip.set_images(None)
+            self.strip_box.hide()
+            c.path_status.setText("Pick two or more points.")
+            c.plane_btn.setEnabled(False)
+            return
+        self.map.set_knots(result.knots_on_map)
+        self.map.set_path(result.trace if len(result.trace) else None)
+        n = len(result.knots)
+        c.plane_btn.setEnabled(n >= 3)
+        if n < 2:
+            self.strip_box.hide()
+            c.path_status.setText("1 point picked; pick another.")
+            return
+        steps = result.steps
+        captions = [str(i // steps + 1) if i % steps == 0 else "" for i in range(len(result.images))]
+        self.strip.set_images(result.images, captions)
+        method = "spherical" if result.method == "slerp" else "linear"
+        self.strip_title.setText(f"<b>Path</b> through {n} points, {method}: {len(result.images)} frames")
+        self.strip_box.show()
+        c.path_status.setText(f"{n} points · {len(result.images)} frames.")
+
+    def _on_play(self, on: bool) -> None:
+        if on and not self.paths.play():
+            self.controls.set_playing(False)
+            self.controls.path_status.setText("Pick two or more points to play a path.")
+        elif not on:
+            self.paths.stop()
+            self.history.end_gesture()
+
+    def _on_path_frame(self, z, strip_index: int) -> None:
+        self.strip.set_highlight(strip_index)
+        self._jump_label = "on the path"
+        self._submit_frame(z=z, origin="animate")
+
+    def _on_strip_clicked(self, i: int) -> None:
+        r = self.paths.result
+        if r is not None and i < len(r.latents):
+            self.strip.set_highlight(i)
+            self.go_to(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")
+
+    # ---- atlas -------------------------------------------------------------------------------------------
+    def _refresh_atlas(self, frame: bool = True) -> None:
+        """Start (or stop) the atlas for the current settings; `frame` shows its whole square."""
+        c = self.controls
+        if not c.atlas_mode or self.projection is None:
+            self.atlas.cancel()
+            self.map.set_points_style(1.0)
+            c.atlas_status.setText("")
+            return
+        self.map.set_points_style(0.4 if c.atlas_points.isChecked() else 0.0)
+        extent = c.atlas_extent.value()
+        self.atlas.start(self.engine, self.projection.mapping, self._atlas_center, extent, c.atlas_res.value())
+        if frame:
+            cx, cy = self._atlas_center
+            self.map.vb.setRange(xRange=(cx - extent, cx + extent), yRange=(cy - extent, cy + extent), padding=0.02)
+
+    def fit_atlas_to_view(self) -> None:
+        x, y, w, h = self.map.view_rect()
+        self._atlas_center = (x + w / 2, y + h / 2)
+        self.controls.set_atlas_extent(max(1e-3, min(w, h) / 2))
+        self._refresh_atlas(frame=False)
+
+    def _on_atlas_done(self, complete: bool) -> None:
+        if complete and self.atlas.grid is not None:
+            g = self.atlas.grid
+            self.controls.atlas_status.setText(f"{g.rows}×{g.cols} decoded images.")
+
+    # ---- context menu ---------------------------------------------------------------------------------------
+    def _context_menu(self, x: float, y: float, global_pos) -> None:
+        if self.projection is None:
+            return
+        index = self.map.data_index_at(x, y)
+        menu = QMenu(self)
+        what = self.md.caption(index) if index >= 0 else "here"
+        menu.addAction(f"Go to {what}", lambda: self._on_click(x, y, index) if self.map.mode != "pick"
+                       else self.go_to_data(index) if index >= 0 else self.scrub_to(x, y))
+        menu.addAction(f"Add {what} to the path", lambda: self.add_path_point(x, y, index))
+        if self.controls.atlas_mode:
+            menu.addAction("Centre the atlas here", lambda: self._centre_atlas(x, y))
+        menu.addSeparator()
+        menu.addAction("Frame all points", self.map.fit)
+        menu.popup(global_pos.toPoint())
+
+    def _centre_atlas(self, x: float, y: float) -> None:
+        self._atlas_center = (x, y)
+        self._refresh_atlas()
+
+    # ---- errors, state, shutdown ------------------------------------------------------------------------
+    def _fail(self, title: str, e) -> None:
+        self.ctx.session.report(e, title)
+
+    def _stop_work(self) -> None:
+        if self._loader is not None:
+            self._loader.quit()
+            self._loader = None
+            self._load_gen += 1
+            self.ctx.session.set_busy("manifold", None)
+        if self._umap is not None:
+            self._umap.quit()
+        for r in (self._frames, self._inspect, self._projector):
+            r.cancel()
+        self.atlas.cancel()
+        self.paths.shutdown()
+
+    def shutdown(self) -> None:
+        self._atlas_timer.stop()
+        self._inspect_timer.stop()
+        self._stop_work()
+
+    @property
+    def busy(self) -> bool:
+        return (self._loader is not None or self._frames.busy or self._inspect.busy or self._projector.busy
+                or self.atlas.busy or self.paths.busy or self._to_inspect is not None)
+
+    def ready_for_screenshot(self) -> bool:
+        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
+        return (self.projection is not None and self.inspector.image.has_image() and not self.busy
+                and (not self.controls.atlas_mode or self.atlas.complete))
+
+    def prepare_screenshot(self, view: str | None = None, projection: str | None = None, colour: str | None = None,
+                           path: int = 0, resolution: int | None = None) -> None:
+        """Set the panel up for a picture: `view` scatter|atlas, a projection, a colouring, and a
+        path through `path` data points of different labels."""
+        c = self.controls
+        if projection:
+            c.set_projection(projection)
+        if colour and c.colour.findData(colour) >= 0:
+            c.colour.setCurrentIndex(c.colour.findData(colour))
+        if resolution:
+            c.atlas_res.setValue(int(resolution))
+        if view:
+            c.set_atlas_mode(view == "atlas")
+        if path and self.md is not None:
+            ls = self.md.ls
+            labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
+            picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
+            for i in picks:
+                self.add_path_point(0.0, 0.0, i)
+
+    # ---- shortcuts (actions.py) ---------------------------------------------------------------------------
+    def shortcut_undo(self) -> None:
+        if self.isVisible():
+            self.undo()
+
+    def shortcut_redo(self) -> None:
+        if self.isVisible():
+            self.redo()
+
+    def shortcut_bookmark(self) -> None:
+        if self.isVisible() and self.z is not None:
+            self.add_bookmark(f"bookmark {len(self.md.bookmarks) + 1}" if self.md is not None else "")

@@ -1,0 +1,143 @@
+"""Paths on the map: the picked points, the interpolation between them (computed in a worker:
+latents, the line on the map, the decoded strip) and the animation along it.
+
+The animation steps through the finely sampled path latents the worker returned (no math on the
+GUI thread) and asks the panel to show each one (`frame_requested`), which goes through the same
+latest-request-wins decoder as a drag — so a slow decoder drops frames instead of lagging.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..workers import LatestRequestRunner
+from .manifold_jobs import Knot, PathRequest, render_path
+
+FRAME_MS = 33  # ~30 frames/s
+SECONDS_PER_SEGMENT = 2.0
+
+
+class PathTool(QObject):
+    changed = Signal(object)  # PathResult (or None when cleared)
+    frame_requested = Signal(object, int)  # latent (D,), index of the nearest strip frame
+    playing_changed = Signal(bool)
+    failed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.knots: list[Knot] = []
+        self.labels: list[str] = []
+        self.data_indices: list[int | None] = []
+        self.result = None
+        self.method = "slerp"
+        self.steps = 8
+        self.loop = True
+        self._engine = None
+        self._mapping = None
+        self._runner = LatestRequestRunner(render_path, self)
+        self._runner.result.connect(self._on_result)
+        self._runner.failed.connect(lambda g, r, e: self.failed.emit(str(e)))
+        self._timer = QTimer(self)
+        self._timer.setInterval(FRAME_MS)
+        self._timer.timeout.connect(self._tick)
+        self._frame = 0  # index into result.fine
+        self._pos = 0.0  # fractional position along result.fine
+
+    # ---- state ------------------------------------------------------------------------------------------
+    def set_context(self, engine, mapping) -> None:
+        """The engine and the map now shown; the path is recomputed (its trace moves with the map)."""
+        self._engine, self._mapping = engine, mapping
+        if engine is None or mapping is None:
+            self.stop()
+            self._runner.cancel()
+            return
+        self.refresh()
+
+    def add(self, knot: Knot, label: str, data_index: int | None = None) -> None:
+        self.knots.append(knot)
+        self.labels.append(label)
+        self.data_indices.append(data_index)
+        self.refresh()
+
+    def clear(self) -> None:
+        self.stop()
+        self.knots, self.labels, self.data_indices = [], [], []
+        self.result = None
+        self._runner.cancel()
+        self.changed.emit(None)
+
+    def set_options(self, method: str, steps: int) -> None:
+        if (method, int(steps)) != (self.method, self.steps):
+            self.method, self.steps = method, int(steps)
+            self.refresh()
+
+    @property
+    def busy(self) -> bool:
+        return self._runner.busy
+
+    def latents(self) -> np.ndarray | None:
+        """The picked latents once resolved (None while a free point is still being read off the map)."""
+        if self.result is None or len(self.result.knots) != len(self.knots):
+            return None
+        return self.result.knots
+
+    def refresh(self) -> None:
+        if not self.knots or self._engine is None or self._mapping is None:
+            return
+        self._runner.submit(PathRequest(self._engine, self._mapping, tuple(self.knots), self.method, self.steps))
+
+    def _on_result(self, generation, request, result) -> None:
+        if not self._runner.is_current(generation):
+            return
+        # Free points are now latents: they stay where they are when the map changes.
+        self.knots = [Knot(z=z) for z in result.knots]
+        self.result = result
+        self.changed.emit(result)
+        if self.playing and len(result.fine) < 2:
+            self.stop()
+
+    # ---- animation ----------------------------------------------------------------------------------------
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    def play(self) -> bool:
+        if self.result is None or len(self.result.fine) < 2:
+            return False
+        if self._pos >= len(self.result.fine) - 1:
+            self._pos = 0.0
+        self._timer.start()
+        self.playing_changed.emit(True)
+        return True
+
+    def stop(self) -> None:
+        if self._timer.isActive():
+            self._timer.stop()
+            self.playing_changed.emit(False)
+
+    def _tick(self) -> None:
+        r = self.result
+        if r is None or len(r.fine) < 2:
+            self.stop()
+            return
+        n_seg = max(1, len(r.knots) - 1)
+        last = len(r.fine) - 1
+        self._pos += last / (n_seg * SECONDS_PER_SEGMENT * 1000 / FRAME_MS)
+        if self._pos > last:
+            if not self.loop:
+                self._emit_frame(r, last)
+                self._pos = 0.0
+                self.stop()
+                return
+            self._pos = 0.0
+        self._frame = int(round(self._pos))
+        self._emit_frame(r, self._frame)
+
+    def _emit_frame(self, r, k: int) -> None:
+        t = k / max(1, len(r.fine) - 1)
+        strip = int(round(t * (len(r.latents) - 1)))
+        self.frame_requested.emit(r.fine[k], strip)
+
+    def shutdown(self) -> None:
+        self.stop()
+        self._runner.cancel()
