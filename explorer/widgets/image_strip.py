@@ -129,8 +129,10 @@ class ImageStrip(QWidget):
                 p.drawRect(r.adjusted(0, 0, -1, -1))
             text = self._captions[i] if i < len(self._captions) else ""
             if text:
-                cap = QRect(r.left() - self.gap // 2, r.bottom() + 2, r.width() + self.gap, ch)
-                font = p.font()
+                # Centred text may use the gaps on both sides (neighbouring captions are centred too).
+                cap = QRect(r.left() - self.gap, r.bottom() + 2, r.width() + 2 * self.gap, ch)
+                font = self.font()
+                font.setPointSizeF(font.pointSizeF() * 0.92)
                 font.setBold(i == self._highlight)
                 p.setFont(font)
                 p.setPen(pal.color(QPalette.ColorRole.Text))

@@ -69,6 +69,7 @@ class ThumbBrowser(QListView):
 
     def __init__(self, parent=None, side: int = 64):
         super().__init__(parent)
+        self.side = side
         self.thumbs = ThumbModel(self, side)
         self.setModel(self.thumbs)
         self.setViewMode(QListView.ViewMode.IconMode)
@@ -83,6 +84,13 @@ class ThumbBrowser(QListView):
         self.setSpacing(0)
         self.clicked.connect(self._emit)
         self.activated.connect(self._emit)
+
+    def resizeEvent(self, event) -> None:
+        # Spread the columns over the whole width instead of leaving a gap on the right.
+        w = self.viewport().width()
+        cols = max(1, w // (self.side + 6))
+        self.setGridSize(QSize(max(self.side + 6, w // cols), self.side + 6))
+        super().resizeEvent(event)
 
     def set_images(self, images, caption=None) -> None:
         self.thumbs.set_images(images, caption)
