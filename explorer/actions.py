@@ -35,7 +35,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("file.quit", "&Quit", "&File", "close", "Ctrl+Q", separator_before=True),
     Action("view.panel.train", "&Train Panel", "&View", "show_train_panel", "Ctrl+1"),
     Action("view.panel.manifold", "&Manifold Panel", "&View", "panel:manifold", "Ctrl+2"),
-    # Later issues: arithmetic (Ctrl+3), codebook, diffusion, export.
+    Action("view.panel.arithmetic", "&Arithmetic Panel", "&View", "panel:arithmetic", "Ctrl+3"),
+    # Later issues: codebook, diffusion, export.
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",
            "Show or hide the model library", checkable=True, separator_before=True),
     Action("view.refresh", "&Refresh Library", "&View", "refresh_library", "F5"),

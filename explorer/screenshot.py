@@ -76,8 +76,8 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     ready = getattr(p, "ready_for_screenshot", None)
     if ready is not None:
         _wait(app, ready, wait_s)
-        if options and hasattr(p, "prepare_screenshot"):
-            p.prepare_screenshot(**options)
+        if hasattr(p, "prepare_screenshot"):  # without options a panel shows its default content
+            p.prepare_screenshot(**(options or {}))
             _wait(app, lambda: False, 0.3)
             _wait(app, ready, wait_s)
     _wait(app, lambda: False, 0.5)

@@ -360,7 +360,7 @@ def test_window_has_the_panel(qtbot, tmp_path, monkeypatch):
     w.show()
     try:
         assert "arithmetic" in w.panels
-        w.show_panel("arithmetic")
+        w.actions_by_id["view.panel.arithmetic"].trigger()
         assert w.tabs.currentWidget() is w.panels["arithmetic"]
         assert "Open a model" in w.panels["arithmetic"].data_label.text()
     finally:
