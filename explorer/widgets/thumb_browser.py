@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from .image_grid import thumbnail_pixmap
@@ -82,15 +82,18 @@ class ThumbBrowser(QListView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setWordWrap(False)
         self.setSpacing(0)
+        # A steady viewport width, so the columns computed on resize stay right after a filter.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.clicked.connect(self._emit)
         self.activated.connect(self._emit)
 
-    def resizeEvent(self, event) -> None:
-        # Spread the columns over the whole width instead of leaving a gap on the right.
-        w = self.viewport().width()
-        cols = max(1, w // (self.side + 6))
-        self.setGridSize(QSize(max(self.side + 6, w // cols), self.side + 6))
-        super().resizeEvent(event)
+    def viewportEvent(self, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            # Spread the columns over the whole width instead of leaving a gap on the right.
+            w = event.size().width() - 4  # the icon layout wraps a row that fills the width exactly
+            cols = max(1, w // (self.side + 6))
+            self.setGridSize(QSize(max(self.side + 6, w // cols), self.side + 6))
+        return super().viewportEvent(event)
 
     def set_images(self, images, caption=None) -> None:
         self.thumbs.set_images(images, caption)
