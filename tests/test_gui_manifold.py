@@ -180,7 +180,7 @@ def test_exact_planes_axes_and_three_points(qtbot, window, models):
         assert p.map.point_of(i) == pytest.approx(expect, abs=1e-5)
     # The path's decoded strip is there: 2 segments × 8 steps + 1.
     qtbot.waitUntil(lambda: p.strip.count() == 17, timeout=5_000)
-    assert p.strip_box.isVisibleTo(p)
+    assert p.strip.isVisibleTo(p)
 
 
 def test_atlas_path_animation_and_inspection(qtbot, window, models, compute_threads):
@@ -283,7 +283,7 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     import time
 
     from engines.latent import projection as proj
-    from explorer.panels import manifold
+    from explorer.panels import manifold_umap
 
     slow = {"on": False}
 
@@ -295,7 +295,7 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
                 raise proj._Stop()
         return proj.pca_projection(z).coords * 3.0
 
-    monkeypatch.setattr(manifold, "umap_job", lambda z, params: proj.run_umap(z, params, _fit=fake_fit))
+    monkeypatch.setattr(manifold_umap, "umap_job", lambda z, params: proj.run_umap(z, params, _fit=fake_fit))
     p = open_model(qtbot, window, models["vae"])
     c = p.controls
     c.set_projection("umap")
@@ -320,7 +320,7 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     # Cached on disk: another model id-less session (a fresh panel state) finds it without running.
     c.set_projection("pca")
     qtbot.waitUntil(lambda: p.projection.kind == "pca", timeout=5_000)
-    p._umaps.clear()
+    p.umap.maps.clear()
     c.set_projection("umap")
     qtbot.waitUntil(lambda: p.projection.kind == "umap", timeout=5_000)
     assert "from the cache" in c.umap_status.text()

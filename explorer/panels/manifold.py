@@ -21,21 +21,18 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QMenu, QScrollArea,
                                QVBoxLayout, QWidget)
 
-from engines.latent.history import History
-
-from ..widgets import map_colours
 from ..widgets.latent_map import LatentMap
 from ..widgets.map_legend import MapLegend
-from ..widgets.thumb_grid import ThumbGrid
-from ..workers import LatestRequestRunner, Worker, run_in_thread
+from ..workers import LatestRequestRunner, Worker
 from . import Panel
 from .manifold_atlas import AtlasView
 from .manifold_controls import MapControls
 from .manifold_inspect import Inspector
-from .manifold_jobs import (FrameRequest, Knot, MapRequest, axis_titles, inspect, load_model_data, render_frame,
-                            umap_job)
-from .manifold_paths import PathTool
+from .manifold_jobs import FrameRequest, Knot, MapRequest, axis_titles, inspect, load_model_data, render_frame
+from .manifold_paths import PathStrip, PathTool
+from .manifold_places import Places
 from .manifold_state import apply_projection, colouring_for, colour_options, default_atlas, frame_caption
+from .manifold_umap import UmapRunner
 
 ATLAS_DEBOUNCE_MS = 150
 INSPECT_MS = 120  # neighbours and gauges follow a drag at most ~8 times a second; the image at full rate
@@ -57,16 +54,12 @@ class ManifoldPanel(Panel):
         self.z: np.ndarray | None = None  # the current latent
         self.frame = None  # the last Frame shown
         self.frames_shown = 0
-        self.history = History()
         self.selection = np.zeros(0, np.int64)
         self._pending = False
         self._loader: Worker | None = None
         self._load_gen = 0
-        self._umap: Worker | None = None
-        self._umaps: dict = {}  # UmapParams → Projection, this model's
         self._colouring = None
         self._jump_label = ""
-        self._atlas_center = (0.0, 0.0)
         self._frames = LatestRequestRunner(render_frame, self)
         self._frames.result.connect(self._on_frame)
         self._frames.failed.connect(lambda g, r, e: self._fail("Could not decode", e))
@@ -82,15 +75,14 @@ class ManifoldPanel(Panel):
         self._inspect_timer.timeout.connect(self._inspect_latest)
         self._to_inspect = None
         self._build()
+        self.umap = UmapRunner(self.controls, self.ctx.session, self)
+        self.places = Places(self.inspector, self.ctx, self)
         self.paths = PathTool(self)
         self.paths.changed.connect(self._on_path)
         self.paths.frame_requested.connect(self._on_path_frame)
         self.paths.playing_changed.connect(self.controls.set_playing)
         self.paths.failed.connect(lambda m: self.controls.path_status.setText(f"Could not draw the path: {m}"))
-        self.atlas = AtlasView(self.map, self)
-        self.atlas.progress.connect(lambda d, t: self.controls.atlas_status.setText(f"Decoding the atlas: {d}/{t} images…"))
-        self.atlas.finished.connect(self._on_atlas_done)
-        self.atlas.failed.connect(lambda m: self.controls.atlas_status.setText(f"Atlas failed: {m}"))
+        self.atlas = AtlasView(self.map, self.controls, self)
         self._atlas_timer = QTimer(self)
         self._atlas_timer.setSingleShot(True)
         self._atlas_timer.setInterval(ATLAS_DEBOUNCE_MS)
@@ -128,21 +120,12 @@ class ManifoldPanel(Panel):
         sl.addWidget(self.message, 0, 0, Qt.AlignmentFlag.AlignCenter)
         self.message.setMaximumWidth(420)
         self.legend = MapLegend()
-        self.strip_title = QLabel("")
-        self.strip = ThumbGrid(min_cell=44, max_cell=64, max_rows=2)
-        self.strip.setToolTip("The decoded path; click a frame to go there")
-        self.strip_box = QWidget()
-        stl = QVBoxLayout(self.strip_box)
-        stl.setContentsMargins(0, 2, 0, 0)
-        stl.setSpacing(2)
-        stl.addWidget(self.strip_title)
-        stl.addWidget(self.strip)
-        self.strip_box.hide()
+        self.strip = PathStrip()
         center = QVBoxLayout()
         center.setSpacing(4)
         center.addWidget(stack, 1)
         center.addWidget(self.legend)
-        center.addWidget(self.strip_box)
+        center.addWidget(self.strip)
 
         self.inspector = Inspector()
         lay = QHBoxLayout(self)
@@ -155,8 +138,10 @@ class ManifoldPanel(Panel):
         c.projection_changed.connect(lambda _k: self.request_map())
         c.axes_changed.connect(self.request_map)
         c.plane_from_points.connect(self.request_map)
-        c.umap_run.connect(self.run_umap)
-        c.umap_cancel.connect(self.cancel_umap)
+        c.umap_run.connect(lambda: self.umap.run(self.md))
+        c.umap_cancel.connect(self.umap.cancel)
+        self.umap.ready.connect(self._show_umap)
+        self.places.go.connect(lambda z, label: self.go_to(z, "history", label))
         c.colour_changed.connect(self._apply_colours)
         c.view_changed.connect(self._atlas_timer.start)
         c.atlas_fit_view.connect(self.fit_atlas_to_view)
@@ -176,11 +161,7 @@ class ManifoldPanel(Panel):
         self.legend.toggled.connect(lambda *_: self._apply_visibility())
         self.strip.clicked.connect(self._on_strip_clicked)
         ins.neighbour_clicked.connect(lambda i: self.go_to_data(i, "neighbour"))
-        ins.back.connect(self.undo)
-        ins.forward.connect(self.redo)
         ins.bookmark_add.connect(self.add_bookmark)
-        ins.bookmark_go.connect(self.go_to_bookmark)
-        ins.bookmark_delete.connect(self.delete_bookmark)
 
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -191,14 +172,12 @@ class ManifoldPanel(Panel):
         self._stop_work()
         self.engine, self.info = engine, info
         self.md = self.projection = self.z = self.frame = None
-        self._umaps = {}
-        self.history.clear()
+        self.umap.reset()
+        self.places.set_data(None)
         self.paths.clear()
         self.map.clear_points()
         self.legend.clear_entries()
         self.inspector.clear()
-        self.inspector.set_bookmarks([])
-        self._update_history()
         self.controls.data_combo.setCurrentIndex(0)
         if engine is None:
             self._pending = False
@@ -276,7 +255,8 @@ class ManifoldPanel(Panel):
         self.controls.data_status.setText(f"{md.ds.name}: {len(ls):,} images{shown} · latent {ls.dim}-D · {cached}")
         self.controls.set_latent_dim(ls.dim)
         self.controls.set_colour_options(colour_options(md), "label")
-        self.inspector.set_bookmarks([b.name for b in md.bookmarks])
+        self.places.set_data(md)
+        self.umap.reset(md)
         if ls.dim == 2 and self.controls.projection.currentData() == "pca":
             self.controls.set_projection("axes")  # emits → request_map
         else:
@@ -292,16 +272,7 @@ class ManifoldPanel(Panel):
         c = self.controls
         kind = c.projection.currentData()
         if kind == "umap":
-            params = c.umap_params()
-            if params in self._umaps:
-                self._projector.submit((md, self._umaps[params]))
-                return
-            from engines.latent.projection import load_cached_umap
-
-            c.umap_status.setText("Looking for a cached map…")
-            run_in_thread(load_cached_umap, md.ls.latents, params,
-                          on_result=lambda proj, p=params, m=md: self._on_cached_umap(m, p, proj),
-                          on_error=lambda e: c.umap_status.setText(str(e)))
+            self.umap.show(md)  # → _show_umap when there is one for these parameters
             return
         if kind == "points":
             z = self.paths.latents()
@@ -315,19 +286,9 @@ class ManifoldPanel(Panel):
             req = MapRequest("pca")
         self._projector.submit((md, req))
 
-    def _on_cached_umap(self, md, params, proj) -> None:
-        if md is not self.md:
-            return
-        if proj is None:
-            n = len(md.ls)
-            self.controls.umap_status.setText(f"Not computed yet for these settings. Run takes about "
-                                              f"{max(1, round(n / 4000))}–{max(2, round(n / 1000))} min for "
-                                              f"{n:,} points the first time (the map stays as it is meanwhile).")
-            return
-        self._umaps[params] = proj
-        self.controls.umap_status.setText(f"UMAP of {len(proj.coords):,} points, from the cache.")
-        if self.controls.projection.currentData() == "umap" and self.controls.umap_params() == params:
-            self._projector.submit((md, proj))
+    def _show_umap(self, md, projection) -> None:
+        if md is self.md and self.controls.projection.currentData() == "umap":
+            self._projector.submit((md, projection))
 
     def _on_projection(self, generation, request, value) -> None:
         md, _spec = request
@@ -340,7 +301,7 @@ class ManifoldPanel(Panel):
         self.map.set_axis_titles(*axis_titles(projection))
         self._apply_colours()
         self.map.fit()
-        self._atlas_center, extent = default_atlas(projection, coords)
+        self.atlas.center, extent = default_atlas(projection, coords)
         self.controls.set_atlas_extent(extent)
         if projection.kind == "three points":
             self.controls.plane_hint.setText("Points 1, 2, 3 sit at (0,0), (1,0), (0,1). Exact.")
@@ -375,55 +336,6 @@ class ManifoldPanel(Panel):
         hidden = np.asarray(sorted(self.legend.hidden), dtype=np.int64)
         self.map.set_visible_points(None if not len(hidden) else ~np.isin(col.codes, hidden))
 
-    # ---- UMAP -------------------------------------------------------------------------------------------
-    def run_umap(self) -> None:
-        if self.md is None or self._umap is not None:
-            return
-        c = self.controls
-        params = c.umap_params()
-        c.set_umap_running(True)
-        c.umap_bar.setValue(0)
-        c.umap_status.setText("Starting UMAP…")
-        self.ctx.session.set_busy("umap", "computing UMAP")
-        md = self.md
-        w = Worker(umap_job, md.ls.latents, params)
-        w.yielded.connect(self._on_umap_progress)
-        w.returned.connect(lambda proj, m=md, p=params: self._on_umap_done(m, p, proj))
-        w.errored.connect(lambda e: c.umap_status.setText(f"UMAP failed: {e}"))
-        w.finished.connect(self._on_umap_finished)
-        self._umap = w
-        w.start("long")
-
-    def cancel_umap(self) -> None:
-        if self._umap is not None:
-            self._umap.quit()
-            self.controls.umap_status.setText("Cancelling…")
-
-    def _on_umap_progress(self, p) -> None:
-        if p.fraction is not None:
-            self.controls.umap_bar.setValue(int(1000 * p.fraction))
-        self.controls.umap_status.setText(p.message[:1].upper() + p.message[1:])
-
-    def _on_umap_done(self, md, params, proj) -> None:
-        if proj is None:  # cancelled: the generator was closed
-            self.controls.umap_status.setText("Cancelled. The map is as it was.")
-            self.controls.umap_bar.setValue(0)
-            return
-        if md is not self.md:
-            return
-        self._umaps[params] = proj
-        how = "from the cache" if proj.from_cache else f"in {proj.seconds:.0f} s, now cached"
-        self.controls.umap_status.setText(f"UMAP of {len(proj.coords):,} points {how}. Between clusters the "
-                                          "scrubbed latent blends the nearest points.")
-        self.controls.umap_bar.setValue(1000)
-        if self.controls.projection.currentData() == "umap":
-            self._projector.submit((md, proj))
-
-    def _on_umap_finished(self) -> None:
-        self._umap = None
-        self.controls.set_umap_running(False)
-        self.ctx.session.set_busy("umap", None)
-
     # ---- scrub and jumps ----------------------------------------------------------------------------------
     def _submit_frame(self, point=None, z=None, origin: str = "drag") -> None:
         if self.projection is None or self.engine is None:
@@ -435,7 +347,7 @@ class ManifoldPanel(Panel):
             return
         if phase == "start":
             self.paths.stop()
-            self.history.end_gesture()
+            self.places.end_gesture()
         self._jump_label = ""
         self.map.set_cursor((x, y))
         self._submit_frame(point=(x, y), origin="drag-end" if phase == "end" else "drag")
@@ -480,13 +392,7 @@ class ManifoldPanel(Panel):
             self.map.set_cursor(frame.point, on_map=frame.off_map <= 1e-4 * scale)
         label = self._jump_label if origin not in ("drag", "drag-end", "click") else ""
         self.inspector.show_frame(frame.image, frame_caption(frame, label, self.projection))
-        if origin in ("drag", "drag-end", "animate"):
-            self.history.visit(frame.z, "path" if origin == "animate" else "drag", coalesce=True)
-            if origin == "drag-end":
-                self.history.end_gesture()
-        elif origin not in ("history", "replace"):
-            self.history.visit(frame.z, label or origin)
-        self._update_history()
+        self.places.record(frame.z, origin, label)
         self._to_inspect = frame.z
         if not self._inspect_timer.isActive():
             self._inspect_latest()
@@ -507,53 +413,25 @@ class ManifoldPanel(Panel):
     def _hover(self, index: int):
         return self.md.ds.images[index], self.md.caption(index)
 
-    # ---- history and bookmarks ---------------------------------------------------------------------------
+    # ---- history and bookmarks (manifold_places) ------------------------------------------------------
+    @property
+    def history(self):
+        return self.places.history
+
     def undo(self) -> None:
-        if self.history.can_undo:
-            self._jump_label = self.history.entries[self.history.position - 1].label
-            self._submit_frame(z=self.history.undo(), origin="history")
-            self._update_history()
+        self.places.undo()
 
     def redo(self) -> None:
-        if self.history.can_redo:
-            self._jump_label = self.history.entries[self.history.position + 1].label
-            self._submit_frame(z=self.history.redo(), origin="history")
-            self._update_history()
-
-    def _update_history(self) -> None:
-        h = self.history
-        self.inspector.set_history(h.position + 1, len(h), h.can_undo, h.can_redo)
+        self.places.redo()
 
     def add_bookmark(self, name: str) -> None:
-        if self.md is None or self.z is None:
-            return
-        try:
-            self.md.bookmarks.add(name, self.z, model_id=self.md.model_id)
-        except ValueError as e:
-            self.ctx.message(str(e))
-            return
-        self._save_bookmarks(current=name)
-        self.ctx.message(f"Bookmarked '{name}'.", 3000)
+        self.places.add_bookmark(name, self.z)
 
     def go_to_bookmark(self, name: str) -> None:
-        if self.md is not None and name in self.md.bookmarks:
-            self.go_to(self.md.bookmarks[name].latent, "bookmark", f"bookmark: {name}")
+        self.places.go_to_bookmark(name)
 
     def delete_bookmark(self, name: str) -> None:
-        if self.md is not None and name in self.md.bookmarks:
-            self.md.bookmarks.remove(name)
-            self._save_bookmarks()
-
-    def _save_bookmarks(self, current: str = "") -> None:
-        from engines.latent.history import Bookmarks
-
-        from .manifold_jobs import save_bookmarks
-
-        md = self.md
-        self.inspector.set_bookmarks([b.name for b in md.bookmarks], current)
-        snapshot = Bookmarks.from_dict(md.bookmarks.to_dict())
-        run_in_thread(save_bookmarks, md.model_id, snapshot,
-                      on_error=lambda e: self.ctx.session.report(e, "Could not save the bookmarks"))
+        self.places.delete_bookmark(name)
 
     # ---- selection ---------------------------------------------------------------------------------------------
     def _on_selected(self, indices) -> None:
@@ -588,30 +466,14 @@ class ManifoldPanel(Panel):
             self.paths.add(Knot(z=self.z), "cursor")
 
     def _on_path(self, result) -> None:
-        c = self.controls
-        if result is None:
-            self.map.set_knots(None)
-            self.map.set_path(None)
-            self.strip.set_images(None)
-            self.strip_box.hide()
-            c.path_status.setText("Pick two or more points.")
-            c.plane_btn.setEnabled(False)
-            return
-        self.map.set_knots(result.knots_on_map)
-        self.map.set_path(result.trace if len(result.trace) else None)
-        n = len(result.knots)
-        c.plane_btn.setEnabled(n >= 3)
-        if n < 2:
-            self.strip_box.hide()
-            c.path_status.setText("1 point picked; pick another.")
-            return
-        steps = result.steps
-        captions = [str(i // steps + 1) if i % steps == 0 else "" for i in range(len(result.images))]
-        self.strip.set_images(result.images, captions)
-        method = "spherical" if result.method == "slerp" else "linear"
-        self.strip_title.setText(f"<b>Path</b> through {n} points, {method}: {len(result.images)} frames")
-        self.strip_box.show()
-        c.path_status.setText(f"{n} points · {len(result.images)} frames.")
+        self.map.set_knots(None if result is None else result.knots_on_map)
+        self.map.set_path(None if result is None or not len(result.trace) else result.trace)
+        self.strip.show_result(result)
+        n = 0 if result is None else len(result.knots)
+        self.controls.plane_btn.setEnabled(n >= 3)
+        self.controls.path_status.setText("Pick two or more points." if n == 0 else
+                                          "1 point picked; pick another." if n == 1 else
+                                          f"{n} points · {len(result.images)} frames.")
 
     def _on_play(self, on: bool) -> None:
         if on and not self.paths.play():
@@ -619,7 +481,7 @@ class ManifoldPanel(Panel):
             self.controls.path_status.setText("Pick two or more points to play a path.")
         elif not on:
             self.paths.stop()
-            self.history.end_gesture()
+            self.places.end_gesture()
 
     def _on_path_frame(self, z, strip_index: int) -> None:
         self.strip.set_highlight(strip_index)
@@ -632,32 +494,13 @@ class ManifoldPanel(Panel):
             self.strip.set_highlight(i)
             self.go_to(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")
 
-    # ---- atlas -------------------------------------------------------------------------------------------
+    # ---- atlas (manifold_atlas) ------------------------------------------------------------------------
     def _refresh_atlas(self, frame: bool = True) -> None:
-        """Start (or stop) the atlas for the current settings; `frame` shows its whole square."""
-        c = self.controls
-        if not c.atlas_mode or self.projection is None:
-            self.atlas.cancel()
-            self.map.set_points_style(1.0)
-            c.atlas_status.setText("")
-            return
-        self.map.set_points_style(0.4 if c.atlas_points.isChecked() else 0.0)
-        extent = c.atlas_extent.value()
-        self.atlas.start(self.engine, self.projection.mapping, self._atlas_center, extent, c.atlas_res.value())
-        if frame:
-            cx, cy = self._atlas_center
-            self.map.vb.setRange(xRange=(cx - extent, cx + extent), yRange=(cy - extent, cy + extent), padding=0.02)
+        self.atlas.refresh(self.engine, self.projection.mapping if self.projection is not None else None, frame)
 
     def fit_atlas_to_view(self) -> None:
-        x, y, w, h = self.map.view_rect()
-        self._atlas_center = (x + w / 2, y + h / 2)
-        self.controls.set_atlas_extent(max(1e-3, min(w, h) / 2))
-        self._refresh_atlas(frame=False)
-
-    def _on_atlas_done(self, complete: bool) -> None:
-        if complete and self.atlas.grid is not None:
-            g = self.atlas.grid
-            self.controls.atlas_status.setText(f"{g.rows}×{g.cols} decoded images.")
+        if self.projection is not None:
+            self.atlas.fit_to_view(self.engine, self.projection.mapping)
 
     # ---- context menu ---------------------------------------------------------------------------------------
     def _context_menu(self, x: float, y: float, global_pos) -> None:
@@ -670,14 +513,10 @@ class ManifoldPanel(Panel):
                        else self.go_to_data(index) if index >= 0 else self.scrub_to(x, y))
         menu.addAction(f"Add {what} to the path", lambda: self.add_path_point(x, y, index))
         if self.controls.atlas_mode:
-            menu.addAction("Centre the atlas here", lambda: self._centre_atlas(x, y))
+            menu.addAction("Centre the atlas here", lambda: self.atlas.centre_on(x, y, self.engine, self.projection.mapping))
         menu.addSeparator()
         menu.addAction("Frame all points", self.map.fit)
         menu.popup(global_pos.toPoint())
-
-    def _centre_atlas(self, x: float, y: float) -> None:
-        self._atlas_center = (x, y)
-        self._refresh_atlas()
 
     # ---- errors, state, shutdown ------------------------------------------------------------------------
     def _fail(self, title: str, e) -> None:
@@ -689,8 +528,7 @@ class ManifoldPanel(Panel):
             self._loader = None
             self._load_gen += 1
             self.ctx.session.set_busy("manifold", None)
-        if self._umap is not None:
-            self._umap.quit()
+        self.umap.cancel()
         for r in (self._frames, self._inspect, self._projector):
             r.cancel()
         self.atlas.cancel()
@@ -742,4 +580,4 @@ class ManifoldPanel(Panel):
 
     def shortcut_bookmark(self) -> None:
         if self.isVisible() and self.z is not None:
-            self.add_bookmark(f"bookmark {len(self.md.bookmarks) + 1}" if self.md is not None else "")
+            self.add_bookmark(self.places.next_name())

@@ -23,9 +23,11 @@ class AtlasView(QObject):
     finished = Signal(bool)  # True when every cell was decoded
     failed = Signal(str)
 
-    def __init__(self, latent_map, parent=None):
+    def __init__(self, latent_map, controls, parent=None):
         super().__init__(parent)
         self.map = latent_map
+        self.c = controls
+        self.center = (0.0, 0.0)
         self.worker: Worker | None = None
         self.generation = 0
         self.canvas: np.ndarray | None = None
@@ -44,6 +46,34 @@ class AtlasView(QObject):
     def busy(self) -> bool:
         return self.worker is not None
 
+    # ---- what the form asks for ---------------------------------------------------------------------------
+    def refresh(self, engine, mapping, frame: bool = True) -> None:
+        """Start (or stop) the atlas for the form's settings; `frame` shows its whole square."""
+        c = self.c
+        if not c.atlas_mode or mapping is None:
+            self.cancel()
+            self.map.set_points_style(1.0)
+            c.atlas_status.setText("")
+            return
+        self.map.set_points_style(0.4 if c.atlas_points.isChecked() else 0.0)
+        extent = c.atlas_extent.value()
+        self.start(engine, mapping, self.center, extent, c.atlas_res.value())
+        if frame:
+            cx, cy = self.center
+            self.map.vb.setRange(xRange=(cx - extent, cx + extent), yRange=(cy - extent, cy + extent), padding=0.02)
+
+    def fit_to_view(self, engine, mapping) -> None:
+        x, y, w, h = self.map.view_rect()
+        self.center = (x + w / 2, y + h / 2)
+        self.c.set_atlas_extent(max(1e-3, min(w, h) / 2))
+        self.refresh(engine, mapping, frame=False)
+
+    def centre_on(self, x: float, y: float, engine, mapping) -> None:
+        self.center = (x, y)
+        self.refresh(engine, mapping)
+
+    # ---- the worker -------------------------------------------------------------------------------------------
+
     def start(self, engine, mapping, center, extent: float, resolution: int) -> None:
         self.cancel(clear=False)
         self.generation += 1
@@ -52,7 +82,7 @@ class AtlasView(QObject):
         w = Worker(atlas_job, AtlasRequest(engine, mapping, (float(center[0]), float(center[1])), float(extent),
                                            int(resolution)))
         w.yielded.connect(lambda item, g=gen: self._on_item(g, item))
-        w.errored.connect(lambda e, g=gen: g == self.generation and self.failed.emit(str(e)))
+        w.errored.connect(lambda e, g=gen: g == self.generation and self._fail(str(e)))
         w.finished.connect(lambda g=gen: self._on_finished(g))
         self.worker = w
         w.start()
@@ -66,6 +96,10 @@ class AtlasView(QObject):
         if clear:
             self.canvas, self.grid = None, None
             self.map.clear_atlas()
+
+    def _fail(self, message: str) -> None:
+        self.c.atlas_status.setText(f"Atlas failed: {message}")
+        self.failed.emit(message)
 
     def _on_item(self, gen: int, item) -> None:
         if gen != self.generation:
@@ -91,6 +125,7 @@ class AtlasView(QObject):
             # …and itself in its own cell, which no finer level decodes again.
             self.canvas[y0:y0 + h, x0:x0 + w] = img
         self.done += len(item.indices)
+        self.c.atlas_status.setText(f"Decoding the atlas: {self.done}/{self.total} images…")
         self.progress.emit(self.done, self.total)
         self._dirty = True
         if not self._timer.isActive():
@@ -108,6 +143,8 @@ class AtlasView(QObject):
         self._timer.stop()
         self._repaint()
         self.complete = self.total > 0 and self.done >= self.total
+        if self.complete:
+            self.c.atlas_status.setText(f"{self.grid.rows}×{self.grid.cols} decoded images.")
         self.finished.emit(self.complete)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
                                QWidget)
 
 from ..widgets.gauge import PercentileGauge
@@ -40,23 +40,16 @@ class Inspector(QWidget):
 
         self.verdict = QLabel("")
         self.verdict.setTextFormat(Qt.TextFormat.RichText)
-        self.verdict.setWordWrap(True)
-        self.verdict.setFixedSize(WIDTH - 24, 2 * line + 2)
+        self.verdict.setFixedSize(WIDTH, line + 4)
+        self.verdict.setToolTip("How far the current latent is from the training data (and, for models with a "
+                                "prior, how probable it is under it)")
         self.nn_gauge = PercentileGauge("Distance to the training data")
         self.prior_gauge = PercentileGauge("Rarity under the prior")
         self.prior_gauge.hide()
-        typical = QGroupBox("How typical is it?")
-        tl = QVBoxLayout(typical)
-        tl.setSpacing(3)
-        tl.addWidget(self.verdict)
-        tl.addWidget(self.nn_gauge)
-        tl.addWidget(self.prior_gauge)
 
         self.neighbours = ThumbGrid(placeholder="Nearest data images appear here.", min_cell=56, max_cell=72, max_rows=2)
         self.neighbours.setToolTip("The encoded data images nearest to the current latent; click one to go there")
-        nb = QGroupBox("Nearest data")
-        nl = QVBoxLayout(nb)
-        nl.addWidget(self.neighbours)
+        nb_title = QLabel("<b>Nearest data</b> <span style='color:#777'>(click to go there)</span>")
 
         self.back_btn = self._tool("◀", "Back to the previous latent (Ctrl+Z)", self.back)
         self.fwd_btn = self._tool("▶", "Forward again (Ctrl+Shift+Z)", self.forward)
@@ -92,8 +85,13 @@ class Inspector(QWidget):
         lay.addWidget(self.image, 1)
         lay.addSpacing(2)
         lay.addWidget(self.caption)
-        lay.addWidget(typical)
-        lay.addWidget(nb)
+        lay.addWidget(self.verdict)
+        lay.addWidget(self.nn_gauge)
+        lay.addWidget(self.prior_gauge)
+        lay.addSpacing(4)
+        lay.addWidget(nb_title)
+        lay.addWidget(self.neighbours)
+        lay.addSpacing(2)
         lay.addLayout(row)
         self.neighbours.clicked.connect(self._on_neighbour)
         self._neighbour_indices = np.zeros(0, np.int64)
@@ -129,10 +127,10 @@ class Inspector(QWidget):
         ind = ins.indicator
         colour = VERDICT_COLOURS.get(ind.verdict, "#222")
         if ind.nn_ratio < 0.01:
-            how = "it is a training latent"
+            how = "a training latent"
         else:
-            how = f"{ind.nn_ratio:.1f}× the usual gap between training latents"
-        self.verdict.setText(f"<b style='color:{colour}'>{ind.verdict.capitalize()}</b>: {how}")
+            how = f"{ind.nn_ratio:.1f}× the usual gap to the data"
+        self.verdict.setText(f"<b>How typical?</b> <b style='color:{colour}'>{ind.verdict.capitalize()}</b>: {how}")
         self.nn_gauge.set_value(ind.nn_percentile,
                                 f"Distance to the nearest training latent: {ind.nn_distance:.3g} "
                                 f"({ind.nn_ratio:.2f}× the median nearest-neighbour distance among training latents); "

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..widgets.thumb_grid import ThumbGrid
 from ..workers import LatestRequestRunner
 from .manifold_jobs import Knot, PathRequest, render_path
 
@@ -141,3 +143,45 @@ class PathTool(QObject):
     def shutdown(self) -> None:
         self.stop()
         self._runner.cancel()
+
+
+class PathStrip(QWidget):
+    """The decoded path under the map: a title and the frames, picked points numbered; hidden
+    until a path has two points. Clicking a frame emits `clicked(index)`."""
+
+    clicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.title = QLabel("")
+        self.grid = ThumbGrid(min_cell=40, max_cell=64, max_rows=2)
+        self.grid.setToolTip("The decoded path; click a frame to go there")
+        self.grid.clicked.connect(self.clicked)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 2, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.title)
+        lay.addWidget(self.grid)
+        self.hide()
+
+    def show_result(self, result) -> None:
+        if result is None or len(result.knots) < 2:
+            self.grid.set_images(None)
+            self.hide()
+            return
+        steps, n = result.steps, len(result.knots)
+        captions = [str(i // steps + 1) if i % steps == 0 else "" for i in range(len(result.images))]
+        self.grid.set_images(result.images, captions)
+        method = "spherical" if result.method == "slerp" else "linear"
+        self.title.setText(f"<b>Path</b> through {n} points, {method}: {len(result.images)} frames")
+        self.show()
+
+    def set_highlight(self, index: int | None) -> None:
+        self.grid.set_highlight(index)
+
+    def count(self) -> int:
+        return self.grid.count()
+
+    @property
+    def highlight(self) -> int | None:
+        return self.grid.highlight

@@ -55,12 +55,12 @@ def frame_caption(frame, label: str, projection) -> str:
     """What the decoded image is: where on the map, what it came from, and the honest caveats."""
     x, y = frame.point
     if label.startswith("#"):
-        label = "data image " + label
+        label = "data " + label
     head = f"<b>{label}</b>" if label else f"<b>map point ({x:.2f}, {y:.2f})</b>"
-    lines = [head, f"<span style='color:#555'>|z| = {float(np.linalg.norm(frame.z)):.2f}</span>"]
+    detail = f"|z| = {float(np.linalg.norm(frame.z)):.2f}"
     if frame.off_map > 1e-4 * max(1.0, float(np.linalg.norm(frame.z))):
-        lines[1] += (f"<span style='color:#555'> · {frame.off_map:.2f} off the map's plane "
-                     "(the hollow cursor is its projection)</span>")
+        detail += f" · {frame.off_map:.2f} off the map's plane (hollow cursor: its projection)"
+    lines = [head, f"<span style='color:#555'>{detail}</span>"]
     if frame.support is not None and frame.support > 3:
         lines.append("<span style='color:#b26a00'>Far from the data on this UMAP map: the latent is an "
                      "average of distant points.</span>")

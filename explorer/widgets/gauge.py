@@ -40,7 +40,7 @@ class PercentileGauge(QWidget):
         return QFontMetrics(self.font())
 
     def sizeHint(self) -> QSize:
-        return QSize(260, self._fm().height() * 2 + 26)
+        return QSize(260, self._fm().height() + 22)
 
     def minimumSizeHint(self) -> QSize:
         return QSize(160, self.sizeHint().height())
@@ -59,31 +59,30 @@ class PercentileGauge(QWidget):
         if value:
             p.drawText(QRectF(0, 0, self.width(), h_text), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                        value)
-        bar = QRectF(6, h_text + 9, self.width() - 12, 10)
-        for lo, hi, colour, _name in ZONES:
+        bar = QRectF(6, h_text + 7, self.width() - 12, 13)
+        small = p.font()
+        small.setPointSizeF(max(6.5, small.pointSizeF() * 0.8))
+        sfm = QFontMetrics(small)
+        for lo, hi, colour, name in ZONES:
             x0 = bar.left() + bar.width() * position(lo)
             x1 = bar.left() + bar.width() * position(hi)
             c = QColor(colour)
             if self.value is None:
                 c.setAlpha(90)
-            p.fillRect(QRectF(x0, bar.top(), x1 - x0, bar.height()), c)
+            zone = QRectF(x0, bar.top(), x1 - x0, bar.height())
+            p.fillRect(zone, c)
+            if sfm.horizontalAdvance(name) < zone.width() - 4:  # the zone's name inside it
+                p.setFont(small)
+                p.setPen(QColor(0, 0, 0, 150))
+                p.drawText(zone, Qt.AlignmentFlag.AlignCenter, name)
         p.setPen(QPen(QColor(0, 0, 0, 70), 1))
         p.drawRect(bar)
-        small = p.font()
-        small.setPointSizeF(max(6.5, small.pointSizeF() * 0.85))
-        p.setFont(small)
-        sfm = QFontMetrics(small)
-        p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-        y_lab = bar.bottom() + 1
-        for lo, hi, _c, name in ZONES:
-            x0 = bar.left() + bar.width() * position(lo)
-            x1 = bar.left() + bar.width() * position(hi)
-            if sfm.horizontalAdvance(name) < x1 - x0:
-                p.drawText(QRectF(x0, y_lab, x1 - x0, sfm.height()), Qt.AlignmentFlag.AlignCenter, name)
         if self.value is not None:
             x = bar.left() + bar.width() * position(self.value)
-            tri = QPolygonF([QPointF(x, bar.bottom() - 1), QPointF(x - 6, bar.top() - 6), QPointF(x + 6, bar.top() - 6)])
+            tri = QPolygonF([QPointF(x, bar.top() + 4), QPointF(x - 6, bar.top() - 6), QPointF(x + 6, bar.top() - 6)])
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             p.setPen(QPen(QColor("#222"), 1))
             p.setBrush(QColor("#222"))
             p.drawPolygon(tri)
+            p.setPen(QPen(QColor("#222"), 2))
+            p.drawLine(QPointF(x, bar.top()), QPointF(x, bar.bottom()))

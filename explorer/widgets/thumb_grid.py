@@ -79,7 +79,7 @@ class ThumbGrid(QWidget):
         rows = math.ceil(n / cols)
         if self.max_rows is not None and rows > self.max_rows:
             rows = self.max_rows
-            cols = math.ceil(n / rows)
+        cols = math.ceil(n / rows)  # balanced rows: 9 frames in 2 rows are 5 + 4, not 8 + 1
         side = max(8, min(self.max_cell, (width - self.gap * (cols - 1)) // cols))
         if self._images:
             native = max(self._images[0].width(), self._images[0].height())
