@@ -22,7 +22,9 @@ Ours and peer run in the same process, interleaved where the measurement allows 
 thread count (`--threads`, default 2: torch intra-op threads and BLAS via threadpoolctl). The load
 average is recorded at the start and end of the run and of each benchmark: on a machine whose
 cores are busy with other work, numbers (two threads especially) can be several times slower.
-`--quick` (~2–3 min) uses short durations and a UMAP subset: a smoke test, not a verdict.
+`--quick` uses short durations and a UMAP subset: a smoke test, not a verdict (~3 min on idle
+cores, more under load; UMAP's first-run numba compile alone takes 25–70 s). The full run takes
+~15 min (the VAE quality comparison is 3 × 3 min of training).
 Results go to bench/results/run-<date>.json; `--compare` prints the change against an earlier one.
 """
 from __future__ import annotations
@@ -561,7 +563,7 @@ def header(meta: dict) -> str:
          for when, p in meta.get("contention", {}).items() for t in [meta["opts"]["threads"]]])
 
 
-def compare(previous: dict, rows: list[dict]) -> str:
+def compare(previous: dict, rows: list[dict], meta: dict | None = None) -> str:
     """Change of `ours` against an earlier run's JSON, row by row (matched on benchmark and case)."""
     before = {(r["bench"], r["case"]): r for r in previous.get("rows", [])}
     out = []
@@ -585,6 +587,11 @@ def compare(previous: dict, rows: list[dict]) -> str:
     head = (f"compared with {pm.get('date', '?')} (threads {pm.get('opts', {}).get('threads', '?')}, "
             f"{'quick' if pm.get('opts', {}).get('quick') else 'full'} run, load at start "
             f"{(pm.get('load_average', {}).get('start') or ['?'])[0]})")
+    if meta is not None:
+        po, no = pm.get("opts", {}), meta.get("opts", {})
+        diff = [k for k in ("quick", "threads") if k in po and po.get(k) != no.get(k)]
+        if diff:
+            head += f" — NOT like for like: {', '.join(diff)} differ (now {', '.join(f'{k}={no.get(k)}' for k in diff)})"
     if not out:
         return head + ": no rows in common"
     return head + "\n" + common.table(out, ["benchmark", "case", "before", "now", "unit", "change"])
@@ -659,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsaved {path}")
     if previous is not None:
         print()
-        print(compare(previous, rows))
+        print(compare(previous, rows, meta))
     return 0
 
 
