@@ -269,6 +269,16 @@ def test_colour_legend_hover_selection_and_engines(qtbot, window, models):
     xy = p.map.coords
     inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1) & p.map._visible
     assert set(p.selection) == set(p.map.index[inside]) and len(p.selection) > 0
+    # A lasso (a free polygon) the same way.
+    c.set_mouse_mode("lasso")
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    ring = np.stack([0.3 + 1.2 * np.cos(t), 0.2 + 0.9 * np.sin(t)], 1)
+    p.map.drag_path(ring)
+    from engines.latent.projection import select_polygon
+
+    lasso = p.map.index[[r for r in select_polygon(xy, ring) if p.map._visible[r]]]
+    assert set(p.selection) == set(lasso) and len(lasso) > 0
+    assert f"{len(lasso)} points selected" in c.selection_label.text()
     c.sel_mean.click()
     qtbot.waitUntil(lambda: np.allclose(p.z, p.md.ls.latents[p.selection].mean(0), atol=1e-5), timeout=5_000)
     # The AE works the same way (no prior: no prior gauge).

@@ -542,7 +542,7 @@ class ManifoldPanel(Panel):
     @property
     def busy(self) -> bool:
         return (self._loader is not None or self._frames.busy or self._inspect.busy or self._projector.busy
-                or self.atlas.busy or self.paths.busy or self._to_inspect is not None)
+                or self.atlas.busy or self.paths.busy or self._to_inspect is not None or self.umap.looking)
 
     def ready_for_screenshot(self) -> bool:
         """Data mapped, the current latent decoded and inspected, nothing left to draw."""

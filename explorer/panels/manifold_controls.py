@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStackedWidget,
+                               QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
 from engines.latent.projection import METRICS
@@ -91,7 +91,7 @@ class MapControls(QWidget):
             self.projection.addItem(title, key)
         self.projection.setToolTip("How the latents are laid out in two dimensions")
         self.projection.currentIndexChanged.connect(self._on_projection)
-        self.stack = QStackedWidget()
+        self.pages: list[QWidget] = []  # one per projection; only the chosen one is shown
 
         axes = QWidget()
         af = _form()
@@ -161,7 +161,7 @@ class MapControls(QWidget):
         ptf.addRow(self.plane_hint)
         points.setLayout(ptf)
         for w in (axes, pca, umap, points):
-            self.stack.addWidget(w)
+            self.pages.append(w)
 
         self.colour = QComboBox()
         self.colour.setToolTip("Colour the points by their label or an attribute")
@@ -170,7 +170,8 @@ class MapControls(QWidget):
         f.addRow("Projection", self.projection)
         v = QVBoxLayout(box)
         v.addLayout(f)
-        v.addWidget(self.stack)
+        for w in self.pages:
+            v.addWidget(w)
         cf = _form()
         cf.addRow("Colour by", self.colour)
         v.addLayout(cf)
@@ -179,8 +180,8 @@ class MapControls(QWidget):
         return box
 
     def _on_projection(self, *_):
-        self.stack.setCurrentIndex(self.projection.currentIndex())
-        self.stack.setFixedHeight(self.stack.currentWidget().sizeHint().height())
+        for i, w in enumerate(self.pages):
+            w.setVisible(i == self.projection.currentIndex())
         self.projection_changed.emit(self.projection.currentData())
 
     def set_projection(self, key: str) -> None:

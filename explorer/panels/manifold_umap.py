@@ -23,6 +23,7 @@ class UmapRunner(QObject):
         self.worker: Worker | None = None
         self.maps: dict = {}  # UmapParams → Projection (this model's data)
         self._md = None
+        self.looking = False  # a disk-cache lookup is in flight
 
     @property
     def busy(self) -> bool:
@@ -46,9 +47,11 @@ class UmapRunner(QObject):
             self.ready.emit(md, self.maps[params])
             return
         self.c.umap_status.setText("Looking for a cached map…")
-        run_in_thread(load_cached_umap, md.ls.latents, params,
-                      on_result=lambda proj, p=params, m=md: self._on_cached(m, p, proj),
-                      on_error=lambda e: self.c.umap_status.setText(str(e)))
+        self.looking = True
+        w = run_in_thread(load_cached_umap, md.ls.latents, params,
+                          on_result=lambda proj, p=params, m=md: self._on_cached(m, p, proj),
+                          on_error=lambda e: self.c.umap_status.setText(str(e)))
+        w.finished.connect(lambda: setattr(self, "looking", False))
 
     def _on_cached(self, md, params, proj) -> None:
         if md is not self._md:

@@ -44,8 +44,10 @@ class Colouring:
     continuous: bool = False
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
+def _fmt(x: float, span: float) -> str:
+    """Enough decimals to tell bins of a range `span` apart: 0.00–0.20, 12–35, 0.0012–0.0030."""
+    digits = int(np.clip(1 - np.floor(np.log10(span)), 0, 6)) if span > 0 else 2
+    return f"{x:.{digits}f}"
 
 
 def uniform(n: int, title: str = "all points") -> Colouring:
@@ -79,7 +81,8 @@ def by_values(values, title: str, bins: int = 5) -> Colouring:
     k = len(edges) - 1
     colours = ramp(np.linspace(0, 1, k) if k > 1 else np.array([0.5]))
     counts = np.bincount(codes, minlength=k)
-    entries = [(f"{_fmt(edges[i])} – {_fmt(edges[i + 1])}", int(counts[i])) for i in range(k)]
+    span = float(edges[-1] - edges[0])
+    entries = [(f"{_fmt(edges[i], span)} – {_fmt(edges[i + 1], span)}", int(counts[i])) for i in range(k)]
     return Colouring(title, codes, colours, entries, continuous=True)
 
 

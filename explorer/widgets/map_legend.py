@@ -39,8 +39,10 @@ class MapLegend(QLabel):
             off = i in self.hidden
             dot = "#cccccc" if off else "#%02x%02x%02x" % tuple(rgb)
             text_style = "color:#999;text-decoration:line-through" if off else "color:#222;text-decoration:none"
+            # No line break inside an entry: non-breaking spaces, a word joiner after dashes.
+            label = html.escape(name).replace(" ", "&nbsp;").replace("–", "–\u2060")
             parts.append(f"<a href='{i}' style='{text_style}'><span style='color:{dot};font-size:large'>●</span>"
-                         f"&nbsp;{html.escape(name).replace(' ', '&nbsp;')}&nbsp;<span style='color:#888'>{count:,}</span></a>")
+                         f"&nbsp;{label}&nbsp;<span style='color:#888'>{count:,}</span></a>")
         note = f"&nbsp;&nbsp;<span style='color:#888'>{html.escape(self.note)}</span>" if getattr(self, "note", "") else ""
         self.setText("&nbsp;&nbsp; ".join(parts[:1]) + " &nbsp; ".join(parts[1:]) + note)
         self.setToolTip("Click an entry to hide or show its points" if len(self.entries) > 1 else "")
