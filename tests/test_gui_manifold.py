@@ -100,9 +100,21 @@ def test_drag_decodes_live_off_the_gui_thread(qtbot, window, models, compute_thr
     first, shown, entries = p.frame.image.copy(), p.frames_shown, len(p.history)
     images = []
     p.frame_shown.connect(lambda f: images.append(f.image))
+    # The GUI thread stays free: a 10 ms timer keeps ticking while the cursor is dragged.
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
     t = np.linspace(0, 2 * np.pi, 25)
     points = np.stack([2.0 * np.cos(t), 2.0 * np.sin(t)], 1)
     drag(qtbot, p, points)
+    timer.stop()
+    assert len(ticks) > 10 and np.max(np.diff(ticks)) < 0.25
     assert p.frames_shown - shown >= 3  # live frames while dragging, not just the last one
     assert any(not np.array_equal(im, first) for im in images)
     # The last latent is exactly the plane's latent under the cursor.

@@ -48,12 +48,16 @@ class UmapRunner(QObject):
             return
         self.c.umap_status.setText("Looking for a cached map…")
         self.looking = True
-        w = run_in_thread(load_cached_umap, md.ls.latents, params,
-                          on_result=lambda proj, p=params, m=md: self._on_cached(m, p, proj),
-                          on_error=lambda e: self.c.umap_status.setText(str(e)))
-        w.finished.connect(lambda: setattr(self, "looking", False))
+        run_in_thread(load_cached_umap, md.ls.latents, params,
+                      on_result=lambda proj, p=params, m=md: self._on_cached(m, p, proj),
+                      on_error=self._on_lookup_failed)
+
+    def _on_lookup_failed(self, e) -> None:
+        self.looking = False
+        self.c.umap_status.setText(str(e))
 
     def _on_cached(self, md, params, proj) -> None:
+        self.looking = False
         if md is not self._md:
             return
         if proj is None:

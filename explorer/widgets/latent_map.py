@@ -340,7 +340,11 @@ class LatentMap(pg.PlotWidget):
         elif self.mode == "lasso":
             if phase == "start":
                 self._lasso = []
-            self._lasso.append((x, y))
+            px = max(self.vb.viewPixelSize())
+            last = self._lasso[-1] if self._lasso else None
+            # A vertex every few pixels: a smooth outline, and the selection test stays cheap.
+            if last is None or phase == "end" or np.hypot(x - last[0], y - last[1]) >= 3 * px:
+                self._lasso.append((x, y))
             xs, ys = zip(*(self._lasso + [self._lasso[0]]))
             self.tool.setData(list(xs), list(ys))
             if phase == "end":
