@@ -300,7 +300,7 @@ class ManifoldPanel(Panel):
         self.map.set_points(coords, md.shown, tree)
         self.map.set_axis_titles(*axis_titles(projection))
         self._apply_colours()
-        self.map.fit()
+        self.map.fit(np.array([[0, 0], [1, 0], [0, 1]]) if projection.kind == "three points" else None)
         self.atlas.center, extent = default_atlas(projection, coords)
         self.controls.set_atlas_extent(extent)
         if projection.kind == "three points":
@@ -554,6 +554,12 @@ class ManifoldPanel(Panel):
         """Set the panel up for a picture: `view` scatter|atlas, a projection, a colouring, and a
         path through `path` data points of different labels."""
         c = self.controls
+        if path and self.md is not None:
+            ls = self.md.ls
+            labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
+            picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
+            for i in picks:
+                self.add_path_point(0.0, 0.0, i)
         if projection:
             c.set_projection(projection)
         if colour and c.colour.findData(colour) >= 0:
@@ -562,12 +568,6 @@ class ManifoldPanel(Panel):
             c.atlas_res.setValue(int(resolution))
         if view:
             c.set_atlas_mode(view == "atlas")
-        if path and self.md is not None:
-            ls = self.md.ls
-            labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
-            picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
-            for i in picks:
-                self.add_path_point(0.0, 0.0, i)
 
     # ---- shortcuts (actions.py) ---------------------------------------------------------------------------
     def shortcut_undo(self) -> None:

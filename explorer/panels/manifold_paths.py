@@ -79,6 +79,8 @@ class PathTool(QObject):
 
     def latents(self) -> np.ndarray | None:
         """The picked latents once resolved (None while a free point is still being read off the map)."""
+        if self.knots and all(k.z is not None for k in self.knots):
+            return np.stack([np.asarray(k.z, dtype=np.float64).reshape(-1) for k in self.knots])
         if self.result is None or len(self.result.knots) != len(self.knots):
             return None
         return self.result.knots

@@ -116,6 +116,7 @@ class LatentMap(pg.PlotWidget):
         pi.setMenuEnabled(False)
         for name in ("left", "bottom"):
             pi.getAxis(name).setTextPen("#333")
+            pi.getAxis(name).enableAutoSIPrefix(False)  # "(x0.001)" beside latent units only confuses
 
         self.atlas = pg.ImageItem(axisOrder="row-major")
         self.atlas.setZValue(-10)
@@ -195,12 +196,16 @@ class LatentMap(pg.PlotWidget):
         self.set_cursor(None)
         self._hide_hover()
 
-    def fit(self) -> None:
-        """Frame the points (1st–99th percentile, so outliers do not squeeze the map)."""
+    def fit(self, include=None) -> None:
+        """Frame the points (0.5th–99.5th percentile, so outliers do not squeeze the map) and any
+        `include` points (M, 2) that must be seen."""
         if not len(self.coords):
             return
         lo = np.percentile(self.coords, 0.5, axis=0)
         hi = np.percentile(self.coords, 99.5, axis=0)
+        if include is not None and len(include):
+            lo = np.minimum(lo, np.min(include, axis=0))
+            hi = np.maximum(hi, np.max(include, axis=0))
         pad = 0.06 * np.maximum(hi - lo, 1e-9)
         self.vb.setRange(xRange=(lo[0] - pad[0], hi[0] + pad[0]), yRange=(lo[1] - pad[1], hi[1] + pad[1]), padding=0)
 
