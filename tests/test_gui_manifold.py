@@ -184,8 +184,8 @@ def test_exact_planes_axes_and_three_points(qtbot, window, models):
         x, y = p.map.point_of(i)
         assert p.map.data_index_at(x, y) == i  # the click finds the point under the mouse
         p._on_click(x, y, i)
-    qtbot.waitUntil(lambda: p.paths.latents() is not None and len(p.paths.latents()) == 3, timeout=5_000)
-    assert c.plane_btn.isEnabled()
+    assert len(p.paths.latents()) == 3  # data points are latents at once
+    qtbot.waitUntil(lambda: c.plane_btn.isEnabled(), timeout=5_000)  # with the path drawn
     c.set_projection("points")
     qtbot.waitUntil(lambda: p.projection is not None and p.projection.kind == "three points", timeout=5_000)
     for i, expect in zip(picks, [(0, 0), (1, 0), (0, 1)]):
