@@ -170,8 +170,11 @@ class ManifoldPanel(Panel):
     # ---- the model and its data --------------------------------------------------------------------------
     def _on_model(self, engine, info) -> None:
         self._stop_work()
+        self._pending = False
         self.engine, self.info = engine, info
         self.md = self.projection = self.z = self.frame = None
+        self.selection = np.zeros(0, np.int64)
+        self.controls.show_selection(0)
         self.umap.reset()
         self.places.set_data(None)
         self.paths.clear()
@@ -180,7 +183,6 @@ class ManifoldPanel(Panel):
         self.inspector.clear()
         self.controls.data_combo.setCurrentIndex(0)
         if engine is None:
-            self._pending = False
             self._show_message("Load a model from the library to explore its latent space.")
             return
         if "encode" not in getattr(engine, "capabilities", {"encode"}):
