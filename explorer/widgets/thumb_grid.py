@@ -83,8 +83,10 @@ class ThumbGrid(QWidget):
         side = max(8, min(self.max_cell, (width - self.gap * (cols - 1)) // cols))
         if self._images:
             native = max(self._images[0].width(), self._images[0].height())
-            if side >= native:
-                side = native * (side // native)
+            if side >= 2 * native or side < 1.3 * native:
+                side = max(side if side < native else native * (side // native), 8)
+            # else: between 1.3× and 2× an integer scale would waste a third of the cell; draw
+            # it nearest-neighbour at the cell's size (slightly uneven pixels, still sharp)
         return cols, rows, side
 
     def hasHeightForWidth(self) -> bool:
