@@ -159,6 +159,7 @@ def train(engine, data: ImageDataset, options: TrainOptions, control: TrainContr
     deadline = elapsed0 + options.minutes * 60 if options.minutes is not None else None
     perm, perm_epoch = None, -1
     last_report = last_ckpt = time.perf_counter()
+    last_report -= options.report_every_s  # the first step reports at once: the user sees a loss immediately
     acc: dict[str, float] = {}
     acc_n = 0
     last_metrics: dict[str, float] = {}

@@ -366,6 +366,9 @@ class TrainPanel(Panel):
             self.ctx.session.set_busy("train", "training paused")
         elif p.state in TERMINAL:
             self._timer.stop()
+            # A run shorter than one report interval yields no "running" point: plot the final one.
+            if p.metrics and self.loss_plot.last_step() != p.step:
+                self.loss_plot.add(p.step, p.metrics)
             self.refresh_preview()
             if p.state == "failed":
                 self.ctx.session.error.emit("Training stopped", p.message)

@@ -110,6 +110,9 @@ class LossPlot(QWidget):
     def terms(self) -> list[str]:
         return list(self._values)
 
+    def last_step(self) -> float | None:
+        return self._steps[-1] if self._steps else None
+
     def n_points(self) -> int:
         return len(self._steps)
 
