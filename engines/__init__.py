@@ -10,6 +10,7 @@ _REGISTRY = {
     "pca": "engines.pca:PCAEngine",
     "ae": "engines.ae:AEEngine",
     "vae": "engines.vae:VAEEngine",
+    "diffusion": "engines.diffusion:DiffusionEngine",
 }
 
 
