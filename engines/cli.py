@@ -31,8 +31,9 @@ def _user_errors() -> tuple:
     from .data.dataset import DataError
     from .device import DeviceError
     from . import UnknownEngine
+    from .export.writers import ExportError
 
-    return (UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine)
+    return (UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError)
 
 
 # ---- progress bar --------------------------------------------------------------------------
@@ -423,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
     sh.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
     sh.set_defaults(func=cmd_screenshot)
+
+    from .export.cli import add_parser as add_export_parser
+
+    add_export_parser(sub)
     return p
 
 

@@ -1,0 +1,206 @@
+"""Data exports: a data set's latents with labels, attributes and projections (HDF5, and CSV for
+the projections), attribute vectors and bookmarks (JSON or HDF5), codebook usage (VQ engines).
+
+Every file carries the model's identity (`cache.model_id`) so that what it holds can be traced
+to the weights that made it; writes go to a temporary name renamed into place when complete.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .writers import ExportError
+
+FORMAT = "latent-explorer-export"
+FORMAT_VERSION = 1
+
+
+def _atomic(path: str, write) -> str:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ExportError(f"{d}: folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _stamp(h, kind: str, model_id: str) -> None:
+    h.attrs["format"] = FORMAT
+    h.attrs["format_version"] = FORMAT_VERSION
+    h.attrs["kind"] = kind
+    h.attrs["model_id"] = model_id
+
+
+def write_latents(path: str, ls, projections: dict | None = None, extra_attrs: dict | None = None) -> str:
+    """A `cache.LatentSet` to HDF5: `latents` (N, D), `labels`, `attributes/<name>`, `split`
+    (0 train, 1 test), `projections/<name>` (N, 2); attrs: model_id, latent_shape, label_names."""
+    import h5py
+
+    projections = projections or {}
+    n = len(ls)
+    for name, c in projections.items():
+        if np.asarray(c).shape != (n, 2):
+            raise ExportError(f"projection '{name}' has shape {np.asarray(c).shape}, expected ({n}, 2)")
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as h:
+            _stamp(h, "latents", ls.model_id)
+            h.attrs["data_id"] = ls.data_id
+            h.attrs["engine"] = ls.engine
+            h.attrs["data_name"] = ls.data_name
+            h.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
+            h.attrs["label_names"] = json.dumps(list(ls.label_names))
+            for k, v in (extra_attrs or {}).items():
+                h.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
+            h.create_dataset("latents", data=np.asarray(ls.latents, np.float32), compression="gzip")
+            h.create_dataset("split", data=(~ls.is_train()).astype(np.uint8))
+            if ls.labels is not None:
+                h.create_dataset("labels", data=np.asarray(ls.labels, np.int64))
+            g = h.create_group("attributes")
+            for k, v in ls.attributes.items():
+                g.create_dataset(k, data=np.asarray(v, np.float32))
+            p = h.create_group("projections")
+            for k, v in projections.items():
+                p.create_dataset(k, data=np.asarray(v, np.float32))
+
+    return _atomic(path, write)
+
+
+def write_projection_csv(path: str, ls, projections: dict) -> str:
+    """One row per data point: index, split, label (name), attributes, then x/y per projection."""
+    names = list(projections)
+    if not names:
+        raise ExportError("no projection to write: compute PCA or UMAP first")
+    attrs = list(ls.attributes)
+    train = ls.is_train()
+
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["index", "split", "label"] + attrs + [f"{p}_{a}" for p in names for a in ("x", "y")])
+            for i in range(len(ls)):
+                lab = ""
+                if ls.labels is not None:
+                    k = int(ls.labels[i])
+                    lab = ls.label_names[k] if 0 <= k < len(ls.label_names) else str(k)
+                row = [i, "train" if train[i] else "test", lab]
+                row += [f"{float(ls.attributes[a][i]):.6g}" for a in attrs]
+                row += [f"{float(projections[p][i, j]):.6g}" for p in names for j in (0, 1)]
+                w.writerow(row)
+
+    return _atomic(path, write)
+
+
+def read_latents(path: str) -> dict:
+    """What `write_latents` wrote, as plain arrays (tests, notebooks)."""
+    import h5py
+
+    with h5py.File(path, "r") as h:
+        out = {"latents": h["latents"][()], "split": h["split"][()],
+               "attributes": {k: v[()] for k, v in h["attributes"].items()},
+               "projections": {k: v[()] for k, v in h["projections"].items()},
+               "labels": h["labels"][()] if "labels" in h else None}
+        out.update({k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()})
+    return out
+
+
+def write_vectors(path: str, vectors) -> str:
+    """Attribute vectors: `.json` (the format the Arithmetic panel loads) or `.h5` (one dataset
+    per vector with its metadata as attributes)."""
+    from ..latent import attributes
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".json":
+        return attributes.save_vectors(path, list(vectors))
+    if ext not in (".h5", ".hdf5"):
+        raise ExportError(f"{path}: vectors export to .json or .h5")
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as h:
+            _stamp(h, "vectors", vectors[0].model_id if vectors else "")
+            for i, v in enumerate(vectors):
+                d = h.create_dataset(f"vectors/{i:03d}", data=v.vector)
+                meta = v.to_dict()
+                meta.pop("vector")
+                for k, val in meta.items():
+                    d.attrs[k] = val if isinstance(val, (str, int, float)) else json.dumps(val)
+
+    return _atomic(path, write)
+
+
+def write_bookmarks(path: str, bookmarks, model_id: str = "") -> str:
+    """Bookmarks (`history.Bookmark`s): `.json` or `.h5` (`latents` (N, D) + `names`)."""
+    bookmarks = list(bookmarks)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".json":
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "bookmarks", "model_id": model_id,
+               "bookmarks": [b.to_dict() for b in bookmarks]}
+        return _atomic(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(json.dumps(doc, indent=1)))
+    if ext not in (".h5", ".hdf5"):
+        raise ExportError(f"{path}: bookmarks export to .json or .h5")
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as h:
+            _stamp(h, "bookmarks", model_id)
+            if bookmarks:
+                h.create_dataset("latents", data=np.stack([b.latent for b in bookmarks]).astype(np.float32))
+            h.create_dataset("names", data=[b.name for b in bookmarks], dtype=h5py.string_dtype())
+            h.create_dataset("notes", data=[b.note for b in bookmarks], dtype=h5py.string_dtype())
+
+    return _atomic(path, write)
+
+
+def codebook_usage(engine, images, batch: int = 256) -> dict:
+    """How often each code of a VQ engine is used on `images`: counts, frequencies, perplexity and
+    dead codes. Needs an engine with `codes(images)` (indices) and a `codebook_size`."""
+    codes_fn = getattr(engine, "codes", None)
+    size = getattr(engine, "codebook_size", None)
+    if codes_fn is None or size is None:
+        raise ExportError(f"{getattr(engine, 'name', 'this model')} has no codebook")
+    counts = np.zeros(int(size), np.int64)
+    for s in range(0, len(images), batch):
+        idx = np.asarray(codes_fn(images[s:s + batch]).detach().cpu()).reshape(-1)
+        counts += np.bincount(idx, minlength=int(size))
+    p = counts / max(1, counts.sum())
+    nz = p[p > 0]
+    return {"counts": counts, "frequency": p.astype(np.float64),
+            "perplexity": float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0,
+            "dead": int((counts == 0).sum()), "codebook_size": int(size)}
+
+
+def write_codebook_usage(path: str, usage: dict, model_id: str = "") -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".csv":
+        def write(tmp):
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["code", "count", "frequency"])
+                for i, (c, q) in enumerate(zip(usage["counts"], usage["frequency"])):
+                    w.writerow([i, int(c), f"{q:.6g}"])
+        return _atomic(path, write)
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as h:
+            _stamp(h, "codebook_usage", model_id)
+            h.create_dataset("counts", data=usage["counts"])
+            h.create_dataset("frequency", data=usage["frequency"])
+            for k in ("perplexity", "dead", "codebook_size"):
+                h.attrs[k] = usage[k]
+
+    return _atomic(path, write)
