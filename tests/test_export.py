@@ -282,3 +282,23 @@ def test_session_round_trip_and_model_checks(engine, tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(SessionError, match="cannot read"):
         sess.load(str(tmp_path / "junk.json"))
+
+
+def test_diffusion_trajectory_ends_on_the_sampled_images(tmp_path):
+    from engines.export.job import DiffusionSpec
+
+    d = engines.create("diffusion", ImageSpec(1, 16, 16), device="cpu", width=8, levels=2, attn_size=4)
+    opts = {"sampler": "ddim", "steps": 4}
+    spec = ExportSpec("diffusion", FrameStyle(scale=1, gap=1), options=opts,
+                      diffusion=DiffusionSpec(n=2, seed=3, show="both", fps=8, hold_s=0.25))
+    r = run(run_export(d, spec, str(tmp_path / "t.png")))
+    frames = [np.asarray(Image.open(os.path.join(r.path, n))) for n in sorted(os.listdir(r.path))]
+    assert len(frames) == r.frames == 4 + 2 and frames[0].shape == (2 * 16 + 3, 2 * 16 + 3)
+    final = (d.sample(2, seed=3, **opts).clamp(0, 1) * 255).round().to(torch.uint8)[:, 0].numpy()
+    last = frames[-1]
+    assert np.abs(last[1:17, 1:17].astype(int) - final[0]).max() <= 1  # x_t row, first seed
+    assert np.abs(last[18:34, 18:34].astype(int) - final[1]).max() <= 1  # x̂₀ row, second seed
+    assert not np.array_equal(frames[0], frames[-1])
+    with pytest.raises(ExportError, match="trajectory"):
+        run(run_export(engines.create("ae", ImageSpec(1, 16, 16), device="cpu", latent_dim=2, width=8), spec,
+                       str(tmp_path / "x.png")))

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     x.add_argument("--seed", type=int, default=0, help="seed of the prior latents (keys, sweep base, grid)")
     x.add_argument("--keys", type=int, default=4, help="interpolate: prior latents to pass through")
     x.add_argument("--seconds", type=float, help="seconds per segment (interpolate), sweep length, or per checkpoint")
-    x.add_argument("--fps", type=float, default=24.0)
+    x.add_argument("--fps", type=float, help="frames per second (default 24; diffusion 12)")
     x.add_argument("--method", default="slerp", help="lerp, slerp or nslerp")
     x.add_argument("--easing", default="smoothstep", help="linear, smoothstep or ease_in_out_cubic")
     x.add_argument("--no-loop", action="store_true", help="end on the last key instead of returning to the first")
@@ -39,8 +39,10 @@ def add_parser(sub) -> None:
     x.add_argument("--attribute", help="sweep: make the vector from this attribute of the data set")
     x.add_argument("--from", dest="s_from", type=float, default=-3.0, help="sweep: first strength")
     x.add_argument("--to", dest="s_to", type=float, default=3.0, help="sweep: last strength")
-    x.add_argument("--n", type=int, default=16, help="grid/progress: images per frame")
+    x.add_argument("--n", type=int, help="grid/progress: images per frame (default 16); diffusion: seeds (default 4)")
     x.add_argument("--cols", type=int, help="grid columns (default: square)")
+    x.add_argument("--show", choices=("x_t", "x0", "both"), default="both",
+                   help="diffusion: the noisy image x_t, the predicted clean image x̂₀, or both per step")
     x.add_argument("--checkpoints", nargs="+", help="progress: checkpoints of one run, in any order")
     x.add_argument("--data", help="data set for .h5/.csv and --attribute (default: the model's own)")
     x.add_argument("--umap", action="store_true", help=".h5/.csv: add UMAP coordinates (slow the first time)")
@@ -145,6 +147,13 @@ def _style_for_width(engine, spec, width: int):
     if spec.kind in ("grid", "progress"):
         cells = (spec.grid.n if spec.kind == "grid" else spec.progress.n)
     st = spec.style
+    if spec.kind == "diffusion":  # one row (or two: x_t above x̂₀) of `n` seeds
+        n = spec.diffusion.n
+        try:
+            return FrameStyle.for_width(engine.spec, width, n, n, st.smooth, st.gap, st.labels) if n > 1 else \
+                FrameStyle.for_width(engine.spec, width, 1, 1, st.smooth, st.gap, st.labels)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
     try:
         return FrameStyle.for_width(engine.spec, width, cells, st.cols if cells > 1 and st.cols > 1 else None,
                                     st.smooth, st.gap, st.labels)
@@ -161,6 +170,8 @@ def build_spec(a, engine, info):
 
     kind = a.kind or "interpolate"
     opts = _sampling(a, engine)
+    a.fps = a.fps if a.fps is not None else (12.0 if kind == "diffusion" else 24.0)
+    a.n = a.n if a.n is not None else (4 if kind == "diffusion" else 16)
     if "sample" not in engine.capabilities and kind in ("interpolate", "grid", "progress"):
         raise UsageError(f"{engine.name} models cannot draw latents from a prior")
     try:
@@ -197,15 +208,24 @@ def build_spec(a, engine, info):
         if isinstance(e, UsageError):
             raise
         raise ExportError(str(e)) from None
-    width = a.size or min(512, 4 * engine.spec.width * (1 if spec.kind not in ("grid", "progress") else
-                                                          (a.cols or int(round((spec.grid or spec.progress).n ** 0.5)))))
+    width = a.size or min(512, 4 * engine.spec.width * spec.style.cols if spec.kind == "diffusion" else
+                          4 * engine.spec.width * (1 if spec.kind not in ("grid", "progress") else
+                                                   (a.cols or int(round((spec.grid or spec.progress).n ** 0.5)))))
     spec.style = _style_for_width(engine, spec, width)
     spec.style.smooth, spec.style.labels = a.smooth, a.labels or spec.kind == "progress"
     return spec
 
 
 def _diffusion_spec(a, engine):
-    raise ExportError("--kind diffusion needs a diffusion model (trajectory export is not available yet)")
+    from .job import DiffusionSpec, ExportSpec
+    from .render import FrameStyle
+
+    if "trajectory" not in engine.capabilities:
+        raise ExportError(f"--kind diffusion needs a diffusion model, not a {engine.name}")
+    if a.n < 1:
+        raise ExportError("--n must be positive")
+    return ExportSpec("diffusion", FrameStyle(cols=a.n), options=_sampling(a, engine),
+                      diffusion=DiffusionSpec(a.n, a.seed, a.show, a.fps, a.seconds if a.seconds is not None else 1.0))
 
 
 def _sweep_vector(a, engine, info):

@@ -63,6 +63,30 @@ class ProgressSpec:
 
 
 @dataclass
+class DiffusionSpec:
+    """A diffusion sampler's trajectory: one frame per step showing x_t and/or the model's
+    prediction x̂₀ for `n` seeds (columns), then the finished images held for `hold_s`. The
+    sampler, step count, η and guidance are the spec's sampling `options`."""
+
+    n: int = 4
+    seed: int = 0
+    show: str = "both"  # "x_t", "x0" or "both" (x_t above x̂₀)
+    fps: float = 12.0
+    hold_s: float = 1.0
+
+    def __post_init__(self):
+        if self.show not in ("x_t", "x0", "both"):
+            raise ValueError(f"show must be x_t, x0 or both, got '{self.show}'")
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiffusionSpec":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
 class ExportSpec:
     kind: str = "interpolate"
     style: FrameStyle = field(default_factory=FrameStyle)
@@ -70,7 +94,8 @@ class ExportSpec:
     sweep: Sweep | None = None
     grid: GridSpec | None = None
     progress: ProgressSpec | None = None
-    options: dict = field(default_factory=dict)  # sampling options (temperature, …)
+    options: dict = field(default_factory=dict)  # sampling options (temperature, sampler, steps, …)
+    diffusion: DiffusionSpec | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -78,7 +103,8 @@ class ExportSpec:
 
     @property
     def fps(self) -> float:
-        part = {"interpolate": self.timeline, "sweep": self.sweep, "grid": self.grid, "progress": self.progress}
+        part = {"interpolate": self.timeline, "sweep": self.sweep, "grid": self.grid, "progress": self.progress,
+                "diffusion": self.diffusion}
         return float(getattr(part.get(self.kind), "fps", 24.0))
 
     @property
@@ -88,7 +114,7 @@ class ExportSpec:
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, "style": self.style.to_dict(), "options": dict(self.options)}
-        for name in ("timeline", "sweep", "grid", "progress"):
+        for name in ("timeline", "sweep", "grid", "progress", "diffusion"):
             part = getattr(self, name)
             if part is not None:
                 d[name] = part.to_dict()
@@ -102,7 +128,8 @@ class ExportSpec:
                        Sweep.from_dict(d["sweep"]) if d.get("sweep") else None,
                        GridSpec.from_dict(d["grid"]) if d.get("grid") else None,
                        ProgressSpec.from_dict(d["progress"]) if d.get("progress") else None,
-                       dict(d.get("options", {})))
+                       dict(d.get("options", {})),
+                       DiffusionSpec.from_dict(d["diffusion"]) if d.get("diffusion") else None)
         except (KeyError, TypeError, ValueError) as e:
             raise writers.ExportError(f"damaged export description ({e})") from None
 
@@ -160,8 +187,6 @@ def plan(engine, spec: ExportSpec) -> Plan:
             walks.append(Timeline(list(keys), g.method, g.easing, g.seconds, g.fps, True).latents())
         z = np.stack(walks, 1).reshape(-1, walks[0].shape[1])  # frame-major
         return Plan(z, g.n, [""] * len(walks[0]), g.fps, True)
-    if spec.kind == "diffusion":
-        raise writers.ExportError("diffusion exports need a diffusion engine, and none is installed yet")
     raise writers.ExportError(f"'{spec.kind}' exports are not planned from latents")
 
 
@@ -180,6 +205,8 @@ def run_export(engine, spec: ExportSpec, out: str, batch: int = 32, timing: Timi
     timing = timing if timing is not None else Timing()
     if spec.kind == "progress":
         batches, n_frames, fps, loop = _progress_frames(engine, spec, timing)
+    elif spec.kind == "diffusion":
+        batches, n_frames, fps, loop = _diffusion_frames(engine, spec, timing)
     else:
         p = plan(engine, spec)
         batches = render(engine, p.latents, _style(spec.style, p.cells), p.cells, p.captions, batch, timing)
@@ -234,3 +261,53 @@ def _progress_frames(engine, spec: ExportSpec, timing: Timing):
             yield np.repeat(frames, hold, axis=0)
 
     return gen(), hold * len(order), ps.fps, False
+
+
+def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
+    """(frame batches, frames, fps, loop) of a sampler's trajectory. The sampler runs once, with
+    a callback that turns each step into a finished frame on the device (so only uint8 frames,
+    not every intermediate tensor, are kept)."""
+    import torch
+
+    from .render import draw_caption, scale_images, tile_on_device, to_uint8
+
+    ds = spec.diffusion or DiffusionSpec()
+    if "trajectory" not in engine.capabilities:
+        raise writers.ExportError(f"{engine.name} models have no sampling trajectory (diffusion models do)")
+    if ds.n < 1:
+        raise writers.ExportError("a trajectory needs at least one seed")
+    rows = 2 if ds.show == "both" else 1
+    style = spec.style
+    if style.cols != ds.n:
+        style = FrameStyle(style.scale, style.smooth, ds.n, style.gap, style.labels, style.background)
+    frames: list[np.ndarray] = []
+    captions: list[str] = []
+
+    def frame(parts) -> np.ndarray:
+        x = torch.cat([((p.float() + 1) / 2).clamp(0, 1) for p in parts])
+        return to_uint8(tile_on_device(scale_images(x, style, engine.spec), style, len(x)))[0]
+
+    def on_step(rec) -> None:
+        parts = {"x_t": [rec.x_t], "x0": [rec.x0], "both": [rec.x_t, rec.x0]}[ds.show]
+        frames.append(frame(parts))
+        captions.append(f"step {rec.index + 1}, t = {int(rec.t)}")
+
+    t0 = time.perf_counter()
+    try:
+        final = engine.sample(ds.n, seed=ds.seed, callback=on_step, **spec.options)
+    except TypeError as e:
+        raise writers.ExportError(f"{engine.name}: this model's sampler cannot report its steps ({e})") from None
+    timing.decode_s += time.perf_counter() - t0  # sampling and frame making together
+    last = final.float() * 2 - 1  # back to model space for `frame`
+    hold = max(1, int(round(ds.hold_s * ds.fps)))
+    frames += [frame([last] * rows)] * hold
+    captions += [f"done after {len(captions)} steps"] * hold
+    if style.labels:
+        frames = [draw_caption(f, c) for f, c in zip(frames, captions)]
+    timing.frames += len(frames)
+
+    def gen():
+        for s in range(0, len(frames), 16):
+            yield np.stack(frames[s:s + 16])
+
+    return gen(), len(frames), ds.fps, False
