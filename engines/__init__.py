@@ -10,7 +10,9 @@ _REGISTRY = {
     "pca": "engines.pca:PCAEngine",
     "ae": "engines.ae:AEEngine",
     "vae": "engines.vae:VAEEngine",
+    "gan": "engines.gan:GANEngine",
     "diffusion": "engines.diffusion:DiffusionEngine",
+    "vqvae": "engines.vqvae:VQVAEEngine",
 }
 
 

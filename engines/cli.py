@@ -30,10 +30,11 @@ def _user_errors() -> tuple:
     from .config import ConfigError
     from .data.dataset import DataError
     from .device import DeviceError
+    from .distributed import DistributedError
     from . import UnknownEngine
     from .export.writers import ExportError
 
-    return (UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError)
+    return (DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError)
 
 
 # ---- progress bar --------------------------------------------------------------------------
@@ -85,24 +86,38 @@ def _load_data(name_or_path, spec=None, size=None, channels=None):
 
 
 def cmd_train(a) -> int:
-    import engines
-    from . import checkpoint as ckpt
-    from . import config as cfgmod
-    from .device import pick_device
-    from .train import TrainControl, TrainOptions, train
+    from .distributed import setup
 
     if a.epochs is not None and a.epochs <= 0:
         raise UsageError("--epochs must be positive")
     if a.minutes is not None and a.minutes <= 0:
         raise UsageError("--minutes must be positive")
-    device = pick_device(a.device)
+    # Under torchrun: join the process group; each rank gets its device (engines/distributed.py).
+    dist, device = setup(a.device)
+    ok = False
+    try:
+        rc = _train(a, dist, device)
+        ok = True
+        return rc
+    finally:
+        dist.close(ok)
+
+
+def _train(a, dist, device) -> int:
+    import engines
+    from . import checkpoint as ckpt
+    from . import config as cfgmod
+    from .distributed import resume_batch
+    from .train import TrainControl, TrainOptions, train
+
     overrides = cfgmod.parse_set_args(a.set)
     if a.resume:
         loaded = ckpt.load(a.resume, device=device)
         engine = loaded.engine
-        if overrides:
+        if set(overrides) - {"batch_size"}:
             raise UsageError("--set cannot change the settings of a resumed run")
         prev = engine.resume_state
+        resume_batch(prev, engine.config, overrides, dist.world_size)
         data = _load_data(a.data or loaded.info.data.get("name") or "", spec=engine.spec)
         epochs = a.epochs if a.epochs is not None else (prev.get("epochs") if a.minutes is None else None)
         minutes = a.minutes if a.minutes is not None else (prev.get("minutes") if a.epochs is None else None)
@@ -123,13 +138,98 @@ def cmd_train(a) -> int:
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise UsageError(f"{out_dir}: folder does not exist")
-    print(f"training {engine.name} on {data.name} ({len(data.train_idx)} train / {len(data.test_idx)} test, "
-          f"{data.spec}) on {device}, {engine.n_parameters():,} parameters", file=sys.stderr)
-    opts = TrainOptions(epochs=epochs, minutes=minutes, seed=seed, out=out, checkpoint_every_s=a.checkpoint_every)
+    where = str(device)
+    if dist.active:
+        where += f" × {dist.world_size} processes (effective batch {dist.world_size} × {getattr(engine.config, 'batch_size', '-')})"
+    say = print if dist.is_main else (lambda *_, **__: None)  # only rank 0 talks
+    say(f"training {engine.name} on {data.name} ({len(data.train_idx)} train / {len(data.test_idx)} test, "
+        f"{data.spec}) on {where}, {engine.n_parameters():,} parameters", file=sys.stderr)
+    opts = TrainOptions(epochs=epochs, minutes=minutes, seed=seed, out=out, checkpoint_every_s=a.checkpoint_every,
+                        dist=dist)
     control = TrainControl()
     bar = ProgressBar()
     keys = ("loss", "neg_elbo", "kl", "mse")
     gen = train(engine, data, opts, control)
+    last = None
+    with _CancelOnSignals(control):
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                if control.cancelled:  # a second Ctrl-C: stop without waiting for the save
+                    raise
+                control.cancel()
+                continue
+            last = p
+            if dist.is_main:
+                bar.update(p, keys)
+    if last is None:
+        raise UsageError("training produced nothing")
+    if last.state == "failed":
+        say(f"error: {last.message}", file=sys.stderr)
+        return 1
+    summary = {k: round(v, 5) for k, v in last.metrics.items() if k.startswith("test_")}
+    say(f"{last.state}: {last.step} steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}"
+        + (f"; {json.dumps(summary)}" if summary else ""), file=sys.stderr)
+    return 0 if last.state == "finished" else 130
+
+
+class _CancelOnSignals:
+    """Ctrl-C (SIGINT) or SIGTERM (what torchrun forwards to every rank) cancels the run between
+    two steps, so the loop saves a checkpoint instead of dying mid-step; a second one stops at once."""
+
+    def __init__(self, control):
+        self.control = control
+        self.saved = {}
+
+    def _handle(self, signum, frame):
+        if self.control.cancelled:
+            raise KeyboardInterrupt
+        self.control.cancel()
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def cmd_train_prior(a) -> int:
+    from . import checkpoint as ckpt
+    from .prior_train import train_prior
+    from .train import TrainControl
+
+    if a.epochs is not None and a.epochs <= 0:
+        raise UsageError("--epochs must be positive")
+    if a.minutes is not None and a.minutes <= 0:
+        raise UsageError("--minutes must be positive")
+    out = a.out or a.checkpoint
+    if not out.endswith(".safetensors"):
+        raise UsageError("--out must end in .safetensors")
+    _ensure_parent(out)
+    loaded = ckpt.load(a.checkpoint, device=a.device)
+    engine = loaded.engine
+    if not hasattr(engine, "prior_step"):
+        raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
+    data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
+    print(f"training the prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
+          f"{engine.grid[0]}×{engine.grid[1]}) on {engine.device}", file=sys.stderr)
+    control = TrainControl()
+    bar = ProgressBar()
+    gen = train_prior(engine, data, epochs=a.epochs, minutes=a.minutes, seed=a.seed, out=out, info=loaded.info,
+                      control=control)
     last = None
     while True:
         try:
@@ -137,19 +237,16 @@ def cmd_train(a) -> int:
         except StopIteration:
             break
         except KeyboardInterrupt:
-            # Ctrl-C: cancel so the loop saves what it has, then finish consuming it.
             control.cancel()
             continue
         last = p
-        bar.update(p, keys)
-    if last is None:
-        raise UsageError("training produced nothing")
-    if last.state == "failed":
-        print(f"error: {last.message}", file=sys.stderr)
+        bar.update(p, ("nats_per_token",))
+    if last is None or last.state == "failed":
+        print(f"error: {last.message if last else 'prior training produced nothing'}", file=sys.stderr)
         return 1
-    summary = {k: round(v, 5) for k, v in last.metrics.items() if k.startswith("test_")}
-    print(f"{last.state}: {last.step} steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}"
-          + (f"; {json.dumps(summary)}" if summary else ""), file=sys.stderr)
+    summary = {k: round(v, 4) for k, v in last.metrics.items()}
+    print(f"{last.state}: {last.step} prior steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}; "
+          f"{json.dumps(summary)}", file=sys.stderr)
     return 0 if last.state == "finished" else 130
 
 
@@ -381,6 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
     t.add_argument("--checkpoint-every", type=float, default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
     t.set_defaults(func=cmd_train)
+
+    tp = sub.add_parser("train-prior", help="train a VQ-VAE's prior over code grids (after the VQ-VAE itself)")
+    tp.add_argument("--checkpoint", required=True, help="a vqvae checkpoint; the prior is saved into it")
+    tp.add_argument("--data", help="data set (default: the one the model was trained on)")
+    g = tp.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=float, help="passes over the training split's code grids (default 10)")
+    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--out", help="write to this checkpoint instead of updating --checkpoint")
+    tp.add_argument("--device", default="auto")
+    tp.set_defaults(func=cmd_train_prior)
 
     s = sub.add_parser("sample", help="draw samples from a model")
     s.add_argument("--checkpoint", required=True)
