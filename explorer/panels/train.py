@@ -23,6 +23,7 @@ from .data_box import DataBox
 from .forms import ConfigForm
 from .run_controls import RunControls
 from .train_jobs import Started, fixed_images, render_preview, run_name, training_job, unique_path
+from .train_timeline import SampleTimeline
 
 REFRESH_MS = 3000
 TERMINAL = ("finished", "cancelled", "failed")
@@ -118,10 +119,19 @@ class TrainPanel(Panel):
         c.cancel_btn.clicked.connect(self.cancel)
 
         self.loss_plot = LossPlot()
+        # Engines that name `health_terms` (GAN: D accuracies, diversity) get them on a second,
+        # linear plot: they live in [0, 1] and mean something else than a loss.
+        self.health_plot = LossPlot()
+        self.health_plot.log_box.setChecked(False)
+        self.health_plot.set_caption("Training health: D's accuracy on real and fake images (both near 1: D wins; "
+                                     "near ½: balanced) and sample diversity (≈1: as varied as the data; →0: collapse)")
+        self.health_plot.hide()
+        self.timeline = SampleTimeline()
         self.samples = ImageGrid(placeholder="Samples from fixed seeds appear here every few seconds while a model trains.")
         self.preview_mode = QComboBox()
         self.preview_mode.addItem("Samples", "samples")
         self.preview_mode.addItem("Reconstructions", "reconstructions")
+        self.preview_mode.addItem("Samples over time", "timeline")
         self.preview_mode.setToolTip("Show samples from fixed seeds, or test images next to their reconstructions")
         self.preview_mode.currentIndexChanged.connect(self.refresh_preview)
         self.sample_caption = QLabel("")
@@ -145,6 +155,7 @@ class TrainPanel(Panel):
         il.addWidget(model_box, 1)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.loss_plot)
+        split.addWidget(self.health_plot)
         split.addWidget(images)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 5)
@@ -294,6 +305,8 @@ class TrainPanel(Panel):
         self._fixed = fixed_images(ds)
         self.last = None
         self.loss_plot.clear()
+        self.health_plot.clear()
+        self.timeline.clear()
         self.loss_plot.set_caption(f"Training → {os.path.basename(out)}")
         self.bar.setValue(0)
         self.worker = Worker(training_job, make, ds, options, self.control, more)
@@ -345,6 +358,7 @@ class TrainPanel(Panel):
     def _on_yield(self, item) -> None:
         if isinstance(item, Started):
             self.engine = item.engine
+            self.health_plot.setVisible(bool(getattr(self.engine, "health_terms", ())))
             if self.state == "starting":
                 self._set_state("running")
             self.refresh_preview()
@@ -356,7 +370,7 @@ class TrainPanel(Panel):
         self.controls.show_progress(p)
         if p.state == "running":
             if p.metrics:
-                self.loss_plot.add(p.step, p.metrics)
+                self._plot(p.step, p.metrics)
             if self.state == "paused":
                 self._set_state("running")
             pct = f" {100 * p.fraction:.0f}%" if p.fraction is not None else ""
@@ -368,7 +382,7 @@ class TrainPanel(Panel):
             self._timer.stop()
             # A run shorter than one report interval yields no "running" point: plot the final one.
             if p.metrics and self.loss_plot.last_step() != p.step:
-                self.loss_plot.add(p.step, p.metrics)
+                self._plot(p.step, p.metrics)
             self.refresh_preview()
             if p.state == "failed":
                 self.ctx.session.error.emit("Training stopped", p.message)
@@ -391,14 +405,27 @@ class TrainPanel(Panel):
                                 f"{self.last.step:,}. Start trains it further.")
         self._set_state("idle")
 
+    def _plot(self, step, metrics) -> None:
+        health = set(getattr(self.engine, "health_terms", ()))
+        self.loss_plot.add(step, {k: v for k, v in metrics.items() if k not in health})
+        if health:
+            self.health_plot.add(step, {k: v for k, v in metrics.items() if k in health})
+
     # ---- preview -----------------------------------------------------------------------------
     def refresh_preview(self, *_) -> None:
         """Redraw the samples/reconstructions of the engine being trained (in a worker)."""
         if self.engine is not None and not self._closing:
-            self._sampler.submit((self.engine, self.preview_mode.currentData(), self._fixed))
+            mode = self.preview_mode.currentData()
+            # The timeline is made of sample grids: every refresh adds a row to it.
+            self._sampler.submit((self.engine, "samples" if mode == "timeline" else mode, self._fixed))
 
     def _on_preview(self, generation, request, value) -> None:
         grid, caption = value
+        engine, mode, _ = request
+        if grid is not None and mode == "samples":
+            self.timeline.add(engine.step, grid, engine.spec.height)
+        if self.preview_mode.currentData() == "timeline" and mode == "samples":
+            grid, caption = self.timeline.image(), self.timeline.caption()
         if grid is not None:
             self.samples.set_image(grid)
         self.sample_caption.setText(caption)
