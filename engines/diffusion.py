@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from . import samplers as smp
 from .base import Batch, Engine, as_images
-from .config import EngineConfig, option
-from .schedule import NoiseSchedule
+from .config import ConfigError, EngineConfig, option
+from .schedule import SPACINGS, NoiseSchedule
 from .unet import UNet
 
 
@@ -41,6 +41,7 @@ class DiffusionConfig(EngineConfig):
     sampler: str = option("dpm", "default sampler", choices=smp.NAMES)
     sample_steps: int = option(20, "default number of sampling steps", minimum=1)
     latent_steps: int = option(10, "DDIM steps of encode (inversion to x_T) and decode (x_T to image)", minimum=1)
+    inversion_refine: int = option(1, "fixed-point refinements per DDIM inversion step (closer round trips, one more network call each)", minimum=0, maximum=5)
     clip: bool = option(True, "clip the predicted x₀ to the data range while sampling")
 
 
@@ -48,7 +49,7 @@ class DiffusionEngine(Engine):
     name = "diffusion"
     Config = DiffusionConfig
     capabilities = frozenset({"encode", "decode", "sample", "likelihood", "trajectory"})
-    sampling_options = {"sampler": str, "steps": int, "eta": float, "guidance": float, "label": int}
+    sampling_options = {"sampler": str, "steps": int, "eta": float, "guidance": float, "label": int, "spacing": str}
 
     def build(self):
         c = self.config
@@ -112,12 +113,12 @@ class DiffusionEngine(Engine):
         k = self.config.num_classes
         if k == 0:
             if label is not None and label >= 0:
-                raise ValueError("this diffusion model is unconditional: it takes no label")
+                raise ConfigError("this diffusion model is unconditional: it takes no label")
             return None
         if label is None or label < 0:  # one of each class in turn
             return torch.arange(n, device=self.device) % k
         if label >= k:
-            raise ValueError(f"label must be within 0…{k - 1}, got {label}")
+            raise ConfigError(f"label must be within 0…{k - 1}, got {label}")
         return torch.full((n,), int(label), device=self.device, dtype=torch.long)
 
     # ---- training ---------------------------------------------------------------------------
@@ -134,7 +135,7 @@ class DiffusionEngine(Engine):
             if batch.labels is not None:
                 y = batch.labels.long()
                 if int(y.max()) >= c.num_classes or int(y.min()) < 0:
-                    raise ValueError(f"the data's labels go up to {int(y.max())} but num_classes is {c.num_classes}")
+                    raise ConfigError(f"the data's labels go up to {int(y.max())} but num_classes is {c.num_classes}")
                 keep = torch.rand(n, generator=self.rng, device=x0.device) >= c.label_dropout
                 labels = torch.where(keep, y, labels)
         out = self.nets["unet"](xt, t.float(), labels).float()
@@ -181,19 +182,23 @@ class DiffusionEngine(Engine):
                                     + 1) / 2).clamp_(0, 1))
 
     def sample(self, n: int, seed: int = 0, sampler: str | None = None, steps: int | None = None,
-               eta: float = 0.0, guidance: float | None = None, label: int | None = None, callback=None):
+               eta: float = 0.0, guidance: float | None = None, label: int | None = None, spacing: str | None = None,
+               callback=None):
         sampler = sampler or self.config.sampler
         if sampler not in smp.NAMES:
-            raise ValueError(f"unknown sampler '{sampler}' (known: {', '.join(smp.NAMES)})")
+            raise ConfigError(f"unknown sampler '{sampler}' (known: {', '.join(smp.NAMES)})")
         if eta < 0:
-            raise ValueError("eta must be ≥ 0")
+            raise ConfigError("sampling option eta must be ≥ 0")
         steps = int(steps or self.config.sample_steps)
         if steps < 1:
-            raise ValueError("steps must be ≥ 1")
+            raise ConfigError("sampling option steps must be ≥ 1")
+        spacing = spacing or smp.default_spacing(sampler)
+        if spacing not in SPACINGS:
+            raise ConfigError(f"unknown timestep spacing '{spacing}' (known: {', '.join(SPACINGS)})")
         g = torch.Generator(device=self.device)
         g.manual_seed(int(seed))
         x_T = torch.randn((n, *self.latent_shape), generator=g, device=self.device)
-        return self.run_sampler(x_T, self.schedule.timesteps(steps), sampler, eta, guidance,
+        return self.run_sampler(x_T, self.schedule.timesteps(steps, spacing=spacing), sampler, eta, guidance,
                                 self._labels(n, label), g, callback)
 
     def prior_sample(self, n, generator, **_):
@@ -202,7 +207,8 @@ class DiffusionEngine(Engine):
     # ---- latents: x_T by DDIM inversion -------------------------------------------------------
     def _encode(self, x):
         den = self.denoiser(None, 1.0, clip=False)
-        return smp.ddim_invert(den, self.schedule, x * 2 - 1, self.schedule.timesteps(self.config.latent_steps))
+        return smp.ddim_invert(den, self.schedule, x * 2 - 1, self.schedule.timesteps(self.config.latent_steps),
+                               refine=self.config.inversion_refine)
 
     def _decode(self, z):
         den = self.denoiser(None, 1.0)

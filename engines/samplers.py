@@ -21,6 +21,12 @@ from .schedule import NoiseSchedule
 
 NAMES = ("ddpm", "ddpm-large", "ddim", "dpm")
 
+
+def default_spacing(name: str) -> str:
+    """Timestep spacing each sampler does best with for few steps (see NoiseSchedule.timesteps):
+    the multistep solver wants even log-SNR steps, DDPM/DDIM crowd theirs near clean data."""
+    return "logsnr" if name in ("dpm", "dpm++2m") else "quadratic"
+
 Denoiser = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 

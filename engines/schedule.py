@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 KINDS = ("linear", "cosine")
+SPACINGS = ("quadratic", "logsnr", "linear")
 
 
 class NoiseSchedule:
@@ -58,23 +59,42 @@ class NoiseSchedule:
         return c0, ct, var
 
     # ---- timestep spacing ---------------------------------------------------------------------
-    def timesteps(self, n: int, start: int | None = None) -> list[int]:
-        """n decreasing steps from `start` (default T − 1) spaced evenly, ending above clean.
+    def timesteps(self, n: int, start: int | None = None, spacing: str = "quadratic") -> list[int]:
+        """n strictly decreasing steps from `start` (default T − 1, pure noise) down to 0.
 
-        "Trailing" spacing: the first step is always `start` itself (pure noise when it is
-        T − 1); the common "leading" spacing (0, 20, …, 980) never visits the noisiest step
-        and leaves visible noise with few steps."""
+        Both ends are always visited: the common "leading" spacing (0, 20, …, 980) never sees the
+        noisiest step, and "trailing" spacing (999, …, 99) ends on a noisy step whose x̂₀ is a
+        blurred posterior mean. In between, "linear" spaces t evenly, "quadratic" (DDIM's choice for
+        small images) crowds steps near t = 0 where fine detail is decided, and "logsnr" spaces
+        them evenly in log-SNR (DPM-Solver's choice; the noisy end floored at log-SNR −10)."""
         start = self.T - 1 if start is None else int(start)
         if not 0 <= start < self.T:
             raise ValueError(f"start step must be within 0…{self.T - 1}, got {start}")
+        if spacing not in SPACINGS:
+            raise ValueError(f"unknown timestep spacing '{spacing}' (known: {', '.join(SPACINGS)})")
         n = max(1, min(int(n), start + 1))
-        ts = np.round(np.arange(start + 1, 0, -(start + 1) / n)).astype(np.int64) - 1
-        out: list[int] = []
-        for t in ts[:n]:
-            t = int(t)
-            if not out or t < out[-1]:
-                out.append(t)
-        return out
+        if n == 1:
+            return [start]
+        u = np.linspace(1.0, 0.0, n)
+        if spacing == "linear":
+            ts = np.round(u * start)
+        elif spacing == "quadratic":
+            ts = np.round(u ** 2 * start)
+        else:
+            lam = np.log(self.snr()[: start + 1])  # decreasing in t
+            lo = max(lam[start], -10.0)
+            target = lo + (1 - u) * (lam[0] - lo)
+            # the step whose log-SNR is nearest each target (lam is monotone: search its reverse)
+            idx = np.searchsorted(lam[::-1], target)
+            ts = start - np.clip(idx, 0, start)
+            ts[0] = start
+        ts = ts.astype(np.int64)
+        ts[-1] = 0
+        # Strictly decreasing, keeping n steps within start … 0.
+        ts = np.minimum(ts, start - np.arange(n))
+        for i in range(n - 2, -1, -1):
+            ts[i] = max(ts[i], ts[i + 1] + 1)
+        return [int(t) for t in ts]
 
 
 def linear_betas(T: int) -> np.ndarray:
