@@ -15,7 +15,8 @@ Benchmarks (names for --only, run in this order):
   scrub       frames/s while dragging across the PCA plane and the UMAP map (map point → latent →
               decode, one frame at a time); peer: the same loop with the decoder called directly
   diffusion   sampling images/s per sampler and step count (peer: diffusers) — not implemented yet
-  export      frames/s of video/GIF export — not implemented yet
+  export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
+              split into decode and encode time
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
 
 Ours and peer run in the same process, interleaved where the measurement allows it, with the same
@@ -62,12 +63,13 @@ class Opts:
     frames: int = 200  # scrub: frames per drag
     umap_points: int | None = None  # None: every face
     gui_s: float = 20.0
+    export_frames: int = 192  # frames of the exported walk (8 s at 24 fps)
 
     @classmethod
     def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
         if quick:
             return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=20, grid_repeat=2,
-                       frames=60, umap_points=2000, gui_s=5.0)
+                       frames=60, umap_points=2000, gui_s=5.0, export_frames=48)
         return cls(False, threads)
 
 
@@ -452,11 +454,38 @@ def bench_diffusion(o: Opts) -> list[dict]:
 
 
 def bench_export(o: Opts) -> list[dict]:
-    import importlib.util
+    """Frames/s of exporting a looping slerp walk of the faces VAE at 512×512 (nearest-neighbour ×8),
+    split into decode (decode + upscale + uint8 on the device) and write (video encoding / PNG
+    compression) time. The issue's bar: encoding may not be the bottleneck by more than 2×."""
+    import shutil
+    import tempfile
 
-    if importlib.util.find_spec("engines.export") is not None:
-        raise NotImplementedError("engines.export exists now: write the measurement in bench/run.py bench_export")
-    return [not_implemented("export", f"export {c}", "frames/s", None, "no export yet (later issue)") for c in EXPORT_CASES]
+    from engines.export import ExportSpec, FrameStyle, Timing, default_timeline, run_export
+    from engines.latent.progress import run
+
+    engine, what = faces_engine()
+    frames = max(4, o.export_frames - o.export_frames % 4)  # whole segments of a 4-key loop
+    tl = default_timeline(engine, n_keys=4, seed=0, seconds=frames / 4 / 24, fps=24)
+    spec = ExportSpec("interpolate", FrameStyle.for_width(engine.spec, 512), timeline=tl)
+    out_dir = tempfile.mkdtemp(prefix="bench-export-")
+    rows = []
+    try:
+        for case, name in zip(EXPORT_CASES, ("walk.mp4", "walk.gif", "walk.png")):
+            timing = Timing()
+            t0 = time.perf_counter()
+            r = run(run_export(engine, spec, os.path.join(out_dir, name), timing=timing))
+            total = time.perf_counter() - t0
+            ratio = timing.write_s / max(timing.decode_s, 1e-9)
+            verdict = "OK" if ratio <= 2 else "TOO SLOW"
+            w, h = r.size
+            rows.append(row("export", f"export {case} ({r.frames} frames {w}×{h})", r.frames / total, "frames/s",
+                            notes=f"{what}; decode {timing.decode_s:.2f} s ({r.frames / max(timing.decode_s, 1e-9):.0f}"
+                                  f" frames/s), write {timing.write_s:.2f} s ({r.frames / max(timing.write_s, 1e-9):.0f}"
+                                  f" frames/s): write/decode {ratio:.2f}, target ≤ 2: {verdict}",
+                            decode_s=timing.decode_s, write_s=timing.write_s))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return rows
 
 
 def bench_gui(o: Opts) -> list[dict]:

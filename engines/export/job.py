@@ -269,7 +269,7 @@ def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
     not every intermediate tensor, are kept)."""
     import torch
 
-    from .render import draw_caption, scale_images, tile_on_device, to_uint8
+    from .render import draw_caption, finish
 
     ds = spec.diffusion or DiffusionSpec()
     if "trajectory" not in engine.capabilities:
@@ -285,7 +285,7 @@ def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
 
     def frame(parts) -> np.ndarray:
         x = torch.cat([((p.float() + 1) / 2).clamp(0, 1) for p in parts])
-        return to_uint8(tile_on_device(scale_images(x, style, engine.spec), style, len(x)))[0]
+        return finish(x, style, engine.spec, len(x))[0]
 
     def on_step(rec) -> None:
         parts = {"x_t": [rec.x_t], "x0": [rec.x0], "both": [rec.x_t, rec.x0]}[ds.show]

@@ -74,45 +74,54 @@ class Timing:
     extra: dict = field(default_factory=dict)
 
 
-def scale_images(x, style: FrameStyle, spec):
-    """(N, C, h, w) float in [0, 1] on any device → (N, C, H, W) at the style's cell size."""
+def _nearest_index(n_in: int, n_out: int, device):
+    """Source row/column of each output one under 'nearest-exact' (pixel centres)."""
+    import torch
+
+    idx = ((torch.arange(n_out, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out)).floor().long()
+    return idx.clamp_(0, n_in - 1)
+
+
+def finish(x, style: FrameStyle, spec, cells: int = 1) -> np.ndarray:
+    """Decoded images (F·cells, C, h, w), float in [0, 1] on any device → finished uint8 frames
+    (F, H, W, C) on the CPU: scaled to the style's cell size and tiled, all on the device.
+
+    Nearest-neighbour scaling commutes with quantisation, so it runs on uint8 in channels-last
+    order (a row gather, then a column gather of whole pixels: ~30× faster on a CPU than
+    gathering along the last axis of NCHW); smooth scaling runs on float first."""
+    import torch
     import torch.nn.functional as F
 
     ch, cw = style.cell(spec)
-    if (ch, cw) == tuple(x.shape[-2:]):
-        return x
-    if style.smooth:
-        return F.interpolate(x, size=(ch, cw), mode="bicubic", align_corners=False, antialias=True).clamp_(0, 1)
-    return F.interpolate(x, size=(ch, cw), mode="nearest-exact")
+    x = x.float()
+    if style.smooth and (ch, cw) != tuple(x.shape[-2:]):
+        x = F.interpolate(x, size=(ch, cw), mode="bicubic", align_corners=False, antialias=True)
+    u8 = x.clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)  # (N, h, w, C)
+    h, w = u8.shape[1:3]
+    if (h, w) != (ch, cw):
+        u8 = u8[:, _nearest_index(h, ch, u8.device)][:, :, _nearest_index(w, cw, u8.device)]
+    return tile_on_device(u8, style, cells).contiguous().cpu().numpy()
 
 
 def tile_on_device(x, style: FrameStyle, cells: int):
-    """(F·cells, C, h, w) → (F, C, H, W): each frame's cells in rows of `style.cols`."""
+    """(F·cells, h, w, C) → (F, H, W, C): each frame's cells in rows of `style.cols`."""
     import torch
 
     if cells <= 1:
         return x
-    n, c, h, w = x.shape
+    n, h, w, c = x.shape
     frames = n // cells
     cols = min(style.cols, cells)
     rows = math.ceil(cells / cols)
     g = style.gap
-    out = torch.full((frames, c, rows * h + (rows + 1) * g, cols * w + (cols + 1) * g),
-                     style.background / 255.0, dtype=x.dtype, device=x.device)
-    x = x.reshape(frames, cells, c, h, w)
+    out = torch.full((frames, rows * h + (rows + 1) * g, cols * w + (cols + 1) * g, c),
+                     int(style.background), dtype=x.dtype, device=x.device)
+    x = x.reshape(frames, cells, h, w, c)
     for i in range(cells):
         r, q = divmod(i, cols)
         y0, x0 = g + r * (h + g), g + q * (w + g)
-        out[:, :, y0:y0 + h, x0:x0 + w] = x[:, i]
+        out[:, y0:y0 + h, x0:x0 + w] = x[:, i]
     return out
-
-
-def to_uint8(x) -> np.ndarray:
-    """(N, C, H, W) float in [0, 1] → uint8 (N, H, W, C), converted on the device."""
-    import torch
-
-    u8 = x.clamp(0, 1).mul(255).round_().to(torch.uint8)
-    return u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def draw_caption(frame: np.ndarray, text: str) -> np.ndarray:
@@ -160,8 +169,7 @@ def render(engine, latents: np.ndarray, style: FrameStyle, cells: int = 1, capti
         z = torch.from_numpy(latents[start * cells:stop * cells])
         x = decode(z)
         with torch.inference_mode():
-            x = tile_on_device(scale_images(x.float(), style, engine.spec), style, cells)
-            frames = to_uint8(x)
+            frames = finish(x, style, engine.spec, cells)
         t1 = time.perf_counter()
         if style.labels and captions:
             frames = np.stack([draw_caption(f, captions[start + i] if start + i < len(captions) else "")
