@@ -123,6 +123,11 @@ class GANEngine(Engine):
         z[..., :d] = z[..., :d] * psi
         return z
 
+    def log_prior(self, z):
+        """log N(z; 0, I) of the Gaussian part, per latent (the in-distribution gauge)."""
+        z = torch.as_tensor(z)[..., : self.config.latent_dim]
+        return -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
+
     def _decode(self, z):
         return (self.sampler(z).float() + 1) * 0.5
 

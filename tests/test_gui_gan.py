@@ -31,3 +31,82 @@ def test_train_panel_shows_gan_health_and_timeline(qtbot, window):  # noqa: F811
     assert "over training" in panel.sample_caption.text()
     img = panel.timeline.image()
     assert img.shape[0] == len(panel.timeline) * 17 + 1  # 16 px rows plus padding
+
+
+# ---- Manifold panel ---------------------------------------------------------------------------------
+@pytest.fixture
+def gan_models(tmp_path, tiny_dataset):
+    """A tiny GAN whose training data is a user .npz (found again from the checkpoint), and one
+    whose data is gone."""
+    import engines
+    from engines import checkpoint as ckpt
+    from engines.data import load_dataset
+
+    ds = tiny_dataset(n=64, size=16)
+    data = tmp_path / "blobs.npz"
+    np.savez(data, images=ds.images, labels=ds.labels, label_names=np.array(ds.label_names),
+             attr_height=ds.attributes["height"])
+    loaded = load_dataset(str(data))
+    e = engines.create("gan", loaded.spec, device="cpu", seed=1, **GAN)
+    e.train_step(loaded.images[:16])
+    return {"gan": ckpt.save(str(tmp_path / "gan-blobs.safetensors"), e, data=loaded.describe()),
+            "lost": ckpt.save(str(tmp_path / "gan-lost.safetensors"), e, data={"name": "gone", "source": "/nowhere.npz"})}
+
+
+@pytest.fixture
+def mwindow(qtbot, tmp_path, monkeypatch):
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
+    make_app()
+    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
+                   auto_load=False)
+    qtbot.addWidget(w)
+    w.show_panel("manifold")
+    w.show()
+    yield w
+    w.shutdown()
+
+
+def test_manifold_maps_inverted_latents_and_browses_seeds(qtbot, mwindow, gan_models):
+    from engines.latent.seeds import blend
+
+    w, p = mwindow, mwindow.panels["manifold"]
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(gan_models["gan"])
+    qtbot.waitUntil(lambda: p.projection is not None and p.inspector.image.has_image(), timeout=30_000)
+    qtbot.waitUntil(lambda: not p.busy, timeout=10_000)
+    ls = p.md.ls
+    assert ls.latents.shape == (64, 4) and not ls.from_cache and ls.path  # inverted, then cached
+    engine = w.session.engine
+    # The seed plane: thumbnails of the prior, a drag decodes the blend and places it on the map.
+    p.controls.show_seeds.setChecked(True)
+    assert p.seeds.isVisible() and not p.map.isVisible()
+    qtbot.waitUntil(lambda: p.seeds.complete, timeout=10_000)
+    p.seeds.canvas.moved.emit(1.25, 2.5, "end")
+    want = blend(engine, 1.25, 2.5)
+    qtbot.waitUntil(lambda: p.z is not None and np.allclose(p.z, want, atol=1e-6), timeout=10_000)
+    assert "seed plane" in p.inspector.caption.text()
+    # Back to the scatter; reopening the model reads the inverted latents from the cache.
+    p.controls.show_scatter.setChecked(True)
+    assert p.map.isVisible() and not p.seeds.isVisible()
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(gan_models["gan"])
+    qtbot.waitUntil(lambda: p.md is not None and p.projection is not None, timeout=30_000)
+    assert p.md.ls.from_cache
+
+
+def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
+    w, p = mwindow, mwindow.panels["manifold"]
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(gan_models["lost"])
+    qtbot.waitUntil(lambda: p._loader is None, timeout=10_000)
+    assert p.projection is None
+    p.controls.show_seeds.setChecked(True)
+    qtbot.waitUntil(lambda: p.seeds.complete, timeout=10_000)
+    p.seeds.move_to(0.5, 0.5, "end")
+    qtbot.waitUntil(lambda: p.inspector.image.has_image(), timeout=10_000)
+    assert p.z is not None and p.z.shape == (4,)

@@ -31,6 +31,7 @@ from .manifold_inspect import Inspector
 from .manifold_jobs import FrameRequest, Knot, MapRequest, axis_titles, inspect, load_model_data, render_frame
 from .manifold_paths import PathStrip, PathTool
 from .manifold_places import Places
+from .manifold_seeds import SeedBrowser
 from .manifold_state import apply_projection, colouring_for, colour_options, default_atlas, frame_caption
 from .manifold_umap import UmapRunner
 
@@ -117,6 +118,9 @@ class ManifoldPanel(Panel):
         sl = QGridLayout(stack)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.map, 0, 0)
+        self.seeds = SeedBrowser()
+        self.seeds.hide()
+        sl.addWidget(self.seeds, 0, 0)
         sl.addWidget(self.message, 0, 0, Qt.AlignmentFlag.AlignCenter)
         self.message.setMaximumWidth(420)
         self.legend = MapLegend()
@@ -144,6 +148,9 @@ class ManifoldPanel(Panel):
         self.places.go.connect(lambda z, label: self.go_to(z, "history", label))
         c.colour_changed.connect(self._apply_colours)
         c.view_changed.connect(self._atlas_timer.start)
+        c.view_changed.connect(self._on_seed_view)
+        self.seeds.frame.connect(self._on_seed_frame)
+        self.seeds.failed.connect(lambda e: self._fail("Could not draw the seeds", e))
         c.atlas_fit_view.connect(self.fit_atlas_to_view)
         c.mouse_mode_changed.connect(m.set_mode)
         c.selection_to_mean.connect(self.go_to_selection_mean)
@@ -165,7 +172,22 @@ class ManifoldPanel(Panel):
 
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
-        self.message.setVisible(bool(text))
+        self.message.setVisible(bool(text) and not self.controls.seed_mode)
+
+    # ---- the seed plane (manifold_seeds) ----------------------------------------------------------------
+    def _on_seed_view(self) -> None:
+        on = self.controls.seed_mode
+        self.seeds.setVisible(on)
+        self.map.setVisible(not on)
+        self.message.setVisible(bool(self.message.text()) and not on)
+
+    def _on_seed_frame(self, z, image, caption: str, phase: str) -> None:
+        if self.projection is not None:  # a map exists: the blend becomes the current latent there
+            self._jump_label = caption
+            self._submit_frame(z=z, origin=phase)
+        else:  # only the prior so far (a GAN's data still being inverted): show it
+            self.z = z
+            self.inspector.show_frame(image, caption)
 
     # ---- the model and its data --------------------------------------------------------------------------
     def _on_model(self, engine, info) -> None:
@@ -182,6 +204,7 @@ class ManifoldPanel(Panel):
         self.legend.clear_entries()
         self.inspector.clear()
         self.controls.data_combo.setCurrentIndex(0)
+        self.seeds.set_engine(engine)
         if engine is None:
             self._show_message("Load a model from the library to explore its latent space.")
             return
@@ -534,6 +557,7 @@ class ManifoldPanel(Panel):
         for r in (self._frames, self._inspect, self._projector):
             r.cancel()
         self.atlas.cancel()
+        self.seeds.cancel()
         self.paths.shutdown()
 
     def shutdown(self) -> None:
@@ -544,10 +568,13 @@ class ManifoldPanel(Panel):
     @property
     def busy(self) -> bool:
         return (self._loader is not None or self._frames.busy or self._inspect.busy or self._projector.busy
-                or self.atlas.busy or self.paths.busy or self._to_inspect is not None or self.umap.looking)
+                or self.atlas.busy or self.paths.busy or self._to_inspect is not None or self.umap.looking
+                or self.seeds.busy)
 
     def ready_for_screenshot(self) -> bool:
         """Data mapped, the current latent decoded and inspected, nothing left to draw."""
+        if self.controls.seed_mode:
+            return self.seeds.complete and self.inspector.image.has_image() and not self.busy
         return (self.projection is not None and self.inspector.image.has_image() and not self.busy
                 and (not self.controls.atlas_mode or self.atlas.complete))
 
@@ -568,7 +595,10 @@ class ManifoldPanel(Panel):
             c.colour.setCurrentIndex(c.colour.findData(colour))
         if resolution:
             c.atlas_res.setValue(int(resolution))
-        if view:
+        if view == "seeds":
+            c.show_seeds.setChecked(True)
+            self.seeds.move_to(1.5, 1.5, "end")
+        elif view:
             c.set_atlas_mode(view == "atlas")
 
     # ---- shortcuts (actions.py) ---------------------------------------------------------------------------

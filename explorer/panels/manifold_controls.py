@@ -225,9 +225,12 @@ class MapControls(QWidget):
         box = QGroupBox("Show")
         self.show_scatter = QToolButton()
         self.show_atlas = QToolButton()
+        self.show_seeds = QToolButton()
         group = QButtonGroup(self)
         for b, text, tip in ((self.show_scatter, "Scatter", "The encoded data points"),
-                             (self.show_atlas, "Atlas", "Decoded images tiled over the map (the 2-D manifold figure)")):
+                             (self.show_atlas, "Atlas", "Decoded images tiled over the map (the 2-D manifold figure)"),
+                             (self.show_seeds, "Seeds", "A plane of random seeds from the prior; drag between them to "
+                                                        "blend neighbouring seeds (needs no data)")):
             b.setText(text)
             b.setToolTip(tip)
             b.setCheckable(True)
@@ -259,7 +262,8 @@ class MapControls(QWidget):
         toggle.setSpacing(0)
         toggle.addWidget(self.show_scatter, 1)
         toggle.addWidget(self.show_atlas, 1)
-        for b in (self.show_scatter, self.show_atlas):
+        toggle.addWidget(self.show_seeds, 1)
+        for b in (self.show_scatter, self.show_atlas, self.show_seeds):
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.atlas_opts = QWidget()
         f = _form()
@@ -287,6 +291,10 @@ class MapControls(QWidget):
 
     def set_atlas_mode(self, on: bool) -> None:
         (self.show_atlas if on else self.show_scatter).setChecked(True)
+
+    @property
+    def seed_mode(self) -> bool:
+        return self.show_seeds.isChecked()
 
     def set_atlas_extent(self, extent: float) -> None:
         self.atlas_extent.blockSignals(True)

@@ -114,7 +114,10 @@ def load_model_data(engine, info, source: str | None = None, dataset=None):
         source = dataset.source or dataset.name
         if dataset.spec != engine.spec:
             dataset = dataset.to_spec(engine.spec)
-    ls = yield from encode_dataset(engine, dataset)
+    # Engines that encode by inversion (GAN) take seconds per chunk: smaller chunks keep the
+    # progress bar moving and let a Cancel land sooner.
+    chunk = 32 if "invert" in getattr(engine, "capabilities", ()) else 256
+    ls = yield from encode_dataset(engine, dataset, chunk=chunk)
     yield Progress("reference", None, "measuring the training latents")
     indicator = InDistribution(ls.train, engine, indices=ls.train_idx)
     return ModelData(dataset, ls, source, shown_indices(len(ls)), indicator, load_bookmarks(ls.model_id))
