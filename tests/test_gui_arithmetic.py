@@ -125,9 +125,10 @@ def test_sliders_decode_live_off_the_gui_thread(qtbot, panel, make_model, decode
     qtbot.waitUntil(lambda: not p.edit._render.busy, timeout=10_000)
     before = p.edit.last_result.copy()
 
-    # Drag across the whole range, with decodes as slow as a big model's, while a timer measures
-    # how long the GUI thread is ever blocked.
-    decode_threads.delay = 0.03
+    # Drag across the whole range, with decodes slower than a big model's, while a timer measures
+    # how long the GUI thread is ever blocked. The decode delay is long next to scheduling noise on
+    # a loaded machine, so a decode on the GUI thread could not hide under the thresholds below.
+    decode_threads.delay = 0.25
     ticks = []
     timer = QTimer()
     timer.setInterval(5)
@@ -144,8 +145,8 @@ def test_sliders_decode_live_off_the_gui_thread(qtbot, panel, make_model, decode
     timer.stop()
     decode_threads.delay = 0.0
     gaps = np.diff(ticks)
-    assert longest_call < 0.05, longest_call  # moving the slider never waits for a decode
-    assert len(gaps) > 10 and gaps.max() < 0.25, gaps.max()
+    assert longest_call < 0.2, longest_call  # moving the slider never waits for a decode
+    assert len(gaps) > 10 and gaps.max() < 0.6, gaps.max()
     assert p.edit._render.computed - computed < 30  # superseded positions were skipped
     assert slider.value() == 4.0 and slider.spin.value() == 4.0
     after = p.edit.last_result

@@ -346,3 +346,32 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     c.set_projection("umap")
     qtbot.waitUntil(lambda: p.projection.kind == "umap", timeout=5_000)
     assert "from the cache" in c.umap_status.text()
+
+
+def test_two_map_selections_make_a_vector_in_the_arithmetic_panel(qtbot, window, models):
+    p = open_model(qtbot, window, models["vae"])
+    c, g = p.controls, p.controls.groups
+    assert not g.isVisibleTo(p)  # nothing selected, no groups yet
+    c.set_mouse_mode("box")
+    xy = p.map.coords
+    p.map.drag_path([(xy[:, 0].min() - 1, xy[:, 1].min() - 1), (0.0, xy[:, 1].max() + 1)])
+    a = p.selection.copy()
+    assert len(a) and g.to_a.isEnabled() and not g.make.isEnabled()
+    g.to_a.click()
+    p.map.drag_path([(0.0, xy[:, 1].min() - 1), (xy[:, 0].max() + 1, xy[:, 1].max() + 1)])
+    b = p.selection.copy()
+    assert len(b) and not set(a) & set(b)
+    g.to_b.click()
+    assert g.make.isEnabled() and f"({len(a):,})" in g.label.text() and f"({len(b):,})" in g.label.text()
+    ar = window.panels["arithmetic"]
+    g.make.click()
+    assert window.tabs.currentWidget() is ar
+    qtbot.waitUntil(lambda: ar.vectors.current() is not None, timeout=20_000)
+    v = ar.vectors.current()
+    lat = ar.md.ls.latents
+    assert ar.md.source == p.md.source
+    np.testing.assert_allclose(v.vector, lat[a].mean(0) - lat[b].mean(0), rtol=1e-4, atol=1e-5)
+    assert v.name == g.name() and v.quality is not None
+    # New data forgets the groups (their indices meant the old data's images).
+    p.controls.groups.set_data(None)
+    assert g.groups == {"a": None, "b": None}

@@ -11,6 +11,23 @@ from .dataset import DataError, ImageDataset, convert_images, fixed_split, to_fl
 
 BUILTIN = ("shapes", "faces", "digits")
 
+
+class DataUnavailable(ValueError):
+    """A model's training data cannot be found (a user file that moved, an unknown set)."""
+
+
+def training_source(info) -> str:
+    """The data set a checkpoint (its `checkpoint.read_info` result) was trained on, as something
+    `load_dataset` accepts."""
+    data = getattr(info, "data", None) or {}
+    name, source = data.get("name") or "", data.get("source") or ""
+    if name in BUILTIN:
+        return name
+    if source and os.path.exists(source):
+        return source
+    raise DataUnavailable(f"The data this model was trained on ({source or name or 'not recorded'}) is not "
+                          "available here. Choose a data set with the same kind of images.")
+
 # Native form of each built-in set: (channels, side).
 NATIVE = {"shapes": (3, 32), "faces": (3, 64), "digits": (1, 8)}
 

@@ -21,12 +21,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, QMessageBox, QPushButton,
                                QScrollArea, QTabWidget, QVBoxLayout)
 
+from engines.data import DataUnavailable, training_source
+
 from ..workers import LatestRequestRunner, Worker, run_in_thread
 from . import Panel
 from .arithmetic_analogy import AnalogyView
 from .arithmetic_edit import EditView
-from .arithmetic_jobs import (Base, DataUnavailable, Recipe, load_model_data, make_base, make_vector,
-                              training_source)
+from .arithmetic_jobs import Base, Recipe, load_model_data, make_base, make_vector
 from .arithmetic_vectors import VectorList
 
 VECTOR_FILTER = "Attribute vectors (*.json);;All files (*)"
@@ -44,6 +45,7 @@ class ArithmeticPanel(Panel):
         self.engine = None
         self.info = None
         self.md = None  # arithmetic_jobs.ModelData once encoded
+        self._loading_source: str | None = None
         self.model_id = ""
         self.data_error = ""
         self._loader: Worker | None = None
@@ -178,6 +180,7 @@ class ArithmeticPanel(Panel):
         w.errored.connect(lambda e, w=w: self._on_load_failed(w, e))
         w.finished.connect(lambda w=w: self._on_load_finished(w))
         self._loader = w
+        self._loading_source = source
         if source is not None:
             self.data_error = ""
             self.data_label.setText(f"Encoding {os.path.basename(source) or source} with this model…")
@@ -299,6 +302,15 @@ class ArithmeticPanel(Panel):
         into that data set, e.g. two selections on the Manifold map); added when computed."""
         return self.add_vector(Recipe("indices", name, idx_a=tuple(int(i) for i in np.asarray(idx_a).ravel()),
                                       idx_b=tuple(int(i) for i in np.asarray(idx_b).ravel()), source=source))
+
+    def add_vector_from_map(self, source: str, idx_a, idx_b, name: str) -> bool:
+        """Groups picked on another panel's map of data set `source`: this panel switches to that
+        data first when it shows another, so the indices always mean the same images."""
+        current = self.md.source if self.md is not None else (self._deferred[0] if self._deferred else
+                                                                  self._loading_source)
+        if current != source:
+            self.use_data(source)
+        return self.add_vector_from_groups(idx_a, idx_b, name)
 
     def _vector_done(self) -> None:
         self._pending_vectors = max(0, self._pending_vectors - 1)

@@ -26,9 +26,6 @@ S_MIN, S_MAX = attr.S_RANGE
 STRIP_S = tuple(float(s) for s in np.linspace(S_MIN, S_MAX, 9))
 
 
-class DataUnavailable(ValueError):
-    """The model's training data cannot be found (a user file that moved, an unknown set)."""
-
 
 # ---- the model's data ----------------------------------------------------------------------------------------
 @dataclass(eq=False)
@@ -64,20 +61,6 @@ class ModelData:
         return names[label] if 0 <= label < len(names) else str(label)
 
 
-def training_source(info) -> str:
-    """The data set a checkpoint was trained on, as something `load_dataset` accepts."""
-    from engines.data import BUILTIN
-
-    data = getattr(info, "data", None) or {}
-    name, source = data.get("name") or "", data.get("source") or ""
-    if name in BUILTIN:
-        return name
-    if source and os.path.exists(source):
-        return source
-    raise DataUnavailable(f"The data this model was trained on ({source or name or 'not recorded'}) "
-                          "is not available here. Choose a data set with the same kind of images.")
-
-
 def model_identity(engine) -> str:
     from engines.latent.cache import model_id
 
@@ -95,7 +78,8 @@ def load_model_data(engine, source: str | None):
         return None
     yield Progress("load", None, f"loading {os.path.basename(source) or source}")
     ds = load_dataset(source, spec=engine.spec)
-    ls = yield from encode_dataset(engine, ds)
+    # Inverting engines (GAN) take seconds per chunk: small chunks keep progress and Cancel prompt.
+    ls = yield from encode_dataset(engine, ds, chunk=32 if "invert" in getattr(engine, "capabilities", ()) else 256)
     return ModelData(ds, ls, source)
 
 
@@ -265,10 +249,14 @@ def make_base(request) -> Base:
 
 
 # ---- decoding --------------------------------------------------------------------------------------------------
-def _decode(engine, zs: np.ndarray) -> np.ndarray:
+def _decode(engine, zs: np.ndarray, psi: float = 1.0) -> np.ndarray:
+    """Decoded latents; ψ < 1 applies the engine's truncation trick (GAN) after the edit."""
     from engines.data.dataset import to_uint8
 
-    return to_uint8(engine.decode(np.asarray(zs, np.float32)))
+    zs = np.asarray(zs, np.float32)
+    if psi != 1.0 and hasattr(engine, "truncate"):
+        zs = np.asarray(engine.truncate(zs, psi), np.float32)
+    return to_uint8(engine.decode(zs))
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,11 +264,12 @@ class EditRequest:
     engine: object
     z: np.ndarray
     edits: tuple  # ((AttributeVector, s), …)
+    psi: float = 1.0  # truncation ψ (engines with `truncate`)
 
 
 def render_edit(req: EditRequest) -> np.ndarray:
     """The decoded z + Σ s·Δ, uint8 (H, W, C)."""
-    return _decode(req.engine, attr.apply(req.z, req.edits)[None])[0]
+    return _decode(req.engine, attr.apply(req.z, req.edits)[None], req.psi)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,11 +278,12 @@ class StripRequest:
     z: np.ndarray
     vector: object  # AttributeVector
     others: tuple  # the other active edits, held fixed
+    psi: float = 1.0
 
 
 def render_strip(req: StripRequest) -> np.ndarray:
     """Decoded z + s·Δ (+ the other edits) for s = −4 … 4: uint8 (9, H, W, C)."""
-    return _decode(req.engine, attr.strip(req.z, req.vector, STRIP_S, req.others))
+    return _decode(req.engine, attr.strip(req.z, req.vector, STRIP_S, req.others), req.psi)
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,6 +46,8 @@ class ManifoldPanel(Panel):
     map_ready = Signal(object)  # Projection
     frame_shown = Signal(object)  # Frame
     selection_changed = Signal(object)  # data indices
+    # (data source, indices A, indices B, name): the user asked for the vector A − B (window → Arithmetic)
+    vector_requested = Signal(str, object, object, str)
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
@@ -164,6 +166,8 @@ class ManifoldPanel(Panel):
         m.cursor_dragged.connect(self._on_drag)
         m.clicked.connect(self._on_click)
         m.selected.connect(self._on_selected)
+        c.groups.vector_requested.connect(
+            lambda a, b, name: self.md is not None and self.vector_requested.emit(self.md.source, a, b, name))
         m.context_requested.connect(self._context_menu)
         self.legend.toggled.connect(lambda *_: self._apply_visibility())
         self.strip.clicked.connect(self._on_strip_clicked)
@@ -197,6 +201,7 @@ class ManifoldPanel(Panel):
         self.md = self.projection = self.z = self.frame = None
         self.selection = np.zeros(0, np.int64)
         self.controls.show_selection(0)
+        self.controls.groups.set_data(None)
         self.umap.reset()
         self.places.set_data(None)
         self.paths.clear()
@@ -281,6 +286,7 @@ class ManifoldPanel(Panel):
         self.controls.set_latent_dim(ls.dim)
         self.controls.set_colour_options(colour_options(md), "label")
         self.places.set_data(md)
+        self.controls.groups.set_data(md)
         self.umap.reset(md)
         if ls.dim == 2 and self.controls.projection.currentData() == "pca":
             self.controls.set_projection("axes")  # emits → request_map
@@ -469,6 +475,7 @@ class ManifoldPanel(Panel):
             summary = ", ".join(f"{counts[t]} {md.ls.label_names[t] if t < len(md.ls.label_names) else t}"
                                 for t in top if counts[t])
         self.controls.show_selection(len(self.selection), summary)
+        self.controls.groups.set_selection(self.selection)
         self.selection_changed.emit(self.selection)
 
     def go_to_selection_mean(self) -> None:

@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from engines.latent.projection import METRICS
 
+from .manifold_groups import GroupsBox
+
 PROJECTIONS = (("Latent axes", "axes"), ("PCA", "pca"), ("UMAP", "umap"), ("Plane through 3 points", "points"))
 MOUSE_MODES = (("Scrub", "scrub", "Drag to move the cursor; click a point to go to it"),
                ("Pick", "pick", "Click to add path points (data points or free positions)"),
@@ -336,6 +338,8 @@ class MapControls(QWidget):
         v.addLayout(row)
         v.addWidget(self.selection_label)
         v.addWidget(self.sel_row)
+        self.groups = GroupsBox()
+        v.addWidget(self.groups)
         return box
 
     def set_mouse_mode(self, key: str) -> None:

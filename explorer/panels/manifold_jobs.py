@@ -24,31 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.data import training_source
 from engines.latent.progress import Progress
 
 SCATTER_LIMIT = 10_000  # points drawn on the map; the cache keeps all
 N_NEIGHBOURS = 8
 
 
-class DataUnavailable(ValueError):
-    """The model's training data cannot be found (a user file that moved, an unknown set)."""
-
 
 # ---- the model's data ----------------------------------------------------------------------------------------
-def training_source(info) -> str:
-    """The data set a checkpoint was trained on, as something `load_dataset` accepts."""
-    from engines.data import BUILTIN
-
-    data = getattr(info, "data", None) or {}
-    name, source = data.get("name") or "", data.get("source") or ""
-    if name in BUILTIN:
-        return name
-    if source and os.path.exists(source):
-        return source
-    raise DataUnavailable(f"The data this model was trained on ({source or name or 'not recorded'}) is not "
-                          "available here. Choose a data set with the same kind of images.")
-
-
 def shown_indices(n: int, limit: int = SCATTER_LIMIT, seed: int = 0) -> np.ndarray:
     """Which points the scatter draws: all of them up to `limit`, else a fixed random sample
     (sorted), so the same data set always shows the same points."""
