@@ -110,3 +110,62 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
     p.seeds.move_to(0.5, 0.5, "end")
     qtbot.waitUntil(lambda: p.inspector.image.has_image(), timeout=10_000)
     assert p.z is not None and p.z.shape == (4,)
+
+
+# ---- Arithmetic panel ------------------------------------------------------------------------------
+@pytest.fixture
+def apanel(qtbot):
+    from explorer.app import make_app
+    from explorer.context import Context
+    from explorer.panels.arithmetic import ArithmeticPanel
+    from explorer.session import ModelSession
+    from explorer.settings import Settings
+
+    make_app()
+    session = ModelSession("cpu")
+    p = ArithmeticPanel(Context(session, Settings()))
+    qtbot.addWidget(p)
+    p.resize(1100, 760)
+    p.show()
+    yield p
+    p.shutdown()
+    from explorer import workers
+
+    workers.wait_all(10_000)
+
+
+def test_arithmetic_vectors_from_inverted_latents_and_truncation(qtbot, apanel, gan_models):
+    from engines import checkpoint as ckpt
+    from explorer.panels.arithmetic_jobs import Recipe
+
+    p = apanel
+    loaded = ckpt.load(gan_models["gan"], device="cpu", with_optimizer=False)
+    p.ctx.session.set_model(loaded.engine, loaded.info, loaded.info.path)
+    qtbot.waitUntil(lambda: p.md is not None and p.md.ls.model_id == p.model_id, timeout=30_000)
+    qtbot.waitUntil(lambda: p.edit.last_result is not None, timeout=10_000)
+    assert p.md.ls.latents.shape == (64, 4)  # the data's inverted latents
+    assert p.edit.psi.isVisibleTo(p) and p.edit.psi.value() == 1.0
+    with qtbot.waitSignal(p.vector_added, timeout=10_000) as got:
+        assert p.add_vector(Recipe("label", label=2))
+    v = got.args[0]
+    qtbot.waitUntil(lambda: not p.edit._render.busy and p.edit.last_strip is not None, timeout=10_000)
+    p.edit.sliders[v].setValue(2.0)
+    qtbot.waitUntil(lambda: not p.edit._render.busy and p.edit.strength(v) == 2.0, timeout=10_000)
+    untruncated = p.edit.last_result.copy()
+    # ψ = 0: every latent becomes the mean latent, whatever the edit: the image of z = 0.
+    p.edit.psi.setValue(0.0)
+    engine = loaded.engine
+    from engines.data.dataset import to_uint8
+
+    mean_image = to_uint8(engine.decode(np.zeros((1, 4), np.float32)))[0]
+    qtbot.waitUntil(lambda: not p.edit._render.busy and np.array_equal(p.edit.last_result, mean_image), timeout=10_000)
+    assert not np.array_equal(untruncated, mean_image)
+    assert p.edit.formula.text().startswith("0·(z")
+    qtbot.waitUntil(lambda: not p.edit._strip.busy, timeout=10_000)
+    assert all(np.array_equal(img, mean_image) for img in p.edit.last_strip)
+    # Another engine: no truncation slider.
+    import engines
+
+    vae = engines.create("vae", engine.spec, device="cpu", latent_dim=2, width=8)
+    p.ctx.session.set_model(vae, None, None)
+    assert not p.edit.psi.isVisibleTo(p)

@@ -84,6 +84,20 @@ class EditView(QWidget):
         rl = QVBoxLayout(result_box)
         rl.addWidget(self.result, 1)
         rl.addLayout(under)
+        # GANs: the truncation trick, applied after the edit (ψ(z + Σ s·Δ) toward the mean latent).
+        self.psi = StrengthSlider("truncation ψ", lo=0.0, hi=1.0, value=1.0)
+        self.psi.spin.setPrefix("ψ = ")
+        self.psi.slider.setTickInterval(1)
+        self.psi.slider.setToolTip("Truncation ψ: pulls the latent toward the mean (ψ = 0: the average image, "
+                                   "ψ = 1: the model as trained). Lower ψ gives cleaner, more typical images "
+                                   "with less variety.")
+        self.psi.reset_btn.setText("1")
+        self.psi.reset_btn.setToolTip("Back to ψ = 1 (no truncation)")
+        self.psi.reset_btn.clicked.disconnect()
+        self.psi.reset_btn.clicked.connect(lambda: self.psi.setValue(1.0))
+        self.psi.valueChanged.connect(lambda _v: self.refresh())
+        self.psi.hide()
+        rl.addWidget(self.psi)
 
         top = QHBoxLayout()
         top.addWidget(base_box, 5)
@@ -126,6 +140,10 @@ class EditView(QWidget):
     # ---- state from the panel ----------------------------------------------------------------------
     def set_engine(self, engine) -> None:
         self.engine = engine
+        self.psi.blockSignals(True)
+        self.psi.setValue(1.0)
+        self.psi.blockSignals(False)
+        self.psi.setVisible(hasattr(engine, "truncate"))
         self._render.cancel()
         self._strip.cancel()
         self.base = None
@@ -197,7 +215,7 @@ class EditView(QWidget):
     def _submit_render(self) -> None:
         if self.engine is None or self.base is None:
             return
-        self._render.submit(EditRequest(self.engine, self.base.z, self.edits()))
+        self._render.submit(EditRequest(self.engine, self.base.z, self.edits(), self.psi.value()))
 
     def _submit_strip(self) -> None:
         v = self.strip_vector
@@ -207,7 +225,7 @@ class EditView(QWidget):
             if v is None:
                 self.strip.clear()
             return
-        self._strip.submit(StripRequest(self.engine, self.base.z, v, self.edits(exclude=v)))
+        self._strip.submit(StripRequest(self.engine, self.base.z, v, self.edits(exclude=v), self.psi.value()))
 
     def _on_result(self, generation, request, image) -> None:
         if request.engine is not self.engine:
@@ -252,11 +270,13 @@ class EditView(QWidget):
     def _update_formula(self) -> None:
         terms = [(v.name, self.strengths.get(v, 0.0)) for v in self.active]
         terms = [(n, s) for n, s in terms if s != 0]
+        psi = self.psi.value() if self.psi.isVisibleTo(self) else 1.0
         if not terms:
-            self.formula.setText("z (no vector applied)" if self.base is not None else "")
+            text = "z (no vector applied)" if self.base is not None else ""
+            self.formula.setText(f"{psi:g}·z" if text and psi != 1.0 else text)
             return
         parts = " ".join(f"{'−' if s < 0 else '+'} {abs(s):g}·Δ<sub>{html.escape(n)}</sub>" for n, s in terms)
-        self.formula.setText(f"z {parts}")
+        self.formula.setText(f"z {parts}" if psi == 1.0 else f"{psi:g}·(z {parts})")
 
     @property
     def busy(self) -> bool:
