@@ -67,6 +67,8 @@ class Engine:
         # that the trainer can reseed it per step: resumed runs then repeat exactly.
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed)
+        # Set by engines.distributed while training on several processes (torchrun).
+        self.ddp = None
 
     # ---- to implement -------------------------------------------------------------------
     def build(self) -> dict[str, nn.Module]:
@@ -146,14 +148,33 @@ class Engine:
             opt = self.optimizers["main"]
             opt.zero_grad(set_to_none=True)
             with autocast(self.device):
-                loss, terms = self._loss(batch)
-            if torch.isfinite(loss):
-                loss.backward()
+                loss, terms = self.forward_loss(self._loss, batch)
+            if self.backward(loss):
                 opt.step()
             self.step += 1
             out = {k: float(v.detach()) for k, v in terms.items()}
             out.setdefault("loss", float(loss.detach()))
             return out
+
+    def forward_loss(self, fn, *args, **kwargs):
+        """Run `fn(*args)`, a forward pass whose loss will be backpropagated. Every `train_step`
+        (also an override with several nets and optimisers: one call per phase) computes its
+        losses through here, so that on several processes DistributedDataParallel averages
+        the gradients across them (see engines/distributed.py)."""
+        return fn(*args, **kwargs) if self.ddp is None else self.ddp(fn, *args, **kwargs)
+
+    def backward(self, loss: torch.Tensor) -> bool:
+        """Backpropagate `loss`; False when the optimizer must not step (NaN/Inf)."""
+        if self.ddp is None:
+            if not torch.isfinite(loss):
+                return False
+            loss.backward()
+            return True
+        # Every rank must join the gradient all-reduce, so backward always runs; the averaged
+        # gradients are the same on every rank, and so is the decision to step.
+        loss.backward()
+        grads = [p.grad for p in self.nets.parameters() if p.grad is not None]
+        return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
 
     def fit(self, x: torch.Tensor, progress=None) -> dict[str, float]:
         raise NotImplementedError(f"{self.name} is trained by steps, not fitted in closed form")
