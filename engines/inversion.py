@@ -80,3 +80,31 @@ def invert(generate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, di
         winner = err_rn.argmin(0)
         chosen = best.view(r, n, dim)[winner, torch.arange(n, device=dev)]
         return Inversion(to_latent(chosen).detach(), err_rn.min(0).values, winner)
+
+
+# Data sets mapped by inversion are capped to this many images (a fixed, split-preserving random
+# subset): inverting costs tens of generator passes per image, so 8000 faces would take many
+# minutes on a laptop CPU, and a map or an attribute vector gains little beyond a thousand or two.
+MAP_LIMIT = 1500
+
+
+def inversion_subset(data, limit: int = MAP_LIMIT, seed: int = 0):
+    """`data` itself when small enough, else a random subset of `limit` images keeping the
+    train/test proportions (and split), named '<name> [limit of N]'."""
+    import numpy as np
+
+    from .data.dataset import ImageDataset
+
+    n = len(data)
+    if n <= limit:
+        return data
+    rng = np.random.default_rng(seed)
+    k_test = int(round(limit * len(data.test_idx) / n))
+    tr = np.sort(rng.choice(data.train_idx, min(limit - k_test, len(data.train_idx)), replace=False))
+    te = np.sort(rng.choice(data.test_idx, min(k_test, len(data.test_idx)), replace=False)) if k_test else np.zeros(0, int)
+    idx = np.concatenate([tr, te])
+    return ImageDataset(
+        name=f"{data.name} [{len(idx)} of {n}]", images=data.images[idx],
+        labels=None if data.labels is None else data.labels[idx], label_names=list(data.label_names),
+        attributes={k: v[idx] for k, v in data.attributes.items()},
+        train_idx=np.arange(len(tr)), test_idx=np.arange(len(tr), len(idx)), source=data.source)

@@ -286,3 +286,17 @@ def test_encoder_guess_starts_inversion_closer():
     random = engines.create("gan", ImageSpec(1, 8, 8), device="cpu", latent_dim=4, width=8, encoder=False, ema_decay=0.0)
     random.load_state_tensors({k: v for k, v in e.state_tensors().items() if not k.startswith("encoder.")})
     assert float(guessed.mse.mean()) < float(random.invert(targets, steps=0, restarts=1).mse.mean())
+
+
+def test_inversion_subset_keeps_the_split(tiny_dataset):
+    from engines.inversion import inversion_subset
+
+    ds = tiny_dataset(n=96)
+    assert inversion_subset(ds, limit=200) is ds
+    sub = inversion_subset(ds, limit=40)
+    assert len(sub) == 40 and "40 of 96" in sub.name
+    assert len(sub.test_idx) == round(40 * len(ds.test_idx) / 96)
+    assert set(sub.train_idx) | set(sub.test_idx) == set(range(40))
+    # Same seed, same subset (so its latents are found in the cache again).
+    again = inversion_subset(ds, limit=40)
+    assert (again.images == sub.images).all()

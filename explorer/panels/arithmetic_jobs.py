@@ -78,8 +78,14 @@ def load_model_data(engine, source: str | None):
         return None
     yield Progress("load", None, f"loading {os.path.basename(source) or source}")
     ds = load_dataset(source, spec=engine.spec)
-    # Inverting engines (GAN) take seconds per chunk: small chunks keep progress and Cancel prompt.
-    ls = yield from encode_dataset(engine, ds, chunk=32 if "invert" in getattr(engine, "capabilities", ()) else 256)
+    # Inverting engines (GAN) take seconds per chunk: small chunks keep progress and Cancel prompt,
+    # and big data sets are represented by a subset (engines.inversion.MAP_LIMIT images).
+    chunk = 256
+    if "invert" in getattr(engine, "capabilities", ()):
+        from engines.inversion import inversion_subset
+
+        chunk, ds = 32, inversion_subset(ds)
+    ls = yield from encode_dataset(engine, ds, chunk=chunk)
     return ModelData(ds, ls, source)
 
 

@@ -99,8 +99,12 @@ def load_model_data(engine, info, source: str | None = None, dataset=None):
         if dataset.spec != engine.spec:
             dataset = dataset.to_spec(engine.spec)
     # Engines that encode by inversion (GAN) take seconds per chunk: smaller chunks keep the
-    # progress bar moving and let a Cancel land sooner.
-    chunk = 32 if "invert" in getattr(engine, "capabilities", ()) else 256
+    # progress bar moving and let a Cancel land sooner, and big data sets are mapped by a subset.
+    chunk = 256
+    if "invert" in getattr(engine, "capabilities", ()):
+        from engines.inversion import inversion_subset
+
+        chunk, dataset = 32, inversion_subset(dataset)
     ls = yield from encode_dataset(engine, dataset, chunk=chunk)
     yield Progress("reference", None, "measuring the training latents")
     indicator = InDistribution(ls.train, engine, indices=ls.train_idx)
