@@ -148,7 +148,7 @@ def _train(a, dist, device) -> int:
                         dist=dist)
     control = TrainControl()
     bar = ProgressBar()
-    keys = ("loss", "neg_elbo", "kl", "mse")
+    keys = ("loss", "neg_elbo", "kl", "mse", "d_loss", "g_loss", "diversity")
     gen = train(engine, data, opts, control)
     last = None
     with _CancelOnSignals(control):
@@ -329,7 +329,9 @@ def cmd_encode(a) -> int:
 
     _ensure_parent(a.out)
     _atomic(a.out, write, binary_path=True)
-    print(f"wrote latents {z.shape} of {data.name} to {a.out}", file=sys.stderr)
+    inv = getattr(engine, "last_inversion", None)  # GAN: encode is inversion; say how well it fits
+    fit = f" (inversion: mean MSE {float(inv.mse.mean()):.4f}, PSNR {float(inv.psnr.mean()):.1f} dB)" if inv is not None else ""
+    print(f"wrote latents {z.shape} of {data.name} to {a.out}{fit}", file=sys.stderr)
     return 0
 
 
