@@ -240,7 +240,8 @@ class VQVAEEngine(Engine):
             opt = self.optimizers["prior"]
             opt.zero_grad(set_to_none=True)
             with autocast(self.device):
-                nll = prior.nll(grids.to(self.device)).mean() / prior.length
+                # clone: grids from encode_indices are inference-mode tensors, which autograd refuses
+                nll = prior.nll(grids.to(self.device).clone()).mean() / prior.length
             if torch.isfinite(nll):
                 nll.backward()
                 torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)

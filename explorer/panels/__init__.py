@@ -28,7 +28,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("train", "Train", "explorer.panels.train:TrainPanel"),
     PanelSpec("manifold", "Manifold", "explorer.panels.manifold:ManifoldPanel"),
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
-    # Later issues: codebook, diffusion, export.
+    PanelSpec("codebook", "Codebook", "explorer.panels.codebook:CodebookPanel"),
+    # Later issues: codebook, diffusion.
+    PanelSpec("export", "Export", "explorer.panels.export:ExportPanel"),
 )
 
 
