@@ -29,8 +29,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("manifold", "Manifold", "explorer.panels.manifold:ManifoldPanel"),
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
     PanelSpec("codebook", "Codebook", "explorer.panels.codebook:CodebookPanel"),
-    # Later issues: codebook, diffusion.
-    PanelSpec("export", "Export", "explorer.panels.export:ExportPanel"),
+    # Later issues: diffusion, export.
 )
 
 
