@@ -36,6 +36,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("view.panel.train", "&Train Panel", "&View", "show_train_panel", "Ctrl+1"),
     Action("view.panel.manifold", "&Manifold Panel", "&View", "panel:manifold", "Ctrl+2"),
     Action("view.panel.arithmetic", "&Arithmetic Panel", "&View", "panel:arithmetic", "Ctrl+3"),
+    Action("view.panel.diffusion", "&Diffusion Panel", "&View", "panel:diffusion", "Ctrl+5"),
     # Later issues: codebook, diffusion, export.
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",
            "Show or hide the model library", checkable=True, separator_before=True),

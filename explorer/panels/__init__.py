@@ -29,6 +29,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("manifold", "Manifold", "explorer.panels.manifold:ManifoldPanel"),
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
     PanelSpec("codebook", "Codebook", "explorer.panels.codebook:CodebookPanel"),
+    PanelSpec("diffusion", "Diffusion", "explorer.panels.diffusion:DiffusionPanel"),
     # Later issues: diffusion, export.
 )
 

@@ -1,0 +1,386 @@
+"""The Diffusion panel (issue #7): watch a diffusion model sample, step by step.
+
+Reverse tab: choose sampler, steps, η, guidance, class and seed (and how many images: one, or a
+grid of seeds), run; every step's x_t and predicted x̂₀ are recorded and cached, and a timeline
+scrubs through them side by side, or plays them at a chosen speed. Forward tab: noise an image
+of the model's data with q(x_t | x₀) at any t (schedule plotted), then run the reverse process
+from that x_t (SDEdit); its trajectory opens in the timeline. All model calls run in workers;
+a run can be cancelled at any step.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+                               QTabWidget, QVBoxLayout, QWidget)
+
+from ..widgets.image_grid import ImageGrid
+from ..workers import LatestRequestRunner, run_in_thread
+from . import Panel
+from . import diffusion_jobs as jobs
+from .diffusion_forward import ForwardView, _captioned
+
+SAMPLERS = (("dpm", "DPM-Solver++ (2M)"), ("ddim", "DDIM"), ("ddpm", "DDPM (small variance)"),
+            ("ddpm-large", "DDPM (large variance)"))
+GRID_SIZES = (1, 4, 9, 16, 25)
+SPEEDS = (2, 5, 10, 20, 30)
+
+
+class _Progress(QObject):
+    step = Signal(int, int)
+
+
+def _noise_job(request):
+    engine, image, t, seed = request
+    x, shown = jobs.noised(engine, image, t, seed)
+    return x, shown, engine.schedule.abar(t)
+
+
+def _load_data(engine, info):
+    from engines.data import load_dataset, training_source
+
+    ds = load_dataset(training_source(info), spec=engine.spec)
+    return ds.split("test") if len(ds.test_idx) else ds
+
+
+class DiffusionPanel(Panel):
+    name = "diffusion"
+    title = "Diffusion"
+
+    def __init__(self, ctx, parent=None):
+        super().__init__(ctx, parent)
+        self.engine = None
+        self.info = None
+        self.traj: jobs.Trajectory | None = None
+        self.cache = jobs.TrajectoryCache()
+        self.data = None
+        self.running = False
+        self._cancel = threading.Event()
+        self._progress = _Progress()
+        self._progress.step.connect(self._on_progress)
+        self._noised = None  # (model-space x_t, t) of the forward tab
+        self._noise_runner = LatestRequestRunner(_noise_job, self)
+        self._noise_runner.result.connect(self._on_noised)
+        self._noise_runner.failed.connect(lambda _g, _r, e: self._error("Could not noise the image", e))
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._advance)
+        self._build()
+        ctx.session.model_changed.connect(self._on_model)
+        if ctx.session.engine is not None:
+            self._on_model(ctx.session.engine, ctx.session.info)
+
+    # ---- layout -------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.sampler = QComboBox()
+        for key, label in SAMPLERS:
+            self.sampler.addItem(label, key)
+        self.sampler.currentIndexChanged.connect(self._sync_enabled)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, jobs.MAX_STEPS)
+        self.steps.setValue(20)
+        self.steps.setPrefix("steps ")
+        self.eta = QDoubleSpinBox()
+        self.eta.setRange(0.0, 1.0)
+        self.eta.setSingleStep(0.1)
+        self.eta.setPrefix("η ")
+        self.eta.setToolTip("DDIM stochasticity: 0 = deterministic (probability-flow ODE), 1 = like DDPM")
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 20.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setPrefix("guidance ")
+        self.guidance.setToolTip("Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 stronger")
+        self.label = QComboBox()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2 ** 31 - 1)
+        self.seed.setPrefix("seed ")
+        self.count = QComboBox()
+        for n in GRID_SIZES:
+            self.count.addItem("1 image" if n == 1 else f"grid of {n}", n)
+        self.count.setCurrentIndex(2)
+        self.run_btn = QPushButton("Run")
+        self.run_btn.setDefault(True)
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn.setEnabled(False)
+        top = QHBoxLayout()
+        for w in (self.sampler, self.steps, self.eta, self.guidance, self.label, self.seed, self.count,
+                  self.run_btn, self.cancel_btn):
+            top.addWidget(w)
+        top.addStretch(1)
+        self.status = QLabel("Open a diffusion model in the library to watch it sample.")
+        self.status.setWordWrap(True)
+
+        self.xt_view = ImageGrid(placeholder="x_t")
+        self.x0_view = ImageGrid(placeholder="predicted x̂₀")
+        b1, self.xt_caption = _captioned(self.xt_view, "x_t")
+        b2, self.x0_caption = _captioned(self.x0_view, "predicted x̂₀")
+        views = QHBoxLayout()
+        views.addWidget(b1, 1)
+        views.addWidget(b2, 1)
+        self.timeline = QSlider(Qt.Orientation.Horizontal)
+        self.timeline.setRange(0, 0)
+        self.timeline.valueChanged.connect(self.show_step)
+        self.play_btn = QPushButton("Play")
+        self.play_btn.setCheckable(True)
+        self.play_btn.toggled.connect(self.set_playing)
+        self.speed = QComboBox()
+        for fps in SPEEDS:
+            self.speed.addItem(f"{fps} steps/s", fps)
+        self.speed.setCurrentIndex(2)
+        self.speed.currentIndexChanged.connect(lambda _i: self._timer.setInterval(self._interval()))
+        self.step_label = QLabel("")
+        self.step_label.setMinimumWidth(330)
+        tl = QHBoxLayout()
+        tl.addWidget(self.play_btn)
+        tl.addWidget(self.speed)
+        tl.addWidget(self.timeline, 1)
+        tl.addWidget(self.step_label)
+        reverse = QWidget()
+        rl = QVBoxLayout(reverse)
+        rl.addLayout(views, 1)
+        rl.addLayout(tl)
+
+        self.forward = ForwardView()
+        self.forward.changed.connect(self._request_noise)
+        self.forward.random_requested.connect(self._random_image)
+        self.forward.sdedit_requested.connect(self.run_sdedit)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(reverse, "Reverse process")
+        self.tabs.addTab(self.forward, "Forward process && SDEdit")
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.status)
+        lay.addWidget(self.tabs, 1)
+        self._sync_enabled()
+
+    def _sync_enabled(self) -> None:
+        ok = self.engine is not None
+        cond = ok and self.engine.config.num_classes > 0
+        for w in (self.sampler, self.steps, self.seed, self.count, self.forward):
+            w.setEnabled(ok)
+        self.run_btn.setEnabled(ok and not self.running)
+        self.forward.sdedit_btn.setEnabled(ok and not self.running and self.data is not None)
+        self.eta.setEnabled(ok and self.sampler.currentData() == "ddim")
+        self.guidance.setEnabled(cond)
+        self.label.setEnabled(cond)
+
+    def _interval(self) -> int:
+        return int(1000 / (self.speed.currentData() or 10))
+
+    # ---- model ----------------------------------------------------------------------------------------
+    def _on_model(self, engine, info) -> None:
+        self.cancel()
+        self.set_playing(False)
+        self.cache.clear()
+        self.traj, self.data, self._noised = None, None, None
+        self.engine = engine if engine is not None and engine.name == "diffusion" else None
+        self.info = info if self.engine is not None else None
+        self.xt_view.set_image(None)
+        self.x0_view.set_image(None)
+        self.timeline.setRange(0, 0)
+        self.step_label.setText("")
+        self.forward.show_noised(None, None, 0, 1.0)
+        self.forward.show_result(None, "reverse process from x_t")
+        self.label.clear()
+        if self.engine is None:
+            self.status.setText("Open a diffusion model in the library to watch it sample."
+                                if engine is None else f"The Diffusion panel needs a diffusion model; this is a {engine.name}.")
+            self.forward.set_schedule(None)
+            self._sync_enabled()
+            return
+        cfg = self.engine.config
+        self.sampler.setCurrentIndex(max(0, self.sampler.findData(cfg.sampler)))
+        self.steps.setValue(cfg.sample_steps)
+        self.guidance.setValue(cfg.guidance if cfg.num_classes else 1.0)
+        names = list((info.data or {}).get("label_names") or []) if info is not None else []
+        if cfg.num_classes:
+            self.label.addItem("each class in turn", -1)
+            for k in range(cfg.num_classes):
+                self.label.addItem(f"class {names[k] if k < len(names) else k}", k)
+        else:
+            self.label.addItem("unconditional", -1)
+        self.forward.set_schedule(self.engine.schedule.alphas_cumprod)
+        self.status.setText(f"{self.engine.name} · {self.engine.spec} · T = {self.engine.schedule.T} · "
+                            f"{cfg.schedule} schedule · predicts {cfg.target}"
+                            + (f" · {cfg.num_classes} classes" if cfg.num_classes else ""))
+        self._sync_enabled()
+        run_in_thread(_load_data, self.engine, info, on_result=self._on_data,
+                      on_error=lambda e: self.forward.show_result(None, f"no data image: {e}"))
+        if self.isVisible():
+            self.run()
+
+    def _on_data(self, ds) -> None:
+        if self.engine is None or ds.spec != self.engine.spec:
+            return
+        self.data = ds
+        self.forward.set_count(len(ds))
+        self._sync_enabled()
+        self._request_noise()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.engine is not None and self.traj is None and not self.running:
+            self.run()
+
+    # ---- running ----------------------------------------------------------------------------------------
+    def request(self, **over) -> jobs.RunRequest:
+        fields = dict(sampler=self.sampler.currentData(), steps=self.steps.value(),
+                      eta=self.eta.value() if self.sampler.currentData() == "ddim" else 0.0,
+                      guidance=self.guidance.value() if self.guidance.isEnabled() else 1.0,
+                      label=int(self.label.currentData() if self.label.currentData() is not None else -1),
+                      seed=self.seed.value(), n=self.count.currentData() or 1)
+        fields.update(over)
+        return jobs.RunRequest(**fields)
+
+    def run(self, req: jobs.RunRequest | None = None, x_start=None) -> None:
+        if self.engine is None or self.running:
+            return
+        req = req or self.request()
+        cached = self.cache.get(req)
+        if cached is not None:
+            self._show_trajectory(cached, "from the cache")
+            return
+        self.running = True
+        self._cancel = threading.Event()
+        self.cancel_btn.setEnabled(True)
+        self._sync_enabled()
+        self.status.setText(f"sampling {req.n} image{'s' if req.n > 1 else ''} with {req.sampler}, {req.steps} steps…")
+        self.ctx.session.set_busy("diffusion", "diffusion sampling")
+        engine, cancel, progress = self.engine, self._cancel, self._progress.step.emit
+        run_in_thread(jobs.run, engine, req, cancel, progress, x_start,
+                      on_result=lambda tr: self._on_run(engine, tr), on_error=self._on_run_error)
+
+    def run_sdedit(self) -> None:
+        if self.engine is None or self._noised is None or self.running:
+            return
+        x, t, key = self._noised
+        req = self.request(start_t=t, n=1, seed=key[1] + 1, image_key=key)
+        self.run(req, x_start=x)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _on_progress(self, k: int, n: int) -> None:
+        if self.running:
+            self.status.setText(f"sampling… step {k} of {n}")
+
+    def _finish_run(self) -> None:
+        self.running = False
+        self.cancel_btn.setEnabled(False)
+        self.ctx.session.set_busy("diffusion", None)
+        self._sync_enabled()
+
+    def _on_run(self, engine, traj: jobs.Trajectory) -> None:
+        self._finish_run()
+        if engine is not self.engine:
+            return
+        self.cache.put(traj.request, traj)
+        self._show_trajectory(traj, f"{traj.seconds:.1f} s")
+
+    def _on_run_error(self, exc) -> None:
+        self._finish_run()
+        if isinstance(exc, jobs.Cancelled):
+            self.status.setText("sampling cancelled")
+        else:
+            self._error("Sampling failed", exc)
+
+    def _show_trajectory(self, traj: jobs.Trajectory, how: str) -> None:
+        self.traj = traj
+        r = traj.request
+        what = f"SDEdit from t = {r.start_t}" if r.start_t is not None else f"{r.n} image{'s' if r.n > 1 else ''}"
+        self.status.setText(f"{what} · {r.sampler} · {traj.steps} steps · seed {r.seed} ({how}); "
+                            "drag the timeline or press Play")
+        self.timeline.blockSignals(True)
+        self.timeline.setRange(0, traj.steps)
+        self.timeline.setValue(traj.steps)
+        self.timeline.blockSignals(False)
+        self.show_step(traj.steps)
+        if r.start_t is not None:
+            self.forward.show_result(traj.result[0], f"reverse process from t = {r.start_t} ({r.sampler}, {traj.steps} steps)")
+
+    # ---- timeline -----------------------------------------------------------------------------------------
+    def show_step(self, k: int) -> None:
+        traj = self.traj
+        if traj is None:
+            return
+        k = max(0, min(k, traj.steps))
+        cols = int(np.ceil(np.sqrt(traj.request.n)))
+        self.xt_view.set_image(jobs.tile(traj.x_t[k], cols))
+        self.x0_view.set_image(jobs.tile(traj.x0[k], cols))
+        if k < traj.steps:
+            t, a = traj.t[k], traj.abar[k]
+            self.xt_caption.setText(f"x_t, the sampler's state at t = {t}")
+            self.x0_caption.setText(f"x̂₀, the model's guess of the clean image from x_t")
+            self.step_label.setText(f"step {k + 1} of {traj.steps} · t = {t} · ᾱ_t = {a:.4f} · SNR = {a / max(1 - a, 1e-12):.3g}")
+        else:
+            self.xt_caption.setText("result")
+            self.x0_caption.setText("result")
+            self.step_label.setText(f"done: {traj.steps} steps")
+
+    def set_playing(self, on: bool) -> None:
+        if on and self.traj is None:
+            on = False
+        if self.play_btn.isChecked() != on:
+            self.play_btn.setChecked(on)
+            return
+        self.play_btn.setText("Pause" if on else "Play")
+        if on:
+            if self.timeline.value() >= self.timeline.maximum():
+                self.timeline.setValue(0)
+            self._timer.start(self._interval())
+        else:
+            self._timer.stop()
+
+    def _advance(self) -> None:
+        if self.timeline.value() >= self.timeline.maximum():
+            self.set_playing(False)
+            return
+        self.timeline.setValue(self.timeline.value() + 1)
+
+    # ---- forward process ----------------------------------------------------------------------------------
+    def _image(self) -> np.ndarray | None:
+        if self.data is None or not len(self.data):
+            return None
+        return self.data.images[min(self.forward.index.value(), len(self.data) - 1)]
+
+    def _request_noise(self) -> None:
+        img = self._image()
+        if self.engine is None or img is None:
+            return
+        self._noise_runner.submit((self.engine, img, self.forward.t, self.forward.noise_seed.value()))
+
+    def _on_noised(self, _gen, request, value) -> None:
+        engine, img, t, seed = request
+        if engine is not self.engine:
+            return
+        x, shown, abar = value
+        self._noised = (x, t, (self.forward.index.value(), seed, t))
+        self.forward.show_noised(img, shown, t, abar)
+
+    def _random_image(self) -> None:
+        if self.data is not None and len(self.data):
+            self.forward.index.setValue(int(np.random.default_rng().integers(len(self.data))))
+
+    # ---- misc ---------------------------------------------------------------------------------------------
+    def _error(self, title: str, exc) -> None:
+        self.status.setText(f"{title}: {exc}")
+        self.ctx.session.report(exc, title)
+
+    def ready_for_screenshot(self) -> bool:
+        return not self.running and (self.engine is None or self.traj is not None)
+
+    def prepare_screenshot(self, view: str = "reverse", step: int | None = None, **_) -> None:
+        if view == "forward":
+            self.tabs.setCurrentIndex(1)
+            self.run_sdedit()
+            return
+        if self.traj is not None:
+            self.timeline.setValue(self.traj.steps // 2 if step is None else step)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.cancel()
