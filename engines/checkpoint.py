@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import atomic
 from . import config as cfgmod
 from .spec import ImageSpec
 
@@ -110,27 +110,10 @@ def save(path: str, engine, data: dict | None = None, metrics: dict | None = Non
 
 
 def _atomic_write(path: str, blob: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
     try:
-        # mkstemp creates 0600 files; give the checkpoint the user's usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"{path}: could not write checkpoint ({e.strerror or e})") from e
-        raise
+        atomic.write_bytes(path, blob, durable=True)
+    except OSError as e:
+        raise CheckpointError(f"{path}: could not write checkpoint ({e.strerror or e})") from e
 
 
 def _read_header(path: str) -> dict:

@@ -432,31 +432,17 @@ def _ensure_parent(path: str) -> None:
 
 def _atomic(path: str, write, binary_path: bool = False) -> None:
     """Write via a temp file in the same folder, then rename: no half-written output."""
-    import tempfile
+    from . import atomic
 
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
     try:
-        if binary_path:
-            os.close(fd)
-            write(tmp)
-        else:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            if binary_path:
+                write(tmp)
+            else:
+                with open(tmp, "wb") as f:
+                    write(f)
     except OSError as e:
-        _unlink(tmp)
         raise UsageError(f"{path}: could not write ({e.strerror or e})") from None
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(p):
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
 
 
 # ---- entry point --------------------------------------------------------------------------------

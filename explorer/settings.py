@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
+
+from engines import atomic
 
 SCHEMA_VERSION = 1
 APP_NAME = "latent-explorer"
@@ -79,18 +80,7 @@ class Settings:
 
     def save(self, path: str | None = None) -> str:
         path = path or settings_path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic.write_json(path, self.to_dict(), sort_keys=True)
         return path
 
     @classmethod

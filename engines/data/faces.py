@@ -22,13 +22,12 @@ Results are cached as .npz under `$LATENT_EXPLORER_CACHE/datasets/` (or the user
 from __future__ import annotations
 
 import colorsys
-import math
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .. import atomic
 from .dataset import DataError, ImageDataset, fixed_split
 
 VERSION = 2  # bump when the drawing changes, so old caches are not used (v1: first draft)
@@ -102,23 +101,11 @@ def _load_cache(path: str, size: int, n: int) -> dict | None:
 
 
 def _save_cache(path: str, arrays: dict) -> None:
-    folder = os.path.dirname(path)
-    tmp = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".faces-", suffix=".npz.tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-        tmp = None
     except OSError:
         pass  # a cache that cannot be written only costs time
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _params(n: int, seed: int) -> dict[str, np.ndarray]:

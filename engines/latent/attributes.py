@@ -23,12 +23,12 @@ refused unless forced, because the same numbers mean something else in another l
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from .. import atomic
 
 FORMAT = "latent-explorer-vectors"
 FORMAT_VERSION = 1
@@ -314,19 +314,7 @@ def save_vectors(path: str, vectors: list[AttributeVector] | AttributeVector) ->
     if isinstance(vectors, AttributeVector):
         vectors = [vectors]
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "vectors": [v.to_dict() for v in vectors]}
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_json(path, doc)
     return path
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from typing import Generator
 
 import numpy as np
 
+from .. import atomic
 from .progress import Progress, run
 
 FORMAT = "latent-explorer-latents"
@@ -201,15 +201,8 @@ def _read(path: str, mid: str, did: str, n: int) -> LatentSet | None:
 def _write(path: str, ls: LatentSet) -> bool:
     import h5py
 
-    directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=directory)
-        os.close(fd)
-    except OSError:
-        return False
-    try:
-        with h5py.File(tmp, "w") as f:
+        with atomic.replacing(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["model_id"] = ls.model_id
@@ -227,13 +220,8 @@ def _write(path: str, ls: LatentSet) -> bool:
                 f.create_dataset("attributes", data=np.stack([ls.attributes[k] for k in names], 1))
             f.create_dataset("train_idx", data=ls.train_idx)
             f.create_dataset("test_idx", data=ls.test_idx)
-        os.replace(tmp, path)
         return True
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False
 
 

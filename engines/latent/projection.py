@@ -33,7 +33,6 @@ import json
 import os
 import queue
 import re
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from typing import Callable, Generator
 
 import numpy as np
 
+from .. import atomic
 from .inverse import DEFAULT_K, ScatterMap
 from .planes import Plane, data_axes_plane, pca_plane
 from .progress import Progress
@@ -184,13 +184,9 @@ def load_cached_umap(latents, params: UmapParams = UmapParams(), k_inverse: int 
 
 
 def _save_cached(key: str, coords: np.ndarray, meta: dict) -> None:
-    directory = umap_dir()
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-        with os.fdopen(fd, "wb") as f:
+        with atomic.replacing(_cache_file(key)) as tmp, open(tmp, "wb") as f:
             np.savez(f, coords=coords.astype(np.float32), key=np.array(key), params=np.array(json.dumps(meta)))
-        os.replace(tmp, _cache_file(key))
     except OSError:
         pass  # the cache is best-effort
 

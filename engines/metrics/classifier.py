@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import atomic
 from ..data.dataset import ImageDataset
 from ..spec import ImageSpec
 
@@ -166,24 +166,11 @@ def _save(path: str, clf: Classifier, key: str) -> bool:
     meta = {"format": FORMAT, "version": str(VERSION), "key": key, "spec": json.dumps(clf.spec.to_dict()),
             "label_names": json.dumps(clf.label_names), "info": json.dumps(info),
             "arch": json.dumps({"width": WIDTH, "feature_dim": FEATURE_DIM})}
-    folder = os.path.dirname(path)
-    tmp = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".clf-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(st_save(tensors, metadata=meta))
-        os.replace(tmp, path)
-        tmp = None
+        atomic.write_bytes(path, st_save(tensors, metadata=meta))
         return True
     except OSError:
         return False  # an unwritable cache only costs time
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _load(path: str, key: str, spec: ImageSpec, n_classes: int, device) -> Classifier | None:

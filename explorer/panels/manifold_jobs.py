@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from engines import atomic
 from engines.data import training_source
 from engines.latent.progress import Progress
 
@@ -326,16 +326,5 @@ def load_bookmarks(model_id: str):
 def save_bookmarks(model_id: str, bookmarks) -> str:
     """Write atomically (a temporary file renamed over the old one)."""
     path = bookmarks_path(model_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bookmarks-", suffix=".json", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(bookmarks.to_dict(), f, indent=1)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_json(path, bookmarks.to_dict())
     return path
