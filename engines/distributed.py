@@ -103,17 +103,16 @@ class Processes:
             return
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        from .base import Engine
-
         # DDP broadcasts rank 0's weights and buffers here, so all ranks start identical, and
         # rank 0's buffers again before each forward pass (EMA codebooks, running statistics).
-        # An engine with its own train_step may leave whole nets out of a phase (a GAN's
-        # generator while its discriminator learns): DDP must then look for unused parameters.
+        # An engine with several optimisers trains in phases that leave whole nets out (a GAN's
+        # generator while its discriminator learns): DDP must then look for unused parameters
+        # (a graph traversal per forward pass, and a warning where there are none).
         # A one-channel first convolution gets its weight gradient with an arbitrary stride on
         # the size-1 dimension; DDP then warns about bucket layouts although nothing is wrong.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         ddp = DDP(_Forward(engine.nets), device_ids=None,
-                  find_unused_parameters=type(engine).train_step is not Engine.train_step)
+                  find_unused_parameters=len(engine.optimizers) > 1)
         engine.ddp = _Synced(ddp, engine.name)
 
     def detach(self, engine) -> None:

@@ -168,7 +168,8 @@ class GANEngine(Engine):
             terms, fake = adversarial_step(self.nets["generator"], self.nets["discriminator"],
                                            self.optimizers["generator"], self.optimizers["discriminator"],
                                            real, sample_latent, settings, labels, self.rng,
-                                           context=lambda: autocast(self.device))
+                                           context=lambda: autocast(self.device),
+                                           forward=self.forward_loss, backward=self.backward)
             if "generator_ema" in self.nets:
                 # Warm-up: early on the average would be dominated by the random initial weights.
                 decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))
@@ -182,15 +183,19 @@ class GANEngine(Engine):
     def _encoder_step(self, fake: torch.Tensor, z: torch.Tensor) -> float:
         """Teach the encoder to predict the latent of a generated image (its z; the class as logits)."""
         d = self.config.latent_dim
-        with autocast(self.device):
-            pred = self.nets["encoder"]((fake + 1) * 0.5).float()
-        loss = F.mse_loss(pred[:, :d], z[:, :d])
-        if self.config.n_classes:
-            loss = loss + F.cross_entropy(pred[:, d:], z[:, d:].argmax(1))
+        def enc_loss():
+            with autocast(self.device):
+                pred = self.nets["encoder"]((fake + 1) * 0.5).float()
+            loss = F.mse_loss(pred[:, :d], z[:, :d])
+            if self.config.n_classes:
+                loss = loss + F.cross_entropy(pred[:, d:], z[:, d:].argmax(1))
+            return loss
+
+        loss = self.forward_loss(enc_loss)
         opt = self.optimizers["encoder"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if self.backward(loss):
+            opt.step()
         return float(loss.detach())
 
     # ---- inversion ----------------------------------------------------------------------------

@@ -139,21 +139,28 @@ def grad_norm(module: nn.Module) -> float:
 
 def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Callable, s: StepSettings,
                      labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                     context=None) -> tuple[dict[str, float], torch.Tensor]:
+                     context=None, forward: Callable | None = None,
+                     backward: Callable | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """`n_critic` discriminator updates on `real` (with fresh fakes each), then one generator
     update. `sample_latent(n)` → (latents, class indices or None). `context()`: a context manager
     around forward passes (autocast). Returns (named terms, the last generator batch, detached).
 
     With n_critic > 1 every critic update sees the same real batch (the trainer hands one batch
-    per step) and new fakes."""
+    per step) and new fakes.
+
+    `forward(fn)` runs each player's loss computation and `backward(loss)` backpropagates it,
+    False to skip the optimizer step: an engine passes its `forward_loss`/`backward`, through
+    which training on several processes averages the gradients (engines/distributed.py)."""
     import contextlib
 
     ctx = context or contextlib.nullcontext
+    forward = forward or (lambda fn: fn())
+    backward = backward or (lambda loss: loss.backward() or True)
     n = len(real)
     aug = (lambda t: diff_augment(t, s.augment, generator)) if s.augment and s.augment != "none" else (lambda t: t)
     terms: dict[str, float] = {}
     D.requires_grad_(True)
-    for _ in range(max(1, s.n_critic)):
+    def d_phase():
         z, y_fake = sample_latent(n)
         with torch.no_grad(), ctx():
             fake = G(z)
@@ -170,24 +177,33 @@ def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Call
             r1 = r1_penalty(D, real_in, labels)
             total = total + 0.5 * s.r1_gamma * r1
             terms["r1"] = float(r1.detach())
+        return total, loss_d, r, f
+
+    for _ in range(max(1, s.n_critic)):
+        total, loss_d, r, f = forward(d_phase)
         opt_d.zero_grad(set_to_none=True)
-        total.backward()
+        ok = backward(total)
         terms["d_grad_norm"] = grad_norm(D)
-        opt_d.step()
+        if ok:
+            opt_d.step()
     terms["d_loss"] = float(loss_d.detach())
     terms["d_real_acc"], terms["d_fake_acc"] = d_accuracy(s.loss, r.detach(), f.detach())
 
     # Generator: D's weights are constants here (no wasted gradient buffers for them).
     D.requires_grad_(False)
     try:
-        z, y_fake = sample_latent(n)
-        with ctx():
-            fake = G(z)
-            loss_g = g_loss(s.loss, D(aug(fake), y_fake).float())
+        def g_phase():
+            z, y_fake = sample_latent(n)
+            with ctx():
+                fake = G(z)
+                return g_loss(s.loss, D(aug(fake), y_fake).float()), fake
+
+        loss_g, fake = forward(g_phase)
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        ok = backward(loss_g)
         terms["g_grad_norm"] = grad_norm(G)
-        opt_g.step()
+        if ok:
+            opt_g.step()
     finally:
         D.requires_grad_(True)
     terms["g_loss"] = float(loss_g.detach())

@@ -137,6 +137,11 @@ def main(npz: str, out: str) -> None:
     pair = PairEngine(data.spec, PairConfig(batch_size=8, lr=3e-3), device=device, seed=3)
     res["pair"] = {**run(pair, epochs=3, seed=5), "weights": weights(pair)}
 
+    # The GAN: three nets and optimisers in phases, a gradient penalty (double backward), batch norm.
+    gan = engines.create("gan", data.spec, device=device, seed=2, width=8, latent_dim=4, batch_size=8,
+                         loss="wgan-gp", r1_gamma=1.0)
+    res["gan"] = {**run(gan, epochs=0.4, seed=5), "weights": weights(gan)}
+
     # Resume under DDP continues exactly: 2 epochs + 2 epochs == 4 epochs (a VAE: per-rank noise too).
     straight = ae(name="vae")
     run(straight, epochs=4, seed=7)

@@ -186,6 +186,12 @@ def test_multi_net_engine_ranks_agree_and_match_one_process(scenarios, blobs):
     assert all(not torch.equal(fresh[k], v) for k, v in one.state_tensors().items())
 
 
+def test_gan_trains_on_two_processes_in_step(scenarios):
+    (r0, r1), _, _ = scenarios
+    assert r0["gan"]["state"] == r1["gan"]["state"] == "finished" and r0["gan"]["step"] == 2
+    assert r0["gan"]["weights"] == r1["gan"]["weights"]
+
+
 def test_resume_under_ddp_continues_exactly(scenarios):
     (r0, r1), _, _ = scenarios
     assert r0["resume_equal"] and r1["resume_equal"]
