@@ -189,6 +189,7 @@ def test_d_accuracy_thresholds():
 
 
 # ---- penalties against finite differences ------------------------------------------------------------
+@torch.no_grad()
 def _fd_input_grad(D, x, eps=1e-6):
     g = torch.zeros_like(x)
     for i in range(x.shape[0]):
@@ -206,9 +207,9 @@ def _fd_param_grad(fn, p, eps=1e-6):
     for k in range(min(5, flat.numel())):
         old = float(flat[k])
         flat[k] = old + eps
-        hi = float(fn())
+        hi = float(fn().detach())
         flat[k] = old - eps
-        lo = float(fn())
+        lo = float(fn().detach())
         flat[k] = old
         out.append((hi - lo) / (2 * eps))
     return torch.tensor(out, dtype=torch.float64)
@@ -236,7 +237,7 @@ def test_gradient_penalty_matches_finite_differences():
     eps = torch.rand((6, 1), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     mix = eps * real + (1 - eps) * fake
     fd = _fd_input_grad(Dxy, mix)
-    assert float(gp) == pytest.approx(float((fd.norm(dim=1) - 1).pow(2).mean()), rel=1e-6)
+    assert float(gp.detach()) == pytest.approx(float((fd.norm(dim=1) - 1).pow(2).mean()), rel=1e-6)
     w = D[0].weight
 
     def pen():

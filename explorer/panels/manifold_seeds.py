@@ -96,8 +96,12 @@ class SeedCanvas(QWidget):
                     p.drawImage(rect, img)
                 else:
                     p.fillRect(rect, QColor("#ddd"))
-                p.setPen(QColor(255, 255, 255, 230))
-                p.drawText(rect.adjusted(3, 2, -3, -2), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, str(seed))
+                # The seed number on a dark tab: readable on light and dark images alike.
+                label = QRectF(rect.left(), rect.top(), p.fontMetrics().horizontalAdvance(str(seed)) + 6,
+                               p.fontMetrics().height() + 2)
+                p.fillRect(label, QColor(0, 0, 0, 150))
+                p.setPen(QColor(255, 255, 255))
+                p.drawText(label, Qt.AlignmentFlag.AlignCenter, str(seed))
         # The cursor: the blend point, with lines to the four seeds it mixes.
         cx, cy = self.cursor
         at = self.to_widget(cx, cy)
