@@ -208,9 +208,12 @@ class _CancelOnSignals:
 
 def cmd_train_prior(a) -> int:
     from . import checkpoint as ckpt
+    from .distributed import launched
     from .prior_train import train_prior
     from .train import TrainControl
 
+    if launched():  # its loop has no process group: N copies would race to write one file
+        raise UsageError("train-prior runs on one process: start it with python main.py train-prior, not torchrun")
     if a.epochs is not None and a.epochs <= 0:
         raise UsageError("--epochs must be positive")
     if a.minutes is not None and a.minutes <= 0:

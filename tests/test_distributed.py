@@ -219,3 +219,21 @@ def test_nan_on_one_rank_stops_all_together(scenarios):
 def test_engine_bypassing_forward_loss_is_refused(scenarios):
     (r0, r1), _, _ = scenarios
     assert "without Engine.forward_loss" in r0["bypass"] and "without Engine.forward_loss" in r1["bypass"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--engine", "ae", "--data", "digits", "--device", "cuda:1", "--out", "x.safetensors"], "local rank"),
+    (["train", "--engine", "ae", "--data", "digits", "--device", "mps", "--out", "x.safetensors"], "CUDA (NCCL) or CPU"),
+    (["train-prior", "--checkpoint", "x.safetensors"], "one process"),
+])
+def test_torchrun_user_errors_are_one_line(argv, needle, monkeypatch, capsys):
+    from engines.cli import main
+
+    # What torchrun puts in each process's environment (no process group is joined: the
+    # settings are refused first).
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
