@@ -39,6 +39,17 @@ def perplexity(counts: torch.Tensor) -> torch.Tensor:
     return h.exp().float()
 
 
+def codes_used_within(since_used: torch.Tensor, steps: int) -> int:
+    """How many codes were chosen at least once in the last `steps` training steps."""
+    return int((since_used < steps).sum())
+
+
+@torch.no_grad()
+def _mark_used(since_used: torch.Tensor, counts: torch.Tensor) -> None:
+    since_used.add_(1)
+    since_used[counts > 0] = 0
+
+
 def _flat(z: torch.Tensor) -> torch.Tensor:
     return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
 
@@ -82,6 +93,9 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("initialised", torch.tensor(not kmeans_init))
         self.register_buffer("unused_steps", torch.zeros(num_codes, dtype=torch.long))
         self.register_buffer("revived_total", torch.zeros((), dtype=torch.long))
+        # Training steps since each code was last chosen (revival does not count as a use); not
+        # saved: it feeds the per-epoch usage report only.
+        self.register_buffer("since_used", torch.full((num_codes,), 1 << 30, dtype=torch.long), persistent=False)
 
     @property
     def code_vectors(self) -> torch.Tensor:
@@ -147,6 +161,7 @@ class VectorQuantizer(nn.Module):
             counts = torch.bincount(idx, minlength=self.num_codes).float()
             terms = {}
             if self.training:
+                _mark_used(self.since_used, counts)
                 if self.ema:
                     self._ema_update(flat.detach(), F.one_hot(idx, self.num_codes).float())
                 terms["revived"] = torch.tensor(float(self.revive(flat.detach(), counts, generator)))
@@ -177,6 +192,7 @@ class GumbelQuantizer(nn.Module):
         self.kl_weight = kl_weight
         self.codebook = nn.Parameter(torch.randn(num_codes, dim) / math.sqrt(dim))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("since_used", torch.full((num_codes,), 1 << 30, dtype=torch.long), persistent=False)
 
     @property
     def code_vectors(self) -> torch.Tensor:
@@ -206,6 +222,7 @@ class GumbelQuantizer(nn.Module):
                 soft = F.softmax((logits + g) / tau, 1)
                 z_q = torch.einsum("nkhw,kd->ndhw", soft, self.codebook)
                 self.steps.add_(1)
+                _mark_used(self.since_used, counts)
                 terms["tau"] = torch.tensor(tau)
             else:
                 z_q = self.lookup(idx)

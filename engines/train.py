@@ -182,6 +182,8 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
 
     dist.attach(engine)
     spe = max(1, sampler.num_samples // bs)  # the last partial batch is dropped so every step sees bs images
+    if hasattr(engine, "epoch_steps"):
+        engine.epoch_steps = spe  # engines that report per-epoch statistics (VQ: codes used per epoch)
     total = int(math.ceil(options.epochs * spe)) if options.epochs is not None else None
     deadline = elapsed0 + options.minutes * 60 if options.minutes is not None else None
     perm, perm_epoch = None, -1

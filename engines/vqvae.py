@@ -26,7 +26,7 @@ from .base import Batch, Engine, as_images
 from .code_prior import CodePrior
 from .config import EngineConfig, option
 from .device import autocast
-from .quantize import GumbelQuantizer, VectorQuantizer, perplexity
+from .quantize import GumbelQuantizer, VectorQuantizer, codes_used_within, perplexity
 from .vq_nets import GridDecoder, GridEncoder, PatchDiscriminator, grid_plan
 
 
@@ -61,6 +61,9 @@ class VQVAEEngine(Engine):
     Config = VQVAEConfig
     capabilities = frozenset({"encode", "decode", "sample", "codebook"})
     sampling_options = {"temperature": float}
+    # Steps per epoch, set by the training loop: `codes_used_epoch` counts codes chosen within
+    # that many steps (100 when trained outside the loop).
+    epoch_steps: int | None = None
 
     def check_spec(self, spec):
         c = self.config
@@ -131,7 +134,11 @@ class VQVAEEngine(Engine):
         out, q = self._forward(batch.x)
         rec = F.mse_loss(torch.sigmoid(out.float()), batch.x)
         loss = rec + q.loss
-        return loss, {"loss": loss, "mse": rec, **q.terms}
+        return loss, {"loss": loss, "mse": rec, **q.terms, **self._epoch_usage()}
+
+    def _epoch_usage(self) -> dict:
+        window = self.epoch_steps or 100
+        return {"codes_used_epoch": torch.tensor(float(codes_used_within(self.nets["quantizer"].since_used, window)))}
 
     def train_step(self, batch):
         if not isinstance(batch, Batch):
@@ -152,7 +159,7 @@ class VQVAEEngine(Engine):
                 x_hat = torch.sigmoid(out.float())
                 rec = F.mse_loss(x_hat, batch.x)
                 loss = rec + q.loss
-                terms = {"mse": rec, **q.terms}
+                terms = {"mse": rec, **q.terms, **self._epoch_usage()}
                 if gan_on:
                     g_loss = -disc(x_hat * 2 - 1).float().mean()
                     last = self.nets["decoder"].last_layer

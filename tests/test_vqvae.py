@@ -277,3 +277,22 @@ def test_cli_train_prior_sample_evaluate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train-prior", "--checkpoint", ae]) == 2
     assert "only vqvae" in capsys.readouterr().err
+
+
+def test_codes_used_per_epoch_counts_a_window_of_steps():
+    from engines.quantize import codes_used_within
+
+    q = VectorQuantizer(4, 2, kmeans_init=False, dead_after=0)
+    q.codebook.copy_(torch.tensor([[0.0, 0], [10, 0], [0, 10], [10, 10]]))
+    q.ema_sum.copy_(q.codebook)
+    q.train()
+    near_01 = torch.tensor([[0.1, 0], [9.9, 0.1]]).T.reshape(1, 2, 1, 2)
+    near_2 = torch.tensor([[0.1, 9.9], [0.2, 10]]).T.reshape(1, 2, 1, 2)
+    q(near_01)
+    q(near_2)
+    assert codes_used_within(q.since_used, 1) == 1  # the last step used code 2 only
+    assert codes_used_within(q.since_used, 2) == 3  # the last two: codes 0, 1, 2; code 3 never
+    e = tiny(ImageSpec(1, 16, 16))
+    e.epoch_steps = 3
+    out = e.train_step(torch.rand(8, 1, 16, 16))
+    assert out["codes_used_epoch"] == out["codes_used"]  # after one step the epoch so far is that step
