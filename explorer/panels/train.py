@@ -125,6 +125,7 @@ class TrainPanel(Panel):
         self.health_plot.log_box.setChecked(False)
         self.health_plot.set_caption("Training health: D's accuracy on real and fake images (both near 1: D wins; "
                                      "near ½: balanced) and sample diversity (≈1: as varied as the data; →0: collapse)")
+        self.health_plot.plot.getPlotItem().setLabel("left", "share / ratio")
         self.health_plot.hide()
         self.timeline = SampleTimeline()
         self.samples = ImageGrid(placeholder="Samples from fixed seeds appear here every few seconds while a model trains.")
