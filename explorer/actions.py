@@ -28,6 +28,12 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     Action("file.open", "&Open Checkpoint…", "&File", "open_checkpoint", "Open",
            "Open a .safetensors checkpoint and add it to the library"),
+    Action("file.open_session", "Open &Session…", "&File", "panel:export.open_session_dialog", "Ctrl+Shift+O",
+           "Restore keys, vectors, bookmarks and the panels' settings from a session file", separator_before=True),
+    Action("file.save_session", "Sa&ve Session…", "&File", "panel:export.save_session_dialog", "Ctrl+Shift+S",
+           "Save everything needed to restore this view and regenerate its exports"),
+    Action("file.save_panel_png", "Save Panel as &PNG…", "&File", "panel:export.save_panel_png", "",
+           "A picture of the panel on show"),
     Action("file.runs_folder", "Set &Runs Folder…", "&File", "choose_runs_folder", "",
            "Choose where trained models are saved and listed from", separator_before=True),
     Action("file.show_runs", "Show Runs Folder", "&File", "show_runs_folder", "",
@@ -37,7 +43,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("view.panel.manifold", "&Manifold Panel", "&View", "panel:manifold", "Ctrl+2"),
     Action("view.panel.arithmetic", "&Arithmetic Panel", "&View", "panel:arithmetic", "Ctrl+3"),
     Action("view.panel.diffusion", "&Diffusion Panel", "&View", "panel:diffusion", "Ctrl+5"),
-    # Later issues: codebook, diffusion, export.
+    Action("view.panel.export", "&Export Panel", "&View", "panel:export", "Ctrl+6"),
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",
            "Show or hide the model library", checkable=True, separator_before=True),
     Action("view.refresh", "&Refresh Library", "&View", "refresh_library", "F5"),

@@ -203,14 +203,7 @@ def run_export(engine, spec: ExportSpec, out: str, batch: int = 32, timing: Timi
     returns an `ExportResult`. Closing the generator (Cancel) leaves nothing under `out`."""
     writers.format_of(out)
     timing = timing if timing is not None else Timing()
-    if spec.kind == "progress":
-        batches, n_frames, fps, loop = _progress_frames(engine, spec, timing)
-    elif spec.kind == "diffusion":
-        batches, n_frames, fps, loop = _diffusion_frames(engine, spec, timing)
-    else:
-        p = plan(engine, spec)
-        batches = render(engine, p.latents, _style(spec.style, p.cells), p.cells, p.captions, batch, timing)
-        n_frames, fps, loop = p.n_frames, p.fps, p.loop
+    batches, n_frames, fps, loop = frame_batches(engine, spec, batch, timing)
     digest = hashlib.sha256()
     yield Progress("render", 0.0, f"rendering {n_frames} frame{'s' * (n_frames != 1)}")
     with writers.open_writer(out, fps, n_frames, loop) as w:
@@ -226,6 +219,19 @@ def run_export(engine, spec: ExportSpec, out: str, batch: int = 32, timing: Timi
         path = w.commit()
         timing.write_s += time.perf_counter() - t0
     return ExportResult(path, done, w.size, fps, digest.hexdigest(), timing)
+
+
+def frame_batches(engine, spec: ExportSpec, batch: int = 32, timing: Timing | None = None):
+    """(generator of uint8 frame batches, frame count, fps, loop) for `spec` — what `run_export`
+    writes and what the app's preview plays."""
+    timing = timing if timing is not None else Timing()
+    if spec.kind == "progress":
+        return _progress_frames(engine, spec, timing)
+    if spec.kind == "diffusion":
+        return _diffusion_frames(engine, spec, timing)
+    p = plan(engine, spec)
+    batches = render(engine, p.latents, _style(spec.style, p.cells), p.cells, p.captions, batch, timing)
+    return batches, p.n_frames, p.fps, p.loop
 
 
 def _style(style: FrameStyle, cells: int) -> FrameStyle:

@@ -30,7 +30,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
     PanelSpec("codebook", "Codebook", "explorer.panels.codebook:CodebookPanel"),
     PanelSpec("diffusion", "Diffusion", "explorer.panels.diffusion:DiffusionPanel"),
-    # Later issues: diffusion, export.
+    PanelSpec("export", "Export", "explorer.panels.export:ExportPanel"),
 )
 
 

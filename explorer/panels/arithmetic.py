@@ -473,6 +473,29 @@ class ArithmeticPanel(Panel):
         return not (self.edit.busy or self.analogy.busy or self._base_runner.busy)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
+    # ---- session files (the Export panel's File → Save/Open Session) ------------------------------------------
+    def session_state(self) -> dict:
+        """Which vectors are on, their strengths, and the base latent (the vectors themselves are
+        stored by the session once, for every panel)."""
+        e = self.edit
+        return {"active": [v.name for v in self.vectors.active()],
+                "strengths": {v.name: float(s) for v, s in e.strengths.items()},
+                "current": getattr(self.vectors.current(), "name", None),
+                "base": None if e.base is None else {"latent": [float(x) for x in np.ravel(e.base.z)],
+                                                     "caption": e.base.caption}}
+
+    def restore_session_state(self, d: dict) -> None:
+        by_name = {v.name: v for v in self.vectors.vectors()}
+        for name, v in by_name.items():
+            self.vectors.set_active(v, name in d.get("active", ()))
+            if name in d.get("strengths", {}):
+                self.edit.set_strength(v, float(d["strengths"][name]))
+        if d.get("current") in by_name:
+            self.vectors.select_vector(by_name[d["current"]])
+        b = d.get("base")
+        if b and self.engine is not None and len(b["latent"]) == self.engine.latent_dim:
+            self.edit.set_base(Base(np.asarray(b["latent"], np.float32), None, "sample", str(b.get("caption", "session"))))
+
     def shutdown(self) -> None:
         self._closing = True
         if self._loader is not None:

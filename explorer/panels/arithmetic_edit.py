@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..widgets.image_grid import ImageGrid
+from ..widgets import png_export
 from ..widgets.image_strip import ImageStrip
 from ..widgets.strength_slider import StrengthSlider
 from ..workers import LatestRequestRunner
@@ -127,6 +128,8 @@ class EditView(QWidget):
         self.strip = ImageStrip(placeholder="Select a vector to see z + s·Δ for s = −4 … 4.", max_cell=128)
         self.strip.setMinimumHeight(80)
         self.strip.clicked.connect(self._on_strip_click)
+        png_export.install(self.strip, lambda: None if self.last_strip is None else png_export.Content(
+            self.last_strip, [s_caption(s) for s in STRIP_S], len(STRIP_S)), "arithmetic-strip", self.ctx)
         stl = QVBoxLayout(self.strip_box)
         stl.setContentsMargins(6, 4, 6, 4)
         stl.addWidget(self.strip)

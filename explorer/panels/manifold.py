@@ -546,6 +546,11 @@ class ManifoldPanel(Panel):
         menu.addAction(f"Add {what} to the path", lambda: self.add_path_point(x, y, index))
         if self.controls.atlas_mode:
             menu.addAction("Centre the atlas here", lambda: self.atlas.centre_on(x, y, self.engine, self.projection.mapping))
+        if self.controls.atlas_mode and self.atlas.canvas is not None:
+            from ..widgets import png_export
+
+            menu.addAction("Export the atlas as PNG…", lambda: png_export.export_dialog(
+                self, png_export.Content([self.atlas.canvas.copy()]), "atlas", self.ctx))
         menu.addSeparator()
         menu.addAction("Frame all points", self.map.fit)
         menu.popup(global_pos.toPoint())
@@ -607,6 +612,33 @@ class ManifoldPanel(Panel):
             self.seeds.move_to(1.5, 1.5, "end")
         elif view:
             c.set_atlas_mode(view == "atlas")
+
+    # ---- session files (the Export panel's File → Save/Open Session) ------------------------------------------
+    def session_state(self) -> dict:
+        c = self.controls
+        return {"projection": c.projection.currentData(), "colour": c.colour.currentData(),
+                "view": "seeds" if c.seed_mode else "atlas" if c.atlas_mode else "map",
+                "latent": None if self.z is None else [float(x) for x in np.ravel(self.z)]}
+
+    def restore_session_state(self, d: dict) -> None:
+        c = self.controls
+        if d.get("projection"):
+            c.set_projection(d["projection"])
+        if d.get("colour") and c.colour.findData(d["colour"]) >= 0:
+            c.colour.setCurrentIndex(c.colour.findData(d["colour"]))
+        if d.get("view") == "seeds":
+            c.show_seeds.setChecked(True)
+        elif d.get("view") in ("map", "atlas"):
+            c.set_atlas_mode(d["view"] == "atlas")
+        if d.get("latent") is not None:
+            self._restore_latent(np.asarray(d["latent"], np.float32), tries=120)
+
+    def _restore_latent(self, z, tries: int) -> None:
+        """Go to z once the map is there (a session is often opened while the data still loads)."""
+        if self.projection is not None and self.engine is not None and z.size == self.engine.latent_dim:
+            self.go_to(z, label="session")
+        elif tries > 0 and self.engine is not None:
+            QTimer.singleShot(250, lambda: self._restore_latent(z, tries - 1))
 
     # ---- shortcuts (actions.py) ---------------------------------------------------------------------------
     def shortcut_undo(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
+from ..widgets import png_export
 from ..widgets.image_grid import ImageGrid
 from ..widgets.loss_plot import LossPlot
 from ..workers import LatestRequestRunner, Worker, run_in_thread
@@ -129,6 +130,8 @@ class TrainPanel(Panel):
         self.health_plot.hide()
         self.timeline = SampleTimeline()
         self.samples = ImageGrid(placeholder="Samples from fixed seeds appear here every few seconds while a model trains.")
+        png_export.install(self.samples, lambda: None if self.samples.array is None else
+                           png_export.Content([self.samples.array]), "samples", self.ctx)
         self.preview_mode = QComboBox()
         self.preview_mode.addItem("Samples", "samples")
         self.preview_mode.addItem("Reconstructions", "reconstructions")

@@ -41,11 +41,13 @@ class ImageGrid(QWidget):
     def __init__(self, parent=None, placeholder: str = ""):
         super().__init__(parent)
         self._image: QImage | None = None
+        self.array: np.ndarray | None = None
         self._placeholder = placeholder
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(96, 96)
 
     def set_image(self, arr: np.ndarray | None) -> None:
+        self.array = arr  # what is shown, for 'Export as PNG…'
         self._image = None if arr is None else to_qimage(arr)
         self.update()
 

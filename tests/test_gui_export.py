@@ -1,0 +1,130 @@
+"""The Export panel offscreen: keys → preview → MP4 in a worker, Cancel leaves no file, session
+files restore the keys and settings (and refuse another model unless the user agrees), and PNG
+export of a view's images."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+import engines  # noqa: E402
+from engines import checkpoint as ckpt  # noqa: E402
+from engines.spec import ImageSpec  # noqa: E402
+
+
+def _model(tmp_path, seed=0, name="m"):
+    e = engines.create("vae", ImageSpec(3, 16, 16), device="cpu", seed=seed, latent_dim=4, width=8)
+    path = ckpt.save(str(tmp_path / f"{name}.safetensors"), e)
+    return ckpt.load(path, device="cpu", with_optimizer=False)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    from explorer import workers
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))  # nothing else to load
+    make_app()
+    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
+                   auto_load=False)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show_panel("export")
+    w.show()
+    yield w
+    w.shutdown(20_000)
+    workers.wait_all(10_000)
+
+
+def _open(qtbot, w, loaded):
+    p = w.panels["export"]
+    w.session.set_model(loaded.engine, loaded.info, loaded.info.path)
+    qtbot.waitUntil(lambda: p.preview_data is not None and not p.busy, timeout=20_000)
+    return p
+
+
+def test_default_keys_preview_and_export(qtbot, window, tmp_path):
+    p = _open(qtbot, window, _model(tmp_path))
+    assert len(p.keys.keys) == 4 and p.keys.item(0).icon() is not None
+    p.options.seconds.setValue(0.25)
+    p.options.fps.setValue(8)
+    p.options.width.setValue(64)
+    qtbot.waitUntil(lambda: p.preview_data is not None and len(p.preview_data.frames) == 8 and not p.busy,
+                    timeout=10_000)
+    assert "8 frames" in p.summary.text() and "64×64" in p.summary.text()
+    out = str(tmp_path / "walk.mp4")
+    w = p.export_to(out)
+    assert w is not None and not p.export_btn.isEnabled()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=20_000)
+    assert w.thread_name != "MainThread" and p.last_result is not None
+    import imageio.v3 as iio
+
+    assert iio.imread(out).shape == (8, 64, 64, 3) and "Wrote 8 frames" in p.status.text()
+    assert not window.errors
+
+
+def test_cancel_leaves_nothing(qtbot, window, tmp_path, monkeypatch):
+    p = _open(qtbot, window, _model(tmp_path))
+    p.options.seconds.setValue(20.0)  # 4 × 480 frames: far longer than the test waits
+    out = tmp_path / "out"
+    out.mkdir()
+    w = p.export_to(str(out / "long.gif"))
+    qtbot.waitUntil(lambda: p.progress.value() > 0, timeout=20_000)
+    p.cancel()
+    qtbot.waitUntil(lambda: p.worker is None, timeout=20_000)
+    assert os.listdir(out) == [] and p.last_result is None and "Cancelled" in p.status.text()
+    assert w.quitting
+
+
+def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
+    from explorer.panels import export_session
+
+    p = _open(qtbot, window, _model(tmp_path))
+    p.keys.remove_selected()
+    p.keys.setCurrentRow(3)
+    p.keys.remove_selected()  # three keys left
+    p.options.method.setCurrentIndex(p.options.method.findData("lerp"))
+    p.options.format.setCurrentIndex(p.options.format.findData(".gif"))
+    keys = [k.copy() for k in p.keys.keys]
+    path = str(tmp_path / "s.json")
+    assert export_session.save_to(p, path)
+    doc = json.load(open(path))
+    assert doc["schema_version"] == 1 and doc["model"]["id"].startswith("vae-") and len(doc["keys"]) == 3
+    assert doc["export"]["timeline"]["method"] == "lerp" and "manifold" in doc["panels"]
+    p.keys.clear_keys()
+    p.options.method.setCurrentIndex(0)
+    assert export_session.open_path(p, path) == "restored"
+    assert all(np.array_equal(a, b) for a, b in zip(p.keys.keys, keys)) and len(p.keys.keys) == 3
+    assert p.options.method.currentData() == "lerp" and p.options.format.currentData() == ".gif"
+    # Another model with the same shapes: refused (the user says no), then applied (yes).
+    other = _model(tmp_path, seed=7, name="other")
+    window.session.set_model(other.engine, other.info, other.info.path)
+    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
+    os.unlink(tmp_path / "m.safetensors")  # and the session's own model is gone
+    asked = []
+    assert export_session.open_path(p, path, ask=lambda parent, text: asked.append(text) or False) == "mismatch"
+    assert "made with model m" in asked[0] and window.errors[-1][0] == "The session belongs to another model"
+    assert export_session.open_path(p, path, ask=lambda parent, text: True) == "restored"
+    assert len(p.keys.keys) == 3
+
+
+def test_png_export_of_view_images(qtbot, window, tmp_path):
+    from PIL import Image
+
+    from explorer.widgets import png_export
+
+    imgs = (np.random.default_rng(0).random((6, 8, 8, 3)) * 255).astype(np.uint8)
+    out = str(tmp_path / "strip.png")
+    w = png_export.export_dialog(window, png_export.Content(imgs, [f"s={i}" for i in range(6)], 6), "strip",
+                                 window.ctx, path=out, options={"scale": 4, "smooth": False, "labels": True})
+    qtbot.waitUntil(lambda: os.path.exists(out), timeout=10_000)
+    qtbot.waitUntil(lambda: w not in __import__("explorer.workers", fromlist=["_LIVE"])._LIVE, timeout=5_000)
+    im = np.asarray(Image.open(out))
+    assert im.shape == (32 + 4, 6 * 32 + 7 * 2, 3)
+    assert np.array_equal(im[2:12, 2:34], imgs[0].repeat(4, 0).repeat(4, 1)[:10])  # above the caption band
+    assert png_export.export_dialog(window, None, "x", window.ctx) is None
