@@ -213,3 +213,20 @@ def test_manifold_and_arithmetic_work_on_a_vq_model(qtbot, tmp_path, monkeypatch
         assert not w.errors
     finally:
         w.shutdown()
+
+
+def test_training_the_prior_from_the_panel_saves_it(qtbot, panel, vq_path, tmp_path):
+    p = panel
+    engine = open_model(qtbot, p, vq_path)
+    before = int(engine.nets["prior"].trained_steps)
+    assert p.prior.isEnabled()
+    p.prior.epochs.setValue(1)
+    out = str(tmp_path / "with-prior.safetensors")
+    with qtbot.waitSignal(p.prior.trained, timeout=30_000) as got:
+        p.prior.start(out)
+    assert got.args == [out]
+    qtbot.waitUntil(lambda: not p.prior.running, timeout=10_000)
+    back = ckpt.load(out, device="cpu").engine
+    assert int(back.nets["prior"].trained_steps) > before
+    assert p.cd.prior_trained and "Prior: trained" in p.status.text()
+    assert not p.errors

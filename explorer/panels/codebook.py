@@ -24,6 +24,7 @@ from . import Panel
 from . import codebook_jobs as jobs
 from .codebook_charts import CodeMap, UsageHistogram
 from .codebook_editor import TokenEditor
+from .codebook_prior import PriorTrainer
 from .codebook_views import CodeTiles
 
 
@@ -68,10 +69,15 @@ class CodebookPanel(Panel):
         self.projection = QComboBox()
         self.projection.addItems(["Map: PCA", "Map: UMAP"])
         self.projection.currentIndexChanged.connect(self._show_map)
+        self.prior = PriorTrainer()
+        self.prior.setEnabled(False)
+        self.prior.trained.connect(self._on_prior_trained)
+        self.prior.failed.connect(lambda title, msg: self.ctx.session.error.emit(title, msg))
         top = QHBoxLayout()
-        top.addWidget(self.status, 1)
         for w in (self.mode, self.sort, self.projection):
             top.addWidget(w)
+        top.addStretch(1)
+        top.addWidget(self.prior)
 
         self.tiles = CodeTiles()
         self.tiles.clicked.connect(self.select_code)
@@ -129,6 +135,7 @@ class CodebookPanel(Panel):
         left.setMinimumWidth(420)
         self._split = split
         lay = QVBoxLayout(self)
+        lay.addWidget(self.status)
         lay.addLayout(top)
         lay.addWidget(split, 1)
 
@@ -145,6 +152,7 @@ class CodebookPanel(Panel):
         self.map.set_data(None, None)
         self._clear_detail()
         self.editor.set_model(None, None)
+        self.prior.set_model(None, None, None, None)
         if engine is None:
             self._say("Open a VQ-VAE model in the library to look inside its codebook.")
             return
@@ -157,6 +165,7 @@ class CodebookPanel(Panel):
         except DataUnavailable as e:
             self._say(str(e))
             return
+        self.prior.set_model(engine, info, self.ctx.session.path, source)
         self._start(source)
 
     def _say(self, text: str) -> None:
@@ -216,6 +225,14 @@ class CodebookPanel(Panel):
         self._show_map()
         self.editor.set_model(self.engine, cd)
         self.select_code(int(np.argmax(cd.counts)))
+
+    def _on_prior_trained(self, path: str) -> None:
+        if self.cd is not None and self.engine is not None:
+            self.cd.prior_trained = self.engine.prior_trained
+            self.editor.set_model(self.engine, self.cd)
+            self._say(self.status.text().replace("Prior: not trained.", "Prior: trained."))
+        if path:
+            self.ctx.message(f"Prior saved in {os.path.basename(path)}")
 
     # ---- views ------------------------------------------------------------------------------------
     def _tips(self) -> list[str]:
@@ -321,7 +338,7 @@ class CodebookPanel(Panel):
     def ready_for_screenshot(self) -> bool:
         if self.engine is None or "codebook" not in getattr(self.engine, "capabilities", ()):
             return True
-        if self._loader is not None or self._deferred is not None:
+        if self._loader is not None or self._deferred is not None or self.prior.running:
             return False
         return self.cd is None or not (self._detail_runner.busy or self.editor.busy or self._umap_running)
 
@@ -334,3 +351,4 @@ class CodebookPanel(Panel):
             self._loader.quit()
         self._detail_runner.cancel()
         self.editor.shutdown()
+        self.prior.cancel()
