@@ -112,3 +112,27 @@ def test_export_never_imports_qt(model, tmp_path):
             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))], 'Qt imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_codebook_usage_export(tmp_path, model):
+    import h5py
+
+    _, npz = model
+    from engines.data import load_dataset
+
+    data = load_dataset(npz)
+    vq = engines.create("vqvae", data.spec, device="cpu", seed=0, codebook_size=8, code_dim=4, width=8)
+    path = ckpt.save(str(tmp_path / "vq.safetensors"), vq, data={"name": "blobs", "source": npz})
+    h5, csv_path = str(tmp_path / "u.h5"), str(tmp_path / "u.csv")
+    assert main(["export", "--checkpoint", path, "--kind", "codebook", "--out", h5]) == 0
+    assert main(["export", "--checkpoint", path, "--kind", "codebook", "--out", csv_path]) == 0
+    want = np.asarray(vq.code_usage(data.images))
+    with h5py.File(h5) as h:
+        assert np.array_equal(h["counts"][()], want) and h.attrs["codebook_size"] == 8
+        assert h["code_vectors"].shape[0] == 8 and h.attrs["dead"] == int((want == 0).sum())
+        p = want / want.sum()
+        nz = p[p > 0]
+        assert h.attrs["perplexity"] == pytest.approx(np.exp(-(nz * np.log(nz)).sum()))
+    rows = open(csv_path).read().splitlines()
+    assert rows[0] == "code,count,frequency" and len(rows) == 9
+    assert main(["export", "--checkpoint", model[0], "--kind", "codebook", "--out", h5]) == 2  # a VAE has none

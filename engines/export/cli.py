@@ -15,14 +15,15 @@ import time
 
 from .writers import ExportError
 
-KINDS = ("interpolate", "sweep", "diffusion", "grid", "progress")
+KINDS = ("interpolate", "sweep", "diffusion", "grid", "progress", "codebook")
 
 
 def add_parser(sub) -> None:
     x = sub.add_parser("export", help="export a video, image or data file (the Export panel, headless)")
     x.add_argument("--checkpoint", help="the model (default with --session: the checkpoint the session names)")
     x.add_argument("--session", help="a session file saved by the app: regenerate its export")
-    x.add_argument("--kind", choices=KINDS, help="what to export (default interpolate; .h5/.csv: data)")
+    x.add_argument("--kind", choices=KINDS, help="what to export (default interpolate; .h5/.csv: latents and "
+                   "projections, or with --kind codebook a VQ model's code usage)")
     x.add_argument("--out", required=True, help="file.mp4 | .gif | .png (one image, or a folder of frames) | .h5 | .csv")
     x.add_argument("--seed", type=int, default=0, help="seed of the prior latents (keys, sweep base, grid)")
     x.add_argument("--keys", type=int, default=4, help="interpolate: prior latents to pass through")
@@ -270,8 +271,11 @@ def _export_data(a, engine, info, ext) -> int:
     from ..latent.progress import run
     from . import data as dx
 
+    if a.kind == "codebook":
+        return _export_codebook(a, engine, info)
     if a.kind or a.session:
-        raise ExportError(f"{ext} exports hold data (latents, projections), not a --kind or --session")
+        raise ExportError(f"{ext} exports hold data (latents, projections; or --kind codebook), "
+                          f"not --kind {a.kind}" if a.kind else f"{ext} exports hold data, not a --session")
     ls = _latents(a, engine, info)
     projs = {"pca": projection.pca_projection(ls.latents).coords}
     if a.umap:
@@ -282,6 +286,21 @@ def _export_data(a, engine, info, ext) -> int:
         dx.write_latents(a.out, ls, projs, {"checkpoint": os.path.abspath(a.checkpoint or "")})
     print(f"wrote latents {ls.latents.shape} of {ls.data_name} with {', '.join(projs)} coordinates to {a.out}",
           file=sys.stderr)
+    return 0
+
+
+def _export_codebook(a, engine, info) -> int:
+    from ..cli import _load_data, _training_data
+    from ..latent.cache import model_id
+    from . import data as dx
+
+    if "codebook" not in engine.capabilities:
+        raise ExportError(f"--kind codebook needs a model with a codebook (VQ-VAE), not a {engine.name}")
+    data = _load_data(a.data or _training_data(info), spec=engine.spec)
+    usage = dx.codebook_usage(engine, data.images)
+    dx.write_codebook_usage(a.out, usage, model_id(engine))
+    print(f"wrote the usage of {usage['codebook_size']} codes over {len(data)} images of {data.name} to {a.out} "
+          f"(perplexity {usage['perplexity']:.1f}, {usage['dead']} unused)", file=sys.stderr)
     return 0
 
 

@@ -165,22 +165,28 @@ def write_bookmarks(path: str, bookmarks, model_id: str = "") -> str:
     return _atomic(path, write)
 
 
-def codebook_usage(engine, images, batch: int = 256) -> dict:
-    """How often each code of a VQ engine is used on `images`: counts, frequencies, perplexity and
-    dead codes. Needs an engine with `codes(images)` (indices) and a `codebook_size`."""
-    codes_fn = getattr(engine, "codes", None)
+def codebook_usage(engine, images, batch: int = 256, progress=None) -> dict:
+    """How often each code of a VQ engine (`code_usage(images)` → counts, `codebook_size`) is used
+    on `images`: counts, frequencies, perplexity exp(H) (K when every code is used equally),
+    dead codes, and the code vectors themselves when the engine exposes them."""
+    usage_fn = getattr(engine, "code_usage", None)
     size = getattr(engine, "codebook_size", None)
-    if codes_fn is None or size is None:
-        raise ExportError(f"{getattr(engine, 'name', 'this model')} has no codebook")
+    if usage_fn is None or size is None:
+        raise ExportError(f"{getattr(engine, 'name', 'this model')} models have no codebook")
     counts = np.zeros(int(size), np.int64)
     for s in range(0, len(images), batch):
-        idx = np.asarray(codes_fn(images[s:s + batch]).detach().cpu()).reshape(-1)
-        counts += np.bincount(idx, minlength=int(size))
+        counts += np.asarray(usage_fn(images[s:s + batch]).detach().cpu(), np.int64)
+        if progress is not None:
+            progress(min(len(images), s + batch), len(images))
     p = counts / max(1, counts.sum())
     nz = p[p > 0]
-    return {"counts": counts, "frequency": p.astype(np.float64),
-            "perplexity": float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0,
-            "dead": int((counts == 0).sum()), "codebook_size": int(size)}
+    out = {"counts": counts, "frequency": p.astype(np.float64),
+           "perplexity": float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0,
+           "dead": int((counts == 0).sum()), "codebook_size": int(size)}
+    vectors = getattr(engine, "code_vectors", None)
+    if callable(vectors):
+        out["code_vectors"] = np.asarray(vectors().detach().cpu(), np.float32)
+    return out
 
 
 def write_codebook_usage(path: str, usage: dict, model_id: str = "") -> str:
@@ -200,6 +206,8 @@ def write_codebook_usage(path: str, usage: dict, model_id: str = "") -> str:
             _stamp(h, "codebook_usage", model_id)
             h.create_dataset("counts", data=usage["counts"])
             h.create_dataset("frequency", data=usage["frequency"])
+            if "code_vectors" in usage:
+                h.create_dataset("code_vectors", data=usage["code_vectors"])
             for k in ("perplexity", "dead", "codebook_size"):
                 h.attrs[k] = usage[k]
 
