@@ -118,7 +118,7 @@ def _train(a, dist, device) -> int:
             raise UsageError("--set cannot change the settings of a resumed run")
         prev = engine.resume_state
         resume_batch(prev, engine.config, overrides, dist.world_size)
-        data = _load_data(a.data or loaded.info.data.get("name") or "", spec=engine.spec)
+        data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
         epochs = a.epochs if a.epochs is not None else (prev.get("epochs") if a.minutes is None else None)
         minutes = a.minutes if a.minutes is not None else (prev.get("minutes") if a.epochs is None else None)
         out = a.out or a.resume
@@ -149,22 +149,8 @@ def _train(a, dist, device) -> int:
     control = TrainControl()
     bar = ProgressBar()
     keys = ("loss", "neg_elbo", "kl", "mse", "d_loss", "g_loss", "diversity")
-    gen = train(engine, data, opts, control)
-    last = None
-    with _CancelOnSignals(control):
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration:
-                break
-            except KeyboardInterrupt:
-                if control.cancelled:  # a second Ctrl-C: stop without waiting for the save
-                    raise
-                control.cancel()
-                continue
-            last = p
-            if dist.is_main:
-                bar.update(p, keys)
+    last = _drive(train(engine, data, opts, control), control,
+                  lambda p: bar.update(p, keys) if dist.is_main else None)
     if last is None:
         raise UsageError("training produced nothing")
     if last.state == "failed":
@@ -174,6 +160,16 @@ def _train(a, dist, device) -> int:
     say(f"{last.state}: {last.step} steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}"
         + (f"; {json.dumps(summary)}" if summary else ""), file=sys.stderr)
     return 0 if last.state == "finished" else 130
+
+
+def _drive(gen, control, show):
+    """Run a training generator to its end, showing each progress; the last one, or None.
+    Ctrl-C or SIGTERM cancels it between two steps, so it saves; a second signal quits at once."""
+    last = None
+    with _CancelOnSignals(control):
+        for last in gen:
+            show(last)
+    return last
 
 
 class _CancelOnSignals:
@@ -233,17 +229,7 @@ def cmd_train_prior(a) -> int:
     bar = ProgressBar()
     gen = train_prior(engine, data, epochs=a.epochs, minutes=a.minutes, seed=a.seed, out=out, info=loaded.info,
                       control=control)
-    last = None
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration:
-            break
-        except KeyboardInterrupt:
-            control.cancel()
-            continue
-        last = p
-        bar.update(p, ("nats_per_token",))
+    last = _drive(gen, control, lambda p: bar.update(p, ("nats_per_token",)))
     if last is None or last.state == "failed":
         print(f"error: {last.message if last else 'prior training produced nothing'}", file=sys.stderr)
         return 1
@@ -340,15 +326,13 @@ def cmd_encode(a) -> int:
 
 def _training_data(info) -> str:
     """The data set a checkpoint was trained on, as something `load_dataset` accepts."""
-    from .data import BUILTIN
+    from .data import DataUnavailable, training_source
 
-    name, source = info.data.get("name") or "", info.data.get("source") or ""
-    if name in BUILTIN:
-        return name
-    if source and os.path.exists(source):
-        return source
-    raise UsageError(f"the data set this model was trained on ({source or name or 'unknown'}) is not available; "
-                     "pass --data")
+    try:
+        return training_source(info)
+    except DataUnavailable:
+        known = info.data.get("source") or info.data.get("name") or "unknown"
+        raise UsageError(f"the data set this model was trained on ({known}) is not available; pass --data") from None
 
 
 def cmd_evaluate(a) -> int:

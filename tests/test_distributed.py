@@ -133,9 +133,9 @@ def test_resume_keeps_the_effective_batch(cli_run, blobs, tmp_path, capsys):
     assert main(["train", "--resume", cli_run[0], "--data", blobs, "--epochs", "5", "--out", out]) == 2
     err = capsys.readouterr().err.strip()
     assert "effective batch of 16" in err and "batch_size=16" in err and len(err.splitlines()) == 1
-    # One process with the whole effective batch continues the run (a server run, finished on a laptop).
-    assert main(["train", "--resume", cli_run[0], "--data", blobs, "--epochs", "5", "--set", "batch_size=16",
-                 "--out", out]) == 0
+    # One process with the whole effective batch continues the run (a server run, finished on a
+    # laptop); the data file it was trained on is found again without --data.
+    assert main(["train", "--resume", cli_run[0], "--epochs", "5", "--set", "batch_size=16", "--out", out]) == 0
     info = ckpt.read_info(out)
     assert info.train_state["step"] == 5 * (82 // 16)
     assert info.train_state["world_size"] == 1 and info.train_state["effective_batch"] == 16

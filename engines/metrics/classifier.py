@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import atomic
+from ..base import as_images
 from ..data.dataset import ImageDataset
 from ..spec import ImageSpec
 
@@ -70,17 +71,6 @@ class ClassifierNet(nn.Module):
 
 
 # ---- the wrapper the metrics use ---------------------------------------------------------------
-def _as_float(x, device) -> torch.Tensor:
-    """uint8 (N,H,W,C) numpy/tensor or float (N,C,H,W) in [0,1] → float on `device`."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if x.dtype == torch.uint8:
-        if x.dim() == 3:
-            x = x.unsqueeze(-1)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    return x.to(device=device, dtype=torch.float32)
-
-
 @dataclass
 class Classifier:
     net: ClassifierNet
@@ -101,7 +91,7 @@ class Classifier:
         feats, logits = [], []
         n = len(x)
         for i in range(0, n, chunk):
-            xb = _as_float(x[i:i + chunk], self.device)
+            xb = as_images(x[i:i + chunk], self.device)
             if tuple(xb.shape[1:]) != self.spec.shape:
                 raise ValueError(f"classifier expects {self.spec} images, got {tuple(xb.shape[1:])}")
             f = self.net.features(xb)
@@ -247,7 +237,7 @@ def _recalibrate_batchnorm(net: ClassifierNet, x_u8: torch.Tensor, device, chunk
         m.momentum = None  # cumulative average
     net.train()
     for i in range(0, len(x_u8), chunk):
-        net.features(_as_float(x_u8[i:i + chunk], device))
+        net.features(as_images(x_u8[i:i + chunk], device))
     for m in bns:
         m.momentum = 0.1
     net.eval()
@@ -296,7 +286,7 @@ def train_classifier(ds: ImageDataset, device="cpu", seed: int = 0, batch_size: 
         correct = seen = 0
         for j in range(spe):
             idx = perm[j * bs:(j + 1) * bs]
-            xb = _shift(_as_float(x[idx], device), shift, g)
+            xb = _shift(as_images(x[idx], device), shift, g)
             logits = net(xb)
             loss = nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
