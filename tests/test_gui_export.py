@@ -128,3 +128,28 @@ def test_png_export_of_view_images(qtbot, window, tmp_path):
     assert im.shape == (32 + 4, 6 * 32 + 7 * 2, 3)
     assert np.array_equal(im[2:12, 2:34], imgs[0].repeat(4, 0).repeat(4, 1)[:10])  # above the caption band
     assert png_export.export_dialog(window, None, "x", window.ctx) is None
+
+
+def test_data_menu_writes_the_maps_latents(qtbot, window, tmp_path, tiny_dataset):
+    from engines.export.data import read_latents
+    from explorer.panels import export_data
+
+    ds = tiny_dataset(n=40, size=16, channels=3)
+    npz = str(tmp_path / "blobs.npz")
+    np.savez(npz, images=ds.images, labels=ds.labels, height=ds.attributes["height"])
+    e = engines.create("vae", ImageSpec(3, 16, 16), device="cpu", seed=0, latent_dim=4, width=8)
+    path = ckpt.save(str(tmp_path / "d.safetensors"), e, data={"name": "blobs", "source": npz})
+    loaded = ckpt.load(path, device="cpu", with_optimizer=False)
+    p = window.panels["export"]
+    window.session.set_model(loaded.engine, loaded.info, path)
+    window.show_panel("manifold")
+    m = window.panels["manifold"]
+    qtbot.waitUntil(lambda: m.md is not None and m.projection is not None, timeout=30_000)
+    out = str(tmp_path / "lat.h5")
+    assert export_data.latents(p, ".h5", out) is not None
+    qtbot.waitUntil(lambda: os.path.exists(out), timeout=10_000)
+    d = read_latents(out)
+    assert d["latents"].shape == (40, 4) and d["projections"][m.projection.kind].shape == (40, 2)
+    assert export_data.bookmarks(p, str(tmp_path / "b.json")) is None  # none yet: a message, no file
+    assert export_data.codebook(p, str(tmp_path / "c.h5")) is None  # a VAE has no codebook
+    assert not os.path.exists(tmp_path / "b.json") and not window.errors

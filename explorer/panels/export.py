@@ -94,9 +94,15 @@ class ExportPanel(Panel):
         self.progress.setTextVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.data_btn = QPushButton("Data…")
+        self.data_btn.setToolTip("Latents, map coordinates, vectors, bookmarks, codebook usage")
+        from .export_data import build_menu
+
+        self.data_btn.setMenu(build_menu(self))
         go = QHBoxLayout()
         go.addWidget(self.export_btn, 1)
         go.addWidget(self.cancel_btn)
+        go.addWidget(self.data_btn)
         left = QVBoxLayout()
         left.addWidget(keys_box)
         left.addWidget(self.options)
