@@ -14,7 +14,9 @@ Benchmarks (names for --only, run in this order):
               (peer: umap-learn without the cache), UMAP warm recompute (peer: umap-learn directly)
   scrub       frames/s while dragging across the PCA plane and the UMAP map (map point → latent →
               decode, one frame at a time); peer: the same loop with the decoder called directly
-  diffusion   sampling images/s per sampler and step count (peer: diffusers) — not implemented yet
+  diffusion   digits 28: training images/s, seconds per 100 samples at 10/25/50 steps (DDIM,
+              DPM-Solver++), cfid after equal training time (bench/diffusion.py); peer: diffusers'
+              UNet2DModel + DDIMScheduler (bench-only: pip install diffusers)
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
@@ -64,12 +66,13 @@ class Opts:
     umap_points: int | None = None  # None: every face
     gui_s: float = 20.0
     export_frames: int = 192  # frames of the exported walk (8 s at 24 fps)
+    diffusion_train_s: float = 240.0  # diffusion: training wall time of each side before the quality check
 
     @classmethod
     def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
         if quick:
             return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=20, grid_repeat=2,
-                       frames=60, umap_points=2000, gui_s=5.0, export_frames=48)
+                       frames=60, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
         return cls(False, threads)
 
 
@@ -439,18 +442,17 @@ def bench_scrub(o: Opts) -> list[dict]:
     return rows
 
 
-# Planned cases, so the rows exist (and line up with later runs) before the features do.
-DIFFUSION_CASES = (("DDPM", 1000), ("DDIM", 50), ("DDIM", 20), ("DPM-Solver++", 20))
 EXPORT_CASES = ("MP4 of a latent walk", "GIF of a latent walk", "PNG frame sequence")
 
 
 def bench_diffusion(o: Opts) -> list[dict]:
-    import engines
+    import diffusion
 
-    if "diffusion" in engines.names():
-        raise NotImplementedError("a diffusion engine exists now: write the measurement in bench/run.py bench_diffusion")
-    return [not_implemented("diffusion", f"sample 16 images, {s} {n} steps", "images/s", "diffusers pipeline, same UNet",
-                            "no diffusion engine yet (later issue)") for s, n in DIFFUSION_CASES]
+    out = []
+    for r in diffusion.run(o.quick, train_s=o.diffusion_train_s):
+        r = dict(r)
+        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
+    return out
 
 
 def bench_export(o: Opts) -> list[dict]:

@@ -1,0 +1,192 @@
+"""Our diffusion engine against huggingface `diffusers` (a bench-only dependency:
+`pip install diffusers`; without it the peer columns stay empty and say why).
+
+Same data (digits 28×28, train split), same noise schedule (cosine, T = 1000), ε-prediction,
+Adam at the same learning rate and batch 64, a U-Net of similar size on each side: ours at its
+default width 32 (levels 32/64/64 at 28/14/7 px, attention at 7×7) and diffusers' UNet2DModel with
+block_out_channels (32, 64, 64), one layer per block, attention in the 7×7 blocks.
+
+- train: images/s, both trained for the same wall time in interleaved slices;
+- sample: seconds per 100 images at 10/25/50 steps — our DDIM and DPM-Solver++ on our U-Net, and
+  diffusers' DDIMScheduler driving its UNet2DModel (the issue's reference) and driving our U-Net
+  (isolates the sampler loop from the network);
+- quality: cfid (classifier Fréchet distance, `engines.metrics`) of DDIM-25 samples from each model
+  after that same training budget.
+
+    python bench/diffusion.py [--quick]      (also run by bench/run.py)
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402,F401  (puts the project on sys.path)
+
+STEPS = (10, 25, 50)
+
+
+def peer_unet(spec):
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(sample_size=spec.height, in_channels=spec.channels, out_channels=spec.channels,
+                       layers_per_block=1, block_out_channels=(32, 64, 64), norm_num_groups=8,
+                       down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=16)
+
+
+def diffusers_available() -> str | None:
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        return "diffusers is not installed (pip install diffusers)"
+    return None
+
+
+class Peer:
+    """diffusers' UNet2DModel trained the usual way (DDPMScheduler.add_noise, ε-MSE)."""
+
+    def __init__(self, spec, lr: float, seed: int = 0):
+        import torch
+        from diffusers import DDPMScheduler
+
+        torch.manual_seed(seed)
+        self.net = peer_unet(spec)
+        self.sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.g = torch.Generator().manual_seed(seed)
+
+    def train_step(self, x):
+        import torch
+        import torch.nn.functional as F
+
+        x0 = x * 2 - 1
+        noise = torch.randn(x0.shape, generator=self.g)
+        t = torch.randint(0, 1000, (len(x0),), generator=self.g)
+        self.net.train()
+        loss = F.mse_loss(self.net(self.sched.add_noise(x0, noise, t), t).sample, noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0):
+    """The usual diffusers sampling loop: DDIMScheduler (η = 0) with `net_fn(x, t) → ε`."""
+    import torch
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing")
+    sched.set_timesteps(steps)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        for t in sched.timesteps:
+            x = sched.step(net_fn(x, t), t, x).prev_sample
+    return ((x.clamp(-1, 1) + 1) / 2)
+
+
+def run(quick: bool = False, train_s: float | None = None, n_time: int | None = None, n_quality: int | None = None):
+    """Rows as dicts: bench, case, ours, peer, unit, better, kind, notes."""
+    import numpy as np
+    import torch
+
+    import engines
+    from engines.base import Batch
+    from engines.data import load_dataset, to_float, to_uint8
+    from engines.metrics import compare
+    from engines.metrics.classifier import get_classifier
+
+    train_s = train_s if train_s is not None else (8.0 if quick else 240.0)
+    n_time = n_time or (8 if quick else 100)
+    n_quality = n_quality or (64 if quick else 500)
+    ds = load_dataset("digits", size=28, channels=1)
+    tr = ds.split("train")
+    x_all = to_float(tr.images)
+    ours = engines.create("diffusion", ds.spec, device="cpu", seed=0)
+    why_not = diffusers_available()
+    peer = None if why_not else Peer(ds.spec, ours.config.lr)
+    bs = 64
+    g = torch.Generator().manual_seed(0)
+    counts = {"ours": 0, "peer": 0}
+    spent = {"ours": 0.0, "peer": 0.0}
+    slice_s = min(2.0, train_s / 4)
+    while spent["ours"] < train_s or (peer is not None and spent["peer"] < train_s):
+        for side in ("ours", "peer"):
+            if side == "peer" and peer is None or spent[side] >= train_s:
+                continue
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < slice_s:
+                idx = torch.randint(0, len(x_all), (bs,), generator=g)
+                if side == "ours":
+                    ours.train_step(Batch(x_all[idx]))
+                else:
+                    peer.train_step(x_all[idx])
+                counts[side] += bs
+            spent[side] += time.perf_counter() - t0
+    rows = []
+    n_ours = ours.n_parameters()
+    n_peer = sum(p.numel() for p in peer.net.parameters()) if peer else None
+    peer_note = why_not or f"UNet2DModel {n_peer / 1e6:.2f} M parameters"
+    rows.append(dict(bench="diffusion", case="train on digits 28 (batch 64)", ours=counts["ours"] / spent["ours"],
+                     peer=counts["peer"] / spent["peer"] if peer else None, unit="images/s", better="higher",
+                     kind="speed", peer_name="diffusers UNet2DModel + DDPMScheduler",
+                     notes=f"ours {n_ours / 1e6:.2f} M parameters; {peer_note}; {train_s:.0f} s each, interleaved"))
+
+    shape = (n_time, *ds.spec.shape)
+    scale = 100.0 / n_time
+    our_net = ours.nets["ema"].eval()
+    for steps in STEPS:
+        t_ddim = _time(lambda: ours.sample(n_time, seed=0, sampler="ddim", steps=steps))
+        t_dpm = _time(lambda: ours.sample(n_time, seed=0, sampler="dpm", steps=steps))
+        t_peer = t_mixed = None
+        if peer is not None:
+            pnet = peer.net.eval()
+            t_peer = _time(lambda: diffusers_ddim(lambda x, t: pnet(x, t).sample, shape, steps))
+            t_mixed = _time(lambda: diffusers_ddim(lambda x, t: our_net(x, t.float().expand(len(x))), shape, steps))
+        rows.append(dict(bench="diffusion", case=f"sample, DDIM {steps} steps", ours=t_ddim * scale,
+                         peer=None if t_peer is None else t_peer * scale, unit="s/100 images", better="lower",
+                         kind="speed", peer_name="diffusers DDIMScheduler + UNet2DModel",
+                         notes=(why_not or f"diffusers DDIMScheduler driving our U-Net: {t_mixed * scale:.2f} s")
+                         + (f"; timed on {n_time} images, scaled" if n_time != 100 else "")))
+        rows.append(dict(bench="diffusion", case=f"sample, DPM-Solver++ {steps} steps", ours=t_dpm * scale, peer=None,
+                         unit="s/100 images", better="lower", kind="speed", peer_name=None,
+                         notes="same network calls as DDIM; compare with the DDIM row's peer"))
+
+    clf = get_classifier(ds)
+    test = ds.split("test").images
+    ours_imgs = to_uint8(ours.sample(n_quality, seed=1, sampler="ddim", steps=25))
+    q_ours = compare(clf, test, ours_imgs)["cfid"]
+    q_peer = None
+    if peer is not None:
+        pnet = peer.net.eval()
+        chunks = [diffusers_ddim(lambda x, t: pnet(x, t).sample, (min(100, n_quality - i), *ds.spec.shape), 25, seed=1 + i)
+                  for i in range(0, n_quality, 100)]
+        q_peer = compare(clf, test, to_uint8(torch.cat(chunks)))["cfid"]
+    rows.append(dict(bench="diffusion", case=f"sample quality after {train_s:.0f} s of training (DDIM 25)", ours=q_ours,
+                     peer=q_peer, unit="cfid", better="lower", kind="quality", peer_name="diffusers UNet2DModel",
+                     notes=f"{n_quality} samples vs {len(test)} test digits; lower is better"
+                     + ("; quick: far too little training to mean much" if quick else "")))
+    return rows
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    for r in run(a.quick):
+        ours, peer = r["ours"], r["peer"]
+        print(f"{r['case']:<48} ours {ours:10.3f}  peer {'' if peer is None else f'{peer:10.3f}':>10} {r['unit']:<14} {r['notes']}")
