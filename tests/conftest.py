@@ -20,23 +20,25 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LATENT_EXPLORER_HOME", str(root / "home"))
 
 
-@pytest.fixture
-def tiny_dataset():
+def make_blobs(n=96, size=16, channels=1, seed=0):
     """A small labelled data set with real structure (blobs at class-dependent places)."""
     from engines.data.dataset import ImageDataset
 
-    def make(n=96, size=16, channels=1, seed=0):
-        rng = np.random.default_rng(seed)
-        labels = rng.integers(0, 3, n)
-        yy, xx = np.mgrid[0:size, 0:size]
-        imgs = np.zeros((n, size, size, channels), np.float32)
-        for i, lab in enumerate(labels):
-            cx = size * (0.25 + 0.25 * lab) + rng.normal(0, 0.5)
-            cy = size * 0.5 + rng.normal(0, size * 0.1)
-            blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (size * 0.12) ** 2))
-            imgs[i] = blob[..., None] * (0.6 + 0.4 * rng.random(channels))
-        u8 = (imgs * 255).round().astype(np.uint8)
-        return ImageDataset("blobs", u8, labels=labels, label_names=["left", "mid", "right"],
-                            attributes={"height": rng.random(n).astype(np.float32)}, source="blobs")
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    yy, xx = np.mgrid[0:size, 0:size]
+    imgs = np.zeros((n, size, size, channels), np.float32)
+    for i, lab in enumerate(labels):
+        cx = size * (0.25 + 0.25 * lab) + rng.normal(0, 0.5)
+        cy = size * 0.5 + rng.normal(0, size * 0.1)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (size * 0.12) ** 2))
+        imgs[i] = blob[..., None] * (0.6 + 0.4 * rng.random(channels))
+    u8 = (imgs * 255).round().astype(np.uint8)
+    return ImageDataset("blobs", u8, labels=labels, label_names=["left", "mid", "right"],
+                        attributes={"height": rng.random(n).astype(np.float32)}, source="blobs")
 
-    return make
+
+@pytest.fixture
+def tiny_dataset():
+    """`make_blobs` (n=96, size=16, channels=1, seed=0) as a fixture."""
+    return make_blobs

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import engines
+from conftest import make_blobs
 from engines import checkpoint as ckpt
 from engines.data import load_dataset
 from engines.distributed import DistributedError, Processes, resume_batch
@@ -32,16 +33,9 @@ def torchrun(*args, timeout=240):
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
     # The conftest's tiny blobs, as a file every process can load.
-    rng = np.random.default_rng(0)
-    n, size = 96, 16
-    labels = rng.integers(0, 3, n)
-    yy, xx = np.mgrid[0:size, 0:size]
-    imgs = np.zeros((n, size, size), np.float32)
-    for i, lab in enumerate(labels):
-        cx, cy = size * (0.25 + 0.25 * lab) + rng.normal(0, 0.5), size * 0.5 + rng.normal(0, size * 0.1)
-        imgs[i] = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (size * 0.12) ** 2)) * (0.6 + 0.4 * rng.random())
+    ds = make_blobs()
     path = tmp_path_factory.mktemp("dist") / "blobs.npz"
-    np.savez(path, images=(imgs * 255).round().astype(np.uint8), labels=labels)
+    np.savez(path, images=ds.images[..., 0], labels=ds.labels)
     return str(path)
 
 
