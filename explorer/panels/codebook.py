@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 
 from engines.data import DataUnavailable, training_source
 
+from ..widgets import png_export
 from ..widgets.image_grid import ImageGrid
 from ..widgets.thumb_grid import ThumbGrid
 from ..workers import LatestRequestRunner, Worker, run_in_thread
@@ -81,6 +82,9 @@ class CodebookPanel(Panel):
 
         self.tiles = CodeTiles()
         self.tiles.clicked.connect(self.select_code)
+        png_export.install(self.tiles, lambda: None if self.cd is None else png_export.Content(
+            (self.cd.uniform if self.mode.currentIndex() == 0 else self.cd.typical)[self.tiles.order()],
+            [f"#{c}" for c in self.tiles.order()]), "codebook", self.ctx)
         self.histogram = UsageHistogram()
         self.map = CodeMap()
         self.map.clicked.connect(self.select_code)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from ..widgets import png_export
 from ..widgets.image_grid import ImageGrid
 from ..workers import LatestRequestRunner, run_in_thread
 from . import Panel
@@ -115,6 +116,9 @@ class DiffusionPanel(Panel):
 
         self.xt_view = ImageGrid(placeholder="x_t")
         self.x0_view = ImageGrid(placeholder="predicted x̂₀")
+        for view, name in ((self.xt_view, "x_t"), (self.x0_view, "x0")):  # the step grids, as PNG
+            png_export.install(view, lambda v=view: None if v.array is None else png_export.Content([v.array]),
+                               f"diffusion-{name}", self.ctx)
         b1, self.xt_caption = _captioned(self.xt_view, "x_t")
         b2, self.x0_caption = _captioned(self.x0_view, "predicted x̂₀")
         views = QHBoxLayout()
