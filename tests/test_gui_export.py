@@ -105,7 +105,14 @@ def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
     other = _model(tmp_path, seed=7, name="other")
     window.session.set_model(other.engine, other.info, other.info.path)
     qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
-    os.unlink(tmp_path / "m.safetensors")  # and the session's own model is gone
+    # The session's model file exists: opening the session loads it, then restores the keys.
+    assert export_session.open_path(p, path) == "loading"
+    qtbot.waitUntil(lambda: window.session.path == str(tmp_path / "m.safetensors") and len(p.keys.keys) == 3
+                    and not window.session.loading, timeout=20_000)
+    assert all(np.array_equal(a, b) for a, b in zip(p.keys.keys, keys))
+    window.session.set_model(other.engine, other.info, other.info.path)
+    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
+    os.unlink(tmp_path / "m.safetensors")  # and now the session's own model is gone
     asked = []
     assert export_session.open_path(p, path, ask=lambda parent, text: asked.append(text) or False) == "mismatch"
     assert "made with model m" in asked[0] and window.errors[-1][0] == "The session belongs to another model"
