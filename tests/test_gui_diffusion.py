@@ -107,6 +107,27 @@ def test_play_cache_grid_and_options(qtbot, panel, model):
     assert panel.traj is first and not panel.running and "cache" in panel.status.text()
 
 
+def test_branch_from_a_step(qtbot, panel, model):
+    load(qtbot, panel, model)
+    panel.sampler.setCurrentIndex(panel.sampler.findData("ddpm"))
+    panel.run_btn.click()
+    qtbot.waitUntil(lambda: not panel.running and panel.traj.request.sampler == "ddpm", timeout=30000)
+    parent = panel.traj
+    assert not panel.branch_btn.isEnabled()  # the end of the timeline: nothing left to branch
+    panel.timeline.setValue(2)
+    assert panel.branch_btn.isEnabled()
+    panel.branch_btn.click()
+    qtbot.waitUntil(lambda: not panel.running and panel.traj is not parent, timeout=30000)
+    br = panel.traj
+    assert br.request.branch_step == 2 and panel.compare.isVisible() and panel.original_view.has_image()
+    for k in range(3):  # the same x_t up to the branch point (its x̂₀ too), new noise afterwards
+        assert np.array_equal(br.x_t[k], parent.x_t[k]) and np.array_equal(br.x0[k], parent.x0[k])
+    assert not np.array_equal(br.result, parent.result)
+    panel.run_btn.click()  # a plain run again: the comparison goes
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    assert panel.traj is parent and not panel.compare.isVisible()
+
+
 def test_cancel_stops_a_long_run(qtbot, panel, model):
     load(qtbot, panel, model)
     panel.steps.setValue(1000)

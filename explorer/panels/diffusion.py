@@ -9,6 +9,7 @@ a run can be cancelled at any step.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -55,6 +56,7 @@ class DiffusionPanel(Panel):
         self.engine = None
         self.info = None
         self.traj: jobs.Trajectory | None = None
+        self._branch_parent: jobs.Trajectory | None = None  # the run a branch is compared with
         self.cache = jobs.TrajectoryCache()
         self.data = None
         self.running = False
@@ -121,9 +123,20 @@ class DiffusionPanel(Panel):
                                f"diffusion-{name}", self.ctx)
         b1, self.xt_caption = _captioned(self.xt_view, "x_t")
         b2, self.x0_caption = _captioned(self.x0_view, "predicted x̂₀")
+        self.original_view = ImageGrid()
+        self.branch_view = ImageGrid()
+        b3, self.original_caption = _captioned(self.original_view, "original result")
+        b4, self.branch_caption = _captioned(self.branch_view, "branch result")
+        self.compare = QWidget()
+        cl = QVBoxLayout(self.compare)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(b3, 1)
+        cl.addWidget(b4, 1)
+        self.compare.setVisible(False)
         views = QHBoxLayout()
-        views.addWidget(b1, 1)
-        views.addWidget(b2, 1)
+        views.addWidget(b1, 3)
+        views.addWidget(b2, 3)
+        views.addWidget(self.compare, 1)
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, 0)
         self.timeline.valueChanged.connect(self.show_step)
@@ -137,7 +150,12 @@ class DiffusionPanel(Panel):
         self.speed.currentIndexChanged.connect(lambda _i: self._timer.setInterval(self._interval()))
         self.step_label = QLabel("")
         self.step_label.setMinimumWidth(330)
+        self.branch_btn = QPushButton("Branch here")
+        self.branch_btn.setToolTip("Re-run from the step shown with new noise and compare the results "
+                                   "(deterministic samplers — DDIM at η = 0, DPM-Solver++ — always end the same)")
+        self.branch_btn.clicked.connect(self.branch)
         tl = QHBoxLayout()
+        tl.addWidget(self.branch_btn)
         tl.addWidget(self.play_btn)
         tl.addWidget(self.speed)
         tl.addWidget(self.timeline, 1)
@@ -167,6 +185,8 @@ class DiffusionPanel(Panel):
         for w in (self.sampler, self.steps, self.seed, self.count, self.forward):
             w.setEnabled(ok)
         self.run_btn.setEnabled(ok and not self.running)
+        self.branch_btn.setEnabled(ok and not self.running and self.traj is not None
+                                   and self.traj.request.start_t is None and self.timeline.value() < self.traj.steps)
         self.forward.sdedit_btn.setEnabled(ok and not self.running and self.data is not None)
         self.eta.setEnabled(ok and self.sampler.currentData() == "ddim")
         self.guidance.setEnabled(cond)
@@ -181,6 +201,8 @@ class DiffusionPanel(Panel):
         self.set_playing(False)
         self.cache.clear()
         self.traj, self.data, self._noised = None, None, None
+        self._branch_parent = None
+        self.compare.setVisible(False)
         self.engine = engine if engine is not None and engine.name == "diffusion" else None
         self.info = info if self.engine is not None else None
         self.xt_view.set_image(None)
@@ -265,6 +287,16 @@ class DiffusionPanel(Panel):
         req = self.request(start_t=t, n=1, seed=key[1] + 1, image_key=key)
         self.run(req, x_start=x)
 
+    def branch(self) -> None:
+        """Re-run the trajectory on show with new noise from the step on show onwards."""
+        traj = self.traj
+        k = self.timeline.value()
+        if traj is None or self.running or traj.request.start_t is not None or k >= traj.steps:
+            return
+        self._branch_parent = traj if traj.request.branch_step is None else (self._branch_parent or traj)
+        seed = int(np.random.default_rng().integers(1, 2 ** 31 - 1))
+        self.run(dataclasses.replace(traj.request, branch_step=k, branch_seed=seed))
+
     def cancel(self) -> None:
         self._cancel.set()
 
@@ -303,6 +335,15 @@ class DiffusionPanel(Panel):
         self.timeline.setValue(traj.steps)
         self.timeline.blockSignals(False)
         self.show_step(traj.steps)
+        parent = self._branch_parent
+        if r.branch_step is not None and parent is not None:
+            cols = int(np.ceil(np.sqrt(r.n)))
+            self.original_view.set_image(jobs.tile(parent.result, cols))
+            self.branch_view.set_image(jobs.tile(traj.result, cols))
+            self.branch_caption.setText(f"branch from step {r.branch_step + 1}")
+            self.status.setText(self.status.text().split(" (")[0] + f" — branched at step {r.branch_step + 1} "
+                                "with new noise; the original result is beside it")
+        self.compare.setVisible(r.branch_step is not None and parent is not None)
         if r.start_t is not None:
             self.forward.show_result(traj.result[0], f"reverse process from t = {r.start_t} ({r.sampler}, {traj.steps} steps)")
 
@@ -311,6 +352,7 @@ class DiffusionPanel(Panel):
         traj = self.traj
         if traj is None:
             return
+        self._sync_enabled()
         k = max(0, min(k, traj.steps))
         cols = int(np.ceil(np.sqrt(traj.request.n)))
         self.xt_view.set_image(jobs.tile(traj.x_t[k], cols))

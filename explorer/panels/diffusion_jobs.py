@@ -31,6 +31,8 @@ class RunRequest:
     n: int = 1
     start_t: int | None = None  # SDEdit: start from this step of a noised image instead of noise
     image_key: tuple = ()  # which data image was noised (part of the cache key)
+    branch_step: int | None = None  # branching: from this step on, the sampler's noise comes from branch_seed
+    branch_seed: int = 0
 
 
 @dataclass
@@ -105,6 +107,10 @@ def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start
             raise Cancelled()
         traj.x_t.append(to_uint8(rec.x_t))
         traj.x0.append(to_uint8(rec.x0))
+        if rec.index == req.branch_step:
+            # Steps before this one drew the same noise as the original run, so x_t here is
+            # the original's; the noise the sampler draws from now on is new.
+            g.manual_seed(int(req.branch_seed))
         if progress is not None:
             progress(rec.index + 1, len(ts))
 
