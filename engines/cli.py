@@ -203,13 +203,8 @@ class _CancelOnSignals:
 
 
 def cmd_train_prior(a) -> int:
-    from . import checkpoint as ckpt
-    from .distributed import launched
-    from .prior_train import train_prior
-    from .train import TrainControl
+    from .distributed import setup
 
-    if launched():  # its loop has no process group: N copies would race to write one file
-        raise UsageError("train-prior runs on one process: start it with python main.py train-prior, not torchrun")
     if a.epochs is not None and a.epochs <= 0:
         raise UsageError("--epochs must be positive")
     if a.minutes is not None and a.minutes <= 0:
@@ -218,23 +213,40 @@ def cmd_train_prior(a) -> int:
     if not out.endswith(".safetensors"):
         raise UsageError("--out must end in .safetensors")
     _ensure_parent(out)
-    loaded = ckpt.load(a.checkpoint, device=a.device)
+    dist, device = setup(a.device)  # under torchrun: join the process group (engines/distributed.py)
+    ok = False
+    try:
+        rc = _train_prior(a, out, dist, device)
+        ok = True
+        return rc
+    finally:
+        dist.close(ok)
+
+
+def _train_prior(a, out, dist, device) -> int:
+    from . import checkpoint as ckpt
+    from .prior_train import train_prior
+    from .train import TrainControl
+
+    loaded = ckpt.load(a.checkpoint, device=device)
     engine = loaded.engine
     if not hasattr(engine, "prior_step"):
         raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
-    print(f"training the prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
-          f"{engine.grid[0]}×{engine.grid[1]}) on {engine.device}", file=sys.stderr)
+    say = print if dist.is_main else (lambda *_, **__: None)  # only rank 0 talks
+    say(f"training the prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
+        f"{engine.grid[0]}×{engine.grid[1]}) on {engine.device}"
+        + (f" × {dist.world_size} processes" if dist.active else ""), file=sys.stderr)
     control = TrainControl()
     bar = ProgressBar()
     gen = train_prior(engine, data, epochs=a.epochs, minutes=a.minutes, seed=a.seed, out=out, info=loaded.info,
-                      control=control)
-    last = _drive(gen, control, lambda p: bar.update(p, ("nats_per_token",)))
+                      control=control, dist=dist)
+    last = _drive(gen, control, lambda p: bar.update(p, ("nats_per_token",)) if dist.is_main else None)
     if last is None or last.state == "failed":
-        print(f"error: {last.message if last else 'prior training produced nothing'}", file=sys.stderr)
+        say(f"error: {last.message if last else 'prior training produced nothing'}", file=sys.stderr)
         return 1
     summary = {k: round(v, 4) for k, v in last.metrics.items()}
-    print(f"{last.state}: {last.step} prior steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}; "
+    say(f"{last.state}: {last.step} prior steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}; "
           f"{json.dumps(summary)}", file=sys.stderr)
     return 0 if last.state == "finished" else 130
 

@@ -127,6 +127,23 @@ class Processes:
                                "were not averaged across processes. Route each forward pass of train_step through "
                                "self.forward_loss(fn, ...) and backpropagate with self.backward(loss).")
 
+    def sync_buffers(self, engine) -> None:
+        """Give every rank rank 0's buffers. DDP copies them before each forward pass, but a
+        forward pass itself may update them per rank (a VQ codebook's EMA, batch-norm
+        statistics), so ranks differ after the last step until this."""
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for b in engine.nets.buffers():
+                if b.dtype == torch.bool:  # not every backend broadcasts bools
+                    u = b.to(torch.uint8)
+                    dist.broadcast(u, src=0)
+                    b.copy_(u.bool())
+                else:
+                    dist.broadcast(b, src=0)
+
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist

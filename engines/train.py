@@ -142,6 +142,7 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
     def save(state: str, metrics: dict) -> str | None:
         if not options.out:
             return None
+        dist.sync_buffers(engine)
         if hasattr(engine, "prepare_checkpoint"):  # on every rank: they keep identical state
             engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
         try:
@@ -272,6 +273,7 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
 
     if acc_n:
         last_metrics = {k: v / acc_n for k, v in acc.items()}
+    dist.sync_buffers(engine)  # every rank ends with the model rank 0 saves
     final = dict(last_metrics)
     if test_ds is not None and dist.is_main:  # only rank 0's checkpoint needs them
         final.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images], quick=True).items()})

@@ -153,32 +153,40 @@ class VQVAEEngine(Engine):
             self.nets.train()
             disc, opt, dopt = self.nets["disc"], self.optimizers["main"], self.optimizers["disc"]
             gan_on = self.step >= c.gan_start
-            opt.zero_grad(set_to_none=True)
-            with autocast(self.device):
-                out, q = self._forward(batch.x)
-                x_hat = torch.sigmoid(out.float())
-                rec = F.mse_loss(x_hat, batch.x)
-                loss = rec + q.loss
-                terms = {"mse": rec, **q.terms, **self._epoch_usage()}
-                if gan_on:
-                    g_loss = -disc(x_hat * 2 - 1).float().mean()
-                    last = self.nets["decoder"].last_layer
-                    g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
-                    g_gan = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
-                    w = (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0, 1e4).detach()
-                    loss = loss + c.gan_weight * w * g_loss
-                    terms.update(g_loss=g_loss, adaptive_weight=w)
-            if torch.isfinite(loss):
-                loss.backward()
-                opt.step()
-            if gan_on:
-                dopt.zero_grad(set_to_none=True)
+
+            # Each phase's loss goes through forward_loss/backward: on several processes
+            # (torchrun) that is where the gradients are averaged.
+            def autoencoder_loss():
+                with autocast(self.device):
+                    out, q = self._forward(batch.x)
+                    x_hat = torch.sigmoid(out.float())
+                    rec = F.mse_loss(x_hat, batch.x)
+                    loss = rec + q.loss
+                    terms = {"mse": rec, **q.terms, **self._epoch_usage()}
+                    if gan_on:
+                        g_loss = -disc(x_hat * 2 - 1).float().mean()
+                        last = self.nets["decoder"].last_layer
+                        g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+                        g_gan = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+                        w = (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0, 1e4).detach()
+                        loss = loss + c.gan_weight * w * g_loss
+                        terms.update(g_loss=g_loss, adaptive_weight=w)
+                return loss, terms, x_hat
+
+            def disc_loss(x_hat):
                 with autocast(self.device):
                     d_real = disc(batch.x * 2 - 1).float()
                     d_fake = disc(x_hat.detach() * 2 - 1).float()
-                    d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()  # hinge
-                if torch.isfinite(d_loss):
-                    d_loss.backward()
+                    return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()  # hinge
+
+            opt.zero_grad(set_to_none=True)
+            loss, terms, x_hat = self.forward_loss(autoencoder_loss)
+            if self.backward(loss):
+                opt.step()
+            if gan_on:
+                dopt.zero_grad(set_to_none=True)
+                d_loss = self.forward_loss(disc_loss, x_hat)
+                if self.backward(d_loss):
                     dopt.step()
                 terms["d_loss"] = d_loss
             self.step += 1
@@ -246,11 +254,14 @@ class VQVAEEngine(Engine):
             prior.train()
             opt = self.optimizers["prior"]
             opt.zero_grad(set_to_none=True)
-            with autocast(self.device):
-                # clone: grids from encode_indices are inference-mode tensors, which autograd refuses
-                nll = prior.nll(grids.to(self.device).clone()).mean() / prior.length
-            if torch.isfinite(nll):
-                nll.backward()
+
+            def nll_per_token(g):
+                with autocast(self.device):
+                    return prior.nll(g).mean() / prior.length
+
+            # clone: grids from encode_indices are inference-mode tensors, which autograd refuses
+            nll = self.forward_loss(nll_per_token, grids.to(self.device).clone())
+            if self.backward(nll):
                 torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
                 opt.step()
                 prior.trained_steps.add_(1)

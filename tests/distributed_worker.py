@@ -142,6 +142,18 @@ def main(npz: str, out: str) -> None:
                          loss="wgan-gp", r1_gamma=1.0)
     res["gan"] = {**run(gan, epochs=0.4, seed=5), "weights": weights(gan)}
 
+    # VQGAN (autoencoder and discriminator phases, EMA codebook), then its prior over code grids.
+    from engines.prior_train import train_prior
+
+    vq = engines.create("vqvae", data.spec, device=device, seed=4, width=8, codebook_size=16, code_dim=4,
+                        prior_dim=16, prior_layers=1, prior_heads=2, batch_size=8, gan_weight=0.1, gan_start=0,
+                        disc_width=8)
+    res["vq"] = {**run(vq, epochs=0.4, seed=5), "weights": weights(vq)}
+    for p in train_prior(vq, data, epochs=1, seed=3, batch_size=8, out=os.path.join(out, "vq.safetensors"),
+                         report_every_s=0, dist=dist):
+        pass
+    res["vq_prior"] = {"state": p.state, "step": p.step, "metrics": p.metrics, "weights": weights(vq)}
+
     # Resume under DDP continues exactly: 2 epochs + 2 epochs == 4 epochs (a VAE: per-rank noise too).
     straight = ae(name="vae")
     run(straight, epochs=4, seed=7)

@@ -186,6 +186,17 @@ def test_gan_trains_on_two_processes_in_step(scenarios):
     assert r0["gan"]["weights"] == r1["gan"]["weights"]
 
 
+def test_vq_model_and_its_prior_train_on_two_processes_in_step(scenarios):
+    (r0, r1), out, _ = scenarios
+    assert r0["vq"]["state"] == r1["vq"]["state"] == "finished" and r0["vq"]["step"] == 2
+    assert r0["vq"]["weights"] == r1["vq"]["weights"]  # codebook EMA included: rank 0's everywhere
+    assert r0["vq_prior"]["state"] == r1["vq_prior"]["state"] == "finished"
+    assert r0["vq_prior"]["step"] == 82 // 16
+    assert r0["vq_prior"]["weights"] == r1["vq_prior"]["weights"]
+    info = ckpt.read_info(os.path.join(out, "vq.safetensors"))
+    assert info.train_state["prior_state"] == "finished" and info.metrics["prior_steps"] == 82 // 16
+
+
 def test_resume_under_ddp_continues_exactly(scenarios):
     (r0, r1), _, _ = scenarios
     assert r0["resume_equal"] and r1["resume_equal"]
@@ -218,7 +229,6 @@ def test_engine_bypassing_forward_loss_is_refused(scenarios):
 @pytest.mark.parametrize("argv, needle", [
     (["train", "--engine", "ae", "--data", "digits", "--device", "cuda:1", "--out", "x.safetensors"], "local rank"),
     (["train", "--engine", "ae", "--data", "digits", "--device", "mps", "--out", "x.safetensors"], "CUDA (NCCL) or CPU"),
-    (["train-prior", "--checkpoint", "x.safetensors"], "one process"),
 ])
 def test_torchrun_user_errors_are_one_line(argv, needle, monkeypatch, capsys):
     from engines.cli import main
