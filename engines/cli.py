@@ -140,7 +140,9 @@ def _train(a, dist, device) -> int:
         raise UsageError(f"{out_dir}: folder does not exist")
     where = str(device)
     if dist.active:
-        where += f" × {dist.world_size} processes (effective batch {dist.world_size} × {getattr(engine.config, 'batch_size', '-')})"
+        where += f" × {dist.world_size} processes"
+        if not engine.closed_form:
+            where += f" (effective batch {dist.world_size} × {engine.config.batch_size})"
     say = print if dist.is_main else (lambda *_, **__: None)  # only rank 0 talks
     say(f"training {engine.name} on {data.name} ({len(data.train_idx)} train / {len(data.test_idx)} test, "
         f"{data.spec}) on {where}, {engine.n_parameters():,} parameters", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 torchrun starts one process per GPU (or per CPU worker) and tells each its rank through the
 environment; `setup()` joins them into a process group (NCCL on CUDA, gloo on CPU) and gives
-each its device. The shared training loop then stays the same on every rank, with three hooks:
+each its device. The shared training loop then stays the same on every rank, with a few hooks:
 
 * `attach(engine)` wraps all of the engine's nets in one `DistributedDataParallel`, so every
   loss an engine computes through `Engine.forward_loss` has its gradients averaged across ranks
@@ -16,6 +16,8 @@ each its device. The shared training loop then stays the same on every rank, wit
   the decisions every rank must take together (cancel from any rank; deadline, progress
   report and periodic checkpoint by rank 0's clock). A NaN on one rank makes the averaged
   metrics NaN everywhere, so all ranks stop at the same step.
+* `sync_buffers(engine)` before saving and at the end: rank 0's buffers everywhere (a forward
+  pass may update them per rank), so every rank holds the model rank 0 writes.
 
 Batch semantics: `batch_size` is per process. W processes with batch B average their gradients,
 so they take the same steps as one process with batch W·B and the same learning rate (exactly,
