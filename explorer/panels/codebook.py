@@ -312,7 +312,8 @@ class CodebookPanel(Panel):
         if request[1] is not self.cd:
             return
         self.patches.set_images(d.patches if len(d.patches) else None, tips=d.patch_tips)
-        self.occurrences.set_images(d.occurrences if len(d.occurrences) else None, captions=d.occurrence_tips)
+        self.occurrences.set_images(d.occurrences if len(d.occurrences) else None, captions=d.occurrence_tips,
+                                     tips=d.occurrence_names)
         if not len(d.patches):
             self.patches.set_placeholder("No data patch uses this code (a dead code).")
             self.occurrences.set_placeholder("It occurs nowhere in the data.")

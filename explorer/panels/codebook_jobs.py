@@ -138,7 +138,8 @@ class CodeDetail:
     patches: np.ndarray  # uint8 (n, ph, pw, C)
     patch_tips: list
     occurrences: np.ndarray  # uint8 (m, H, W, C): images with the code's cells outlined
-    occurrence_tips: list
+    occurrence_tips: list  # short captions
+    occurrence_names: list  # tooltips
 
 
 def outline(image: np.ndarray, cells, cell: tuple[int, int], colour=(255, 40, 40)) -> np.ndarray:
@@ -166,15 +167,16 @@ def code_detail(engine, cd: CodebookData, code: int, n_patches: int = 40, n_imag
     tips = [f"image {n}, cell ({i}, {j})" for n, i, j in pick]
     per_image = np.bincount(where[:, 0], minlength=len(cd.images)) if len(where) else np.zeros(0, int)
     top = np.argsort(-per_image, kind="stable")[:n_images] if len(where) else []
-    occ, occ_tips = [], []
+    occ, occ_tips, occ_names = [], [], []
     for n in top:
         if per_image[n] == 0:
             break
         cells = where[where[:, 0] == n][:, 1:]
         occ.append(outline(cd.images[n], cells, engine.cell_size))
-        occ_tips.append(f"image {n}: {len(cells)} cell{'s' if len(cells) != 1 else ''}")
+        occ_tips.append(f"{len(cells)} cell{'s' if len(cells) != 1 else ''}")
+        occ_names.append(f"image {n} of the data set: the code in {len(cells)} of its cells")
     occ_arr = np.stack(occ) if occ else np.zeros((0, 1, 1, 3), np.uint8)
-    return CodeDetail(code, int(cd.counts[code]), patches, tips, occ_arr, occ_tips)
+    return CodeDetail(code, int(cd.counts[code]), patches, tips, occ_arr, occ_tips, occ_names)
 
 
 # ---- token editor ------------------------------------------------------------------------------------------
