@@ -6,6 +6,7 @@ under `torch.inference_mode()` in eval mode on the engine's device.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from typing import ClassVar, NamedTuple
@@ -108,14 +109,20 @@ class Engine:
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.nets.parameters())
 
-    def _infer(self, fn, x: torch.Tensor) -> torch.Tensor:
+    @contextlib.contextmanager
+    def inference(self):
+        """Under the lock, in inference and eval mode; the nets' training mode comes back after."""
         with self.lock, torch.inference_mode():
             was_training = self.nets.training
             self.nets.eval()
             try:
-                outs = [fn(chunk) for chunk in x.split(INFER_CHUNK)] if len(x) else [fn(x)]
+                yield
             finally:
                 self.nets.train(was_training)
+
+    def _infer(self, fn, x: torch.Tensor) -> torch.Tensor:
+        with self.inference():
+            outs = [fn(chunk) for chunk in x.split(INFER_CHUNK)] if len(x) else [fn(x)]
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
     def encode(self, x) -> torch.Tensor:

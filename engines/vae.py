@@ -83,13 +83,8 @@ class VAEEngine(Engine):
 
     def encode_distribution(self, x):
         x = as_images(x, self.device)
-        with self.lock, torch.inference_mode():
-            was = self.nets.training
-            self.nets.eval()
-            try:
-                return self.posterior(x)
-            finally:
-                self.nets.train(was)
+        with self.inference():
+            return self.posterior(x)
 
     def kl_weight(self) -> float:
         c = self.config
@@ -121,24 +116,19 @@ class VAEEngine(Engine):
         k = k or self.config.iwae_k
         g = generator or torch.Generator(device=self.device).manual_seed(0)
         nelbo, niwae = [], []
-        with self.lock, torch.inference_mode():
-            was = self.nets.training
-            self.nets.eval()
-            try:
-                for xb in x.split(chunk):
-                    mu, logvar = self.posterior(xb)
-                    std = (0.5 * logvar).exp()
-                    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
-                    eps = torch.randn((k, *mu.shape), generator=g, device=mu.device)
-                    z = mu + std * eps  # (k, B, D)
-                    out = self.nets["decoder"](z.flatten(0, 1)).float()
-                    lpx = self.log_px_z(xb.repeat(k, 1, 1, 1), out).view(k, -1)
-                    lpz = self.log_prior(z)
-                    lqz = (-0.5 * (eps ** 2 + LOG_2PI) - 0.5 * logvar).sum(-1)
-                    nelbo.append(kl - lpx.mean(0))
-                    niwae.append(-(torch.logsumexp(lpx + lpz - lqz, 0) - math.log(k)))
-            finally:
-                self.nets.train(was)
+        with self.inference():
+            for xb in x.split(chunk):
+                mu, logvar = self.posterior(xb)
+                std = (0.5 * logvar).exp()
+                kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+                eps = torch.randn((k, *mu.shape), generator=g, device=mu.device)
+                z = mu + std * eps  # (k, B, D)
+                out = self.nets["decoder"](z.flatten(0, 1)).float()
+                lpx = self.log_px_z(xb.repeat(k, 1, 1, 1), out).view(k, -1)
+                lpz = self.log_prior(z)
+                lqz = (-0.5 * (eps ** 2 + LOG_2PI) - 0.5 * logvar).sum(-1)
+                nelbo.append(kl - lpx.mean(0))
+                niwae.append(-(torch.logsumexp(lpx + lpz - lqz, 0) - math.log(k)))
         return torch.cat(nelbo), torch.cat(niwae)
 
     @torch.no_grad()
