@@ -23,7 +23,7 @@ from .base import Batch, Engine, INFER_CHUNK, as_images
 from .config import EngineConfig, option
 from .device import autocast
 from .gan_losses import LOSSES, StepSettings, adversarial_step, pairwise_diversity
-from .gan_nets import Discriminator, ema_update, make_generator
+from .gan_nets import Discriminator, ema_update, make_generator, recalibrate_batchnorm
 from .inversion import Inversion, invert
 from .nets import ConvEncoder
 
@@ -89,8 +89,32 @@ class GANEngine(Engine):
 
     @property
     def sampler(self):
-        """The generator that draws: the EMA copy when there is one."""
-        return self.nets["generator_ema"] if "generator_ema" in self.nets else self.nets["generator"]
+        """The generator that draws: the EMA copy when there is one (its batch-norm statistics
+        measured for its own weights first, see `calibrate`)."""
+        if "generator_ema" not in self.nets:
+            return self.nets["generator"]
+        if getattr(self, "_ema_stale", False):
+            self.calibrate()
+        return self.nets["generator_ema"]
+
+    def calibrate(self) -> None:
+        """Measure the EMA generator's batch-norm statistics on 8 batches of 64 prior draws
+        (seeded, so the same weights always give the same statistics and samples)."""
+        if "generator_ema" not in self.nets:
+            return
+        with self.lock:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(12345)
+            recalibrate_batchnorm(self.nets["generator_ema"], lambda i: self.prior_sample(64, g))
+            self._ema_stale = False
+
+    def after_load(self) -> None:  # checkpoint.load
+        self.calibrate()
+
+    def prepare_checkpoint(self, x) -> None:  # engines.train, before every save
+        with self.lock:
+            if getattr(self, "_ema_stale", False):
+                self.calibrate()
 
     # ---- latents ------------------------------------------------------------------------------
     def _with_class(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -174,6 +198,7 @@ class GANEngine(Engine):
                 # Warm-up: early on the average would be dominated by the random initial weights.
                 decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))
                 ema_update(self.nets["generator_ema"], self.nets["generator"], decay)
+                self._ema_stale = True
             if "encoder" in self.nets:
                 terms["enc_loss"] = self._encoder_step(fake, used["z"])
             terms["diversity"] = pairwise_diversity(fake, real)

@@ -140,8 +140,31 @@ def make_generator(arch: str, spec: ImageSpec, in_features: int, base: int, max_
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
-    """ema ← decay·ema + (1−decay)·live for weights; batch-norm statistics are copied."""
+    """ema ← decay·ema + (1−decay)·live for the weights. Batch-norm statistics are not averaged
+    (nor copied: the live generator's statistics do not fit the averaged weights and tint every
+    image); `recalibrate_batchnorm` measures them for the averaged weights before it is used."""
     for pe, p in zip(ema.parameters(), live.parameters()):
         pe.lerp_(p.detach(), 1.0 - decay)
-    for be, b in zip(ema.buffers(), live.buffers()):
-        be.copy_(b)
+
+
+def recalibrate_batchnorm(net: nn.Module, latents, batches: int = 8) -> bool:
+    """Re-estimate every batch-norm layer's running statistics as the plain average over
+    `batches` forward passes of `latents(i)` (a latent batch per index, deterministic)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return False
+    momenta = [m.momentum for m in bns]
+    was = net.training
+    with torch.inference_mode(False), torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        net.train()
+        try:
+            for i in range(batches):
+                net(latents(i))
+        finally:
+            net.train(was)
+            for m, mom in zip(bns, momenta):
+                m.momentum = mom
+    return True
