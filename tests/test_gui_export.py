@@ -66,6 +66,15 @@ def test_default_keys_preview_and_export(qtbot, window, tmp_path):
 
     assert iio.imread(out).shape == (8, 64, 64, 3) and "Wrote 8 frames" in p.status.text()
     assert not window.errors
+    # A key from an image file: encoded in a worker, its latent is the engine's encoding.
+    from PIL import Image
+
+    img = (np.random.default_rng(1).random((16, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "face.png")
+    p.add_image_key(str(tmp_path / "face.png"))
+    qtbot.waitUntil(lambda: len(p.keys.keys) == 5, timeout=10_000)
+    assert p.keys.labels[-1] == "face.png"
+    assert np.allclose(p.keys.keys[-1], p.engine.encode(img[None]).numpy().reshape(-1), atol=1e-5)
 
 
 def test_cancel_leaves_nothing(qtbot, window, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLab
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from ..widgets.image_grid import ImageGrid
-from ..workers import LatestRequestRunner, Worker
+from ..workers import LatestRequestRunner, Worker, run_in_thread
 from . import Panel
 from .export_jobs import PreviewRequest, export, preview, thumbnails
 from .export_keys import KeyList
@@ -36,6 +36,7 @@ class ExportPanel(Panel):
         self.worker: Worker | None = None
         self.last_result = None
         self._frame = 0
+        self._stale = True
         self._build()
         self._preview = LatestRequestRunner(preview, self)
         self._preview.result.connect(self._on_preview)
@@ -63,6 +64,8 @@ class ExportPanel(Panel):
         self.add_map_btn.setToolTip("Add the Manifold panel's current latent")
         self.add_marks_btn = QPushButton("Bookmarks")
         self.add_marks_btn.setToolTip("Add every bookmark of the Manifold panel")
+        self.add_image_btn = QPushButton("Image…")
+        self.add_image_btn.setToolTip("Encode an image file (or several) and add its latent")
         self.remove_btn = QPushButton("Remove")
         self.left_btn, self.right_btn = QPushButton("◀"), QPushButton("▶")
         for b in (self.left_btn, self.right_btn):
@@ -71,6 +74,7 @@ class ExportPanel(Panel):
         for w in (self.seed, self.add_seed_btn, self.add_map_btn, self.add_marks_btn):
             row1.addWidget(w)
         row2 = QHBoxLayout()
+        row2.addWidget(self.add_image_btn)
         row2.addWidget(self.remove_btn)
         row2.addStretch(1)
         row2.addWidget(QLabel("move"))
@@ -140,6 +144,7 @@ class ExportPanel(Panel):
         self.add_seed_btn.clicked.connect(self.add_seed_key)
         self.add_map_btn.clicked.connect(self.add_map_key)
         self.add_marks_btn.clicked.connect(self.add_bookmark_keys)
+        self.add_image_btn.clicked.connect(self.add_image_dialog)
         self.remove_btn.clicked.connect(self.keys.remove_selected)
         self.left_btn.clicked.connect(lambda: self.keys.move_selected(-1))
         self.right_btn.clicked.connect(lambda: self.keys.move_selected(1))
@@ -161,6 +166,7 @@ class ExportPanel(Panel):
         ok = engine is not None
         for w in (self.add_seed_btn, self.add_map_btn, self.add_marks_btn, self.export_btn):
             w.setEnabled(ok)
+        self.add_image_btn.setEnabled(ok and "encode" in engine.capabilities)
         if not ok:
             self.view.set_placeholder("Load a model in the library to export from it.")
             return
@@ -203,6 +209,29 @@ class ExportPanel(Panel):
         for b in marks:
             self.keys.add(b.latent, b.name)
 
+    def add_image_dialog(self) -> None:
+        from .arithmetic_base import IMAGE_FILTER
+
+        paths, _ = QFileDialog.getOpenFileNames(self, "Images to encode as keys", self.ctx.settings.last_open_dir,
+                                                IMAGE_FILTER)
+        for p in paths:
+            self.add_image_key(p)
+
+    def add_image_key(self, path: str):
+        """Encode an image file in a worker; its latent joins the keys when done."""
+        from .arithmetic_jobs import base_from_file
+
+        engine = self.engine
+        if engine is None or "encode" not in engine.capabilities:
+            return None
+
+        def done(base):
+            if engine is self.engine:
+                self.keys.add(base.z, os.path.basename(path))
+
+        return run_in_thread(base_from_file, engine, path, on_result=done,
+                             on_error=lambda e: self.ctx.session.report(e, "Cannot use this image"))
+
     def _keys_changed(self) -> None:
         if self.engine is not None:
             self._thumbs.submit((self.engine, np.stack(self.keys.keys) if self.keys.keys else np.zeros((0, 1))))
@@ -222,7 +251,11 @@ class ExportPanel(Panel):
         return self.options.spec(self.engine, self.keys.keys, self.keys.labels, base)
 
     def _schedule_preview(self) -> None:
-        self._debounce.start()
+        """Render the preview soon — only while the panel is on show (loading a model elsewhere
+        should not spend seconds decoding a walk nobody looks at); showing it catches up."""
+        self._stale = True
+        if self.isVisible():
+            self._debounce.start()
 
     def refresh_preview(self) -> None:
         if self.engine is None:
@@ -234,6 +267,7 @@ class ExportPanel(Panel):
             self.summary.setText("")
             return
         self.status.setText("")
+        self._stale = False
         self._preview.submit(PreviewRequest(self.engine, copy.deepcopy(spec)))
 
     def _set_preview_text(self, text: str) -> None:
@@ -395,5 +429,5 @@ class ExportPanel(Panel):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self.engine is not None and self.preview_data is None:
+        if self.engine is not None and (self.preview_data is None or self._stale):
             self._schedule_preview()
