@@ -169,3 +169,32 @@ def test_data_menu_writes_the_maps_latents(qtbot, window, tmp_path, tiny_dataset
     assert export_data.bookmarks(p, str(tmp_path / "b.json")) is None  # none yet: a message, no file
     assert export_data.codebook(p, str(tmp_path / "c.h5")) is None  # a VAE has no codebook
     assert not os.path.exists(tmp_path / "b.json") and not window.errors
+
+
+def test_sweep_and_diffusion_kinds(qtbot, window, tmp_path):
+    from engines.latent.attributes import AttributeVector
+
+    p = _open(qtbot, window, _model(tmp_path))
+    kinds = p.options.kind
+    diff_item = kinds.model().item(kinds.findData("diffusion"))
+    assert not diff_item.isEnabled()  # a VAE has no trajectory
+    window.panels["arithmetic"].vectors.add(AttributeVector("up", np.ones(4, np.float32), "test", "", (4,)))
+    p.options.fps.setValue(8)
+    p.options.sweep_seconds.setValue(0.5)
+    p.options.width.setValue(32)
+    kinds.setCurrentIndex(kinds.findData("sweep"))
+    qtbot.waitUntil(lambda: p.preview_data is not None and len(p.preview_data.frames) == 8 and not p.busy,
+                    timeout=10_000)
+    spec = p.current_spec()
+    assert spec.sweep.name == "up" and np.array_equal(spec.sweep.base, p.keys.keys[0])
+    d = engines.create("diffusion", ImageSpec(3, 16, 16), device="cpu", width=8, levels=2, attn_size=4)
+    path = ckpt.save(str(tmp_path / "d.safetensors"), d)
+    loaded = ckpt.load(path, device="cpu", with_optimizer=False)
+    window.session.set_model(loaded.engine, loaded.info, path)
+    qtbot.waitUntil(lambda: p.engine is loaded.engine and diff_item.isEnabled(), timeout=10_000)
+    kinds.setCurrentIndex(kinds.findData("diffusion"))
+    p.options.diff_steps.setValue(3)
+    p.options.diff_n.setValue(2)
+    qtbot.waitUntil(lambda: p.preview_data is not None and len(p.preview_data.frames) == 3 + 8 and not p.busy,
+                    timeout=20_000)
+    assert p.current_spec().options == {"sampler": "dpm", "steps": 3}
