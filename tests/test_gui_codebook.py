@@ -230,3 +230,25 @@ def test_training_the_prior_from_the_panel_saves_it(qtbot, panel, vq_path, tmp_p
     assert int(back.nets["prior"].trained_steps) > before
     assert p.cd.prior_trained and "Prior: trained" in p.status.text()
     assert not p.errors
+
+
+def test_umap_map_runs_in_a_worker(qtbot, panel, vq_path, monkeypatch):
+    """With a stand-in for UMAP's fit (numba never compiles here): the map switches when it is done."""
+    from explorer.panels import codebook_jobs
+
+    calls = []
+
+    def fake_umap(vectors, seed=0):
+        calls.append(threading.current_thread())
+        return np.asarray(vectors[:, :2], np.float32) * 2
+
+    monkeypatch.setattr(codebook_jobs, "umap_coords", fake_umap)
+    p = panel
+    open_model(qtbot, p, vq_path)
+    p.projection.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: p.ready_for_screenshot(), timeout=10_000)
+    assert calls and calls[0] is not threading.main_thread()
+    live = ~p.cd.dead
+    assert np.allclose(p.map.scatter.data["x"], p.cd.vectors[live, 0] * 2)
+    p.projection.setCurrentIndex(0)
+    assert np.allclose(p.map.scatter.data["x"], p.cd.coords[live, 0])
