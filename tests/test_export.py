@@ -302,3 +302,11 @@ def test_diffusion_trajectory_ends_on_the_sampled_images(tmp_path):
     with pytest.raises(ExportError, match="trajectory"):
         run(run_export(engines.create("ae", ImageSpec(1, 16, 16), device="cpu", latent_dim=2, width=8), spec,
                        str(tmp_path / "x.png")))
+
+
+def test_vq_prior_latents_decode_to_the_models_samples():
+    vq = engines.create("vqvae", ImageSpec(3, 16, 16), device="cpu", seed=0, codebook_size=8, code_dim=4, width=8,
+                        prior_dim=16, prior_layers=1, prior_heads=2)
+    z = prior_latents(vq, 3, seed=5)
+    assert z.shape == (3, vq.latent_dim)
+    assert torch.equal(vq.decode(z), vq.sample(3, seed=5))

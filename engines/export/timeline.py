@@ -166,14 +166,37 @@ class Sweep:
 
 
 def prior_latents(engine, n: int, seed: int, **options) -> np.ndarray:
-    """n latents from the engine's prior with a fixed seed (what `engine.sample(n, seed)` decodes)."""
+    """n latents from the engine's prior with a fixed seed (what `engine.sample(n, seed)` decodes).
+    For a VQ model these are the code vectors of grids drawn from its prior over code grids (its
+    latents are the grid before quantisation), not Gaussian noise it never decodes well."""
     import torch
 
+    vq = _vq_prior_latents(engine, n, seed, **options)
+    if vq is not None:
+        return vq
     g = torch.Generator(device=engine.device)
     g.manual_seed(int(seed))
     with engine.lock:
         z = engine.prior_sample(int(n), g, **options)
     return z.detach().to("cpu", torch.float32).reshape(int(n), -1).numpy()
+
+
+def _vq_prior_latents(engine, n: int, seed: int, temperature: float = 1.0, **_) -> np.ndarray | None:
+    import torch
+
+    if not (callable(getattr(engine, "sample_indices", None)) and callable(getattr(engine, "code_vectors", None))):
+        return None
+    idx = engine.sample_indices(int(n), int(seed), float(temperature)).to("cpu", torch.long)  # (n, h, w)
+    codes = engine.code_vectors()  # (K, D)
+    k, d = codes.shape
+    c = int(engine.latent_shape[0])
+    if c == d:  # nearest-code quantiser: the code vectors themselves
+        z = codes[idx].permute(0, 3, 1, 2)
+    elif c == k:  # Gumbel quantiser (argmax of logits): a clear one-hot
+        z = torch.nn.functional.one_hot(idx, k).permute(0, 3, 1, 2).float() * 10.0
+    else:
+        return None
+    return z.reshape(int(n), -1).float().numpy()
 
 
 def default_timeline(engine, n_keys: int = 4, seed: int = 0, seconds: float = 2.0, fps: float = 24.0) -> Timeline:
