@@ -85,22 +85,36 @@ def _load_data(name_or_path, spec=None, size=None, channels=None):
     return load_dataset(name_or_path, spec=spec, size=size, channels=channels)
 
 
-def cmd_train(a) -> int:
-    from .distributed import setup
-
+def _check_length(a) -> None:
     if a.epochs is not None and a.epochs <= 0:
         raise UsageError("--epochs must be positive")
     if a.minutes is not None and a.minutes <= 0:
         raise UsageError("--minutes must be positive")
-    # Under torchrun: join the process group; each rank gets its device (engines/distributed.py).
-    dist, device = setup(a.device)
+
+
+def _on_processes(device_name, run) -> int:
+    """`run(dist, device)` on this process's rank: under torchrun in its process group (joined
+    here, left after; engines/distributed.py), otherwise as the one process."""
+    from .distributed import setup
+
+    dist, device = setup(device_name)
     ok = False
     try:
-        rc = _train(a, dist, device)
+        rc = run(dist, device)
         ok = True
         return rc
     finally:
         dist.close(ok)
+
+
+def _speaker(dist):
+    """print on rank 0, silence elsewhere: one progress bar and one summary per run."""
+    return print if dist.is_main else (lambda *_, **__: None)
+
+
+def cmd_train(a) -> int:
+    _check_length(a)
+    return _on_processes(a.device, lambda dist, device: _train(a, dist, device))
 
 
 def _train(a, dist, device) -> int:
@@ -143,7 +157,7 @@ def _train(a, dist, device) -> int:
         where += f" × {dist.world_size} processes"
         if not engine.closed_form:
             where += f" (effective batch {dist.world_size} × {engine.config.batch_size})"
-    say = print if dist.is_main else (lambda *_, **__: None)  # only rank 0 talks
+    say = _speaker(dist)
     say(f"training {engine.name} on {data.name} ({len(data.train_idx)} train / {len(data.test_idx)} test, "
         f"{data.spec}) on {where}, {engine.n_parameters():,} parameters", file=sys.stderr)
     opts = TrainOptions(epochs=epochs, minutes=minutes, seed=seed, out=out, checkpoint_every_s=a.checkpoint_every,
@@ -205,24 +219,12 @@ class _CancelOnSignals:
 
 
 def cmd_train_prior(a) -> int:
-    from .distributed import setup
-
-    if a.epochs is not None and a.epochs <= 0:
-        raise UsageError("--epochs must be positive")
-    if a.minutes is not None and a.minutes <= 0:
-        raise UsageError("--minutes must be positive")
+    _check_length(a)
     out = a.out or a.checkpoint
     if not out.endswith(".safetensors"):
         raise UsageError("--out must end in .safetensors")
     _ensure_parent(out)
-    dist, device = setup(a.device)  # under torchrun: join the process group (engines/distributed.py)
-    ok = False
-    try:
-        rc = _train_prior(a, out, dist, device)
-        ok = True
-        return rc
-    finally:
-        dist.close(ok)
+    return _on_processes(a.device, lambda dist, device: _train_prior(a, out, dist, device))
 
 
 def _train_prior(a, out, dist, device) -> int:
@@ -235,7 +237,7 @@ def _train_prior(a, out, dist, device) -> int:
     if not hasattr(engine, "prior_step"):
         raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
-    say = print if dist.is_main else (lambda *_, **__: None)  # only rank 0 talks
+    say = _speaker(dist)
     say(f"training the prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
         f"{engine.grid[0]}×{engine.grid[1]}) on {engine.device}"
         + (f" × {dist.world_size} processes" if dist.active else ""), file=sys.stderr)

@@ -273,10 +273,11 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
 
     if acc_n:
         last_metrics = {k: v / acc_n for k, v in acc.items()}
-    dist.sync_buffers(engine)  # every rank ends with the model rank 0 saves
     final = dict(last_metrics)
     if test_ds is not None and dist.is_main:  # only rank 0's checkpoint needs them
         final.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images], quick=True).items()})
+    # Every rank ends with rank 0's model: steps, and its evaluation, may have moved buffers.
+    dist.sync_buffers(engine)
     path = save("finished", final)
     last_metrics = final
     yield progress("finished", "training finished", path)
