@@ -31,6 +31,10 @@ MODELS = {
     "vae-digits-28": ("vae", "digits", 28, 1, 150, ["latent_dim=16"]),
     "ae-digits-28": ("ae", "digits", 28, 1, 80, ["latent_dim=16"]),
     "pca-digits-28": ("pca", "digits", 28, 1, 1, ["n_components=16"]),
+    # Class-conditional (guidance 2 by default), v-prediction: ε-prediction with the cosine schedule
+    # needs far longer training before the deterministic samplers (DDIM, DPM-Solver++) stop leaving noise.
+    "diffusion-digits-28": ("diffusion", "digits", 28, 1, 25, ["width=16", "batch_size=32", "lr=1e-3", "ema_decay=0.995",
+                                                               "num_classes=10", "target=v"]),
 }
 
 
