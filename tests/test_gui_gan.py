@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from test_gui_train import setup_run, window  # noqa: E402,F401  (the window fixture)
+from test_gui_train import window  # noqa: E402,F401  (the window fixture)
 
 GAN = {"latent_dim": 4, "width": 8, "batch_size": 16, "invert_steps": 3, "invert_restarts": 1}
 
