@@ -187,6 +187,15 @@ def test_sweep_and_diffusion_kinds(qtbot, window, tmp_path):
                     timeout=10_000)
     spec = p.current_spec()
     assert spec.sweep.name == "up" and np.array_equal(spec.sweep.base, p.keys.keys[0])
+    # Training progress: two checkpoints of the same architecture, 0.25 s each at 8 fps.
+    ckpts = [_model(tmp_path, seed=s, name=f"step{s}").info.path for s in (1, 2)]
+    kinds.setCurrentIndex(kinds.findData("progress"))
+    p.options.add_checkpoints(ckpts)
+    p.options.prog_n.setValue(2)
+    p.options.prog_seconds.setValue(0.25)
+    qtbot.waitUntil(lambda: p.preview_data is not None and len(p.preview_data.frames) == 4 and not p.busy,
+                    timeout=10_000)
+    assert p.current_spec().progress.checkpoints == ckpts
     d = engines.create("diffusion", ImageSpec(3, 16, 16), device="cpu", width=8, levels=2, attn_size=4)
     path = ckpt.save(str(tmp_path / "d.safetensors"), d)
     loaded = ckpt.load(path, device="cpu", with_optimizer=False)

@@ -8,7 +8,6 @@ and returns an `ExportResult` with the path, the frame count and a digest of the
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 

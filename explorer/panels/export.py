@@ -18,14 +18,14 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLab
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from ..widgets.image_grid import ImageGrid
-from ..workers import LatestRequestRunner, Worker, run_in_thread
+from ..workers import LatestRequestRunner, Worker
 from . import Panel
 from .export_jobs import PreviewRequest, export, preview, thumbnails
-from .export_keys import KeyList
+from .export_keys import KeyList, KeySources
 from .export_options import ExportOptions
 
 
-class ExportPanel(Panel):
+class ExportPanel(KeySources, Panel):
     name = "export"
     title = "Export"
 
@@ -177,60 +177,6 @@ class ExportPanel(Panel):
             for i, z in enumerate(prior_latents(engine, 4, 0)):
                 self.keys.add(z, f"seed 0·{i}")
             self.seed.setValue(1)
-
-    def _other(self, name: str):
-        win = self.window()
-        return getattr(win, "panels", {}).get(name)
-
-    def add_seed_key(self) -> None:
-        from engines.export.timeline import prior_latents
-
-        if self.engine is None:
-            return
-        s = self.seed.value()
-        self.keys.add(prior_latents(self.engine, 1, s)[0], f"seed {s}")
-        self.seed.setValue(s + 1)
-
-    def add_map_key(self) -> None:
-        m = self._other("manifold")
-        z = getattr(m, "z", None)
-        if z is None:
-            self.ctx.message("Pick a latent on the Manifold panel's map first.")
-            return
-        self.keys.add(np.asarray(z).reshape(-1), "map")
-
-    def add_bookmark_keys(self) -> None:
-        m = self._other("manifold")
-        md = getattr(m, "md", None)
-        marks = list(md.bookmarks) if md is not None else []
-        if not marks:
-            self.ctx.message("The Manifold panel has no bookmarks for this model.")
-            return
-        for b in marks:
-            self.keys.add(b.latent, b.name)
-
-    def add_image_dialog(self) -> None:
-        from .arithmetic_base import IMAGE_FILTER
-
-        paths, _ = QFileDialog.getOpenFileNames(self, "Images to encode as keys", self.ctx.settings.last_open_dir,
-                                                IMAGE_FILTER)
-        for p in paths:
-            self.add_image_key(p)
-
-    def add_image_key(self, path: str):
-        """Encode an image file in a worker; its latent joins the keys when done."""
-        from .arithmetic_jobs import base_from_file
-
-        engine = self.engine
-        if engine is None or "encode" not in engine.capabilities:
-            return None
-
-        def done(base):
-            if engine is self.engine:
-                self.keys.add(base.z, os.path.basename(path))
-
-        return run_in_thread(base_from_file, engine, path, on_result=done,
-                             on_error=lambda e: self.ctx.session.report(e, "Cannot use this image"))
 
     def _keys_changed(self) -> None:
         if self.engine is not None:

@@ -55,6 +55,8 @@ def _frame_size(engine, spec) -> tuple[int, int]:
     cells = 1
     if spec.kind == "grid" and spec.grid is not None:
         cells = spec.grid.n
+    elif spec.kind == "progress" and spec.progress is not None:
+        cells = spec.progress.n
     elif spec.kind == "diffusion" and spec.diffusion is not None:
         cells = spec.diffusion.n * (2 if spec.diffusion.show == "both" else 1)
     h, w = st.frame_size(engine.spec, cells)

@@ -3,12 +3,15 @@ order. Keys come from seeds, from the Manifold panel's current latent and bookma
 session file; the panel decodes thumbnails in a worker and hands them to `set_thumbnails`."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem
+from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QListWidget, QListWidgetItem
 
 from ..widgets.image_grid import thumbnail_pixmap
+from ..workers import run_in_thread
 
 
 class KeyList(QListWidget):
@@ -72,3 +75,63 @@ class KeyList(QListWidget):
             item.setToolTip(f"key {i + 1}: {lab or 'no label'} — |z| = {float(np.linalg.norm(self.keys[i])):.2f}")
             self.addItem(item)
         self.changed.emit()
+
+
+class KeySources:
+    """Where the Export panel's keys come from (mixed into the panel: uses `engine`, `keys`,
+    `seed`, `ctx` and the window's other panels)."""
+
+    def _other(self, name: str):
+        win = self.window()
+        return getattr(win, "panels", {}).get(name)
+
+    def add_seed_key(self) -> None:
+        from engines.export.timeline import prior_latents
+
+        if self.engine is None:
+            return
+        s = self.seed.value()
+        self.keys.add(prior_latents(self.engine, 1, s)[0], f"seed {s}")
+        self.seed.setValue(s + 1)
+
+    def add_map_key(self) -> None:
+        m = self._other("manifold")
+        z = getattr(m, "z", None)
+        if z is None:
+            self.ctx.message("Pick a latent on the Manifold panel's map first.")
+            return
+        self.keys.add(np.asarray(z).reshape(-1), "map")
+
+    def add_bookmark_keys(self) -> None:
+        m = self._other("manifold")
+        md = getattr(m, "md", None)
+        marks = list(md.bookmarks) if md is not None else []
+        if not marks:
+            self.ctx.message("The Manifold panel has no bookmarks for this model.")
+            return
+        for b in marks:
+            self.keys.add(b.latent, b.name)
+
+    def add_image_dialog(self) -> None:
+        from .arithmetic_base import IMAGE_FILTER
+
+        paths, _ = QFileDialog.getOpenFileNames(self, "Images to encode as keys", self.ctx.settings.last_open_dir,
+                                                IMAGE_FILTER)
+        for p in paths:
+            self.add_image_key(p)
+
+    def add_image_key(self, path: str):
+        """Encode an image file in a worker; its latent joins the keys when done."""
+        from .arithmetic_jobs import base_from_file
+
+        engine = self.engine
+        if engine is None or "encode" not in engine.capabilities:
+            return None
+
+        def done(base):
+            if engine is self.engine:
+                self.keys.add(base.z, os.path.basename(path))
+
+        return run_in_thread(base_from_file, engine, path, on_result=done,
+                             on_error=lambda e: self.ctx.session.report(e, "Cannot use this image"))
+

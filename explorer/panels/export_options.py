@@ -1,14 +1,18 @@
 """The Export panel's settings: what to export (keyframe walk, attribute sweep, seed grid,
-diffusion trajectory) and how (format, width, fps, scaling, captions). `spec(...)` turns the form
+diffusion trajectory, training progress over checkpoints) and how (format, width, fps, scaling, captions). `spec(...)` turns the form
 into an `engines.export.ExportSpec`; `set_spec` fills the form from one (a session file)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QStackedWidget,
-                               QVBoxLayout, QWidget)
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QListWidget, QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 KINDS = (("Latent walk through keys", "interpolate"), ("Attribute sweep z + s·Δ", "sweep"),
-         ("Grid of seeds", "grid"), ("Diffusion trajectory", "diffusion"))
+         ("Grid of seeds", "grid"), ("Diffusion trajectory", "diffusion"),
+         ("Training progress (checkpoints)", "progress"))
 FORMATS = (("MP4 video (H.264)", ".mp4"), ("GIF (looping)", ".gif"), ("PNG (image / frame sequence)", ".png"))
 
 
@@ -72,9 +76,10 @@ class ExportOptions(QWidget):
         # grid
         self.grid_n = _int(1, 256, 16, " images")
         self.grid_seed = _int(0, 2**31 - 1, 0)
-        self.grid_keys = _int(1, 16, 1, " keys per cell")
-        self.grid_keys.setToolTip("1: a still image; more: every cell walks through its own keys")
-        self.pages.addWidget(self._form(("Images", self.grid_n), ("First seed", self.grid_seed), ("Motion", self.grid_keys)))
+        self.grid_keys = _int(1, 16, 1, " keys")
+        self.grid_keys.setSpecialValueText("none (a still image)")
+        self.grid_keys.setToolTip("A still image, or every cell walks through its own keys")
+        self.pages.addWidget(self._form(("Images", self.grid_n), ("First seed", self.grid_seed), ("Walk", self.grid_keys)))
         # diffusion
         self.diff_n = _int(1, 16, 4, " seeds")
         self.diff_seed = _int(0, 2**31 - 1, 0)
@@ -83,6 +88,25 @@ class ExportOptions(QWidget):
         self.diff_steps = _int(1, 1000, 20, " steps")
         self.pages.addWidget(self._form(("Seeds", self.diff_n), ("First seed", self.diff_seed), ("Show", self.diff_show),
                                         ("Sampler", self.diff_sampler), ("Steps", self.diff_steps)))
+        # training progress
+        self.ckpts = QListWidget()
+        self.ckpts.setToolTip("Checkpoints of one run: each decodes the same seeds, in training order")
+        self.ckpts.setMaximumHeight(70)
+        self.ckpt_add = QPushButton("Add checkpoints…")
+        self.ckpt_clear = QPushButton("Clear")
+        row = QHBoxLayout()
+        row.addWidget(self.ckpt_add)
+        row.addWidget(self.ckpt_clear)
+        rw = QWidget()
+        rw.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.prog_n = _int(1, 64, 8, " images")
+        self.prog_seed = _int(0, 2**31 - 1, 0)
+        self.prog_seconds = _spin(0.05, 10, 0.5, 0.25, 2, " s each")
+        self.pages.addWidget(self._form(("", self.ckpts), ("", rw), ("Seeds", self.prog_n), ("First seed", self.prog_seed),
+                                        ("Hold", self.prog_seconds)))
+        self.ckpt_add.clicked.connect(self._add_checkpoints)
+        self.ckpt_clear.clicked.connect(lambda: (self.ckpts.clear(), self.changed.emit()))
         # output
         self.format = _combo(FORMATS)
         self.width = _int(16, 4096, 512, " px wide")
@@ -102,11 +126,38 @@ class ExportOptions(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(what)
         lay.addWidget(out)
-        self.kind.currentIndexChanged.connect(self.pages.setCurrentIndex)
+        self.kind.currentIndexChanged.connect(self._show_page)
+        self._show_page(0)
         for cls, signal in ((QComboBox, "currentIndexChanged"), (QSpinBox, "valueChanged"),
                             (QDoubleSpinBox, "valueChanged"), (QCheckBox, "toggled")):
             for w in self.findChildren(cls):
                 getattr(w, signal).connect(lambda *_: self.changed.emit())
+
+    def _show_page(self, index: int) -> None:
+        """Only the page on show counts for the size (a stack is as tall as its tallest page)."""
+        ignored, preferred = QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        for i in range(self.pages.count()):
+            on = i == index
+            self.pages.widget(i).setSizePolicy(preferred if on else ignored, preferred if on else ignored)
+        self.pages.setCurrentIndex(index)
+        self.pages.adjustSize()
+
+    def _add_checkpoints(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Checkpoints of one run", "", "Checkpoints (*.safetensors)")
+        self.add_checkpoints(paths)
+
+    def add_checkpoints(self, paths) -> None:
+        have = set(self.checkpoints())
+        for p in paths:
+            if p not in have:
+                self.ckpts.addItem(os.path.basename(p))
+                item = self.ckpts.item(self.ckpts.count() - 1)
+                item.setToolTip(p)
+                item.setData(Qt.ItemDataRole.UserRole, p)
+        self.changed.emit()
+
+    def checkpoints(self) -> list[str]:
+        return [self.ckpts.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.ckpts.count())]
 
     @staticmethod
     def _form(*rows) -> QWidget:
@@ -167,6 +218,14 @@ class ExportOptions(QWidget):
             cells = self.grid_n.value()
             spec.grid = GridSpec(cells, self.grid_seed.value(), self.grid_keys.value(), self.seconds.value(), fps,
                                  self.method.currentData(), self.easing.currentData())
+        elif kind == "progress":
+            from engines.export import ProgressSpec
+
+            if not self.ckpts.count():
+                raise ValueError("add checkpoints of a run (its periodic saves) to show its progress")
+            cells = self.prog_n.value()
+            spec.progress = ProgressSpec(self.checkpoints(), cells, self.prog_seed.value(), self.prog_seconds.value(),
+                                         fps)
         else:
             n = self.diff_n.value()
             cells = n
@@ -211,6 +270,14 @@ class ExportOptions(QWidget):
             self.grid_n.setValue(g.n)
             self.grid_seed.setValue(g.seed)
             self.grid_keys.setValue(g.keys)
+        if spec.progress is not None:
+            pr = spec.progress
+            self.ckpts.clear()
+            self.add_checkpoints(pr.checkpoints)
+            self.prog_n.setValue(pr.n)
+            self.prog_seed.setValue(pr.seed)
+            self.prog_seconds.setValue(pr.seconds)
+            self.fps.setValue(pr.fps)
         if spec.diffusion is not None:
             d = spec.diffusion
             self.diff_n.setValue(d.n)
