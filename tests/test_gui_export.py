@@ -93,7 +93,11 @@ def test_cancel_leaves_nothing(qtbot, window, tmp_path, monkeypatch):
 def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
     from explorer.panels import export_session
 
+    from engines.latent.attributes import AttributeVector
+
     p = _open(qtbot, window, _model(tmp_path))
+    arithmetic = window.panels["arithmetic"]
+    arithmetic.vectors.add(AttributeVector("up", np.ones(4, np.float32), "test", "", (4,)), active=True)
     p.keys.remove_selected()
     p.keys.setCurrentRow(3)
     p.keys.remove_selected()  # three keys left
@@ -105,11 +109,14 @@ def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
     doc = json.load(open(path))
     assert doc["schema_version"] == 1 and doc["model"]["id"].startswith("vae-") and len(doc["keys"]) == 3
     assert doc["export"]["timeline"]["method"] == "lerp" and "manifold" in doc["panels"]
+    assert [v["name"] for v in doc["vectors"]] == ["up"] and doc["panels"]["arithmetic"]["active"] == ["up"]
+    arithmetic.vectors.set_active(arithmetic.vectors.vectors()[0], False)
     p.keys.clear_keys()
     p.options.method.setCurrentIndex(0)
     assert export_session.open_path(p, path) == "restored"
     assert all(np.array_equal(a, b) for a, b in zip(p.keys.keys, keys)) and len(p.keys.keys) == 3
     assert p.options.method.currentData() == "lerp" and p.options.format.currentData() == ".gif"
+    assert [v.name for v in arithmetic.vectors.active()] == ["up"]  # the Arithmetic panel's state too
     # Another model with the same shapes: refused (the user says no), then applied (yes).
     other = _model(tmp_path, seed=7, name="other")
     window.session.set_model(other.engine, other.info, other.info.path)

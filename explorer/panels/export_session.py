@@ -46,12 +46,6 @@ def restore(export_panel, s) -> list[str]:
     own = s.panels.get("export", {})
     export_panel.options.set_output_state(own.get("output", {}))
     export_panel.seed.setValue(int(own.get("seed", 0)))
-    for name, panel in getattr(export_panel.window(), "panels", {}).items():
-        if name in s.panels and hasattr(panel, "restore_session_state"):
-            try:
-                panel.restore_session_state(s.panels[name])
-            except (KeyError, TypeError, ValueError) as e:
-                notes.append(f"{name}: {e}")
     if s.vectors:
         arithmetic = export_panel._other("arithmetic")
         vl = getattr(arithmetic, "vectors", None)
@@ -62,6 +56,20 @@ def restore(export_panel, s) -> list[str]:
             for d in s.vectors:
                 if d.get("name") not in have:
                     vl.add(AttributeVector.from_dict(d), active=False, select=False)
+    manifold = export_panel._other("manifold")
+    md, places = getattr(manifold, "md", None), getattr(manifold, "places", None)
+    if s.bookmarks and md is not None and places is not None:
+        for d in s.bookmarks:
+            if d.get("name") not in md.bookmarks and len(d.get("latent", ())) == export_panel.engine.latent_dim:
+                places.add_bookmark(str(d["name"]), np.asarray(d["latent"], np.float32))
+    elif s.bookmarks:
+        notes.append("bookmarks not restored: open the Manifold panel's data first")
+    for name, panel in getattr(export_panel.window(), "panels", {}).items():
+        if name in s.panels and hasattr(panel, "restore_session_state"):
+            try:
+                panel.restore_session_state(s.panels[name])
+            except (KeyError, TypeError, ValueError) as e:
+                notes.append(f"{name}: {e}")
     if s.export is not None:
         export_panel.options.set_vectors(export_panel.vectors())
         export_panel.options.set_spec(s.export)
