@@ -64,6 +64,8 @@ class DiffusionPanel(Panel):
         self._progress = _Progress()
         self._progress.step.connect(self._on_progress)
         self._noised = None  # (model-space x_t, t) of the forward tab
+        self._data_pending = False
+        self._sdedit_when_noised = False
         self._noise_runner = LatestRequestRunner(_noise_job, self)
         self._noise_runner.result.connect(self._on_noised)
         self._noise_runner.failed.connect(lambda _g, _r, e: self._error("Could not noise the image", e))
@@ -95,9 +97,12 @@ class DiffusionPanel(Panel):
         self.guidance.setPrefix("guidance ")
         self.guidance.setToolTip("Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 stronger")
         self.label = QComboBox()
+        self.label.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.label.setToolTip("Class-conditional models: the class to draw (each class in turn fills a grid)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
         self.seed.setPrefix("seed ")
+        self.seed.setMaximumWidth(130)
         self.count = QComboBox()
         for n in GRID_SIZES:
             self.count.addItem("1 image" if n == 1 else f"grid of {n}", n)
@@ -224,7 +229,7 @@ class DiffusionPanel(Panel):
         self.guidance.setValue(cfg.guidance if cfg.num_classes else 1.0)
         names = list((info.data or {}).get("label_names") or []) if info is not None else []
         if cfg.num_classes:
-            self.label.addItem("each class in turn", -1)
+            self.label.addItem("classes in turn", -1)
             for k in range(cfg.num_classes):
                 self.label.addItem(f"class {names[k] if k < len(names) else k}", k)
         else:
@@ -234,12 +239,17 @@ class DiffusionPanel(Panel):
                             f"{cfg.schedule} schedule · predicts {cfg.target}"
                             + (f" · {cfg.num_classes} classes" if cfg.num_classes else ""))
         self._sync_enabled()
-        run_in_thread(_load_data, self.engine, info, on_result=self._on_data,
-                      on_error=lambda e: self.forward.show_result(None, f"no data image: {e}"))
+        self._data_pending = True
+        run_in_thread(_load_data, self.engine, info, on_result=self._on_data, on_error=self._on_data_error)
         if self.isVisible():
             self.run()
 
+    def _on_data_error(self, exc) -> None:
+        self._data_pending = False
+        self.forward.show_result(None, f"no data image: {exc}")
+
     def _on_data(self, ds) -> None:
+        self._data_pending = False
         if self.engine is None or ds.spec != self.engine.spec:
             return
         self.data = ds
@@ -284,7 +294,12 @@ class DiffusionPanel(Panel):
         if self.engine is None or self._noised is None or self.running:
             return
         x, t, key = self._noised
-        req = self.request(start_t=t, n=1, seed=key[1] + 1, image_key=key)
+        label = int(self.label.currentData() if self.label.currentData() is not None else -1)
+        if label < 0 and self.engine.config.num_classes and self.data is not None and self.data.labels is not None:
+            # "each class in turn" means the image's own class here; a chosen class edits towards it
+            own = int(self.data.labels[min(key[0], len(self.data.labels) - 1)])
+            label = own if own < self.engine.config.num_classes else -1
+        req = self.request(start_t=t, n=1, seed=key[1] + 1, image_key=key, label=label)
         self.run(req, x_start=x)
 
     def branch(self) -> None:
@@ -406,6 +421,9 @@ class DiffusionPanel(Panel):
         x, shown, abar = value
         self._noised = (x, t, (self.forward.index.value(), seed, t))
         self.forward.show_noised(img, shown, t, abar)
+        if self._sdedit_when_noised and self._noise_runner.is_current(_gen):
+            self._sdedit_when_noised = False
+            self.run_sdedit()
 
     def _random_image(self) -> None:
         if self.data is not None and len(self.data):
@@ -417,12 +435,20 @@ class DiffusionPanel(Panel):
         self.ctx.session.report(exc, title)
 
     def ready_for_screenshot(self) -> bool:
-        return not self.running and (self.engine is None or self.traj is not None)
+        return (not self.running and not self._data_pending and not self._noise_runner.busy
+                and not self._sdedit_when_noised and (self.engine is None or self.traj is not None))
 
-    def prepare_screenshot(self, view: str = "reverse", step: int | None = None, **_) -> None:
+    def prepare_screenshot(self, view: str = "reverse", step: int | None = None, t: int = 500, image: int = 0,
+                           **_) -> None:
+        """view 'reverse': the timeline at `step` (default half-way); 'forward': data image
+        `image` noised to `t` and denoised from there."""
         if view == "forward":
             self.tabs.setCurrentIndex(1)
-            self.run_sdedit()
+            if self.data is not None:
+                self._sdedit_when_noised = True
+                self.forward.index.setValue(image)
+                self.forward.t_slider.setValue(t)
+                self._request_noise()
             return
         if self.traj is not None:
             self.timeline.setValue(self.traj.steps // 2 if step is None else step)

@@ -21,6 +21,7 @@ def _captioned(widget: QWidget, text: str) -> tuple[QWidget, QLabel]:
     lay.setSpacing(2)
     cap = QLabel(text)
     cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    cap.setWordWrap(True)  # long captions wrap instead of widening their column
     lay.addWidget(cap)
     lay.addWidget(widget, 1)
     return box, cap

@@ -78,8 +78,8 @@ def _labels(engine, req: RunRequest):
     k = engine.config.num_classes
     if k == 0:
         return None
-    if req.label < 0:
-        return torch.arange(req.n, device=engine.device) % k
+    if req.label < 0:  # a grid shows each class in turn; SDEdit without a class stays unconditional
+        return None if req.start_t is not None else torch.arange(req.n, device=engine.device) % k
     return torch.full((req.n,), req.label, device=engine.device, dtype=torch.long)
 
 
