@@ -35,7 +35,10 @@ MODELS = {
     # needs far longer training before the deterministic samplers (DDIM, DPM-Solver++) stop leaving noise.
     "diffusion-digits-28": ("diffusion", "digits", 28, 1, 25, ["width=16", "batch_size=32", "lr=1e-3", "ema_decay=0.995",
                                                                "num_classes=10", "target=v"]),
+    "vqvae-faces-64": ("vqvae", "faces", 64, 3, 8, ["codebook_size=256"]),
 }
+# Models with a prior over codes, trained after the model itself: name -> prior epochs.
+PRIOR_EPOCHS = {"vqvae-faces-64": 4}
 
 
 def build(name: str, device: str) -> str:
@@ -53,6 +56,11 @@ def build(name: str, device: str) -> str:
     rc = cli(argv)
     if rc != 0:
         raise SystemExit(f"training {name} failed ({rc})")
+    if name in PRIOR_EPOCHS:
+        rc = cli(["train-prior", "--checkpoint", out, "--epochs", str(PRIOR_EPOCHS[name]), "--seed", "0",
+                  "--device", device])
+        if rc != 0:
+            raise SystemExit(f"training the prior of {name} failed ({rc})")
     ckpt.update(out, drop_optimizer=True)
     print(f"{name}: {os.path.getsize(out) / 1e6:.1f} MB in {time.time() - t0:.0f} s", file=sys.stderr)
     return out
