@@ -136,3 +136,15 @@ def test_codebook_usage_export(tmp_path, model):
     rows = open(csv_path).read().splitlines()
     assert rows[0] == "code,count,frequency" and len(rows) == 9
     assert main(["export", "--checkpoint", model[0], "--kind", "codebook", "--out", h5]) == 2  # a VAE has none
+
+
+def test_diffusion_trajectory_from_the_command_line(tmp_path):
+    d = engines.create("diffusion", ImageSpec(1, 16, 16), device="cpu", width=8, levels=2, attn_size=4)
+    path = ckpt.save(str(tmp_path / "d.safetensors"), d)
+    out = str(tmp_path / "t.png")
+    assert main(["export", "--checkpoint", path, "--kind", "diffusion", "--n", "3", "--set", "sampler=ddim",
+                 "--set", "steps=4", "--seconds", "0.5", "--size", "100", "--out", out]) == 0
+    frames = _frames(str(tmp_path / "t"))
+    # 4 steps, then the final images held 0.5 s at 12 fps; x_t above x̂₀ for 3 seeds, 100 px wide
+    # at most: whole-pixel cells of (100 − 4 gaps of 2) // 3 = 30 px.
+    assert len(frames) == 4 + 6 and frames[0].shape == (2 * 30 + 3 * 2, 3 * 30 + 4 * 2)
