@@ -68,6 +68,9 @@ def test_grid_sweep_and_data_exports(model, tmp_path):
     d = read_latents(h5)
     assert d["latents"].shape == (48, 3) and d["projections"]["pca"].shape == (48, 2)
     assert main(["export", "--checkpoint", path, "--out", str(tmp_path / "p.csv")]) == 0  # data from the checkpoint
+    sc = str(tmp_path / "sc.png")
+    assert main(["export", "--checkpoint", path, "--kind", "grid", "--n", "4", "--scale", "3", "--out", sc]) == 0
+    assert Image.open(sc).size == (2 * 48 + 3 * 2, 2 * 48 + 3 * 2)
 
 
 def _cli(*args):
@@ -90,6 +93,7 @@ def test_errors_are_one_line(model, tmp_path, capsys):
         (["--checkpoint", path, "--fps", "0", "--out", str(tmp_path / "y.mp4")], "fps"),
         (["--checkpoint", path, "--kind", "diffusion", "--out", str(tmp_path / "y.mp4")], "diffusion"),
         (["--out", str(tmp_path / "y.mp4")], "needs --checkpoint"),
+        (["--checkpoint", path, "--size", "64", "--scale", "2", "--out", str(tmp_path / "y.mp4")], "not both"),
     ]
     capsys.readouterr()
     for args, words in cases:

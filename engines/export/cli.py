@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     x.add_argument("--easing", default="smoothstep", help="linear, smoothstep or ease_in_out_cubic")
     x.add_argument("--no-loop", action="store_true", help="end on the last key instead of returning to the first")
     x.add_argument("--size", type=int, help="frame width in pixels (default: 4× the model's images, 512 at most)")
+    x.add_argument("--scale", type=float, help="output pixels per model pixel instead of --size (e.g. 8: 64 px → 512 px)")
     x.add_argument("--smooth", action="store_true", help="bicubic upscaling instead of nearest-neighbour")
     x.add_argument("--labels", action="store_true", help="caption each frame")
     x.add_argument("--vector", help="sweep: a vectors .json saved by the Arithmetic panel")
@@ -81,6 +82,10 @@ def cmd_export(a) -> int:
         session = sess.load(a.session)
         if a.kind:
             raise UsageError("--session already says what to export; drop --kind")
+    if a.size and a.scale:
+        raise UsageError("give --size or --scale, not both")
+    if (a.size is not None and a.size < 1) or (a.scale is not None and not 0 < a.scale <= 64):
+        raise UsageError("--size must be positive and --scale in (0, 64]")
     path = a.checkpoint or (None if session is None else _session_model(session))
     if not path:
         raise UsageError("export needs --checkpoint F (or --session S naming an existing checkpoint)")
@@ -102,8 +107,8 @@ def cmd_export(a) -> int:
         if session.export is None:
             raise UsageError(f"{a.session}: the session holds no export")
         spec = session.export
-        if a.size:
-            spec.style = _style_for_width(engine, spec, a.size)
+        if a.size or a.scale:
+            spec.style = _style_for(engine, spec, a.size, a.scale)
     else:
         spec = build_spec(a, engine, loaded.info)
     if a.save_session:
@@ -141,23 +146,24 @@ def _sampling(a, engine) -> dict:
     return _sampling_options(engine, cfgmod.parse_set_args(a.set))
 
 
-def _style_for_width(engine, spec, width: int):
+def _style_for(engine, spec, width: int | None = None, scale: float | None = None):
+    """The spec's frame style resized to a frame `width` in pixels, or to `scale` output pixels
+    per model pixel (cells stay whole pixels either way)."""
     from .render import FrameStyle
 
-    cells = 1
-    if spec.kind in ("grid", "progress"):
-        cells = (spec.grid.n if spec.kind == "grid" else spec.progress.n)
     st = spec.style
-    if spec.kind == "diffusion":  # one row (or two: x_t above x̂₀) of `n` seeds
-        n = spec.diffusion.n
-        try:
-            return FrameStyle.for_width(engine.spec, width, n, n, st.smooth, st.gap, st.labels) if n > 1 else \
-                FrameStyle.for_width(engine.spec, width, 1, 1, st.smooth, st.gap, st.labels)
-        except ValueError as e:
-            raise ExportError(str(e)) from None
+    cells, cols = 1, None
+    if spec.kind in ("grid", "progress"):
+        cells = spec.grid.n if spec.kind == "grid" else spec.progress.n
+        cols = st.cols if cells > 1 and st.cols > 1 else None
+    elif spec.kind == "diffusion":  # one row (or two: x_t above x̂₀) of `n` seeds
+        cells = cols = spec.diffusion.n
     try:
-        return FrameStyle.for_width(engine.spec, width, cells, st.cols if cells > 1 and st.cols > 1 else None,
-                                    st.smooth, st.gap, st.labels)
+        if scale is not None:
+            cols = min(int(cols or int(round(cells ** 0.5 + 0.4999))), cells) if cells > 1 else 1
+            return FrameStyle(max(1, round(scale * engine.spec.width)) / engine.spec.width, st.smooth, cols, st.gap,
+                              st.labels)
+        return FrameStyle.for_width(engine.spec, width, cells, cols, st.smooth, st.gap, st.labels)
     except ValueError as e:
         raise ExportError(str(e)) from None
 
@@ -212,7 +218,7 @@ def build_spec(a, engine, info):
     width = a.size or min(512, 4 * engine.spec.width * spec.style.cols if spec.kind == "diffusion" else
                           4 * engine.spec.width * (1 if spec.kind not in ("grid", "progress") else
                                                    (a.cols or int(round((spec.grid or spec.progress).n ** 0.5)))))
-    spec.style = _style_for_width(engine, spec, width)
+    spec.style = _style_for(engine, spec, None if a.scale else width, a.scale)
     spec.style.smooth, spec.style.labels = a.smooth, a.labels or spec.kind == "progress"
     return spec
 
