@@ -79,7 +79,9 @@ class ExportOptions(QWidget):
         self.grid_keys = _int(1, 16, 1, " keys")
         self.grid_keys.setSpecialValueText("none (a still image)")
         self.grid_keys.setToolTip("A still image, or every cell walks through its own keys")
-        self.pages.addWidget(self._form(("Images", self.grid_n), ("First seed", self.grid_seed), ("Walk", self.grid_keys)))
+        self.grid_seconds = _spin(0.1, 60, 2.0, 0.5, 2, " s per segment")
+        self.pages.addWidget(self._form(("Images", self.grid_n), ("First seed", self.grid_seed), ("Walk", self.grid_keys),
+                                        ("Timing", self.grid_seconds)))
         # diffusion
         self.diff_n = _int(1, 16, 4, " seeds")
         self.diff_seed = _int(0, 2**31 - 1, 0)
@@ -216,7 +218,7 @@ class ExportOptions(QWidget):
                                self.easing.currentData(), self.sweep_loop.isChecked(), v.name)
         elif kind == "grid":
             cells = self.grid_n.value()
-            spec.grid = GridSpec(cells, self.grid_seed.value(), self.grid_keys.value(), self.seconds.value(), fps,
+            spec.grid = GridSpec(cells, self.grid_seed.value(), self.grid_keys.value(), self.grid_seconds.value(), fps,
                                  self.method.currentData(), self.easing.currentData())
         elif kind == "progress":
             from engines.export import ProgressSpec
@@ -270,6 +272,8 @@ class ExportOptions(QWidget):
             self.grid_n.setValue(g.n)
             self.grid_seed.setValue(g.seed)
             self.grid_keys.setValue(g.keys)
+            self.grid_seconds.setValue(g.seconds)
+            self.fps.setValue(g.fps)
         if spec.progress is not None:
             pr = spec.progress
             self.ckpts.clear()
