@@ -84,7 +84,7 @@ def test_mp4_reads_back_with_frames_size_fps_and_content(engine, tmp_path):
     spec = ExportSpec("interpolate", FrameStyle(scale=4), timeline=tl)
     out = str(tmp_path / "walk.mp4")
     r = run(run_export(engine, spec, out))
-    frames = iio.imread(out, plugin="pyav") if _has_pyav() else iio.imread(out)
+    frames = iio.imread(out)
     meta = iio.immeta(out)
     assert frames.shape == (12, 64, 64, 3) and r.frames == 12 and r.size == (64, 64)
     assert meta["fps"] == pytest.approx(8) and meta.get("codec") in (None, "h264")
@@ -95,14 +95,6 @@ def test_mp4_reads_back_with_frames_size_fps_and_content(engine, tmp_path):
     other = np.abs(frames[0].astype(int) - _expected(engine, z[6])[0].astype(int)).mean()
     assert other > diff  # the comparison can tell frames apart
     assert _no_temp(tmp_path) == []
-
-
-def _has_pyav():
-    try:
-        import av  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 def test_gif_loops_with_palette_and_frame_timing(engine, tmp_path):
