@@ -330,15 +330,24 @@ class CodebookPanel(Panel):
 
     # ---- screenshots and lifecycle -----------------------------------------------------------------
     def prepare_screenshot(self, tab: str = "code", code: int | None = None, sort: str = "usage",
-                           tiles: str = "uniform") -> None:
+                           tiles: str = "uniform", image: int | None = None, paint=None) -> None:
+        """`paint`: (i, j, code) cells the token editor paints into `image` (default: two cells with
+        the selected code)."""
         self.sort.setCurrentIndex(1 if sort == "usage" else 0)
         self.mode.setCurrentIndex(1 if tiles.startswith("typ") else 0)
-        if self.cd is not None:
-            if code is not None:
-                self.select_code(code)
-            if tab.startswith("token"):
-                self.tabs.setCurrentIndex(1)
-                self.editor.paint_cells([(3, 3), (3, 4)])
+        if self.cd is None:
+            return
+        if code is not None:
+            self.select_code(code)
+        if tab.startswith("token"):
+            self.tabs.setCurrentIndex(1)
+            if image is not None:
+                self.editor.use_image(image)
+            for i, j, c in paint or [(3, 3, self.editor.brush), (3, 4, self.editor.brush)]:
+                brush = self.editor.brush
+                self.editor.set_brush(c)
+                self.editor.paint_cells([(i, j)])
+                self.editor.set_brush(brush)
 
     def ready_for_screenshot(self) -> bool:
         if self.engine is None or "codebook" not in getattr(self.engine, "capabilities", ()):
