@@ -252,3 +252,34 @@ def test_umap_map_runs_in_a_worker(qtbot, panel, vq_path, monkeypatch):
     assert np.allclose(p.map.scatter.data["x"], p.cd.vectors[live, 0] * 2)
     p.projection.setCurrentIndex(0)
     assert np.allclose(p.map.scatter.data["x"], p.cd.coords[live, 0])
+
+
+def test_train_panel_trains_a_vqvae(qtbot, tmp_path, monkeypatch, tiny_dataset):
+    """The Train panel's generated form and loop work for the vqvae engine (per-step perplexity plotted)."""
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
+    make_app()
+    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
+                   auto_load=False)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        panel = w.panels["train"]
+        qtbot.waitUntil(lambda: not panel.data_box.loading, timeout=10_000)
+        panel.data_box.set_dataset(tiny_dataset(n=48, size=16))
+        panel.engine_combo.setCurrentIndex(panel.engine_combo.findData("vqvae"))
+        panel.form.set_values({**TINY, "batch_size": 16})
+        panel.epochs.setValue(2)
+        with qtbot.waitSignal(panel.training_finished, timeout=60_000) as done:
+            assert panel.start()
+        last = done.args[0]
+        assert last.state == "finished", last.message
+        info = ckpt.read_info(last.checkpoint)
+        assert info.engine == "vqvae" and info.config["codebook_size"] == 16
+        assert {"perplexity", "codes_used_epoch", "mse"} <= set(panel.loss_plot.terms())
+        assert not w.errors
+    finally:
+        w.shutdown()

@@ -69,7 +69,7 @@ class TokenEditor(QWidget):
         self.result = ImageGrid(placeholder="The decoded grid appears here.")
         self.result.setMinimumSize(160, 160)
         pics = QGridLayout()
-        hint = QLabel("<b>Code grid</b>: drag paints the brush code, right-click picks one")
+        hint = QLabel("<b>Code grid</b> (drag: paint, right-click: pick)")
         hint.setWordWrap(True)
         pics.addWidget(hint, 0, 0)
         pics.addWidget(QLabel("<b>Decoded</b>"), 0, 1)
