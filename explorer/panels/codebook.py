@@ -220,7 +220,9 @@ class CodebookPanel(Panel):
             return
         self.cd = cd
         used = int((~cd.dead).sum())
-        self._say(f"{cd.name}: {len(cd.images):,} images → {cd.grids.shape[1]}×{cd.grids.shape[2]} code grids. "
+        shown = f"{len(cd.images):,} images" if cd.total == len(cd.images) else \
+            f"the first {len(cd.images):,} of {cd.total:,} images"
+        self._say(f"{cd.name}: {shown} → {cd.grids.shape[1]}×{cd.grids.shape[2]} code grids. "
                   f"K = {cd.k} codes, {used} used ({100 * used / cd.k:.0f}%), {int(cd.dead.sum())} dead, "
                   f"perplexity {cd.perplexity:.1f}. Prior: {'trained' if cd.prior_trained else 'not trained'}.")
         self._show_tiles()

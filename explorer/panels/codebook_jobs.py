@@ -29,6 +29,7 @@ class Step:
 class CodebookData:
     source: str
     name: str
+    total: int  # images in the data set (the analysis uses at most `max_images` of them)
     images: np.ndarray  # uint8 (N, H, W, C): the data set's images
     grids: np.ndarray  # int16/int32 (N, h, w): their code grids
     counts: np.ndarray  # int64 (K,)
@@ -101,7 +102,7 @@ def analyse(engine, source: str, max_images: int = 8000, chunk: int = 256):
         z = engine.encode(images[start:start + chunk]).float()
         with engine.lock, torch.inference_mode():
             idx = engine._indices_of_latent(z)
-            if z.shape[1] == vectors.shape[1]:  # vq: distance of each encoder vector to its code
+            if engine.config.quantizer == "vq":  # distance of each encoder vector to its code
                 e = quant.lookup(idx).float()
                 dist = ((z - e) ** 2).sum(1)
             else:  # gumbel: the most confident cells are the most typical
@@ -126,7 +127,7 @@ def analyse(engine, source: str, max_images: int = 8000, chunk: int = 256):
     for c in np.nonzero(best_at[:, 0] >= 0)[0]:
         n_, i, j = best_at[c]
         typical[c] = patch(engine, images[n_], i, j)
-    return CodebookData(source, ds.name, images, grids, counts, uniform, typical, best_at, vectors,
+    return CodebookData(source, ds.name, len(ds), images, grids, counts, uniform, typical, best_at, vectors,
                         pca_coords(vectors), engine.prior_trained)
 
 
