@@ -102,7 +102,7 @@ class DiffusionPanel(Panel):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
         self.seed.setPrefix("seed ")
-        self.seed.setMaximumWidth(130)
+        self.seed.setMaximumWidth(120)
         self.count = QComboBox()
         for n in GRID_SIZES:
             self.count.addItem("1 image" if n == 1 else f"grid of {n}", n)
@@ -114,12 +114,15 @@ class DiffusionPanel(Panel):
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.setEnabled(False)
         top = QHBoxLayout()
-        for w in (self.sampler, self.steps, self.eta, self.guidance, self.label, self.seed, self.count,
-                  self.run_btn, self.cancel_btn):
+        for w in (self.sampler, self.steps, self.eta, self.guidance, self.label, self.seed, self.count):
             top.addWidget(w)
         top.addStretch(1)
         self.status = QLabel("Open a diffusion model in the library to watch it sample.")
         self.status.setWordWrap(True)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.run_btn)
+        status_row.addWidget(self.cancel_btn)
+        status_row.addWidget(self.status, 1)
 
         self.xt_view = ImageGrid(placeholder="x_t")
         self.x0_view = ImageGrid(placeholder="predicted x̂₀")
@@ -154,7 +157,7 @@ class DiffusionPanel(Panel):
         self.speed.setCurrentIndex(2)
         self.speed.currentIndexChanged.connect(lambda _i: self._timer.setInterval(self._interval()))
         self.step_label = QLabel("")
-        self.step_label.setMinimumWidth(330)
+        self.step_label.setMinimumWidth(300)
         self.branch_btn = QPushButton("Branch here")
         self.branch_btn.setToolTip("Re-run from the step shown with new noise and compare the results "
                                    "(deterministic samplers — DDIM at η = 0, DPM-Solver++ — always end the same)")
@@ -180,7 +183,7 @@ class DiffusionPanel(Panel):
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        lay.addWidget(self.status)
+        lay.addLayout(status_row)
         lay.addWidget(self.tabs, 1)
         self._sync_enabled()
 

@@ -58,7 +58,7 @@ class ForwardView(QWidget):
         self.t_slider.setRange(0, 999)
         self.t_slider.setValue(500)
         self.t_label = QLabel()
-        self.t_label.setMinimumWidth(260)
+        self.t_label.setMinimumWidth(210)
         self.sdedit_btn = QPushButton("Denoise from t")
         self.sdedit_btn.setToolTip("Run the chosen sampler from x_t back to an image (SDEdit); "
                                    "its trajectory also opens in the Reverse tab")
@@ -79,7 +79,7 @@ class ForwardView(QWidget):
         controls.setColumnStretch(2, 1)
 
         self.plot = SchedulePlot()
-        self.plot.setMinimumWidth(260)
+        self.plot.setMinimumWidth(200)
         left = QVBoxLayout()
         left.addLayout(row, 1)
         left.addLayout(controls)
