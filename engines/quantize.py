@@ -34,9 +34,16 @@ class QuantOut(NamedTuple):
 
 def perplexity(counts: torch.Tensor) -> torch.Tensor:
     """exp(entropy) of the usage distribution: K when all K codes are used equally, 1 for one code."""
-    p = counts.double() / counts.double().sum().clamp_min(1e-12)
+    # float32, not float64: MPS has no float64, and counts stay far below float32's exact range
+    c = counts.float()
+    p = c / c.sum().clamp_min(1e-12)
     h = -(p * torch.log(p.clamp_min(1e-30))).sum()
-    return h.exp().float()
+    return h.exp()
+
+
+def _counts(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """Float (k,) counts of the indices (scatter_add runs on every device; bincount not on all)."""
+    return torch.zeros(k, device=idx.device).scatter_add_(0, idx, torch.ones(idx.shape, device=idx.device))
 
 
 def codes_used_within(since_used: torch.Tensor, steps: int) -> int:
@@ -68,7 +75,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> t
     for _ in range(iters):
         assign = torch.cdist(x, c).argmin(1)
         sums = torch.zeros_like(c).index_add_(0, assign, x)
-        cnt = torch.bincount(assign, minlength=k).float()
+        cnt = _counts(assign, k)
         filled = cnt > 0
         c[filled] = sums[filled] / cnt[filled, None]
     return c
@@ -158,7 +165,7 @@ class VectorQuantizer(nn.Module):
             if self.training and not bool(self.initialised):
                 self._init_from(flat.detach(), generator)
             idx = self.nearest(flat.detach())
-            counts = torch.bincount(idx, minlength=self.num_codes).float()
+            counts = _counts(idx, self.num_codes)
             terms = {}
             if self.training:
                 _mark_used(self.since_used, counts)
@@ -210,7 +217,7 @@ class GumbelQuantizer(nn.Module):
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits.float()
             idx = logits.argmax(1)
-            counts = torch.bincount(idx.flatten(), minlength=self.num_codes).float()
+            counts = _counts(idx.flatten(), self.num_codes)
             logq = F.log_softmax(logits, 1)
             # KL(q ‖ uniform) = Σ q log q + log K, per cell, averaged.
             kl = (logq.exp() * logq).sum(1).mean() + math.log(self.num_codes)
