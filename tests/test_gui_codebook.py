@@ -283,3 +283,27 @@ def test_train_panel_trains_a_vqvae(qtbot, tmp_path, monkeypatch, tiny_dataset):
         assert not w.errors
     finally:
         w.shutdown()
+
+
+def test_analysis_of_a_gumbel_model(tiny_dataset, tmp_path):
+    """The panel's compute (no Qt) on the dVAE variant: typical cells are the most confident ones."""
+    from explorer.panels import codebook_jobs as jobs
+
+    ds = tiny_dataset(n=32, size=16)
+    data = tmp_path / "blobs.npz"
+    np.savez(data, images=ds.images)
+    e = engines.create("vqvae", ds.spec, device="cpu", quantizer="gumbel", **TINY)
+    e.train_step(ds.images[:16])
+    gen = jobs.analyse(e, str(data))
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(gen)
+    cd = stop.value.value
+    assert cd.grids.shape == (32, 8, 8) and cd.counts.sum() == 32 * 64
+    assert np.array_equal(cd.grids, e.encode_indices(ds.images).numpy())
+    live = np.nonzero(~cd.dead)[0]
+    for c in live:
+        n, i, j = cd.typical_at[c]
+        assert cd.grids[n, i, j] == c
+    d = jobs.code_detail(e, cd, int(live[0]))
+    assert len(d.patches) == min(40, int(cd.counts[live[0]]))
