@@ -301,3 +301,17 @@ def test_inversion_subset_keeps_the_split(tiny_dataset):
     # Same seed, same subset (so its latents are found in the cache again).
     again = inversion_subset(ds, limit=40)
     assert (again.images == sub.images).all()
+
+
+def test_seed_plane_blends_neighbouring_seeds():
+    from engines.latent.seeds import blend, seed_at, seed_latents
+
+    e = engines.create("gan", ImageSpec(1, 8, 8), device="cpu", latent_dim=256, width=8)
+    corner = seed_latents(e, [seed_at(3, 4)])[0]
+    assert torch.allclose(torch.from_numpy(blend(e, 3, 4)), torch.from_numpy(corner))
+    # Midway the plain average of four N(0, I) draws would have variance ¼; renormalised it stays ≈ 1.
+    mid = blend(e, 3.5, 4.5)
+    assert 0.8 < float((mid ** 2).mean()) < 1.25
+    # Smooth: a small move changes the latent a little.
+    assert float(abs(blend(e, 3.5, 4.51) - mid).max()) < 0.1
+    assert seed_at(1, 2) == 2001 and seed_at(-1, 0) == 999

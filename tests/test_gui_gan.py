@@ -169,3 +169,16 @@ def test_arithmetic_vectors_from_inverted_latents_and_truncation(qtbot, apanel, 
     vae = engines.create("vae", engine.spec, device="cpu", latent_dim=2, width=8)
     p.ctx.session.set_model(vae, None, None)
     assert not p.edit.psi.isVisibleTo(p)
+
+
+def test_sample_timeline_keeps_rows_spread_over_the_run():
+    from explorer.panels.train_timeline import SampleTimeline
+
+    t = SampleTimeline(max_rows=4)
+    grid = np.zeros((2 * 9 + 1, 4 * 9 + 1, 1), np.uint8)  # 2 rows of 8 px cells, 1 px padding
+    for step in (0, 10, 20, 30, 100, 200, 400):
+        assert t.add(step, grid, 8)
+    assert not t.add(400, grid, 8)  # the same step again is not a new moment
+    assert len(t) == 4 and t.steps[0] == 0 and t.steps[-1] == 400
+    assert t.image().shape == (4 * 9 + 1, 4 * 9 + 1, 1)
+    assert "400" in t.caption()
