@@ -42,6 +42,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("view.panel.train", "&Train Panel", "&View", "show_train_panel", "Ctrl+1"),
     Action("view.panel.manifold", "&Manifold Panel", "&View", "panel:manifold", "Ctrl+2"),
     Action("view.panel.arithmetic", "&Arithmetic Panel", "&View", "panel:arithmetic", "Ctrl+3"),
+    Action("view.panel.codebook", "&Codebook Panel", "&View", "panel:codebook", "Ctrl+4"),
     Action("view.panel.diffusion", "&Diffusion Panel", "&View", "panel:diffusion", "Ctrl+5"),
     Action("view.panel.export", "&Export Panel", "&View", "panel:export", "Ctrl+6"),
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",

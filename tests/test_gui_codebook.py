@@ -210,6 +210,11 @@ def test_manifold_and_arithmetic_work_on_a_vq_model(qtbot, tmp_path, monkeypatch
             assert a.add_vector(Recipe("label", label=2))
         qtbot.waitUntil(lambda: a.edit.last_strip is not None, timeout=10_000)
         assert a.edit.strip.count() == 9
+        # Ctrl+4 shows the Codebook panel, which analyses the model once shown.
+        w.actions_by_id["view.panel.codebook"].trigger()
+        c = w.panels["codebook"]
+        assert w.tabs.currentWidget() is c
+        qtbot.waitUntil(lambda: c.cd is not None and c.ready_for_screenshot(), timeout=20_000)
         assert not w.errors
     finally:
         w.shutdown()

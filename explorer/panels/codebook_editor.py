@@ -32,6 +32,8 @@ class TokenEditor(QWidget):
         self.undo: list[tuple[np.ndarray, np.ndarray]] = []
         self.brush = 0
         self.pending = 0  # encodes/samples/inpaints in flight
+        self._stroke_saved = False  # the current paint stroke already has its undo step
+        self._decoded = None  # the latest decoded image
         self._decoder = LatestRequestRunner(jobs.decode_grid, self)
         self._decoder.result.connect(self._on_decoded)
         self._decoder.failed.connect(lambda _g, _r, e: self.failed.emit("Could not decode", str(e)))
@@ -65,7 +67,7 @@ class TokenEditor(QWidget):
         self.canvas = TokenCanvas()
         self.canvas.painted.connect(self.paint)
         self.canvas.picked.connect(self.set_brush)
-        self.canvas.stroke_finished.connect(self._push_undo_marker)
+        self.canvas.stroke_finished.connect(self._end_stroke)
         self.result = ImageGrid(placeholder="The decoded grid appears here.")
         self.result.setMinimumSize(160, 160)
         pics = QGridLayout()
@@ -114,7 +116,7 @@ class TokenEditor(QWidget):
     def set_model(self, engine, cd: jobs.CodebookData | None) -> None:
         self.engine, self.cd = engine, cd
         self._decoder.cancel()
-        self.grid = self.original = self.mask = self.image = None
+        self.grid = self.original = self.mask = self.image = self._decoded = None
         self.undo = []
         self.canvas.set_content(None, None)
         self.result.set_image(None)
@@ -206,13 +208,13 @@ class TokenEditor(QWidget):
             self.undo.append((self.grid.copy(), self.mask.copy()))
             del self.undo[:-50]
 
-    def _push_undo_marker(self) -> None:
+    def _end_stroke(self) -> None:
         self._stroke_saved = False
 
     def paint(self, i: int, j: int) -> None:
         if self.grid is None:
             return
-        if not getattr(self, "_stroke_saved", False):
+        if not self._stroke_saved:
             self._push_undo()  # one undo step per stroke
             self._stroke_saved = True
         self.grid[i, j] = self.brush
@@ -252,14 +254,11 @@ class TokenEditor(QWidget):
 
     def _refresh(self) -> None:
         # A prior sample has no source image: the canvas shows its latest decoding instead.
-        background = self.image if self.image is not None else self._last_decoded()
+        background = self.image if self.image is not None else self._decoded
         self.canvas.set_content(background, self.grid, self.mask)
         if self.engine is not None and self.grid is not None:
             self._decoder.submit((self.engine, self.grid.copy()))
         self._update_buttons()
-
-    def _last_decoded(self):
-        return getattr(self, "_decoded", None)
 
     def _on_decoded(self, _gen, request, image) -> None:
         self._decoded = image
