@@ -506,6 +506,28 @@ def bench_gui(o: Opts) -> list[dict]:
                       f"{r['torch_threads']} torch thread(s) (the app's own policy)")]
 
 
+def bench_gan(o: Opts) -> list[dict]:
+    """Inversion cost and error of the bundled faces GAN (bench/gan_inversion.py has the rest)."""
+    import numpy as np
+
+    from engines import checkpoint as ckpt
+
+    path = os.path.join(common.ROOT, "assets", "models", "gan-faces-64.safetensors")
+    case = "GAN inversion, faces 64×64 (encoder guess + optimisation)"
+    if not os.path.isfile(path):
+        return [row("gan", case, None, "ms/img", status="skipped", notes="no bundled GAN (assets/build_models.py gan-faces-64)")]
+    engine = ckpt.load(path, device="cpu", with_optimizer=False).engine
+    ds = dataset("faces", 64, 3)
+    x = ds.images[ds.test_idx[: 8 if o.quick else 32]]
+    t0 = time.perf_counter()
+    inv = engine.invert(x)
+    ms = 1000 * (time.perf_counter() - t0) / len(x)
+    psnr = float(np.mean(10 * np.log10(1 / inv.mse.cpu().numpy())))
+    c = engine.config
+    return [row("gan", case, ms, "ms/img", better="lower",
+                notes=f"{len(x)} test faces, {c.invert_steps} steps × {c.invert_restarts} starts, PSNR {psnr:.1f} dB")]
+
+
 BENCHMARKS = {
     "train": bench_train,
     "quality": bench_quality,
@@ -513,6 +535,7 @@ BENCHMARKS = {
     "projection": bench_projection,
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
+    "gan": bench_gan,
     "export": bench_export,
     "gui": bench_gui,
 }
