@@ -120,7 +120,7 @@ def test_clicking_a_code_shows_its_patches_and_occurrences(qtbot, panel, vq_path
     assert p.selected == code
 
 
-def test_token_editor_paints_swaps_and_decodes_off_the_gui_thread(qtbot, panel, vq_path, monkeypatch):
+def test_token_editor_paints_swaps_and_decodes_off_the_gui_thread(qtbot, panel, vq_path, monkeypatch, tmp_path):
     p = panel
     engine = open_model(qtbot, p, vq_path)
     threads = []
@@ -164,6 +164,20 @@ def test_token_editor_paints_swaps_and_decodes_off_the_gui_thread(qtbot, panel, 
     outside = np.ones((8, 8), bool)
     outside[4, 4:6] = False
     assert np.array_equal(ed.grid[outside], kept[outside])
+    # A user's image file is resized and encoded in a worker; an unreadable one is reported.
+    from PIL import Image
+
+    path = str(tmp_path / "mine.png")
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(path)
+    ed.use_file(path)
+    qtbot.waitUntil(lambda: not ed.busy, timeout=10_000)
+    assert ed.image.shape == (16, 16, 1) and np.array_equal(ed.grid, engine.encode_indices(ed.image[None])[0].numpy())
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    ed.use_file(str(bad))
+    qtbot.waitUntil(lambda: not ed.busy, timeout=10_000)
+    assert p.errors and "bad.png" in p.errors[-1][1]
+    p.errors.clear()
     # A prior sample replaces the grid; its decoding becomes the canvas background.
     ed.sample()
     qtbot.waitUntil(lambda: not ed.busy and ed.image is None, timeout=10_000)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 
 from ..widgets.image_grid import ImageGrid
 from ..workers import LatestRequestRunner, run_in_thread
@@ -46,6 +48,9 @@ class TokenEditor(QWidget):
         self.index.valueChanged.connect(self.use_image)
         self.random_btn = QPushButton("Random")
         self.random_btn.clicked.connect(lambda: self.use_image(int(np.random.default_rng().integers(0, max(1, self.index.maximum() + 1)))))
+        self.file_btn = QPushButton("File…")
+        self.file_btn.setToolTip("Encode an image file of your own (resized to the model's image size)")
+        self.file_btn.clicked.connect(self._pick_file)
         self.sample_btn = QPushButton("Prior sample")
         self.sample_btn.clicked.connect(self.sample)
         self.seed = 0
@@ -60,7 +65,8 @@ class TokenEditor(QWidget):
         self.random_btn.setToolTip("Encode a random image of the data set")
         self.sample_btn.setToolTip("Draw a new code grid from the prior at this temperature")
         top = QHBoxLayout()
-        for w in (self.index, self.random_btn, self.sample_btn, QLabel("T"), self.temp, self.temp_label):
+        for w in (self.index, self.random_btn, self.file_btn, self.sample_btn, QLabel("T"), self.temp,
+                  self.temp_label):
             top.addWidget(w)
         top.addStretch(1)
 
@@ -154,6 +160,16 @@ class TokenEditor(QWidget):
             self.index.blockSignals(False)
         # The grid is already known from the analysis: no encode needed.
         self._set_grid(self.cd.grids[index].astype(np.int64), self.cd.images[index])
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Image to encode", "", IMAGE_FILTER)
+        if path:
+            self.use_file(path)
+
+    def use_file(self, path: str) -> None:
+        """Encode an image file in a worker and edit its code grid."""
+        if self.engine is not None:
+            self._run(jobs.encode_file, self.engine, path, then=lambda r: self._set_grid(r[1], r[0]))
 
     def sample(self) -> None:
         if self.engine is None:
@@ -275,7 +291,8 @@ class TokenEditor(QWidget):
         for w in (self.swap_btn, self.reset_btn):
             w.setEnabled(has)
         self.undo_btn.setEnabled(bool(self.undo))
-        self.sample_btn.setEnabled(self.engine is not None and self.cd is not None)
+        for w in (self.sample_btn, self.file_btn):
+            w.setEnabled(self.engine is not None and self.cd is not None)
 
     def shutdown(self) -> None:
         self._decoder.cancel()

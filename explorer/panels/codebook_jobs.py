@@ -186,8 +186,20 @@ def decode_grid(request) -> np.ndarray:
     return to_uint8(engine.decode_indices(torch.as_tensor(np.asarray(grid, np.int64))[None]))[0]
 
 
-def encode_image(engine, image: np.ndarray) -> np.ndarray:
-    return engine.encode_indices(image[None])[0].cpu().numpy().astype(np.int64)
+def encode_file(engine, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image file, convert it to the model's spec (resize, channels) and encode it:
+    (uint8 image, code grid)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from engines.data.dataset import pil_to_spec
+
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            img = np.array(pil_to_spec(pil, engine.spec))
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{os.path.basename(path)}: not an image this app can read ({e})") from None
+    return img, engine.encode_indices(img[None])[0].cpu().numpy().astype(np.int64)
 
 
 def sample_grid(engine, seed: int, temperature: float) -> np.ndarray:
