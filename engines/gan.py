@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import Batch, Engine, INFER_CHUNK, as_images
-from .config import EngineConfig, option
+from .config import ConfigError, EngineConfig, option
+from .data.dataset import DataError
 from .device import autocast
 from .gan_losses import LOSSES, StepSettings, adversarial_step, pairwise_diversity
 from .gan_nets import Discriminator, ema_update, make_generator, recalibrate_batchnorm
@@ -130,7 +131,7 @@ class GANEngine(Engine):
         if not c.n_classes:
             return z
         if label >= c.n_classes:
-            raise ValueError(f"label must be below {c.n_classes}, got {label}")
+            raise ConfigError(f"label must be below {c.n_classes} (the model's classes), got {label}")
         y = (torch.full((n,), label, device=self.device, dtype=torch.long) if label >= 0
              else torch.randint(c.n_classes, (n,), generator=generator, device=self.device))
         return self._with_class(z, y)
@@ -165,10 +166,11 @@ class GANEngine(Engine):
             return None
         y = batch.labels
         if y is None:
-            raise ValueError("a class-conditional GAN (n_classes > 0) needs a data set with labels")
+            raise DataError("a class-conditional GAN (n_classes > 0) needs a data set with labels")
         y = y.to(self.device, torch.long)
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
-            raise ValueError(f"labels go up to {int(y.max())} but n_classes is {k}; set n_classes to the number of classes")
+            raise DataError(f"the data's labels go up to {int(y.max())} but n_classes is {k}; "
+                            "set n_classes to the number of classes")
         return y
 
     def train_step(self, batch):

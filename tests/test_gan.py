@@ -315,3 +315,23 @@ def test_seed_plane_blends_neighbouring_seeds():
     # Smooth: a small move changes the latent a little.
     assert float(abs(blend(e, 3.5, 4.51) - mid).max()) < 0.1
     assert seed_at(1, 2) == 2001 and seed_at(-1, 0) == 999
+
+
+def test_cli_user_errors_for_conditional_gans(tmp_path, tiny_dataset):
+    """Wrong n_classes or label: one line and exit status 2, nothing written."""
+    import numpy as np
+
+    from engines.cli import main
+
+    ds = tiny_dataset(n=32, size=8)  # labels 0..2
+    data = str(tmp_path / "blobs.npz")
+    np.savez(data, images=ds.images, labels=ds.labels)
+    out = str(tmp_path / "c.safetensors")
+    args = ["train", "--engine", "gan", "--data", data, "--epochs", "1", "--out", out,
+            "--set", "width=8", "--set", "latent_dim=4", "--set", "batch_size=8", "--set", "invert_steps=1"]
+    assert main(args + ["--set", "n_classes=2"]) == 2
+    assert not (tmp_path / "c.safetensors").exists()
+    assert main(args + ["--set", "n_classes=3"]) == 0
+    png = str(tmp_path / "s.png")
+    assert main(["sample", "--checkpoint", out, "--n", "2", "--out", png, "--set", "label=2"]) == 0
+    assert main(["sample", "--checkpoint", out, "--n", "2", "--out", png, "--set", "label=3"]) == 2
