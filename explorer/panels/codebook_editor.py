@@ -83,6 +83,8 @@ class TokenEditor(QWidget):
         pics.addWidget(QLabel("<b>Decoded</b>"), 0, 1)
         pics.addWidget(self.canvas, 1, 0)
         pics.addWidget(self.result, 1, 1)
+        pics.setColumnStretch(0, 1)
+        pics.setColumnStretch(1, 1)
 
         self.brush_label = QLabel()
         self.swap_from = QSpinBox()

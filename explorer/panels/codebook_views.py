@@ -162,9 +162,9 @@ class TokenCanvas(QWidget):
         if self._image is None:
             return QRect()
         iw, ih = self._image.width(), self._image.height()
+        # Fractional scales too (nearest neighbour): the grid is what matters here, and the
+        # canvas then matches the decoded image beside it in size.
         s = min(self.width() / iw, self.height() / ih)
-        if s >= 1:
-            s = math.floor(s)
         w, h = int(iw * s), int(ih * s)
         return QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
 
