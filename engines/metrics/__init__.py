@@ -61,6 +61,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "inversion_mse": ("GAN: mean squared error of G(z) for z found by inversion, test images", "lower"),
     "inversion_psnr": ("GAN: inversion reconstruction peak signal-to-noise ratio, dB", "higher"),
     "codes_used_frac": ("share of codebook entries used on the test split", "higher"),
+    "prior_nats_per_token": ("VQ prior: −log p of the test code grids, nats per code", "lower"),
     "classifier_acc": ("test accuracy of the data set's evaluation classifier", "higher"),
     "iwae_k": ("importance samples per image in the IWAE bound", ""),
 }
