@@ -99,7 +99,7 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
     from engines.metrics.classifier import get_classifier
 
     train_s = train_s if train_s is not None else (8.0 if quick else 240.0)
-    n_time = n_time or (8 if quick else 100)
+    n_time = n_time or (8 if quick else 25)  # timed on this many, reported per 100
     n_quality = n_quality or (64 if quick else 500)
     ds = load_dataset("digits", size=28, channels=1)
     tr = ds.split("train")
@@ -138,18 +138,24 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
     scale = 100.0 / n_time
     our_net = ours.nets["ema"].eval()
     for steps in STEPS:
-        t_ddim = _time(lambda: ours.sample(n_time, seed=0, sampler="ddim", steps=steps))
-        t_dpm = _time(lambda: ours.sample(n_time, seed=0, sampler="dpm", steps=steps))
-        t_peer = t_mixed = None
+        # Each variant twice, interleaved, keeping the faster run: other work on a shared machine
+        # only ever slows a run down, so the minimum is the steadier number.
+        fns = {"ddim": lambda: ours.sample(n_time, seed=0, sampler="ddim", steps=steps),
+               "dpm": lambda: ours.sample(n_time, seed=0, sampler="dpm", steps=steps)}
         if peer is not None:
             pnet = peer.net.eval()
-            t_peer = _time(lambda: diffusers_ddim(lambda x, t: pnet(x, t).sample, shape, steps))
-            t_mixed = _time(lambda: diffusers_ddim(lambda x, t: our_net(x, t.float().expand(len(x))), shape, steps))
+            fns["peer"] = lambda: diffusers_ddim(lambda x, t: pnet(x, t).sample, shape, steps)
+            fns["mixed"] = lambda: diffusers_ddim(lambda x, t: our_net(x, t.float().expand(len(x))), shape, steps)
+        best: dict[str, float] = {}
+        for _ in range(2):
+            for k, fn in fns.items():
+                best[k] = min(best.get(k, math.inf), _time(fn))
+        t_ddim, t_dpm, t_peer, t_mixed = best["ddim"], best["dpm"], best.get("peer"), best.get("mixed")
         rows.append(dict(bench="diffusion", case=f"sample, DDIM {steps} steps", ours=t_ddim * scale,
                          peer=None if t_peer is None else t_peer * scale, unit="s/100 images", better="lower",
                          kind="speed", peer_name="diffusers DDIMScheduler + UNet2DModel",
                          notes=(why_not or f"diffusers DDIMScheduler driving our U-Net: {t_mixed * scale:.2f} s")
-                         + (f"; timed on {n_time} images, scaled" if n_time != 100 else "")))
+                         + (f"; timed on {n_time} images, scaled" if n_time != 100 else "") + "; faster of 2 interleaved runs"))
         rows.append(dict(bench="diffusion", case=f"sample, DPM-Solver++ {steps} steps", ours=t_dpm * scale, peer=None,
                          unit="s/100 images", better="lower", kind="speed", peer_name=None,
                          notes="same network calls as DDIM; compare with the DDIM row's peer"))
