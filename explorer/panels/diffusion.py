@@ -13,38 +13,23 @@ import dataclasses
 import threading
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget,
+                               QVBoxLayout)
 
-from ..widgets import png_export
-from ..widgets.image_grid import ImageGrid
 from ..workers import LatestRequestRunner, run_in_thread
 from . import Panel
 from . import diffusion_jobs as jobs
-from .diffusion_forward import ForwardView, _captioned
+from .diffusion_forward import ForwardView
+from .diffusion_reverse import ReverseView
 
 SAMPLERS = (("dpm", "DPM-Solver++ (2M)"), ("ddim", "DDIM"), ("ddpm", "DDPM (small variance)"),
             ("ddpm-large", "DDPM (large variance)"))
 GRID_SIZES = (1, 4, 9, 16, 25)
-SPEEDS = (2, 5, 10, 20, 30)
 
 
 class _Progress(QObject):
     step = Signal(int, int)
-
-
-def _noise_job(request):
-    engine, image, t, seed = request
-    x, shown = jobs.noised(engine, image, t, seed)
-    return x, shown, engine.schedule.abar(t)
-
-
-def _load_data(engine, info):
-    from engines.data import load_dataset, training_source
-
-    ds = load_dataset(training_source(info), spec=engine.spec)
-    return ds.split("test") if len(ds.test_idx) else ds
 
 
 class DiffusionPanel(Panel):
@@ -66,7 +51,7 @@ class DiffusionPanel(Panel):
         self._noised = None  # (model-space x_t, t) of the forward tab
         self._data_pending = False
         self._sdedit_when_noised = False
-        self._noise_runner = LatestRequestRunner(_noise_job, self)
+        self._noise_runner = LatestRequestRunner(jobs.noise_job, self)
         self._noise_runner.result.connect(self._on_noised)
         self._noise_runner.failed.connect(lambda _g, _r, e: self._error("Could not noise the image", e))
         self._timer = QTimer(self)
@@ -124,61 +109,24 @@ class DiffusionPanel(Panel):
         status_row.addWidget(self.cancel_btn)
         status_row.addWidget(self.status, 1)
 
-        self.xt_view = ImageGrid(placeholder="x_t")
-        self.x0_view = ImageGrid(placeholder="predicted x̂₀")
-        for view, name in ((self.xt_view, "x_t"), (self.x0_view, "x0")):  # the step grids, as PNG
-            png_export.install(view, lambda v=view: None if v.array is None else png_export.Content([v.array]),
-                               f"diffusion-{name}", self.ctx)
-        b1, self.xt_caption = _captioned(self.xt_view, "x_t")
-        b2, self.x0_caption = _captioned(self.x0_view, "predicted x̂₀")
-        self.original_view = ImageGrid()
-        self.branch_view = ImageGrid()
-        b3, self.original_caption = _captioned(self.original_view, "original result")
-        b4, self.branch_caption = _captioned(self.branch_view, "branch result")
-        self.compare = QWidget()
-        cl = QVBoxLayout(self.compare)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(b3, 1)
-        cl.addWidget(b4, 1)
-        self.compare.setVisible(False)
-        views = QHBoxLayout()
-        views.addWidget(b1, 3)
-        views.addWidget(b2, 3)
-        views.addWidget(self.compare, 1)
-        self.timeline = QSlider(Qt.Orientation.Horizontal)
-        self.timeline.setRange(0, 0)
+        self.reverse = ReverseView(self.ctx)
+        rv = self.reverse
+        # The reverse tab's parts, by name (the panel drives them; tests and screenshots reach them here)
+        self.xt_view, self.x0_view, self.xt_caption, self.x0_caption = rv.xt_view, rv.x0_view, rv.xt_caption, rv.x0_caption
+        self.original_view, self.branch_view, self.branch_caption = rv.original_view, rv.branch_view, rv.branch_caption
+        self.compare, self.timeline, self.play_btn, self.speed = rv.compare, rv.timeline, rv.play_btn, rv.speed
+        self.step_label, self.branch_btn = rv.step_label, rv.branch_btn
         self.timeline.valueChanged.connect(self.show_step)
-        self.play_btn = QPushButton("Play")
-        self.play_btn.setCheckable(True)
         self.play_btn.toggled.connect(self.set_playing)
-        self.speed = QComboBox()
-        for fps in SPEEDS:
-            self.speed.addItem(f"{fps} steps/s", fps)
-        self.speed.setCurrentIndex(2)
         self.speed.currentIndexChanged.connect(lambda _i: self._timer.setInterval(self._interval()))
-        self.step_label = QLabel("")
-        self.step_label.setMinimumWidth(300)
-        self.branch_btn = QPushButton("Branch here")
-        self.branch_btn.setToolTip("Re-run from the step shown with new noise and compare the results "
-                                   "(deterministic samplers — DDIM at η = 0, DPM-Solver++ — always end the same)")
         self.branch_btn.clicked.connect(self.branch)
-        tl = QHBoxLayout()
-        tl.addWidget(self.branch_btn)
-        tl.addWidget(self.play_btn)
-        tl.addWidget(self.speed)
-        tl.addWidget(self.timeline, 1)
-        tl.addWidget(self.step_label)
-        reverse = QWidget()
-        rl = QVBoxLayout(reverse)
-        rl.addLayout(views, 1)
-        rl.addLayout(tl)
 
         self.forward = ForwardView()
         self.forward.changed.connect(self._request_noise)
         self.forward.random_requested.connect(self._random_image)
         self.forward.sdedit_requested.connect(self.run_sdedit)
         self.tabs = QTabWidget()
-        self.tabs.addTab(reverse, "Reverse process")
+        self.tabs.addTab(self.reverse, "Reverse process")
         self.tabs.addTab(self.forward, "Forward process && SDEdit")
 
         lay = QVBoxLayout(self)
@@ -243,7 +191,7 @@ class DiffusionPanel(Panel):
                             + (f" · {cfg.num_classes} classes" if cfg.num_classes else ""))
         self._sync_enabled()
         self._data_pending = True
-        run_in_thread(_load_data, self.engine, info, on_result=self._on_data, on_error=self._on_data_error)
+        run_in_thread(jobs.load_data, self.engine, info, on_result=self._on_data, on_error=self._on_data_error)
         if self.isVisible():
             self.run()
 

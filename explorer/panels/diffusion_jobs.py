@@ -129,6 +129,21 @@ def noised(engine, image: np.ndarray, t: int, seed: int) -> tuple[torch.Tensor, 
     return x, to_uint8(x)[0]
 
 
+def noise_job(request):
+    """(engine, image, t, seed) → (model-space x_t, its uint8 view, ᾱ_t): the forward tab's runner."""
+    engine, image, t, seed = request
+    x, shown = noised(engine, image, t, seed)
+    return x, shown, engine.schedule.abar(t)
+
+
+def load_data(engine, info):
+    """The model's data (its test split when it has one) at the model's image size."""
+    from engines.data import load_dataset, training_source
+
+    ds = load_dataset(training_source(info), spec=engine.spec)
+    return ds.split("test") if len(ds.test_idx) else ds
+
+
 class TrajectoryCache:
     """The last few runs by request, so going back to earlier settings shows them at once."""
 
