@@ -75,6 +75,11 @@ def test_run_records_trajectory_in_a_worker(qtbot, panel, model, monkeypatch):
     panel.timeline.setValue(1)
     assert "step 2 of 4" in panel.step_label.text() and f"t = {tr.t[1]}" in panel.step_label.text()
     assert panel.xt_view.has_image() and panel.x0_view.has_image()
+    # The x̂₀ paths on the data's PCA plane: one per sample (at most 9), the step on show marked.
+    qtbot.waitUntil(lambda: panel.pca is not None, timeout=10000)
+    m = panel.reverse.map
+    assert len(m.paths) == 9 and m._paths.shape == (5, 9, 2) and len(m.points.data) == len(panel.data)
+    assert np.allclose(m.marks.data["x"], m._paths[1, :, 0])
     # Same engine.sample result as the command line: recording changes nothing.
     same = model.engine.sample(9, seed=0, sampler=tr.request.sampler, steps=4, guidance=tr.request.guidance)
     final = (same * 255).round().permute(0, 2, 3, 1).to(dtype=__import__("torch").uint8).numpy()

@@ -44,6 +44,7 @@ class DiffusionPanel(Panel):
         self._branch_parent: jobs.Trajectory | None = None  # the run a branch is compared with
         self.cache = jobs.TrajectoryCache()
         self.data = None
+        self.pca: jobs.DataPCA | None = None
         self.running = False
         self._cancel = threading.Event()
         self._progress = _Progress()
@@ -156,7 +157,8 @@ class DiffusionPanel(Panel):
         self.cancel()
         self.set_playing(False)
         self.cache.clear()
-        self.traj, self.data, self._noised = None, None, None
+        self.traj, self.data, self._noised, self.pca = None, None, None, None
+        self.reverse.map.set_data(None)
         self._branch_parent = None
         self.compare.setVisible(False)
         self.engine = engine if engine is not None and engine.name == "diffusion" else None
@@ -199,11 +201,16 @@ class DiffusionPanel(Panel):
         self._data_pending = False
         self.forward.show_result(None, f"no data image: {exc}")
 
-    def _on_data(self, ds) -> None:
+    def _on_data(self, result) -> None:
         self._data_pending = False
+        ds, pca = result
         if self.engine is None or ds.spec != self.engine.spec:
             return
-        self.data = ds
+        self.data, self.pca = ds, pca
+        self.reverse.map.set_data(pca.coords)
+        if self.traj is not None:
+            self.reverse.map.set_paths(pca.paths(self.traj))
+            self.reverse.map.set_step(self.timeline.value())
         self.forward.set_count(len(ds))
         self._sync_enabled()
         self._request_noise()
@@ -300,6 +307,7 @@ class DiffusionPanel(Panel):
         self.timeline.setRange(0, traj.steps)
         self.timeline.setValue(traj.steps)
         self.timeline.blockSignals(False)
+        self.reverse.map.set_paths(None if self.pca is None else self.pca.paths(traj))
         self.show_step(traj.steps)
         parent = self._branch_parent
         if r.branch_step is not None and parent is not None:
@@ -320,6 +328,7 @@ class DiffusionPanel(Panel):
             return
         self._sync_enabled()
         k = max(0, min(k, traj.steps))
+        self.reverse.map.set_step(k)
         cols = int(np.ceil(np.sqrt(traj.request.n)))
         self.xt_view.set_image(jobs.tile(traj.x_t[k], cols))
         self.x0_view.set_image(jobs.tile(traj.x0[k], cols))

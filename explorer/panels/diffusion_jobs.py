@@ -137,11 +137,32 @@ def noise_job(request):
 
 
 def load_data(engine, info):
-    """The model's data (its test split when it has one) at the model's image size."""
+    """The model's data (its test split when it has one) at the model's image size, and the
+    PCA plane of its pixels for the data map."""
     from engines.data import load_dataset, training_source
 
     ds = load_dataset(training_source(info), spec=engine.spec)
-    return ds.split("test") if len(ds.test_idx) else ds
+    ds = ds.split("test") if len(ds.test_idx) else ds
+    return ds, DataPCA(ds.images)
+
+
+class DataPCA:
+    """The first two principal axes of a set of uint8 images (N, H, W, C)."""
+
+    def __init__(self, images: np.ndarray, max_images: int = 2000):
+        x = images[:max_images].reshape(min(len(images), max_images), -1).astype(np.float32) / 255
+        self.mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        self.axes = vt[:2]
+        self.coords = self.project(images[:max_images])
+
+    def project(self, images: np.ndarray) -> np.ndarray:
+        x = images.reshape(len(images), -1).astype(np.float32) / 255
+        return (x - self.mean) @ self.axes.T
+
+    def paths(self, traj: "Trajectory") -> np.ndarray:
+        """Where each sample's x̂₀ lies on the plane at every step: (steps + 1, N, 2)."""
+        return np.stack([self.project(f) for f in traj.x0])
 
 
 class TrajectoryCache:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlid
 from ..widgets import png_export
 from ..widgets.image_grid import ImageGrid
 from .diffusion_forward import _captioned
+from .diffusion_map import TrajectoryMap
 
 SPEEDS = (2, 5, 10, 20, 30)
 
@@ -36,6 +37,8 @@ class ReverseView(QWidget):
         views = QHBoxLayout()
         views.addWidget(b1, 3)
         views.addWidget(b2, 3)
+        self.map = TrajectoryMap()
+        views.addWidget(self.map, 2)
         views.addWidget(self.compare, 1)
 
         self.timeline = QSlider(Qt.Orientation.Horizontal)
