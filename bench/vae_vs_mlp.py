@@ -7,6 +7,10 @@ as the PyTorch example does) for the same wall-clock training time on the same c
 in 1 s slices, so load from other processes hits both alike — then scored on
 the fixed test split with the same estimator: −ELBO (analytic KL, reconstruction term averaged
 over k posterior samples) and the IWAE-k bound, in nats per image. Lower is better.
+
+Measured 2026-12-02 (`--minutes 5 --threads 1 --clock cpu`, both at 5 CPU-minutes on a shared
+machine): ours 281.5 (IWAE-64 279.3, 10,229 steps) vs the MLP 281.8 (279.6, 27,586 steps); the
+MLP's test −ELBO stops improving after ~2.5 min (281.8 ± 0.1) while ours is still going down.
 """
 from __future__ import annotations
 
