@@ -40,7 +40,7 @@ class DiffusionConfig(EngineConfig):
     ema_decay: float = option(0.999, "decay of the weights' exponential moving average used for sampling", minimum=0.0, maximum=1.0)
     sampler: str = option("dpm", "default sampler", choices=smp.NAMES)
     sample_steps: int = option(20, "default number of sampling steps", minimum=1)
-    latent_steps: int = option(10, "DDIM steps of encode (inversion to x_T) and decode (x_T to image)", minimum=1)
+    latent_steps: int = option(20, "DDIM steps of encode (inversion to x_T) and decode (x_T to image); below ~20 round trips blur", minimum=1)
     inversion_refine: int = option(1, "fixed-point refinements per DDIM inversion step (closer round trips, one more network call each)", minimum=0, maximum=5)
     clip: bool = option(True, "clip the predicted x₀ to the data range while sampling")
 
