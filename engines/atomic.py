@@ -37,13 +37,19 @@ def replacing(path: str, suffix: str | None = None, durable: bool = False):
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def publish(tmp: str, path: str) -> None:
+    """Rename a finished temp file (or folder) onto `path`, with the permissions a plain
+    open()/mkdir() would have given it (mkstemp/mkdtemp make 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if os.path.isdir(tmp) else 0o666) & ~umask)
+    os.replace(tmp, path)
 
 
 def write_bytes(path: str, blob: bytes, durable: bool = False) -> str:

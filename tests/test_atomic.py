@@ -31,3 +31,21 @@ def test_success_replaces_with_the_users_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # not mkstemp's 0600
     atomic.write_bytes(str(path), b"xyz")
     assert path.read_bytes() == b"xyz" and sorted(os.listdir(path.parent)) == ["blob.bin"]
+
+
+@pytest.mark.parametrize("name,n", [("walk.gif", 3), ("frames.png", 3), ("one.png", 1)])
+def test_exports_get_the_users_permissions(tmp_path, name, n):
+    import numpy as np
+
+    from engines.export.writers import open_writer
+
+    old = os.umask(0o022)
+    try:
+        with open_writer(str(tmp_path / name), fps=10, n_frames=n) as w:
+            w.append(np.zeros((n, 8, 8, 3), np.uint8))
+            path = w.commit()
+    finally:
+        os.umask(old)
+    want = 0o755 if os.path.isdir(path) else 0o644
+    assert stat.S_IMODE(os.stat(path).st_mode) == want, path
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(atomic.PREFIX)]

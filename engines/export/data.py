@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from .. import atomic
 from .writers import ExportError
 
 FORMAT = "latent-explorer-export"
@@ -23,17 +23,8 @@ def _atomic(path: str, write) -> str:
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise ExportError(f"{d}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
-    os.close(fd)
-    try:
+    with atomic.replacing(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 

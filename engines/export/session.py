@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 
+from .. import atomic
 from .job import ExportSpec
 from .writers import ExportError
 
@@ -90,17 +90,7 @@ def save(path: str, session: Session) -> str:
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise SessionError(f"{d}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(session.to_dict(), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_json(path, session.to_dict(), allow_nan=False)
     session.path = path
     return path
 

@@ -13,6 +13,8 @@ import tempfile
 
 import numpy as np
 
+from .. import atomic
+
 FORMATS = {".mp4": "mp4", ".gif": "gif", ".png": "png"}
 
 
@@ -97,7 +99,7 @@ class Writer:
             self.tmp = None
 
     def _replace(self) -> None:
-        os.replace(self.tmp, self.path)
+        atomic.publish(self.tmp, self.path)
         self.tmp = None
 
     def __enter__(self):
@@ -247,7 +249,7 @@ class PngWriter(Writer):
                 raise ExportError(f"{target} exists and is not a folder")
             old = target + f".old-{os.getpid()}"
             os.rename(target, old)
-        os.rename(self.tmp, target)
+        atomic.publish(self.tmp, target)
         self.tmp = None
         if old:
             _remove(old)
