@@ -20,8 +20,9 @@ def fmt(v) -> str:
 
 def main(paths: list[str]) -> None:
     rows: dict[str, list[dict]] = {}
+    source: dict[str, int] = {}  # benchmark → the file its rows come from
     runs = []
-    for p in paths:
+    for i, p in enumerate(paths):
         doc = json.load(open(p, encoding="utf-8"))
         m = doc["meta"]
         names = list(dict.fromkeys(r["bench"] for r in doc["rows"]))  # in run order
@@ -30,11 +31,10 @@ def main(paths: list[str]) -> None:
             if all(r.get("status") == "error" for r in rs):
                 continue  # a failed benchmark does not replace an earlier result
             rows[n] = rs
+            source[n] = i
         c = m.get("contention", {})
         probe = ", ".join(f"{k} {v['slowdown']:.1f}×" for k, v in c.items() if v)
-        runs.append(f"{m['date'][:16]}: {m['cpu']}, {m['cores']} cores, {'CUDA ' + m['cuda'] if m.get('cuda') else 'CPU only'}, "
-                    f"torch {m['versions']['torch']}, {m['opts']['threads']} threads; {', '.join(names)}"
-                    + (f" (2-vs-1-thread contention probe: {probe})" if probe else ""))
+        runs.append((m, probe))
     print("| benchmark | case | ours | peer | ours vs peer | unit | peer / notes |")
     print("|---|---|---:|---:|---|---|---|")
     for n in rows:
@@ -43,8 +43,12 @@ def main(paths: list[str]) -> None:
             print(f"| {r['bench']} | {r['case']} | {fmt(r.get('ours'))} | {fmt(r.get('peer'))} | {r.get('vs_peer') or ''} "
                   f"| {r.get('unit', '')} | {note.replace('|', '/')} |")
     print()
-    for line in runs:
-        print(f"- {line}")
+    for i, (m, probe) in enumerate(runs):
+        used = [n for n in rows if source[n] == i]
+        if used:
+            print(f"- {', '.join(used)}: run of {m['date'][:16]}, {m['cpu']}, {m['cores']} cores, "
+                  f"{'CUDA ' + m['cuda'] if m.get('cuda') else 'CPU only'}, torch {m['versions']['torch']}, "
+                  f"{m['opts']['threads']} threads" + (f"; 2-vs-1-thread contention probe {probe}" if probe else ""))
 
 
 if __name__ == "__main__":
