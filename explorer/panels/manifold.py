@@ -601,16 +601,22 @@ class ManifoldPanel(Panel):
             picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
             for i in picks:
                 self.add_path_point(0.0, 0.0, i)
+        if resolution:
+            c.atlas_res.setValue(int(resolution))
+        self.apply_view(projection, colour, view)
+        if view == "seeds":
+            self.seeds.move_to(1.5, 1.5, "end")
+
+    def apply_view(self, projection: str | None = None, colour: str | None = None, view: str | None = None) -> None:
+        """Choose a projection, a colouring and what the map shows (scatter|map|atlas|seeds)."""
+        c = self.controls
         if projection:
             c.set_projection(projection)
         if colour and c.colour.findData(colour) >= 0:
             c.colour.setCurrentIndex(c.colour.findData(colour))
-        if resolution:
-            c.atlas_res.setValue(int(resolution))
         if view == "seeds":
             c.show_seeds.setChecked(True)
-            self.seeds.move_to(1.5, 1.5, "end")
-        elif view:
+        elif view in ("scatter", "map", "atlas"):
             c.set_atlas_mode(view == "atlas")
 
     # ---- session files (the Export panel's File → Save/Open Session) ------------------------------------------
@@ -621,15 +627,7 @@ class ManifoldPanel(Panel):
                 "latent": None if self.z is None else [float(x) for x in np.ravel(self.z)]}
 
     def restore_session_state(self, d: dict) -> None:
-        c = self.controls
-        if d.get("projection"):
-            c.set_projection(d["projection"])
-        if d.get("colour") and c.colour.findData(d["colour"]) >= 0:
-            c.colour.setCurrentIndex(c.colour.findData(d["colour"]))
-        if d.get("view") == "seeds":
-            c.show_seeds.setChecked(True)
-        elif d.get("view") in ("map", "atlas"):
-            c.set_atlas_mode(d["view"] == "atlas")
+        self.apply_view(d.get("projection"), d.get("colour"), d.get("view"))
         if d.get("latent") is not None:
             self._restore_latent(np.asarray(d["latent"], np.float32), tries=120)
 
