@@ -39,6 +39,39 @@ def make_blobs(n=96, size=16, channels=1, seed=0):
 
 
 @pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """`make_window(panel="manifold")`: a shown main window with its own settings home, no bundled
+    models and nothing loaded; shut down (workers stopped) at teardown."""
+    made = []
+
+    def make(panel: str | None = None, size: tuple[int, int] | None = None, shutdown_ms: int | None = None):
+        from explorer.app import make_app
+        from explorer.settings import Settings
+        from explorer.window import MainWindow
+
+        monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
+        make_app()
+        w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
+                       auto_load=False)
+        qtbot.addWidget(w)
+        if size:
+            w.resize(*size)
+        if panel:
+            w.show_panel(panel)
+        w.show()
+        made.append((w, shutdown_ms))
+        return w
+
+    yield make
+    from explorer import workers
+
+    for w, ms in made:
+        w.shutdown(ms) if ms is not None else w.shutdown()
+    workers.wait_all(10_000)  # no worker of this test outlives it
+
+
+@pytest.fixture
 def tiny_dataset():
     """`make_blobs` (n=96, size=16, channels=1, seed=0) as a fixture."""
     return make_blobs

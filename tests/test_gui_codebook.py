@@ -195,43 +195,30 @@ def test_other_models_get_a_clear_message(qtbot, panel, tmp_path, tiny_dataset):
     assert panel.ready_for_screenshot()
 
 
-def test_manifold_and_arithmetic_work_on_a_vq_model(qtbot, tmp_path, monkeypatch, vq_path):
+def test_manifold_and_arithmetic_work_on_a_vq_model(qtbot, make_window, vq_path):
     """Their latent is the pre-quantisation grid, flattened; decoding quantises it first."""
-    from explorer.app import make_app
-    from explorer.settings import Settings
-    from explorer.window import MainWindow
+    w = make_window("manifold")
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(vq_path)
+    m = w.panels["manifold"]
+    qtbot.waitUntil(lambda: m.projection is not None and m.inspector.image.has_image(), timeout=20_000)
+    qtbot.waitUntil(lambda: not m.busy, timeout=10_000)
+    assert m.md.ls.latents.shape == (96, 4 * 8 * 8)
+    w.show_panel("arithmetic")
+    a = w.panels["arithmetic"]
+    qtbot.waitUntil(lambda: a.md is not None and a.edit.last_result is not None, timeout=20_000)
+    from explorer.panels.arithmetic_jobs import Recipe
 
-    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
-    make_app()
-    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
-                   auto_load=False)
-    qtbot.addWidget(w)
-    w.show_panel("manifold")
-    w.show()
-    try:
-        with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
-            w.session.load(vq_path)
-        m = w.panels["manifold"]
-        qtbot.waitUntil(lambda: m.projection is not None and m.inspector.image.has_image(), timeout=20_000)
-        qtbot.waitUntil(lambda: not m.busy, timeout=10_000)
-        assert m.md.ls.latents.shape == (96, 4 * 8 * 8)
-        w.show_panel("arithmetic")
-        a = w.panels["arithmetic"]
-        qtbot.waitUntil(lambda: a.md is not None and a.edit.last_result is not None, timeout=20_000)
-        from explorer.panels.arithmetic_jobs import Recipe
-
-        with qtbot.waitSignal(a.vector_added, timeout=10_000):
-            assert a.add_vector(Recipe("label", label=2))
-        qtbot.waitUntil(lambda: a.edit.last_strip is not None, timeout=10_000)
-        assert a.edit.strip.count() == 9
-        # Ctrl+4 shows the Codebook panel, which analyses the model once shown.
-        w.actions_by_id["view.panel.codebook"].trigger()
-        c = w.panels["codebook"]
-        assert w.tabs.currentWidget() is c
-        qtbot.waitUntil(lambda: c.cd is not None and c.ready_for_screenshot(), timeout=20_000)
-        assert not w.errors
-    finally:
-        w.shutdown()
+    with qtbot.waitSignal(a.vector_added, timeout=10_000):
+        assert a.add_vector(Recipe("label", label=2))
+    qtbot.waitUntil(lambda: a.edit.last_strip is not None, timeout=10_000)
+    assert a.edit.strip.count() == 9
+    # Ctrl+4 shows the Codebook panel, which analyses the model once shown.
+    w.actions_by_id["view.panel.codebook"].trigger()
+    c = w.panels["codebook"]
+    assert w.tabs.currentWidget() is c
+    qtbot.waitUntil(lambda: c.cd is not None and c.ready_for_screenshot(), timeout=20_000)
+    assert not w.errors
 
 
 def test_training_the_prior_from_the_panel_saves_it(qtbot, panel, vq_path, tmp_path):
@@ -273,35 +260,23 @@ def test_umap_map_runs_in_a_worker(qtbot, panel, vq_path, monkeypatch):
     assert np.allclose(p.map.scatter.data["x"], p.cd.coords[live, 0])
 
 
-def test_train_panel_trains_a_vqvae(qtbot, tmp_path, monkeypatch, tiny_dataset):
+def test_train_panel_trains_a_vqvae(qtbot, make_window, tiny_dataset):
     """The Train panel's generated form and loop work for the vqvae engine (per-step perplexity plotted)."""
-    from explorer.app import make_app
-    from explorer.settings import Settings
-    from explorer.window import MainWindow
-
-    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
-    make_app()
-    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
-                   auto_load=False)
-    qtbot.addWidget(w)
-    w.show()
-    try:
-        panel = w.panels["train"]
-        qtbot.waitUntil(lambda: not panel.data_box.loading, timeout=10_000)
-        panel.data_box.set_dataset(tiny_dataset(n=48, size=16))
-        panel.engine_combo.setCurrentIndex(panel.engine_combo.findData("vqvae"))
-        panel.form.set_values({**TINY, "batch_size": 16})
-        panel.epochs.setValue(2)
-        with qtbot.waitSignal(panel.training_finished, timeout=60_000) as done:
-            assert panel.start()
-        last = done.args[0]
-        assert last.state == "finished", last.message
-        info = ckpt.read_info(last.checkpoint)
-        assert info.engine == "vqvae" and info.config["codebook_size"] == 16
-        assert {"perplexity", "codes_used_epoch", "mse"} <= set(panel.loss_plot.terms())
-        assert not w.errors
-    finally:
-        w.shutdown()
+    w = make_window()
+    panel = w.panels["train"]
+    qtbot.waitUntil(lambda: not panel.data_box.loading, timeout=10_000)
+    panel.data_box.set_dataset(tiny_dataset(n=48, size=16))
+    panel.engine_combo.setCurrentIndex(panel.engine_combo.findData("vqvae"))
+    panel.form.set_values({**TINY, "batch_size": 16})
+    panel.epochs.setValue(2)
+    with qtbot.waitSignal(panel.training_finished, timeout=60_000) as done:
+        assert panel.start()
+    last = done.args[0]
+    assert last.state == "finished", last.message
+    info = ckpt.read_info(last.checkpoint)
+    assert info.engine == "vqvae" and info.config["codebook_size"] == 16
+    assert {"perplexity", "codes_used_epoch", "mse"} <= set(panel.loss_plot.terms())
+    assert not w.errors
 
 
 def test_analysis_of_a_gumbel_model(tiny_dataset, tmp_path):

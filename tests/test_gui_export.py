@@ -22,23 +22,8 @@ def _model(tmp_path, seed=0, name="m"):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from explorer import workers
-    from explorer.app import make_app
-    from explorer.settings import Settings
-    from explorer.window import MainWindow
-
-    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))  # nothing else to load
-    make_app()
-    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
-                   auto_load=False)
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show_panel("export")
-    w.show()
-    yield w
-    w.shutdown(20_000)
-    workers.wait_all(10_000)
+def window(make_window):
+    return make_window("export", size=(1280, 800), shutdown_ms=20_000)
 
 
 def _open(qtbot, w, loaded):

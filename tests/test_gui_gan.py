@@ -54,21 +54,8 @@ def gan_models(tmp_path, tiny_dataset):
 
 
 @pytest.fixture
-def mwindow(qtbot, tmp_path, monkeypatch):
-    from explorer.app import make_app
-    from explorer.settings import Settings
-    from explorer.window import MainWindow
-
-    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
-    make_app()
-    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
-                   auto_load=False)
-    qtbot.addWidget(w)
-    w.show_panel("manifold")
-    w.show()
-    yield w
-    w.shutdown()
+def mwindow(make_window):
+    return make_window("manifold")
 
 
 def test_manifold_maps_inverted_latents_and_browses_seeds(qtbot, mwindow, gan_models):

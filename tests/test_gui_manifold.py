@@ -55,21 +55,8 @@ def models(tmp_path, tiny_dataset):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from explorer.app import make_app
-    from explorer.settings import Settings
-    from explorer.window import MainWindow
-
-    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
-    make_app()
-    w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
-                   auto_load=False)
-    qtbot.addWidget(w)
-    w.show_panel("manifold")
-    w.show()
-    yield w
-    w.shutdown()
+def window(make_window):
+    return make_window("manifold")
 
 
 def open_model(qtbot, w, path):
