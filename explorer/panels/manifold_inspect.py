@@ -129,7 +129,7 @@ class Inspector(QWidget):
         if ind.nn_ratio < 0.01:
             how = "a training latent"
         else:
-            how = f"{ind.nn_ratio:.1f}× the usual gap to the data"
+            how = f"gap {ind.nn_ratio:.1f}× usual"  # fixed-width label: the tooltip says more
         self.verdict.setText(f"<b>How typical?</b> <b style='color:{colour}'>{ind.verdict.capitalize()}</b>: {how}")
         self.nn_gauge.set_value(ind.nn_percentile,
                                 f"Distance to the nearest training latent: {ind.nn_distance:.3g} "
