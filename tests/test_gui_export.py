@@ -199,3 +199,30 @@ def test_sweep_and_diffusion_kinds(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: p.preview_data is not None and len(p.preview_data.frames) == 3 + 8 and not p.busy,
                     timeout=20_000)
     assert p.current_spec().options == {"sampler": "dpm", "steps": 3}
+
+
+def test_session_vectors_survive_the_arithmetic_panel_loading_later(qtbot, window, tmp_path):
+    """A session opened before the Arithmetic panel has identified the model (it loads when first
+    shown) keeps its vectors when that panel finally loads."""
+    from explorer.panels import export_session
+
+    from engines.latent.attributes import AttributeVector
+
+    p = _open(qtbot, window, _model(tmp_path))
+    arithmetic = window.panels["arithmetic"]
+    arithmetic.vectors.add(AttributeVector("up", np.ones(4, np.float32), "test", "", (4,)), active=True)
+    path = str(tmp_path / "s.json")
+    assert export_session.save_to(p, path)
+    other = _model(tmp_path, seed=7, name="other")
+    window.session.set_model(other.engine, other.info, other.info.path)
+    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
+    assert export_session.open_path(p, path) == "loading"
+    qtbot.waitUntil(lambda: window.session.path == str(tmp_path / "m.safetensors") and len(p.keys.keys) == 4
+                    and not window.session.loading, timeout=20_000)
+    qtbot.waitUntil(lambda: [v.name for v in arithmetic.vectors.vectors()] == ["up"], timeout=10_000)
+    assert arithmetic.model_id == ""  # not shown yet: the model is not identified
+    window.show_panel("arithmetic")
+    qtbot.waitUntil(lambda: arithmetic.model_id != "" and arithmetic._loader is None, timeout=20_000)
+    assert [v.name for v in arithmetic.vectors.vectors()] == ["up"]
+    assert [v.name for v in arithmetic.vectors.active()] == ["up"]
+    assert [name for name, _v in p.vectors()] == ["up"]

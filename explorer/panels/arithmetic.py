@@ -200,8 +200,14 @@ class ArithmeticPanel(Panel):
         self.ctx.session.set_busy("arithmetic", f"encoding data for arithmetic{pct}")
 
     def _set_model_id(self, mid: str) -> None:
+        # Vectors added before the model was identified (a session opened while this panel had
+        # not been shown yet) belong to it too: keep them after the ones remembered for it.
+        early = self.vectors.entries() if not self.model_id else []
+        kept = list(self._by_model.get(mid, ()))
+        names = {v.name for v, _on in kept}
+        kept += [(v, on) for v, on in early if v.name not in names]
         self.model_id = mid
-        self.vectors.set_model(mid, self._by_model.get(mid, ()))
+        self.vectors.set_model(mid, kept)
         self.vectors.setEnabled(True)
 
     def _on_loaded(self, w, md) -> None:
