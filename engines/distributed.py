@@ -116,9 +116,11 @@ class Processes:
         ddp = DDP(_Forward(engine.nets), device_ids=None,
                   find_unused_parameters=len(engine.optimizers) > 1)
         engine.ddp = _Synced(ddp, engine.name)
+        _set_synced(engine, True)
 
     def detach(self, engine) -> None:
         engine.ddp = None
+        _set_synced(engine, False)
 
     def check_synced(self, engine) -> None:
         """After a train step: refuse engines whose steps bypassed `forward_loss` (their
@@ -261,3 +263,11 @@ def resume_batch(prev_state: dict, config, overrides: dict, world_size: int) -> 
                                f"{prev_eff // prev_world}); {world_size} × {batch} would change it; resume with "
                                + (" or ".join(ways) or f"an effective batch of {prev_eff}"))
     config.batch_size = batch
+
+
+def _set_synced(engine, on: bool) -> None:
+    """Modules that keep statistics of their own (a VQ codebook's usage and EMA sums) sum them over
+    the ranks while `synced`, instead of following rank 0's batches through DDP's buffer broadcast."""
+    for m in engine.nets.modules():
+        if hasattr(m, "synced"):
+            m.synced = on

@@ -46,6 +46,15 @@ def _counts(idx: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros(k, device=idx.device).scatter_add_(0, idx, torch.ones(idx.shape, device=idx.device))
 
 
+def _sum_over_processes(*tensors: torch.Tensor) -> None:
+    """In place: the sum over the processes of a torchrun group. Called only while training under
+    `engines.distributed` (`synced` set on the quantiser), where every rank runs each forward pass."""
+    import torch.distributed as dist
+
+    for t in tensors:
+        dist.all_reduce(t)
+
+
 def codes_used_within(since_used: torch.Tensor, steps: int) -> int:
     """How many codes were chosen at least once in the last `steps` training steps."""
     return int((since_used < steps).sum())
@@ -103,6 +112,10 @@ class VectorQuantizer(nn.Module):
         # Training steps since each code was last chosen (revival does not count as a use); not
         # saved: it feeds the per-epoch usage report only.
         self.register_buffer("since_used", torch.full((num_codes,), 1 << 30, dtype=torch.long), persistent=False)
+        # Set by engines.distributed while training on several processes: usage counts and EMA
+        # statistics are then summed over every rank's batch (as one process with the whole
+        # batch would see them), not taken from rank 0's alone.
+        self.synced = False
 
     @property
     def code_vectors(self) -> torch.Tensor:
@@ -131,6 +144,8 @@ class VectorQuantizer(nn.Module):
     def _ema_update(self, flat: torch.Tensor, onehot: torch.Tensor) -> None:
         counts = onehot.sum(0)
         sums = onehot.T @ flat
+        if self.synced:
+            _sum_over_processes(counts, sums)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.ema_count.sum()
@@ -167,6 +182,8 @@ class VectorQuantizer(nn.Module):
             idx = self.nearest(flat.detach())
             counts = _counts(idx, self.num_codes)
             terms = {}
+            if self.training and self.synced:
+                _sum_over_processes(counts)  # a code used on any rank is alive, not revived
             if self.training:
                 _mark_used(self.since_used, counts)
                 if self.ema:

@@ -182,6 +182,22 @@ def main(npz: str, out: str) -> None:
     except RuntimeError as e:
         res["bypass"] = str(e)
 
+    # VQ codebook statistics are summed over the ranks' batches while training under DDP, as one
+    # process holding both batches would count them (not rank 0's batch alone).
+    from engines.quantize import VectorQuantizer
+
+    dist.attach(vq)
+    res["vq_synced_while_attached"] = [m.synced for m in vq.nets.modules() if hasattr(m, "synced")]
+    dist.detach(vq)
+    res["vq_synced_after"] = [m.synced for m in vq.nets.modules() if hasattr(m, "synced")]
+    torch.manual_seed(11)
+    q = VectorQuantizer(8, 2, kmeans_init=False, dead_after=0)
+    q.synced = True
+    xs = torch.randn(2, 4, 2, 3, 3, generator=torch.Generator().manual_seed(12))
+    q.train()
+    q(xs[r])
+    res["vq_stats"] = {"count": q.ema_count.tolist(), "sum": q.ema_sum.flatten().tolist()}
+
     # Last, the command line itself (it leaves the process group when done); only rank 0 prints.
     from engines.cli import main as cli
 

@@ -206,6 +206,27 @@ def test_vq_model_and_its_prior_train_on_two_processes_in_step(scenarios):
     assert info.train_state["prior_state"] == "finished" and info.metrics["prior_steps"] == 82 // 16
 
 
+def test_vq_codebook_statistics_are_summed_over_the_ranks(scenarios):
+    from engines.quantize import VectorQuantizer
+
+    (r0, r1), _, _ = scenarios
+    assert r0["vq_synced_while_attached"] and all(r0["vq_synced_while_attached"])
+    assert not any(r0["vq_synced_after"])
+    xs = torch.randn(2, 4, 2, 3, 3, generator=torch.Generator().manual_seed(12))
+
+    def stats(x):
+        torch.manual_seed(11)
+        q = VectorQuantizer(8, 2, kmeans_init=False, dead_after=0).train()
+        q(x)
+        return torch.tensor(q.ema_count.tolist()), torch.tensor(q.ema_sum.flatten().tolist())
+
+    both = stats(torch.cat([xs[0], xs[1]]))
+    for r in (r0, r1):
+        torch.testing.assert_close(torch.tensor(r["vq_stats"]["count"]), both[0])
+        torch.testing.assert_close(torch.tensor(r["vq_stats"]["sum"]), both[1])
+    assert not torch.allclose(stats(xs[0])[1], both[1])  # rank 0's batch alone would differ
+
+
 def test_resume_under_ddp_continues_exactly(scenarios):
     (r0, r1), _, _ = scenarios
     assert r0["resume_equal"] and r1["resume_equal"]
