@@ -90,7 +90,6 @@ class PCAEngine(Engine):
                 _, s, vh = torch.linalg.svd(xc, full_matrices=False)
                 comps, sing = vh[:k], s[:k]
             else:
-                g = torch.Generator(device="cpu").manual_seed(self.seed)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed)
                     _, sing, v = torch.svd_lowrank(xc, q=min(k + 16, min(n, d)), niter=6)

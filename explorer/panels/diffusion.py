@@ -335,7 +335,7 @@ class DiffusionPanel(Panel):
         if k < traj.steps:
             t, a = traj.t[k], traj.abar[k]
             self.xt_caption.setText(f"x_t, the sampler's state at t = {t}")
-            self.x0_caption.setText(f"x̂₀, the model's guess of the clean image from x_t")
+            self.x0_caption.setText("x̂₀, the model's guess of the clean image from x_t")
             self.step_label.setText(f"step {k + 1} of {traj.steps} · t = {t} · ᾱ_t = {a:.4f} · SNR = {a / max(1 - a, 1e-12):.3g}")
         else:
             self.xt_caption.setText("result")

@@ -28,10 +28,11 @@ from . import Panel
 from .manifold_atlas import AtlasView
 from .manifold_controls import MapControls
 from .manifold_inspect import Inspector
-from .manifold_jobs import FrameRequest, Knot, MapRequest, axis_titles, inspect, load_model_data, render_frame
-from .manifold_paths import PathStrip, PathTool
-from .manifold_places import Places
+from .manifold_jobs import FrameRequest, MapRequest, axis_titles, inspect, load_model_data, render_frame
+from .manifold_paths import PathActions, PathStrip, PathTool
+from .manifold_places import PlaceActions, Places
 from .manifold_seeds import SeedBrowser
+from .manifold_session import SessionMixin
 from .manifold_state import apply_projection, colouring_for, colour_options, default_atlas, frame_caption
 from .manifold_umap import UmapRunner
 
@@ -39,7 +40,7 @@ ATLAS_DEBOUNCE_MS = 150
 INSPECT_MS = 120  # neighbours and gauges follow a drag at most ~8 times a second; the image at full rate
 
 
-class ManifoldPanel(Panel):
+class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
     name = "manifold"
     title = "Manifold"
     data_ready = Signal(object)  # ModelData
@@ -444,26 +445,6 @@ class ManifoldPanel(Panel):
     def _hover(self, index: int):
         return self.md.ds.images[index], self.md.caption(index)
 
-    # ---- history and bookmarks (manifold_places) ------------------------------------------------------
-    @property
-    def history(self):
-        return self.places.history
-
-    def undo(self) -> None:
-        self.places.undo()
-
-    def redo(self) -> None:
-        self.places.redo()
-
-    def add_bookmark(self, name: str) -> None:
-        self.places.add_bookmark(name, self.z)
-
-    def go_to_bookmark(self, name: str) -> None:
-        self.places.go_to_bookmark(name)
-
-    def delete_bookmark(self, name: str) -> None:
-        self.places.delete_bookmark(name)
-
     # ---- selection ---------------------------------------------------------------------------------------------
     def _on_selected(self, indices) -> None:
         self.selection = np.asarray(indices, dtype=np.int64)
@@ -482,49 +463,6 @@ class ManifoldPanel(Panel):
         if self.md is not None and len(self.selection):
             self.go_to(self.md.ls.latents[self.selection].mean(0), "selection",
                        f"mean of {len(self.selection)} selected points")
-
-    # ---- paths --------------------------------------------------------------------------------------------
-    def add_path_point(self, x: float, y: float, index: int = -1) -> None:
-        """A data point (index ≥ 0: its own latent) or the free map position (x, y)."""
-        if self.projection is None:
-            return
-        if index >= 0:
-            self.paths.add(Knot(z=self.md.ls.latents[index]), self.md.caption(index), index)
-        else:
-            self.paths.add(Knot(point=(x, y), mapping=self.projection.mapping), f"({x:.2f}, {y:.2f})")
-
-    def add_cursor_to_path(self) -> None:
-        if self.z is not None:
-            self.paths.add(Knot(z=self.z), "cursor")
-
-    def _on_path(self, result) -> None:
-        self.map.set_knots(None if result is None else result.knots_on_map)
-        self.map.set_path(None if result is None or not len(result.trace) else result.trace)
-        self.strip.show_result(result)
-        n = 0 if result is None else len(result.knots)
-        self.controls.plane_btn.setEnabled(n >= 3)
-        self.controls.path_status.setText("Pick two or more points." if n == 0 else
-                                          "1 point picked; pick another." if n == 1 else
-                                          f"{n} points · {len(result.images)} frames.")
-
-    def _on_play(self, on: bool) -> None:
-        if on and not self.paths.play():
-            self.controls.set_playing(False)
-            self.controls.path_status.setText("Pick two or more points to play a path.")
-        elif not on:
-            self.paths.stop()
-            self.places.end_gesture()
-
-    def _on_path_frame(self, z, strip_index: int) -> None:
-        self.strip.set_highlight(strip_index)
-        self._jump_label = "on the path"
-        self._submit_frame(z=z, origin="animate")
-
-    def _on_strip_clicked(self, i: int) -> None:
-        r = self.paths.result
-        if r is not None and i < len(r.latents):
-            self.strip.set_highlight(i)
-            self.go_to(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")
 
     # ---- atlas (manifold_atlas) ------------------------------------------------------------------------
     def _refresh_atlas(self, frame: bool = True) -> None:
@@ -582,71 +520,3 @@ class ManifoldPanel(Panel):
         return (self._loader is not None or self._frames.busy or self._inspect.busy or self._projector.busy
                 or self.atlas.busy or self.paths.busy or self._to_inspect is not None or self.umap.looking
                 or self.seeds.busy)
-
-    def ready_for_screenshot(self) -> bool:
-        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
-        if self.controls.seed_mode:
-            return self.seeds.complete and self.inspector.image.has_image() and not self.busy
-        return (self.projection is not None and self.inspector.image.has_image() and not self.busy
-                and (not self.controls.atlas_mode or self.atlas.complete))
-
-    def prepare_screenshot(self, view: str | None = None, projection: str | None = None, colour: str | None = None,
-                           path: int = 0, resolution: int | None = None) -> None:
-        """Set the panel up for a picture: `view` scatter|atlas, a projection, a colouring, and a
-        path through `path` data points of different labels."""
-        c = self.controls
-        if path and self.md is not None:
-            ls = self.md.ls
-            labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
-            picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
-            for i in picks:
-                self.add_path_point(0.0, 0.0, i)
-        if resolution:
-            c.atlas_res.setValue(int(resolution))
-        self.apply_view(projection, colour, view)
-        if view == "seeds":
-            self.seeds.move_to(1.5, 1.5, "end")
-
-    def apply_view(self, projection: str | None = None, colour: str | None = None, view: str | None = None) -> None:
-        """Choose a projection, a colouring and what the map shows (scatter|map|atlas|seeds)."""
-        c = self.controls
-        if projection:
-            c.set_projection(projection)
-        if colour and c.colour.findData(colour) >= 0:
-            c.colour.setCurrentIndex(c.colour.findData(colour))
-        if view == "seeds":
-            c.show_seeds.setChecked(True)
-        elif view in ("scatter", "map", "atlas"):
-            c.set_atlas_mode(view == "atlas")
-
-    # ---- session files (the Export panel's File → Save/Open Session) ------------------------------------------
-    def session_state(self) -> dict:
-        c = self.controls
-        return {"projection": c.projection.currentData(), "colour": c.colour.currentData(),
-                "view": "seeds" if c.seed_mode else "atlas" if c.atlas_mode else "map",
-                "latent": None if self.z is None else [float(x) for x in np.ravel(self.z)]}
-
-    def restore_session_state(self, d: dict) -> None:
-        self.apply_view(d.get("projection"), d.get("colour"), d.get("view"))
-        if d.get("latent") is not None:
-            self._restore_latent(np.asarray(d["latent"], np.float32), tries=120)
-
-    def _restore_latent(self, z, tries: int) -> None:
-        """Go to z once the map is there (a session is often opened while the data still loads)."""
-        if self.projection is not None and self.engine is not None and z.size == self.engine.latent_dim:
-            self.go_to(z, label="session")
-        elif tries > 0 and self.engine is not None:
-            QTimer.singleShot(250, lambda: self._restore_latent(z, tries - 1))
-
-    # ---- shortcuts (actions.py) ---------------------------------------------------------------------------
-    def shortcut_undo(self) -> None:
-        if self.isVisible():
-            self.undo()
-
-    def shortcut_redo(self) -> None:
-        if self.isVisible():
-            self.redo()
-
-    def shortcut_bookmark(self) -> None:
-        if self.isVisible() and self.z is not None:
-            self.add_bookmark(self.places.next_name())

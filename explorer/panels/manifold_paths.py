@@ -1,5 +1,6 @@
 """Paths on the map: the picked points, the interpolation between them (computed in a worker:
-latents, the line on the map, the decoded strip) and the animation along it.
+latents, the line on the map, the decoded strip) and the animation along it. `PathActions` is
+the Manifold panel's side of it (a mixin): picking points, playing, the strip's clicks.
 
 The animation steps through the finely sampled path latents the worker returned (no math on the
 GUI thread) and asks the panel to show each one (`frame_requested`), which goes through the same
@@ -187,3 +188,49 @@ class PathStrip(QWidget):
     @property
     def highlight(self) -> int | None:
         return self.grid.highlight
+
+
+class PathActions:
+    """ManifoldPanel's path handling (it owns `paths`, `strip`, `map`, `controls`, `places`)."""
+
+    def add_path_point(self, x: float, y: float, index: int = -1) -> None:
+        """A data point (index ≥ 0: its own latent) or the free map position (x, y)."""
+        if self.projection is None:
+            return
+        if index >= 0:
+            self.paths.add(Knot(z=self.md.ls.latents[index]), self.md.caption(index), index)
+        else:
+            self.paths.add(Knot(point=(x, y), mapping=self.projection.mapping), f"({x:.2f}, {y:.2f})")
+
+    def add_cursor_to_path(self) -> None:
+        if self.z is not None:
+            self.paths.add(Knot(z=self.z), "cursor")
+
+    def _on_path(self, result) -> None:
+        self.map.set_knots(None if result is None else result.knots_on_map)
+        self.map.set_path(None if result is None or not len(result.trace) else result.trace)
+        self.strip.show_result(result)
+        n = 0 if result is None else len(result.knots)
+        self.controls.plane_btn.setEnabled(n >= 3)
+        self.controls.path_status.setText("Pick two or more points." if n == 0 else
+                                          "1 point picked; pick another." if n == 1 else
+                                          f"{n} points · {len(result.images)} frames.")
+
+    def _on_play(self, on: bool) -> None:
+        if on and not self.paths.play():
+            self.controls.set_playing(False)
+            self.controls.path_status.setText("Pick two or more points to play a path.")
+        elif not on:
+            self.paths.stop()
+            self.places.end_gesture()
+
+    def _on_path_frame(self, z, strip_index: int) -> None:
+        self.strip.set_highlight(strip_index)
+        self._jump_label = "on the path"
+        self._submit_frame(z=z, origin="animate")
+
+    def _on_strip_clicked(self, i: int) -> None:
+        r = self.paths.result
+        if r is not None and i < len(r.latents):
+            self.strip.set_highlight(i)
+            self.go_to(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")

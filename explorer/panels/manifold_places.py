@@ -3,7 +3,8 @@ entry per drag) and the bookmarks of the current model, saved as JSON per model 
 user-data folder (until session files exist) by a worker.
 
 `go(z, label)` asks the panel to show a latent (it comes back through the panel's frames and is
-*not* recorded again: `record` skips origin "history")."""
+*not* recorded again: `record` skips origin "history"). `PlaceActions` is the Manifold panel's
+side (a mixin): undo/redo, bookmarks and their keyboard shortcuts."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
@@ -102,3 +103,38 @@ class Places(QObject):
         snapshot = Bookmarks.from_dict(md.bookmarks.to_dict())  # the worker writes a copy
         run_in_thread(save_bookmarks, md.model_id, snapshot,
                       on_error=lambda e: self.ctx.session.report(e, "Could not save the bookmarks"))
+
+
+class PlaceActions:
+    """ManifoldPanel's history and bookmark actions (it owns `places` and the current latent `z`)."""
+
+    @property
+    def history(self):
+        return self.places.history
+
+    def undo(self) -> None:
+        self.places.undo()
+
+    def redo(self) -> None:
+        self.places.redo()
+
+    def add_bookmark(self, name: str) -> None:
+        self.places.add_bookmark(name, self.z)
+
+    def go_to_bookmark(self, name: str) -> None:
+        self.places.go_to_bookmark(name)
+
+    def delete_bookmark(self, name: str) -> None:
+        self.places.delete_bookmark(name)
+
+    def shortcut_undo(self) -> None:
+        if self.isVisible():
+            self.undo()
+
+    def shortcut_redo(self) -> None:
+        if self.isVisible():
+            self.redo()
+
+    def shortcut_bookmark(self) -> None:
+        if self.isVisible() and self.z is not None:
+            self.add_bookmark(self.places.next_name())
