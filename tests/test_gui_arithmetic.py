@@ -2,7 +2,6 @@
 sliders decode live off the GUI thread, the strip, several vectors at once, save/load with the
 model's identity (refused for another model unless the user insists), the user's own image, a
 sample, groups from another panel, analogies, and every engine (PCA, AE, VAE)."""
-import os
 import threading
 import time
 
