@@ -10,7 +10,8 @@ import math
 import os
 import platform
 import sys
-import time
+
+from .cli_terminal import ProgressBar, _drive, _dur
 
 USAGE_ERROR = 2
 
@@ -35,47 +36,6 @@ def _user_errors() -> tuple:
     from .export.writers import ExportError
 
     return (DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError)
-
-
-# ---- progress bar --------------------------------------------------------------------------
-class ProgressBar:
-    """One updating line on a terminal; a line every few seconds when piped to a log."""
-
-    def __init__(self, stream=sys.stderr, every_s: float = 5.0):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.every_s = every_s
-        self._last = 0.0
-
-    def update(self, p, keys=("loss",)) -> None:
-        now = time.monotonic()
-        final = p.state != "running"
-        if not final and now - self._last < (0.2 if self.tty else self.every_s):
-            return
-        self._last = now
-        frac = p.fraction
-        bar = ""
-        if frac is not None:
-            filled = int(frac * 24)
-            bar = "[" + "#" * filled + "-" * (24 - filled) + f"] {100 * frac:5.1f}% "
-        shown = [k for k in keys if k in p.metrics] or list(p.metrics)[:3]
-        mets = " ".join(f"{k}={_fmt(p.metrics[k])}" for k in shown)
-        eta = f" ETA {_dur(p.eta_s)}" if p.eta_s is not None else ""
-        line = f"{bar}step {p.step} ep {p.epoch:.2f} {mets} {p.images_per_s:.0f} img/s{eta}"
-        if self.tty:
-            self.stream.write("\r" + line[:150].ljust(150) + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def _dur(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -176,46 +136,6 @@ def _train(a, dist, device) -> int:
     say(f"{last.state}: {last.step} steps in {_dur(last.elapsed_s)}; saved {last.checkpoint}"
         + (f"; {json.dumps(summary)}" if summary else ""), file=sys.stderr)
     return 0 if last.state == "finished" else 130
-
-
-def _drive(gen, control, show):
-    """Run a training generator to its end, showing each progress; the last one, or None.
-    Ctrl-C or SIGTERM cancels it between two steps, so it saves; a second signal quits at once."""
-    last = None
-    with _CancelOnSignals(control):
-        for last in gen:
-            show(last)
-    return last
-
-
-class _CancelOnSignals:
-    """Ctrl-C (SIGINT) or SIGTERM (what torchrun forwards to every rank) cancels the run between
-    two steps, so the loop saves a checkpoint instead of dying mid-step; a second one stops at once."""
-
-    def __init__(self, control):
-        self.control = control
-        self.saved = {}
-
-    def _handle(self, signum, frame):
-        if self.control.cancelled:
-            raise KeyboardInterrupt
-        self.control.cancel()
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-        return False
 
 
 def cmd_train_prior(a) -> int:
