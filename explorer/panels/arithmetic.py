@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, QPushButton,
                                QScrollArea, QTabWidget, QVBoxLayout)
 
 from engines.data import DataUnavailable, training_source
@@ -27,14 +27,15 @@ from ..workers import LatestRequestRunner, Worker, run_in_thread
 from . import Panel
 from .arithmetic_analogy import AnalogyView
 from .arithmetic_edit import EditView
+from .arithmetic_files import VectorFilesMixin
 from .arithmetic_jobs import Base, Recipe, load_model_data, make_base, make_vector
+from .arithmetic_session import SessionMixin
 from .arithmetic_vectors import VectorList
 
-VECTOR_FILTER = "Attribute vectors (*.json);;All files (*)"
 DATA_FILTER = "Image data (*.npz *.h5 *.hdf5 *-ubyte *.idx *-ubyte.gz);;All files (*)"
 
 
-class ArithmeticPanel(Panel):
+class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
     name = "arithmetic"
     title = "Arithmetic"
     data_ready = Signal(object)  # arithmetic_jobs.ModelData, or None when the data cannot be had
@@ -341,167 +342,7 @@ class ArithmeticPanel(Panel):
         if self.model_id:
             self._by_model[self.model_id] = self.vectors.entries()
 
-    # ---- saving and loading -----------------------------------------------------------------------------
-    def save_dialog(self) -> None:
-        suggested = os.path.join(self.vectors_dir, f"{self.ctx.session.name or 'model'}-vectors.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save attribute vectors", suggested, VECTOR_FILTER)
-        if path:
-            self.save_vectors_to(path)
-
-    def save_vectors_to(self, path: str) -> bool:
-        from engines.latent.attributes import save_vectors
-
-        vectors = self.vectors.vectors()
-        if not vectors:
-            return False
-        if not path.lower().endswith(".json"):
-            path += ".json"
-        try:
-            save_vectors(path, vectors)
-        except OSError as e:
-            self.ctx.session.error.emit("Could not save the vectors", f"{path}: {e}")
-            return False
-        self.vectors_dir = os.path.dirname(path)
-        self.ctx.message(f"Saved {len(vectors)} vector{'s' if len(vectors) != 1 else ''} to {os.path.basename(path)}")
-        return True
-
-    def load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load attribute vectors", self.vectors_dir, VECTOR_FILTER)
-        if path:
-            self.load_vectors_from(path)
-
-    def load_vectors_from(self, path: str) -> int:
-        """Add the vectors of a file. One made with another model is refused with an explanation,
-        unless the user explicitly chooses to apply it anyway. Returns how many were added."""
-        from engines.latent.attributes import VectorMismatch, load_vectors
-
-        if self.engine is None or not self.model_id:
-            self.ctx.session.error.emit("Cannot load vectors", "Wait until the model is ready.")
-            return 0
-        shape = tuple(self.engine.latent_shape)
-        try:
-            loaded = load_vectors(path, self.model_id, shape)
-        except VectorMismatch as e:
-            if "dimensions" in str(e):
-                self.ctx.session.error.emit("These vectors do not fit this model", str(e))
-                return 0
-            if not self.ask_apply_anyway(self._mismatch_text(path)):
-                return 0
-            try:
-                loaded = load_vectors(path, self.model_id, shape, force=True)
-            except (ValueError, VectorMismatch) as e2:
-                self.ctx.session.error.emit("Cannot load vectors", str(e2))
-                return 0
-        except ValueError as e:
-            self.ctx.session.error.emit("Cannot load vectors", str(e))
-            return 0
-        for v in loaded:
-            if v.model_id != self.model_id:
-                v.meta["foreign_model"] = True
-            self.vectors.add(v, active=True)
-        self.vectors_dir = os.path.dirname(path)
-        self.ctx.message(f"Loaded {len(loaded)} vector{'s' if len(loaded) != 1 else ''} from {os.path.basename(path)}")
-        return len(loaded)
-
-    def _mismatch_text(self, path: str) -> str:
-        import json
-
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-            others = sorted({v.get("model_id") or "unknown" for v in doc.get("vectors", [])} - {self.model_id})
-        except (OSError, ValueError, AttributeError):
-            others = ["unknown"]
-        return (f"<b>{os.path.basename(path)}</b> holds vectors made with another model "
-                f"({', '.join(others)}); the current model is {self.model_id}.<br><br>"
-                "A direction in one model's latent space means something else in another's (even the same "
-                "architecture trained again), so these vectors will most likely not add the attribute here.<br><br>"
-                "Apply them anyway? They will be marked ⚠ in the list.")
-
-    def ask_apply_anyway(self, text: str) -> bool:
-        """The explicit 'apply anyway' question (tests replace this)."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "Vectors from another model", text,
-                          QMessageBox.StandardButton.Cancel, self)
-        anyway = box.addButton("Apply anyway", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        return box.clickedButton() is anyway
-
-    # ---- screenshots ---------------------------------------------------------------------------------
-    def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5) -> None:
-        """Real content for `screenshot --panel arithmetic`: vectors for `attribute` (default
-        sunglasses, else the first binary attribute) and smiling, a test image without the
-        attribute as the base with its slider at `s`, the analogy example; `tab` edit|analogies."""
-        self._demo = {"attribute": attribute, "s": float(s)}
-        self.tabs.setCurrentIndex(1 if tab.startswith("analog") else 0)
-        if self.md is not None:
-            self._run_demo()
-
-    def _run_demo(self) -> None:
-        demo, self._demo = self._demo, None
-        md = self.md
-        attrs = md.binary_attributes
-        first = demo["attribute"] or ("sunglasses" if "sunglasses" in attrs else (attrs[0] if attrs else None))
-        if first is None:
-            if md.ls.labels is not None:
-                self.add_vector(Recipe("label", label=0))
-            return
-        for a in [first] + [a for a in ("smiling",) if a in attrs and a != first]:
-            self.add_vector(Recipe("attribute", attribute=a))
-        ls = md.ls
-        if first in ls.attributes:
-            without = ls.test_idx[ls.attributes[first][ls.test_idx] == 0]
-            if len(without):
-                self.use_data_image(int(without[0]))
-        self._demo_strength = (first, demo["s"])
-        self.analogy.example()
-
-    def ready_for_screenshot(self) -> bool:
-        """Nothing loading, computing or drawing (and the demo content, if asked for, in place)."""
-        if self.engine is None:
-            return True
-        if self.loading or self._pending_vectors:
-            return False
-        if self.md is None:
-            return True  # the data could not be had: nothing more will come
-        if self._demo is not None:
-            return False
-        pending = self._demo_strength
-        if pending is not None:
-            attribute, s = pending
-            v = next((v for v in self.vectors.active() if v.meta.get("attribute") == attribute), None)
-            if v is None:
-                return False
-            self._demo_strength = None
-            self.vectors.select_vector(v)
-            self.edit.set_strength(v, s)
-            return False
-        return not (self.edit.busy or self.analogy.busy or self._base_runner.busy)
-
     # ---- lifecycle ---------------------------------------------------------------------------------
-    # ---- session files (the Export panel's File → Save/Open Session) ------------------------------------------
-    def session_state(self) -> dict:
-        """Which vectors are on, their strengths, and the base latent (the vectors themselves are
-        stored by the session once, for every panel)."""
-        e = self.edit
-        return {"active": [v.name for v in self.vectors.active()],
-                "strengths": {v.name: float(s) for v, s in e.strengths.items()},
-                "current": getattr(self.vectors.current(), "name", None),
-                "base": None if e.base is None else {"latent": [float(x) for x in np.ravel(e.base.z)],
-                                                     "caption": e.base.caption}}
-
-    def restore_session_state(self, d: dict) -> None:
-        by_name = {v.name: v for v in self.vectors.vectors()}
-        for name, v in by_name.items():
-            self.vectors.set_active(v, name in d.get("active", ()))
-            if name in d.get("strengths", {}):
-                self.edit.set_strength(v, float(d["strengths"][name]))
-        if d.get("current") in by_name:
-            self.vectors.select_vector(by_name[d["current"]])
-        b = d.get("base")
-        if b and self.engine is not None and len(b["latent"]) == self.engine.latent_dim:
-            self.edit.set_base(Base(np.asarray(b["latent"], np.float32), None, "sample", str(b.get("caption", "session"))))
-
     def shutdown(self) -> None:
         self._closing = True
         if self._loader is not None:
