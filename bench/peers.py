@@ -5,6 +5,11 @@
   BatchNorm → ReLU stages up, a Sigmoid at the end — with the same stage plan (channels,
   resolutions) as our engines' `engines.nets.ConvEncoder/ConvDecoder`, trained by the standard
   `zero_grad(); loss.backward(); step(); loss.item()` loop at the same batch size and Adam lr.
+- `PlainDCGAN` / `train_gan_throughput`: the PyTorch examples' DCGAN loop (dcgan/main.py): one
+  discriminator step on real and detached fake images with BCE, one generator step with BCE on
+  "real" labels, Adam(2e-4, β₁ = 0.5) — on networks with our GAN's stage plan (generator:
+  ConvTranspose → BatchNorm → ReLU, tanh; discriminator: strided Conv → LeakyReLU(0.2), no batch
+  norm, like ours), so the difference is the training step, not the nets.
 - `pythae_vae()` / `train_pythae()` / `pythae_bounds()`: pythae's VAE with its default MLP
   networks, when pythae is installed (None otherwise).
 
@@ -91,6 +96,65 @@ def ae_loss(recon, x):
 
 
 PLAIN = {"vae": (PlainConvVAE, vae_loss), "ae": (PlainConvAE, ae_loss)}
+
+
+class PlainDCGAN(nn.Module):
+    """Generator and discriminator as the DCGAN example writes them, with our stage plan."""
+
+    def __init__(self, spec: ImageSpec, latent_dim: int = 64, width: int = 16):
+        super().__init__()
+        chans, h, w = down_plan(spec, width, width * 8)
+        rev = list(reversed(chans))
+        g: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, rev[0], (h, w), 1, 0, bias=False),
+                              nn.BatchNorm2d(rev[0]), nn.ReLU(True)]
+        for i, c in enumerate(rev):
+            last = i == len(rev) - 1
+            c_out = spec.channels if last else rev[i + 1]
+            g.append(nn.ConvTranspose2d(c, c_out, 4, 2, 1, bias=last))
+            g += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        self.G = nn.Sequential(*g)
+        d: list[nn.Module] = []
+        c_in = spec.channels
+        for c in chans:
+            d += [nn.Conv2d(c_in, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        self.D = nn.Sequential(*d, nn.Conv2d(c_in, 1, (h, w), 1, 0), nn.Flatten())
+        self.latent_dim = latent_dim
+
+
+def train_gan_throughput(gan: PlainDCGAN, x: torch.Tensor, batch: int, seconds: float, lr: float = 2e-4) -> dict:
+    """Images/s of the DCGAN example's training step on contiguous slices of `x` in [0, 1]."""
+    G, D = gan.G, gan.D
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    n = len(x)
+    G.train()
+    D.train()
+
+    def step(i):
+        real = x[(i * batch) % (n - batch):][:batch] * 2 - 1
+        fake = G(torch.randn(batch, gan.latent_dim, 1, 1))
+        opt_d.zero_grad()
+        err_d = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+        err_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        err_g = bce(D(fake), ones)
+        err_g.backward()
+        opt_g.step()
+        return err_d.item(), err_g.item()
+
+    for i in range(3):  # warm-up, as for ours
+        step(i)
+    t0 = time.perf_counter()
+    steps = 0
+    while time.perf_counter() - t0 < seconds:
+        step(steps)
+        steps += 1
+    el = time.perf_counter() - t0
+    return {"img_per_s": steps * batch / el, "note": f"batch {batch}, {n_params(gan):,} params"}
 
 
 def n_params(model: nn.Module) -> int:

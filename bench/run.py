@@ -260,10 +260,44 @@ def bench_train(o: Opts) -> list[dict]:
                 rows.append(row("train", case, float(np.mean(ours_r)), "img/s", peer=float(np.mean(peer_r)),
                                 peer_name=f"plain PyTorch conv {name.upper()} (BatchNorm/ReLU, {p['note'].split(', ')[1]})",
                                 notes=f"ours {note}; {parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")))
+            elif name == "gan":
+                rows += _gan_train_rows(o, ds, x, case, device)
             else:
                 m = throughput.measure(name, ds, device, o.train_s)
                 rows.append(row("train", case, m["img_per_s"], "img/s", notes=m["note"] + "; no peer written yet"))
     return rows
+
+
+def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
+    """Ours (default: + encoder for inversion, EMA of G, diversity indicator; and lean: without
+    the encoder and EMA) against the DCGAN example's loop on the same stage plan, interleaved."""
+    import numpy as np
+    import peers
+    import throughput
+    import torch
+
+    import engines
+
+    c = engines.create("gan", ds.spec, device="cpu").config
+    parts = 1 if o.quick else 2
+    half = o.train_s / parts
+    ours, lean, peer, note, pnote = [], [], [], "", ""
+    for _ in range(parts):
+        m = throughput.measure("gan", ds, device, half)
+        ours.append(m["img_per_s"])
+        note = m["note"]
+        lean.append(throughput.measure("gan", ds, device, half, encoder=False, ema_decay=0.0)["img_per_s"])
+        torch.manual_seed(0)
+        p = peers.train_gan_throughput(peers.PlainDCGAN(ds.spec, c.latent_dim, c.width), x, c.batch_size, half, lr=c.lr)
+        peer.append(p["img_per_s"])
+        pnote = p["note"].split(", ")[1]
+    peer_name = f"PyTorch examples' DCGAN loop on our stage plan ({pnote})"
+    tail = f"{parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")
+    return [row("train", case, float(np.mean(ours)), "img/s", peer=float(np.mean(peer)), peer_name=peer_name,
+                notes=f"ours {note}, default: also trains the inversion encoder, EMA of G, diversity indicator; {tail}"),
+            row("train", case.replace("GAN train", "GAN train (no encoder, no EMA)"), float(np.mean(lean)), "img/s",
+                peer=float(np.mean(peer)), peer_name=peer_name,
+                notes=f"ours with encoder=false, ema_decay=0: the same work as the peer plus the diversity indicator; {tail}")]
 
 
 def bench_quality(o: Opts) -> list[dict]:

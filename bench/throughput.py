@@ -18,8 +18,8 @@ from engines.device import pick_device
 CASES = [("digits", 28, 1), ("faces", 64, 3)]
 
 
-def measure(name, ds, device, seconds):
-    e = engines.create(name, ds.spec, device=device)
+def measure(name, ds, device, seconds, **config):
+    e = engines.create(name, ds.spec, device=device, **config)
     x = to_float(ds.images[ds.train_idx]).to(device)
     if e.closed_form:
         t0 = time.perf_counter()

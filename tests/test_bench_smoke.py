@@ -97,3 +97,26 @@ def test_ratio_text_and_compare(bench_run):
            row("t", "new case", 1.0, "img/s")]
     text = bench_run.compare(json.loads(json.dumps(prev)), now)
     assert "1.5× faster" in text and "-10.0 nats/img (better)" in text and "new case" not in text
+
+
+def test_gan_train_rows_against_the_dcgan_loop(bench_run):
+    import torch
+    from conftest import make_blobs
+
+    from engines.data import to_float
+
+    ds = make_blobs(n=200)
+    x = to_float(ds.images)
+    o = bench_run.Opts.make(quick=True, threads=1)
+    o.train_s = 0.3
+    rows = bench_run._gan_train_rows(o, ds, x, "GAN train, blobs 16×16×1", torch.device("cpu"))
+    assert [r["case"] for r in rows] == ["GAN train, blobs 16×16×1", "GAN train (no encoder, no EMA), blobs 16×16×1"]
+    for r in rows:
+        assert KEYS <= set(r) and r["status"] == "ok" and r["unit"] == "img/s"
+        assert r["ours"] > 0 and r["peer"] > 0 and "DCGAN" in r["peer_name"]
+    # The peer has exactly the parameters of our lean GAN (same stage plan): the comparison is the loop.
+    import engines
+    import peers
+
+    lean = engines.create("gan", ds.spec, device="cpu", encoder=False, ema_decay=0.0)
+    assert peers.n_params(peers.PlainDCGAN(ds.spec, lean.config.latent_dim, lean.config.width)) == lean.n_parameters()
