@@ -17,6 +17,8 @@ import time
 
 from common import ROOT, machine, save, table
 
+BUNDLED = os.path.join(ROOT, "assets", "models", "vqvae-faces-64.safetensors")
+
 
 def _median_ms(fn, n: int) -> float:
     times = []
@@ -27,22 +29,14 @@ def _median_ms(fn, n: int) -> float:
     return statistics.median(times)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=os.path.join(ROOT, "assets", "models", "vqvae-faces-64.safetensors"))
-    ap.add_argument("--images", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args()
+def measure(engine, images: int = 2000) -> list[dict]:
+    """The rows ({case, ms, note}) for a VQ engine on the first `images` faces."""
     import numpy as np
-    import torch
 
-    torch.set_num_threads(a.threads)
-    from engines import checkpoint as ckpt
     from explorer.panels import codebook_jobs as jobs
 
-    engine = ckpt.load(a.model, device="cpu", with_optimizer=False).engine
     t0 = time.perf_counter()
-    gen = jobs.analyse(engine, "faces", max_images=a.images)
+    gen = jobs.analyse(engine, "faces", max_images=images)
     try:
         while True:
             next(gen)
@@ -50,7 +44,7 @@ def main():
         cd = stop.value
     analysis_s = time.perf_counter() - t0
     grid = cd.grids[0].astype(np.int64)
-    rows = [
+    return [
         {"case": f"analysis ({len(cd.images)} images)", "ms": 1000 * analysis_s,
          "note": f"{1000 * analysis_s / len(cd.images) * 1000:.0f} ms per 1000 images, once per model"},
         {"case": "decode one edited grid", "ms": _median_ms(lambda: jobs.decode_grid((engine, grid)), 30),
@@ -63,6 +57,21 @@ def main():
             lambda: jobs.inpaint_grid(engine, grid, np.pad(np.ones((2, 2), bool), ((3, 3), (3, 3))), 0, 1.0), 5),
          "note": "passes only for painted cells"},
     ]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=BUNDLED)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from engines import checkpoint as ckpt
+
+    engine = ckpt.load(a.model, device="cpu", with_optimizer=False).engine
+    rows = measure(engine, a.images)
     m = machine()
     print(f"# codebook bench — torch {m['torch']}, {m['threads']} thread(s) of {m['cores']} cores, load {os.getloadavg()[0]:.1f}")
     print(table(rows, ["case", "ms", "note"]))

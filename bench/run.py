@@ -19,6 +19,9 @@ Benchmarks (names for --only, run in this order):
               UNet2DModel + DDIMScheduler (bench-only: pip install diffusers)
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
+  gan         inversion cost and error of the bundled faces GAN
+  codebook    Codebook panel latencies on the bundled faces VQ-VAE: analysis, a painted cell's decode,
+              a code's detail, a prior sample, inpainting (bench/codebook.py)
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
 
 Ours and peer run in the same process, interleaved where the measurement allows it, with the same
@@ -562,6 +565,20 @@ def bench_gan(o: Opts) -> list[dict]:
                 notes=f"{len(x)} test faces, {c.invert_steps} steps × {c.invert_restarts} starts, PSNR {psnr:.1f} dB")]
 
 
+def bench_codebook(o: Opts) -> list[dict]:
+    """Codebook panel latencies on the bundled faces VQ-VAE (bench/codebook.py)."""
+    import codebook
+
+    from engines import checkpoint as ckpt
+
+    if not os.path.isfile(codebook.BUNDLED):
+        return [row("codebook", "Codebook panel latencies", None, "ms", status="skipped",
+                    notes="no bundled VQ-VAE (assets/build_models.py vqvae-faces-64)")]
+    engine = ckpt.load(codebook.BUNDLED, device="cpu", with_optimizer=False).engine
+    return [row("codebook", r["case"], r["ms"], "ms", better="lower", notes=f"bundled vqvae-faces-64; {r['note']}")
+            for r in codebook.measure(engine, 200 if o.quick else 2000)]
+
+
 BENCHMARKS = {
     "train": bench_train,
     "quality": bench_quality,
@@ -569,8 +586,9 @@ BENCHMARKS = {
     "projection": bench_projection,
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
-    "gan": bench_gan,
     "export": bench_export,
+    "gan": bench_gan,
+    "codebook": bench_codebook,
     "gui": bench_gui,
 }
 
