@@ -1,0 +1,172 @@
+"""What every benchmark of bench/run.py shares: the run's options, a result row and its ours-vs-peer
+verdict, the printed table, inputs loaded once per run (data sets, the bundled faces VAE and its
+latents), and timing helpers (interleaving ours with the peer so a change of load hits both)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import common  # noqa: F401  (puts the project on sys.path)
+
+
+@dataclass
+class Opts:
+    quick: bool = False
+    threads: int = 2
+    train_s: float = 10.0  # per engine, case and side (ours / peer); two interleaved halves unless quick
+    quality_s: float = 180.0  # VAE quality: wall-clock training time of each model
+    quality_k: int = 64  # importance samples for the test bounds
+    decode_repeat: int = 50
+    grid_repeat: int = 5
+    frames: int = 200  # scrub: frames per drag
+    umap_points: int | None = None  # None: every face
+    gui_s: float = 20.0
+    export_frames: int = 192  # frames of the exported walk (8 s at 24 fps)
+    diffusion_train_s: float = 240.0  # diffusion: training wall time of each side before the quality check
+
+    @classmethod
+    def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
+        if quick:
+            return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=20, grid_repeat=2,
+                       frames=60, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
+        return cls(False, threads)
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+def row(bench: str, case: str, ours, unit: str, *, better: str = "higher", peer=None, peer_name: str | None = None,
+        notes: str = "", status: str = "ok", kind: str = "speed", **extra) -> dict:
+    """One result. `better`: which direction is better for `ours`/`peer`; `kind`: 'speed' rows get
+    a speed factor against the peer, 'quality' rows a difference."""
+    ours = None if ours is None else float(ours)
+    peer = None if peer is None else float(peer)
+    r = {"bench": bench, "case": case, "ours": ours, "peer": peer, "peer_name": peer_name, "unit": unit,
+         "better": better, "kind": kind, "status": status, "notes": notes}
+    r["ratio"] = ours / peer if ours is not None and peer else None  # ours / peer, as measured
+    r["vs_peer"] = vs_peer(r)
+    r.update(extra)
+    return r
+
+
+def vs_peer(r: dict) -> str:
+    ours, peer = r["ours"], r["peer"]
+    if ours is None or peer is None or r["status"] != "ok":
+        return ""
+    if r["kind"] == "quality":
+        diff = ours - peer
+        good = diff < 0 if r["better"] == "lower" else diff > 0
+        return f"{abs(diff):.1f} {r['unit'].split('/')[0]} {'better' if good else 'worse'}" if abs(diff) >= 0.05 else "same"
+    if not peer or not ours:
+        return ""
+    f = ours / peer if r["better"] == "higher" else peer / ours  # > 1: ours is faster
+    if f >= 1.05:
+        return f"{f:.2g}× faster" if f < 10 else f"{f:.0f}× faster"
+    if f <= 0.95:
+        return f"{f:.2g}× (slower)"
+    return f"≈ same ({f:.2f}×)"
+
+
+def not_implemented(bench: str, case: str, unit: str, peer_name: str | None, notes: str) -> dict:
+    return row(bench, case, None, unit, peer_name=peer_name, notes=notes, status="not implemented yet")
+
+
+def fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        a = abs(v)
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 100:
+            return f"{v:.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.1:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+COLUMNS = (("benchmark", "bench"), ("case", "case"), ("ours", "ours"), ("peer", "peer"), ("ours vs peer", "vs_peer"),
+           ("unit", "unit"), ("notes", "notes"))
+
+
+def render(rows: list[dict]) -> str:
+    shown = []
+    for r in rows:
+        d = {k: (fmt(r.get(k)) if k in ("ours", "peer") else str(r.get(k) or "")) for _, k in COLUMNS}
+        if r["status"] != "ok" and r.get("ours") is None:
+            d["ours"] = r["status"]
+        if r.get("peer_name"):
+            d["notes"] = f"peer: {r['peer_name']}" + (f"; {d['notes']}" if d["notes"] else "")
+        shown.append(d)
+    w = {k: max([len(h)] + [len(d[k]) for d in shown]) for h, k in COLUMNS}
+    right = {"ours", "peer"}
+    line = lambda d: "  ".join((d[k].rjust(w[k]) if k in right else d[k].ljust(w[k])) for _, k in COLUMNS).rstrip()  # noqa: E731
+    out = [line({k: h for h, k in COLUMNS}), "  ".join("-" * w[k] for _, k in COLUMNS)]
+    out += [line(d) for d in shown]
+    return "\n".join(out)
+
+
+# ---- shared inputs (loaded once per run) ----------------------------------------------------------------
+_SHARED: dict = {}
+
+
+def shared(key, make):
+    if key not in _SHARED:
+        _SHARED[key] = make()
+    return _SHARED[key]
+
+
+def dataset(name: str, size: int, channels: int):
+    from engines.data import load_dataset
+
+    return shared(("data", name, size, channels), lambda: load_dataset(name, size=size, channels=channels))
+
+
+def faces_engine():
+    """The bundled faces VAE (a fresh default one when absent: the speed is the same)."""
+    def make():
+        import scrub
+
+        return scrub.load_engine()
+
+    return shared("faces_engine", make)
+
+
+def faces_latents():
+    from engines.data import load_dataset
+    from engines.latent import cache
+
+    def make():
+        engine, _ = faces_engine()
+        t0 = time.perf_counter()
+        ls = cache.open_latents(engine, load_dataset("faces", spec=engine.spec))
+        return ls, time.perf_counter() - t0
+
+    return shared("faces_latents", make)
+
+
+def umap_input(o: Opts):
+    import numpy as np
+
+    ls, _ = faces_latents()
+    z = np.asarray(ls.latents, np.float32).reshape(len(ls.latents), -1)
+    return z if o.umap_points is None or o.umap_points >= len(z) else z[: o.umap_points]
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(a, b, repeat: int, warmup: int = 0) -> tuple[list[float], list[float]]:
+    """Time `a()` and `b()` alternately, so a change of load hits both alike."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(timed(a))
+        tb.append(timed(b))
+    return ta, tb
