@@ -140,7 +140,8 @@ def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
                 notes=f"ours {note}, default: also trains the inversion encoder, EMA of G, diversity indicator; {tail}"),
             row("train", case.replace("GAN train", "GAN train (no encoder, no EMA)"), float(np.mean(lean)), "img/s",
                 peer=float(np.mean(peer)), peer_name=peer_name,
-                notes=f"ours with encoder=false, ema_decay=0: the same work as the peer plus the diversity indicator; {tail}")]
+                notes=f"ours with encoder=false, ema_decay=0: the peer's work plus a second generator pass (fresh fakes for "
+                      f"the generator step, as n_critic > 1 needs) and the diversity indicator; {tail}")]
 
 
 def bench_quality(o: Opts) -> list[dict]:
