@@ -146,15 +146,19 @@ def train_gan_throughput(gan: PlainDCGAN, x: torch.Tensor, batch: int, seconds: 
         opt_g.step()
         return err_d.item(), err_g.item()
 
-    for i in range(3):  # warm-up, as for ours
+    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(gan):,} params"}
+
+
+def _images_per_s(step, batch: int, seconds: float) -> float:
+    """`step(i)` run for `seconds` after three warm-up steps (as throughput.measure does for ours)."""
+    for i in range(3):
         step(i)
     t0 = time.perf_counter()
     steps = 0
     while time.perf_counter() - t0 < seconds:
         step(steps)
         steps += 1
-    el = time.perf_counter() - t0
-    return {"img_per_s": steps * batch / el, "note": f"batch {batch}, {n_params(gan):,} params"}
+    return steps * batch / (time.perf_counter() - t0)
 
 
 def n_params(model: nn.Module) -> int:
@@ -182,15 +186,7 @@ def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float
         opt.step()
         return loss.item()
 
-    for i in range(3):  # warm-up, as for ours
-        step(i)
-    t0 = time.perf_counter()
-    steps = 0
-    while time.perf_counter() - t0 < seconds:
-        step(steps)
-        steps += 1
-    el = time.perf_counter() - t0
-    return {"img_per_s": steps * batch / el, "note": f"batch {batch}, {n_params(model):,} params"}
+    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
 
 
 # ---- pythae -------------------------------------------------------------------------------------
