@@ -75,6 +75,20 @@ def test_cancel_leaves_nothing(qtbot, window, tmp_path, monkeypatch):
     assert w.quitting
 
 
+def _reopen_from_other_model(qtbot, window, p, path, tmp_path, n_keys):
+    """Switch to another model ('other'), then open the session saved with model m: it loads m
+    first and restores `n_keys` keys. Returns the other model."""
+    from explorer.panels import export_session
+
+    other = _model(tmp_path, seed=7, name="other")
+    window.session.set_model(other.engine, other.info, other.info.path)
+    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
+    assert export_session.open_path(p, path) == "loading"
+    qtbot.waitUntil(lambda: window.session.path == str(tmp_path / "m.safetensors") and len(p.keys.keys) == n_keys
+                    and not window.session.loading, timeout=20_000)
+    return other
+
+
 def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
     from explorer.panels import export_session
 
@@ -103,13 +117,8 @@ def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
     assert p.options.method.currentData() == "lerp" and p.options.format.currentData() == ".gif"
     assert [v.name for v in arithmetic.vectors.active()] == ["up"]  # the Arithmetic panel's state too
     # Another model with the same shapes: refused (the user says no), then applied (yes).
-    other = _model(tmp_path, seed=7, name="other")
-    window.session.set_model(other.engine, other.info, other.info.path)
-    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
     # The session's model file exists: opening the session loads it, then restores the keys.
-    assert export_session.open_path(p, path) == "loading"
-    qtbot.waitUntil(lambda: window.session.path == str(tmp_path / "m.safetensors") and len(p.keys.keys) == 3
-                    and not window.session.loading, timeout=20_000)
+    other = _reopen_from_other_model(qtbot, window, p, path, tmp_path, n_keys=3)
     assert all(np.array_equal(a, b) for a, b in zip(p.keys.keys, keys))
     window.session.set_model(other.engine, other.info, other.info.path)
     qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
@@ -213,12 +222,7 @@ def test_session_vectors_survive_the_arithmetic_panel_loading_later(qtbot, windo
     arithmetic.vectors.add(AttributeVector("up", np.ones(4, np.float32), "test", "", (4,)), active=True)
     path = str(tmp_path / "s.json")
     assert export_session.save_to(p, path)
-    other = _model(tmp_path, seed=7, name="other")
-    window.session.set_model(other.engine, other.info, other.info.path)
-    qtbot.waitUntil(lambda: len(p.keys.keys) == 4, timeout=10_000)
-    assert export_session.open_path(p, path) == "loading"
-    qtbot.waitUntil(lambda: window.session.path == str(tmp_path / "m.safetensors") and len(p.keys.keys) == 4
-                    and not window.session.loading, timeout=20_000)
+    _reopen_from_other_model(qtbot, window, p, path, tmp_path, n_keys=4)
     qtbot.waitUntil(lambda: [v.name for v in arithmetic.vectors.vectors()] == ["up"], timeout=10_000)
     assert arithmetic.model_id == ""  # not shown yet: the model is not identified
     window.show_panel("arithmetic")
