@@ -33,7 +33,7 @@ def measure(engine, images: int = 2000) -> list[dict]:
     """The rows ({case, ms, note}) for a VQ engine on the first `images` faces."""
     import numpy as np
 
-    from explorer.panels import codebook_jobs as jobs
+    from explorer.panels.codebook import jobs
 
     t0 = time.perf_counter()
     gen = jobs.analyse(engine, "faces", max_images=images)

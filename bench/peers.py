@@ -3,7 +3,7 @@
 - `PlainConvVAE` / `PlainConvAE`: what a PyTorch tutorial would write for the same image size —
   nn.Sequential Conv → BatchNorm → ReLU stages down, a Linear bottleneck, ConvTranspose →
   BatchNorm → ReLU stages up, a Sigmoid at the end — with the same stage plan (channels,
-  resolutions) as our engines' `engines.nets.ConvEncoder/ConvDecoder`, trained by the standard
+  resolutions) as our engines' `engines.autoencoders.nets.ConvEncoder/ConvDecoder`, trained by the standard
   `zero_grad(); loss.backward(); step(); loss.item()` loop at the same batch size and Adam lr.
 - `PlainDCGAN` / `train_gan_throughput`: the PyTorch examples' DCGAN loop (dcgan/main.py): one
   discriminator step on real and detached fake images with BCE, one generator step with BCE on
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.nets import down_plan
+from engines.autoencoders.nets import down_plan
 from engines.spec import ImageSpec
 
 LOG_2PI = math.log(2 * math.pi)

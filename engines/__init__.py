@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import importlib
 
-from .spec import ImageSpec
+from engines.spec import ImageSpec
 
 # name -> "module:Class"; modules load on first use so `import engines` stays cheap.
 _REGISTRY = {
-    "pca": "engines.pca:PCAEngine",
-    "ae": "engines.ae:AEEngine",
-    "vae": "engines.vae:VAEEngine",
-    "gan": "engines.gan:GANEngine",
-    "diffusion": "engines.diffusion:DiffusionEngine",
-    "vqvae": "engines.vqvae:VQVAEEngine",
+    "pca": "engines.autoencoders.pca:PCAEngine",
+    "ae": "engines.autoencoders.ae:AEEngine",
+    "vae": "engines.autoencoders.vae:VAEEngine",
+    "gan": "engines.gan.model:GANEngine",
+    "diffusion": "engines.diffusion.model:DiffusionEngine",
+    "vqvae": "engines.vq.model:VQVAEEngine",
 }
 
 
@@ -39,7 +39,7 @@ def register(name: str, target: str) -> None:
 
 def create(name: str, spec: ImageSpec, device="auto", seed: int = 0, **config):
     """`engines.create("vae", spec, latent_dim=16)` — config fields as keyword arguments."""
-    from . import config as cfgmod
+    from engines import config as cfgmod
 
     cls = engine_class(name)
     return cls(spec, cfgmod.build(cls.Config, config), device=device, seed=seed)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config as cfgmod
-from .device import autocast, pick_device
-from .spec import ImageSpec
+from engines import config as cfgmod
+from engines.device import autocast, pick_device
+from engines.spec import ImageSpec
 
 # Chunk size for batched inference: bounds memory when a caller hands over a whole data set.
 INFER_CHUNK = 512

@@ -19,9 +19,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import atomic
-from . import config as cfgmod
-from .spec import ImageSpec
+from engines import atomic
+from engines import config as cfgmod
+from engines.spec import ImageSpec
 
 FORMAT = "latent-explorer-checkpoint"
 FORMAT_VERSION = 1

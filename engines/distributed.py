@@ -208,7 +208,7 @@ def launched() -> bool:
 
 def setup(device_name: str | None = "auto") -> tuple[Processes, torch.device]:
     """Join torchrun's process group if launched by it; return this rank's place and device."""
-    from .device import pick_device
+    from engines.device import pick_device
 
     if not launched():
         return SINGLE, pick_device(device_name)
@@ -246,7 +246,7 @@ def resume_batch(prev_state: dict, config, overrides: dict, world_size: int) -> 
     learning-rate schedule and an exact continuation are all counted in steps of that batch.
     `--set batch_size=N` is accepted on resume when it restores that effective batch (to
     continue a 4-GPU run on a laptop, say); anything else is refused with the way to fix it."""
-    from .config import coerce
+    from engines.config import coerce
 
     if not hasattr(config, "batch_size"):
         return

@@ -22,10 +22,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .base import Batch
-from .data.dataset import ImageDataset, to_uint8
-from .distributed import SINGLE, Processes
+from engines import checkpoint as ckpt
+from engines.base import Batch
+from engines.data.dataset import ImageDataset, to_uint8
+from engines.distributed import SINGLE, Processes
 
 
 @dataclass

@@ -66,14 +66,14 @@ def settle_heap() -> None:
 
 def start_warm_up() -> None:
     """warm_up in a worker, then settle_heap on the GUI thread: the window is usable at once."""
-    from .workers import run_in_thread
+    from explorer.workers import run_in_thread
 
     run_in_thread(warm_up, on_result=lambda _r: settle_heap(), on_error=lambda _e: settle_heap())
 
 
 def main(argv: list[str] | None = None) -> int:
     app = make_app(argv)
-    from .window import MainWindow
+    from explorer.window import MainWindow
 
     window = MainWindow()
     window.show()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .session import ModelSession
-from .settings import Settings
+from explorer.session import ModelSession
+from explorer.settings import Settings
 
 
 @dataclass

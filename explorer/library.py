@@ -10,9 +10,9 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
-from . import catalog
-from .widgets.image_grid import thumbnail_pixmap
-from .workers import LatestRequestRunner
+from explorer import catalog
+from explorer.widgets.image_grid import thumbnail_pixmap
+from explorer.workers import LatestRequestRunner
 
 THUMB = 64
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -236,7 +236,7 @@ class Library(QWidget):
     def evaluate(self, path: str, n: int = EVALUATE_SAMPLES) -> bool:
         """Evaluate the checkpoint in a worker; `evaluated` (and a refresh) or `evaluation_failed`
         follow. False when it is being evaluated already."""
-        from .workers import Worker
+        from explorer.workers import Worker
 
         if self.evaluating(path):
             return False

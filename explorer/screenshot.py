@@ -41,10 +41,10 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     if not os.environ.get("LATENT_EXPLORER_HOME"):
         home = tempfile.mkdtemp(prefix="latent-explorer-shot-")
         os.environ["LATENT_EXPLORER_HOME"] = home
-    from . import panels, workers
-    from .app import make_app
-    from .settings import Settings
-    from .window import MainWindow
+    from explorer import panels, workers
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
 
     if panel not in panels.names():
         raise ScreenshotError(f"unknown panel '{panel}' (available: {', '.join(panels.names())})")

@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QObject, Signal
 
-from .workers import LatestRequestRunner, run_in_thread
+from explorer.workers import LatestRequestRunner, run_in_thread
 
 
 def _load_checkpoint(request):

@@ -9,11 +9,11 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QTabWidget)
 
-from . import actions, catalog, panels, workers
-from .context import Context
-from .library import Library
-from .session import ModelSession
-from .settings import Settings
+from explorer import actions, catalog, panels, workers
+from explorer.context import Context
+from explorer.library import Library
+from explorer.session import ModelSession
+from explorer.settings import Settings
 
 DEFAULT_SIZE = (1280, 800)
 

@@ -143,7 +143,7 @@ def main(npz: str, out: str) -> None:
     res["gan"] = {**run(gan, epochs=0.4, seed=5), "weights": weights(gan)}
 
     # VQGAN (autoencoder and discriminator phases, EMA codebook), then its prior over code grids.
-    from engines.prior_train import train_prior
+    from engines.vq.prior_train import train_prior
 
     vq = engines.create("vqvae", data.spec, device=device, seed=4, width=8, codebook_size=16, code_dim=4,
                         prior_dim=16, prior_layers=1, prior_heads=2, batch_size=8, gan_weight=0.1, gan_start=0,
@@ -184,7 +184,7 @@ def main(npz: str, out: str) -> None:
 
     # VQ codebook statistics are summed over the ranks' batches while training under DDP, as one
     # process holding both batches would count them (not rank 0's batch alone).
-    from engines.quantize import VectorQuantizer
+    from engines.vq.quantize import VectorQuantizer
 
     dist.attach(vq)
     res["vq_synced_while_attached"] = [m.synced for m in vq.nets.modules() if hasattr(m, "synced")]
@@ -199,7 +199,7 @@ def main(npz: str, out: str) -> None:
     res["vq_stats"] = {"count": q.ema_count.tolist(), "sum": q.ema_sum.flatten().tolist()}
 
     # Last, the command line itself (it leaves the process group when done); only rank 0 prints.
-    from engines.cli import main as cli
+    from engines.cli.main import main as cli
 
     res["cli_rc"] = cli(["train", "--engine", "ae", "--data", npz, "--epochs", "4", "--device", "cpu",
                          "--set", "batch_size=8", "--set", "latent_dim=3", "--set", "width=8",

@@ -31,7 +31,7 @@ def test_engines_and_cli_load_no_qt_at_runtime():
         "import sys, pkgutil, importlib, engines\n"
         "for m in pkgutil.walk_packages(engines.__path__, 'engines.'):\n"
         "    importlib.import_module(m.name)\n"
-        "from engines.cli import main\n"
+        "from engines.cli.main import main\n"
         "main(['info'])\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {QT!r}]\n"
         "assert not bad, bad\n"

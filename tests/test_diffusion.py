@@ -7,12 +7,12 @@ import pytest
 import torch
 
 import engines
-from engines import samplers as smp
+from engines.diffusion import samplers as smp
 from engines.base import Batch
 from engines.config import ConfigError
-from engines.schedule import NoiseSchedule
+from engines.diffusion.schedule import NoiseSchedule
 from engines.spec import ImageSpec
-from engines.vlb import discretized_gaussian_log_likelihood
+from engines.diffusion.vlb import discretized_gaussian_log_likelihood
 
 SIZES = (8, 16, 28, 32, 64)
 
@@ -258,7 +258,7 @@ def test_save_load_same_samples_and_bound(tmp_path):
 
 def test_cli_sampling_options(tmp_path, capsys):
     from engines import checkpoint as ckpt
-    from engines.cli import main
+    from engines.cli.main import main
 
     e = engines.create("diffusion", ImageSpec(1, 8, 8), device="cpu", **tiny(num_classes=2))
     path = str(tmp_path / "d.safetensors")

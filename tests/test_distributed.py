@@ -84,7 +84,7 @@ def test_torchrun_cli_checkpoint_has_the_single_process_format(cli_run, blobs, t
     assert info.train_state["world_size"] == 2 and info.train_state["effective_batch"] == 16
     assert info.train_state["step"] == 4 * (82 // 16)  # steps of the effective batch
     single = str(tmp_path / "single.safetensors")
-    from engines.cli import main
+    from engines.cli.main import main
 
     assert main(["train", "--engine", "ae", "--data", blobs, "--epochs", "1", "--device", "cpu", *AE,
                  "--out", single]) == 0
@@ -130,7 +130,7 @@ def test_torchrun_loss_goes_down(cli_run, blobs):
 
 
 def test_resume_keeps_the_effective_batch(cli_run, blobs, tmp_path, capsys):
-    from engines.cli import main
+    from engines.cli.main import main
 
     out = str(tmp_path / "more.safetensors")
     assert main(["train", "--resume", cli_run[0], "--data", blobs, "--epochs", "5", "--out", out]) == 2
@@ -207,7 +207,7 @@ def test_vq_model_and_its_prior_train_on_two_processes_in_step(scenarios):
 
 
 def test_vq_codebook_statistics_are_summed_over_the_ranks(scenarios):
-    from engines.quantize import VectorQuantizer
+    from engines.vq.quantize import VectorQuantizer
 
     (r0, r1), _, _ = scenarios
     assert r0["vq_synced_while_attached"] and all(r0["vq_synced_while_attached"])
@@ -261,7 +261,7 @@ def test_engine_bypassing_forward_loss_is_refused(scenarios):
     (["train", "--engine", "ae", "--data", "digits", "--device", "mps", "--out", "x.safetensors"], "CUDA (NCCL) or CPU"),
 ])
 def test_torchrun_user_errors_are_one_line(argv, needle, monkeypatch, capsys):
-    from engines.cli import main
+    from engines.cli.main import main
 
     # What torchrun puts in each process's environment (no process group is joined: the
     # settings are refused first).

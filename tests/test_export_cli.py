@@ -11,7 +11,7 @@ from PIL import Image
 
 import engines
 from engines import checkpoint as ckpt
-from engines.cli import main
+from engines.cli.main import main
 from engines.spec import ImageSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,7 +110,7 @@ def test_errors_are_one_line(model, tmp_path, capsys):
 
 def test_export_never_imports_qt(model, tmp_path):
     path, _ = model
-    code = ("import sys; from engines.cli import main; "
+    code = ("import sys; from engines.cli.main import main; "
             f"rc = main(['export', '--checkpoint', {path!r}, '--out', {str(tmp_path / 'q.gif')!r}, '--fps', '4', "
             "'--seconds', '0.25']); assert rc == 0; "
             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))], 'Qt imported'")

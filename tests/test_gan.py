@@ -8,7 +8,7 @@ from torch import nn
 
 import engines
 from engines import checkpoint as ckpt
-from engines.gan_losses import (LOSSES, StepSettings, adversarial_step, d_accuracy, diff_augment,
+from engines.gan.losses import (LOSSES, StepSettings, adversarial_step, d_accuracy, diff_augment,
                                 gradient_penalty, pairwise_diversity, r1_penalty)
 from engines.spec import ImageSpec
 
@@ -87,7 +87,7 @@ def test_truncation_and_cli_sampling_option(tmp_path):
     assert torch.allclose(e.truncate(z, 0.5), 0.5 * z)
     path = str(tmp_path / "g.safetensors")
     ckpt.save(path, e)
-    from engines.cli import main
+    from engines.cli.main import main
 
     assert main(["sample", "--checkpoint", path, "--n", "4", "--out", str(tmp_path / "s.png"),
                  "--set", "truncation=0.7"]) == 0
@@ -290,7 +290,7 @@ def test_encoder_guess_starts_inversion_closer():
 
 
 def test_inversion_subset_keeps_the_split(tiny_dataset):
-    from engines.inversion import inversion_subset
+    from engines.gan.inversion import inversion_subset
 
     ds = tiny_dataset(n=96)
     assert inversion_subset(ds, limit=200) is ds
@@ -321,7 +321,7 @@ def test_cli_user_errors_for_conditional_gans(tmp_path, tiny_dataset):
     """Wrong n_classes or label: one line and exit status 2, nothing written."""
     import numpy as np
 
-    from engines.cli import main
+    from engines.cli.main import main
 
     ds = tiny_dataset(n=32, size=8)  # labels 0..2
     data = str(tmp_path / "blobs.npz")

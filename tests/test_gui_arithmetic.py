@@ -72,7 +72,7 @@ def decode_threads(monkeypatch):
 def panel(qtbot):
     from explorer.app import make_app
     from explorer.context import Context
-    from explorer.panels.arithmetic import ArithmeticPanel
+    from explorer.panels.arithmetic.panel import ArithmeticPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
@@ -106,7 +106,7 @@ def add(qtbot, p, recipe):
 def test_sliders_decode_live_off_the_gui_thread(qtbot, panel, make_model, decode_threads):
     from PySide6.QtCore import Qt, QTimer
 
-    from explorer.panels.arithmetic_jobs import Recipe
+    from explorer.panels.arithmetic.jobs import Recipe
 
     p = panel
     open_model(qtbot, p, make_model("vae"))
@@ -186,7 +186,7 @@ def test_sliders_decode_live_off_the_gui_thread(qtbot, panel, make_model, decode
 
 
 def test_vectors_saved_and_loaded_with_the_models_identity(qtbot, panel, make_model, tmp_path, monkeypatch):
-    from explorer.panels.arithmetic_jobs import Condition, Recipe
+    from explorer.panels.arithmetic.jobs import Condition, Recipe
 
     p = panel
     first = make_model("vae", seed=0)
@@ -305,7 +305,7 @@ def test_analogy_in_one_click(qtbot, panel, make_model):
 
 @pytest.mark.parametrize("engine", ["pca", "ae"])
 def test_every_engine_plugs_in(qtbot, panel, make_model, engine):
-    from explorer.panels.arithmetic_jobs import Recipe
+    from explorer.panels.arithmetic.jobs import Recipe
 
     p = panel
     open_model(qtbot, p, make_model(engine))

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 
 import engines  # noqa: E402
 from engines import checkpoint as ckpt  # noqa: E402
-from engines.vqvae import VQVAEEngine  # noqa: E402
+from engines.vq.model import VQVAEEngine  # noqa: E402
 
 TINY = dict(codebook_size=16, code_dim=4, width=8, prior_dim=16, prior_layers=1, prior_heads=2)
 
@@ -40,7 +40,7 @@ def vq_path(tmp_path, tiny_dataset):
 def panel(qtbot):
     from explorer.app import make_app
     from explorer.context import Context
-    from explorer.panels.codebook import CodebookPanel
+    from explorer.panels.codebook.panel import CodebookPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
@@ -207,7 +207,7 @@ def test_manifold_and_arithmetic_work_on_a_vq_model(qtbot, make_window, vq_path)
     w.show_panel("arithmetic")
     a = w.panels["arithmetic"]
     qtbot.waitUntil(lambda: a.md is not None and a.edit.last_result is not None, timeout=20_000)
-    from explorer.panels.arithmetic_jobs import Recipe
+    from explorer.panels.arithmetic.jobs import Recipe
 
     with qtbot.waitSignal(a.vector_added, timeout=10_000):
         assert a.add_vector(Recipe("label", label=2))
@@ -240,7 +240,7 @@ def test_training_the_prior_from_the_panel_saves_it(qtbot, panel, vq_path, tmp_p
 
 def test_umap_map_runs_in_a_worker(qtbot, panel, vq_path, monkeypatch):
     """With a stand-in for UMAP's fit (numba never compiles here): the map switches when it is done."""
-    from explorer.panels import codebook_jobs
+    from explorer.panels.codebook import jobs as codebook_jobs
 
     calls = []
 
@@ -281,7 +281,7 @@ def test_train_panel_trains_a_vqvae(qtbot, make_window, tiny_dataset):
 
 def test_analysis_of_a_gumbel_model(tiny_dataset, tmp_path):
     """The panel's compute (no Qt) on the dVAE variant: typical cells are the most confident ones."""
-    from explorer.panels import codebook_jobs as jobs
+    from explorer.panels.codebook import jobs
 
     ds = tiny_dataset(n=32, size=16)
     data = tmp_path / "blobs.npz"

@@ -36,7 +36,7 @@ def model(tmp_path, tiny_dataset):
 def panel(qtbot):
     from explorer.app import make_app
     from explorer.context import Context
-    from explorer.panels.diffusion import DiffusionPanel
+    from explorer.panels.diffusion.panel import DiffusionPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
@@ -59,7 +59,7 @@ def load(qtbot, p, loaded):
 
 
 def test_run_records_trajectory_in_a_worker(qtbot, panel, model, monkeypatch):
-    from explorer.panels import diffusion_jobs as jobs
+    from explorer.panels.diffusion import jobs
 
     threads = []
     original = jobs.run

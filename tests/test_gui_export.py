@@ -78,7 +78,7 @@ def test_cancel_leaves_nothing(qtbot, window, tmp_path, monkeypatch):
 def _reopen_from_other_model(qtbot, window, p, path, tmp_path, n_keys):
     """Switch to another model ('other'), then open the session saved with model m: it loads m
     first and restores `n_keys` keys. Returns the other model."""
-    from explorer.panels import export_session
+    from explorer.panels.export import session as export_session
 
     other = _model(tmp_path, seed=7, name="other")
     window.session.set_model(other.engine, other.info, other.info.path)
@@ -90,7 +90,7 @@ def _reopen_from_other_model(qtbot, window, p, path, tmp_path, n_keys):
 
 
 def test_session_round_trip_and_other_model(qtbot, window, tmp_path):
-    from explorer.panels import export_session
+    from explorer.panels.export import session as export_session
 
     from engines.latent.attributes import AttributeVector
 
@@ -149,7 +149,7 @@ def test_png_export_of_view_images(qtbot, window, tmp_path):
 
 def test_data_menu_writes_the_maps_latents(qtbot, window, tmp_path, tiny_dataset):
     from engines.export.data import read_latents
-    from explorer.panels import export_data
+    from explorer.panels.export import data as export_data
 
     ds = tiny_dataset(n=40, size=16, channels=3)
     npz = str(tmp_path / "blobs.npz")
@@ -213,7 +213,7 @@ def test_sweep_and_diffusion_kinds(qtbot, window, tmp_path):
 def test_session_vectors_survive_the_arithmetic_panel_loading_later(qtbot, window, tmp_path):
     """A session opened before the Arithmetic panel has identified the model (it loads when first
     shown) keeps its vectors when that panel finally loads."""
-    from explorer.panels import export_session
+    from explorer.panels.export import session as export_session
 
     from engines.latent.attributes import AttributeVector
 

@@ -104,7 +104,7 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
 def apanel(qtbot):
     from explorer.app import make_app
     from explorer.context import Context
-    from explorer.panels.arithmetic import ArithmeticPanel
+    from explorer.panels.arithmetic.panel import ArithmeticPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
@@ -123,7 +123,7 @@ def apanel(qtbot):
 
 def test_arithmetic_vectors_from_inverted_latents_and_truncation(qtbot, apanel, gan_models):
     from engines import checkpoint as ckpt
-    from explorer.panels.arithmetic_jobs import Recipe
+    from explorer.panels.arithmetic.jobs import Recipe
 
     p = apanel
     loaded = ckpt.load(gan_models["gan"], device="cpu", with_optimizer=False)
@@ -159,7 +159,7 @@ def test_arithmetic_vectors_from_inverted_latents_and_truncation(qtbot, apanel, 
 
 
 def test_sample_timeline_keeps_rows_spread_over_the_run():
-    from explorer.panels.train_timeline import SampleTimeline
+    from explorer.panels.train.timeline import SampleTimeline
 
     t = SampleTimeline(max_rows=4)
     grid = np.zeros((2 * 9 + 1, 4 * 9 + 1, 1), np.uint8)  # 2 rows of 8 px cells, 1 px padding

@@ -222,7 +222,7 @@ def test_atlas_path_animation_and_inspection(qtbot, window, models, compute_thre
 
 
 def test_bookmarks_persist_per_model(qtbot, window, models):
-    from explorer.panels.manifold_jobs import bookmarks_path
+    from explorer.panels.manifold.jobs import bookmarks_path
 
     p = open_model(qtbot, window, models["vae"])
     p.go_to_data(7)
@@ -294,7 +294,7 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     import time
 
     from engines.latent import projection as proj
-    from explorer.panels import manifold_umap
+    from explorer.panels.manifold import umap as manifold_umap
 
     slow = {"on": False}
 

@@ -224,7 +224,7 @@ def test_actions_are_declared_once_and_wired(qtbot, make_window):
 def test_screenshot_command(qtbot, env, tiny_dataset):
     from PySide6.QtGui import QImage
 
-    from engines.cli import main
+    from engines.cli.main import main
 
     model = save_tiny(env / "m.safetensors", tiny_dataset(), "vae")
     out = env / "shot.png"

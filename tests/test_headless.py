@@ -25,7 +25,7 @@ def test_train_evaluate_export_never_import_qt(tmp_path, tiny_dataset):
     # One fresh interpreter runs the commands, then lists every Qt module imported on the way.
     code = (
         "import sys\n"
-        "from engines.cli import build_parser, main\n"
+        "from engines.cli.main import build_parser, main\n"
         "subcommands = build_parser()._subparsers._group_actions[0].choices\n"
         f"for argv in {commands!r}:\n"
         "    if argv[0] not in subcommands:\n"

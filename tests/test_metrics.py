@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from engines import checkpoint as ckpt
-from engines.cli import main
+from engines.cli.main import main
 from engines.data.dataset import ImageDataset
 from engines.metrics import compare, evaluate, format_table, stored_metrics
 from engines.metrics import classifier as clfmod

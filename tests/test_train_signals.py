@@ -40,7 +40,7 @@ def test_ctrl_c_cancels_and_saves(tmp_path, tiny_dataset):
 
 
 def test_sigterm_cancels_and_a_second_signal_interrupts():
-    from engines.cli_terminal import _CancelOnSignals
+    from engines.cli.terminal import _CancelOnSignals
     from engines.train import TrainControl
 
     control = TrainControl()

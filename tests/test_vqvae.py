@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import engines
-from engines.quantize import GumbelQuantizer, VectorQuantizer, kmeans, perplexity
+from engines.vq.quantize import GumbelQuantizer, VectorQuantizer, kmeans, perplexity
 from engines.spec import ImageSpec
 
 SIZES = (8, 16, 28, 32, 64)
@@ -258,7 +258,7 @@ def test_decode_indices_rejects_bad_grids():
 def test_cli_train_prior_sample_evaluate(tmp_path, capsys):
     import json
 
-    from engines.cli import main
+    from engines.cli.main import main
 
     ck = str(tmp_path / "vq.safetensors")
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
@@ -280,7 +280,7 @@ def test_cli_train_prior_sample_evaluate(tmp_path, capsys):
 
 
 def test_codes_used_per_epoch_counts_a_window_of_steps():
-    from engines.quantize import codes_used_within
+    from engines.vq.quantize import codes_used_within
 
     q = VectorQuantizer(4, 2, kmeans_init=False, dead_after=0)
     q.codebook.copy_(torch.tensor([[0.0, 0], [10, 0], [0, 10], [10, 10]]))

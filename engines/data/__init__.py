@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from ..spec import ImageSpec
-from .dataset import DataError, ImageDataset, convert_images, fixed_split, to_float, to_uint8
+from engines.spec import ImageSpec
+from engines.data.dataset import DataError, ImageDataset, convert_images, fixed_split, to_float, to_uint8
 
 BUILTIN = ("shapes", "faces", "digits")
 
@@ -52,21 +52,21 @@ def load_dataset(name_or_path: str, spec: ImageSpec | None = None, size: int | N
 
 def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
     if name_or_path == "shapes":
-        from .shapes import make_shapes
+        from engines.data.shapes import make_shapes
 
         # Drawn at most at 64 px; larger specs are resized by to_spec.
         return make_shapes(size=min(size or NATIVE["shapes"][1], 64))
     if name_or_path == "faces":
-        from .faces import make_faces
+        from engines.data.faces import make_faces
 
         return make_faces(size=min(size or NATIVE["faces"][1], 64))
     if name_or_path == "digits":
-        from .digits import load_digits
+        from engines.data.digits import load_digits
 
         return load_digits()
     if not os.path.exists(name_or_path):
         raise DataError(f"{name_or_path}: no such built-in data set ({', '.join(BUILTIN)}) or file")
-    from .files import load_path
+    from engines.data.files import load_path
 
     return load_path(name_or_path)
 

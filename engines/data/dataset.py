@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..spec import ImageSpec
+from engines.spec import ImageSpec
 
 
 class DataError(ValueError):

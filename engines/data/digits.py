@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import ImageDataset
+from engines.data.dataset import ImageDataset
 
 
 def load_digits() -> ImageDataset:

@@ -27,8 +27,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .. import atomic
-from .dataset import DataError, ImageDataset, fixed_split
+from engines import atomic
+from engines.data.dataset import DataError, ImageDataset, fixed_split
 
 VERSION = 2  # bump when the drawing changes, so old caches are not used (v1: first draft)
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..spec import ImageSpec
-from .dataset import DataError, ImageDataset, convert_images, pil_to_spec
+from engines.spec import ImageSpec
+from engines.data.dataset import DataError, ImageDataset, convert_images, pil_to_spec
 
 log = logging.getLogger(__name__)
 

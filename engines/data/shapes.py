@@ -22,7 +22,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .dataset import DataError, ImageDataset, fixed_split
+from engines.data.dataset import DataError, ImageDataset, fixed_split
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
 

@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from .. import atomic
-from .writers import ExportError
+from engines import atomic
+from engines.export.writers import ExportError
 
 FORMAT = "latent-explorer-export"
 FORMAT_VERSION = 1
@@ -111,7 +111,7 @@ def read_latents(path: str) -> dict:
 def write_vectors(path: str, vectors) -> str:
     """Attribute vectors: `.json` (the format the Arithmetic panel loads) or `.h5` (one dataset
     per vector with its metadata as attributes)."""
-    from ..latent import attributes
+    from engines.latent import attributes
 
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":

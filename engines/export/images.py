@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .render import FrameStyle, draw_caption, finish
-from .writers import PngWriter
+from engines.export.render import FrameStyle, draw_caption, finish
+from engines.export.writers import PngWriter
 
 
 def compose(images, captions=None, cols: int | None = None, scale: float = 4.0, smooth: bool = False,
@@ -17,7 +17,7 @@ def compose(images, captions=None, cols: int | None = None, scale: float = 4.0, 
     """uint8 (N, H, W, C) or a list of (H, W[, C]) arrays of one size → one uint8 (H', W', C) image."""
     import torch
 
-    from ..spec import ImageSpec
+    from engines.spec import ImageSpec
 
     arr = np.stack([np.asarray(a, np.uint8) for a in images]) if isinstance(images, (list, tuple)) else \
         np.asarray(images, np.uint8)

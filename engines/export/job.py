@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..latent.progress import Progress
-from . import writers
-from .render import FrameStyle, Timing, render
-from .timeline import Sweep, Timeline, grid_shape, prior_latents
+from engines.latent.progress import Progress
+from engines.export import writers
+from engines.export.render import FrameStyle, Timing, render
+from engines.export.timeline import Sweep, Timeline, grid_shape, prior_latents
 
 KINDS = ("interpolate", "sweep", "grid", "progress", "diffusion")
 
@@ -241,7 +241,7 @@ def _style(style: FrameStyle, cells: int) -> FrameStyle:
 
 def _progress_frames(engine, spec: ExportSpec, timing: Timing):
     """(generator of frame batches, frames, fps, loop) for a training-progress video."""
-    from .. import checkpoint as ckpt
+    from engines import checkpoint as ckpt
 
     ps = spec.progress
     if ps is None or not ps.checkpoints:
@@ -274,7 +274,7 @@ def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
     not every intermediate tensor, are kept)."""
     import torch
 
-    from .render import draw_caption, finish
+    from engines.export.render import draw_caption, finish
 
     ds = spec.diffusion or DiffusionSpec()
     if "trajectory" not in engine.capabilities:

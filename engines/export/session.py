@@ -21,9 +21,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .. import atomic
-from .job import ExportSpec
-from .writers import ExportError
+from engines import atomic
+from engines.export.job import ExportSpec
+from engines.export.writers import ExportError
 
 FORMAT = "latent-explorer-session"
 SCHEMA_VERSION = 1
@@ -78,7 +78,7 @@ class Session:
 
 
 def model_entry(engine, path: str | None = None, name: str = "") -> dict:
-    from ..latent.cache import model_id
+    from engines.latent.cache import model_id
 
     return {"id": model_id(engine), "path": os.path.abspath(path) if path else "", "engine": engine.name,
             "latent_shape": [int(s) for s in engine.latent_shape], "spec": engine.spec.to_dict(),
@@ -119,7 +119,7 @@ def resolve_model(session: Session) -> str:
 
 def check_model(session: Session, engine) -> None:
     """Raise SessionError unless `engine` is the model the session was made with."""
-    from ..latent.cache import model_id
+    from engines.latent.cache import model_id
 
     want = session.model_id
     have = model_id(engine)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..latent import interpolate as itp
+from engines.latent import interpolate as itp
 
 MAX_FRAMES = 100_000  # a typo in fps or seconds should fail fast, not fill the disk
 

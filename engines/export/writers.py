@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from .. import atomic
+from engines import atomic
 
 FORMATS = {".mp4": "mp4", ".gif": "gif", ".png": "png"}
 

@@ -104,7 +104,7 @@ def decode_atlas(engine, grid: AtlasGrid, batch: int = 32) -> Iterator[Tile]:
     """Decode the grid coarse-to-fine, yielding `Tile`s to paint as they come; each yield is a
     Cancel point (the worker closes the generator). `batch` bounds the latency between yields (at 64×64 on a CPU,
     32 images ≈ 0.1–0.3 s)."""
-    from ..data.dataset import to_uint8
+    from engines.data.dataset import to_uint8
 
     z = grid.latents.astype(np.float32)
     for li, level in enumerate(refinement_levels(grid.rows, grid.cols)):

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import atomic
+from engines import atomic
 
 FORMAT = "latent-explorer-vectors"
 FORMAT_VERSION = 1
@@ -279,13 +279,13 @@ class AnalogyResult:
 
 def analogy_result(a, b, c, latents, engine=None, k: int = 5) -> AnalogyResult:
     """a − b + c, decoded (when `engine` is given) and with its k nearest data latents."""
-    from .neighbours import nearest
+    from engines.latent.neighbours import nearest
 
     z = analogy(a, b, c).reshape(-1)
     nn = nearest(latents, z[None, :], k=k)
     image = None
     if engine is not None:
-        from ..data.dataset import to_uint8
+        from engines.data.dataset import to_uint8
 
         image = to_uint8(engine.decode(z[None, :].astype(np.float32)))[0]
     return AnalogyResult(z, image, nn.indices[0], nn.distances[0])
@@ -295,7 +295,7 @@ def matched_analogy(latents, group_a, group_b, group_c, seed: int = 0) -> tuple[
     """Indices (a, b, c) for a − b + c across three groups (e.g. smiling woman, neutral woman,
     neutral man): a random member of A, the member of B nearest to a in latent space — so a − b
     is mostly what separates the groups, not two different faces — and a random member of C."""
-    from .neighbours import nearest
+    from engines.latent.neighbours import nearest
 
     pools = [np.asarray(g, np.int64).ravel() for g in (group_a, group_b, group_c)]
     if any(len(p) == 0 for p in pools):

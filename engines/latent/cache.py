@@ -24,8 +24,8 @@ from typing import Generator
 
 import numpy as np
 
-from .. import atomic
-from .progress import Progress, run
+from engines import atomic
+from engines.latent.progress import Progress, run
 
 FORMAT = "latent-explorer-latents"
 FORMAT_VERSION = 1
@@ -33,7 +33,7 @@ CHUNK = 256  # images per encode call: a Cancel lands within one chunk (â‰ˆ 0.1â
 
 
 def cache_root() -> str:
-    from ..data.faces import cache_root as root
+    from engines.data.faces import cache_root as root
 
     return root()
 
@@ -59,7 +59,7 @@ def model_id(engine) -> str:
     own = getattr(engine, "model_id", None)
     if own is not None:
         return own() if callable(own) else str(own)
-    from .. import config as cfgmod
+    from engines import config as cfgmod
 
     h = hashlib.sha256()
     name = getattr(engine, "name", type(engine).__name__)

@@ -40,10 +40,10 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from .. import atomic
-from .inverse import DEFAULT_K, ScatterMap
-from .planes import Plane, data_axes_plane, pca_plane
-from .progress import Progress
+from engines import atomic
+from engines.latent.inverse import DEFAULT_K, ScatterMap
+from engines.latent.planes import Plane, data_axes_plane, pca_plane
+from engines.latent.progress import Progress
 
 CACHE_VERSION = 1
 METRICS = ("euclidean", "cosine", "manhattan", "correlation", "chebyshev")
@@ -149,7 +149,7 @@ class UmapParams:
 
 
 def umap_dir() -> str:
-    from .cache import cache_root
+    from engines.latent.cache import cache_root
 
     return os.path.join(cache_root(), "umap")
 

@@ -37,9 +37,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.dataset import ImageDataset, to_uint8
-from .classifier import Classifier, NoLabels, get_classifier
-from .stats import (frechet_distance, kl_divergence, label_histogram, mode_coverage, precision_recall,
+from engines.data.dataset import ImageDataset, to_uint8
+from engines.metrics.classifier import Classifier, NoLabels, get_classifier
+from engines.metrics.stats import (frechet_distance, kl_divergence, label_histogram, mode_coverage, precision_recall,
                     total_variation)
 
 # key -> (what it means, which direction is better). Also the order of the printed table.

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import atomic
-from ..base import as_images
-from ..data.dataset import ImageDataset
-from ..spec import ImageSpec
+from engines import atomic
+from engines.base import as_images
+from engines.data.dataset import ImageDataset
+from engines.spec import ImageSpec
 
 FORMAT = "latent-explorer-classifier"
 # Bump whenever the architecture or the training recipe changes: old cache files are then unused.
@@ -110,7 +110,7 @@ class Classifier:
 
 # ---- cache ------------------------------------------------------------------------------------------
 def cache_dir() -> str:
-    from ..data.faces import cache_root
+    from engines.data.faces import cache_root
 
     return os.path.join(cache_root(), "classifiers")
 
@@ -192,7 +192,7 @@ def get_classifier(ds: ImageDataset, device="cpu", seed: int = 0, progress: Call
                    use_cache: bool = True, **train_options) -> Classifier:
     """The data set's classifier: from the cache when a valid one is there, else trained (and
     cached). Raises NoLabels for data sets without (at least two) labelled classes."""
-    from ..device import pick_device
+    from engines.device import pick_device
 
     device = pick_device(device) if isinstance(device, str) else device
     k = _check_labelled(ds)
@@ -256,7 +256,7 @@ def train_classifier(ds: ImageDataset, device="cpu", seed: int = 0, batch_size: 
     sets); stop at the end of the first epoch (after at least `min_steps` steps) whose running
     training accuracy reaches `target_acc`, after `max_epochs` epochs (or enough epochs for
     `min_steps` on tiny sets), or at `time_limit_s` (a safety net only)."""
-    from ..device import pick_device
+    from engines.device import pick_device
 
     device = pick_device(device) if isinstance(device, str) else device
     k = _check_labelled(ds)

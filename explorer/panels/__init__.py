@@ -25,12 +25,12 @@ class PanelSpec:
 
 
 PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("train", "Train", "explorer.panels.train:TrainPanel"),
-    PanelSpec("manifold", "Manifold", "explorer.panels.manifold:ManifoldPanel"),
-    PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic:ArithmeticPanel"),
-    PanelSpec("codebook", "Codebook", "explorer.panels.codebook:CodebookPanel"),
-    PanelSpec("diffusion", "Diffusion", "explorer.panels.diffusion:DiffusionPanel"),
-    PanelSpec("export", "Export", "explorer.panels.export:ExportPanel"),
+    PanelSpec("train", "Train", "explorer.panels.train.panel:TrainPanel"),
+    PanelSpec("manifold", "Manifold", "explorer.panels.manifold.panel:ManifoldPanel"),
+    PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic.panel:ArithmeticPanel"),
+    PanelSpec("codebook", "Codebook", "explorer.panels.codebook.panel:CodebookPanel"),
+    PanelSpec("diffusion", "Diffusion", "explorer.panels.diffusion.panel:DiffusionPanel"),
+    PanelSpec("export", "Export", "explorer.panels.export.panel:ExportPanel"),
 )
 
 

@@ -24,7 +24,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
-from .image_grid import thumbnail_pixmap
+from explorer.widgets.image_grid import thumbnail_pixmap
 
 HOVER_MS = 40
 HOVER_RADIUS_PX = 7

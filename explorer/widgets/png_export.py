@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
                                QMenu, QSpinBox, QWidget)
 
-from ..workers import run_in_thread
+from explorer.workers import run_in_thread
 
 
 class Content(NamedTuple):

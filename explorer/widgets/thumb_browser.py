@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
-from .image_grid import thumbnail_pixmap
+from explorer.widgets.image_grid import thumbnail_pixmap
 
 CACHE = 800  # pixmaps kept
 

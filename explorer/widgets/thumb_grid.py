@@ -15,7 +15,7 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .image_grid import to_qimage
+from explorer.widgets.image_grid import to_qimage
 
 
 class ThumbGrid(QWidget):

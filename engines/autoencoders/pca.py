@@ -1,0 +1,125 @@
+"""PCA: the linear baseline. Fitted in closed form; z = Wᵀ(x − μ), x̂ = Wz + μ."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engines.base import Engine, as_images
+from engines.config import option
+
+
+@dataclass
+class PCAConfig:
+    n_components: int = option(16, "number of principal components (latent size)", minimum=1)
+    whiten: bool = option(False, "scale each component to unit variance (latents ~ N(0, I))")
+    exact_limit: int = option(4096, "use an exact SVD when the smaller side of the data matrix is at most this; "
+                              "a randomized SVD otherwise", minimum=1)
+    # The shared trainer reads these; PCA ignores the learning rate.
+    lr: float = option(0.0, "unused: PCA is fitted in closed form")
+    batch_size: int = option(256, "images per chunk when evaluating", minimum=1)
+
+
+class _Basis(nn.Module):
+    def __init__(self, d: int, k: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("components", torch.zeros(k, d))  # orthonormal rows
+        self.register_buffer("variance", torch.ones(k))  # variance along each component
+        self.register_buffer("noise_variance", torch.zeros(()))  # mean variance of the discarded directions
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+
+class PCAEngine(Engine):
+    name = "pca"
+    Config = PCAConfig
+    capabilities = frozenset({"encode", "decode", "sample", "likelihood"})
+    closed_form = True
+
+    def build(self):
+        d = self.spec.numel
+        return {"basis": _Basis(d, self.config.n_components)}
+
+    @property
+    def latent_shape(self):
+        return (self.config.n_components,)
+
+    @property
+    def basis(self) -> _Basis:
+        return self.nets["basis"]
+
+    def make_optimizers(self):
+        return {}
+
+    def _scale(self):
+        return self.basis.variance.clamp_min(1e-12).sqrt() if self.config.whiten else None
+
+    def _encode(self, x):
+        z = (x.flatten(1) - self.basis.mean) @ self.basis.components.T
+        s = self._scale()
+        return z / s if s is not None else z
+
+    def _decode(self, z):
+        s = self._scale()
+        if s is not None:
+            z = z * s
+        return (z @ self.basis.components + self.basis.mean).view(len(z), *self.spec.shape)
+
+    def prior_sample(self, n, generator, temperature: float = 1.0, **_):
+        eps = torch.randn((n, self.config.n_components), generator=generator, device=self.device) * float(temperature)
+        return eps if self.config.whiten else eps * self.basis.variance.sqrt()
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z; 0, Λ) of the latent Gaussian, per latent vector."""
+        var = torch.ones_like(self.basis.variance) if self.config.whiten else self.basis.variance.clamp_min(1e-12)
+        return -0.5 * ((z ** 2) / var + var.log() + math.log(2 * math.pi)).sum(-1)
+
+    def fit(self, x, progress=None):
+        """Closed-form fit on the whole training set (uint8 array or float tensor)."""
+        x = as_images(x, self.device).flatten(1)
+        n, d = x.shape
+        k = self.config.n_components
+        if k > min(n, d):
+            raise ValueError(f"n_components={k} exceeds min(images={n}, pixels={d})")
+        with self.lock, torch.no_grad():
+            mean = x.mean(0)
+            xc = x - mean
+            if min(n, d) <= self.config.exact_limit:
+                _, s, vh = torch.linalg.svd(xc, full_matrices=False)
+                comps, sing = vh[:k], s[:k]
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    _, sing, v = torch.svd_lowrank(xc, q=min(k + 16, min(n, d)), niter=6)
+                comps, sing = v[:, :k].T, sing[:k]
+            # Fix each component's sign so the same data always gives the same basis.
+            flip = torch.sign(comps[torch.arange(k), comps.abs().argmax(1)])
+            comps = comps * flip[:, None]
+            var = sing ** 2 / max(n - 1, 1)
+            total = float((xc ** 2).sum() / max(n - 1, 1))
+            b = self.basis
+            b.mean.copy_(mean)
+            b.components.copy_(comps)
+            b.variance.copy_(var)
+            rest = max(total - float(var.sum()), 0.0)
+            b.noise_variance.fill_(rest / max(d - k, 1))
+            b.fitted.fill_(True)
+            self.step += 1
+        rec = self.decode(self.encode(x.view(n, *self.spec.shape)[:2048]))
+        mse = float(((rec - x[:2048].view(-1, *self.spec.shape)) ** 2).mean())
+        return {"mse": mse, "explained_variance": float(var.sum()) / max(total, 1e-12)}
+
+    def train_step(self, batch):
+        raise NotImplementedError("PCA is fitted in closed form: call fit() on the whole training set")
+
+    @torch.no_grad()
+    def evaluate(self, x, max_images: int = 2000, quick: bool = False):
+        out = super().evaluate(x, max_images)
+        x = as_images(x, self.device)[:max_images].flatten(1)
+        xc = x - self.basis.mean
+        total = float((xc ** 2).sum(1).mean())
+        kept = float(((xc @ self.basis.components.T) ** 2).sum(1).mean())
+        out["explained_variance"] = kept / max(total, 1e-12)
+        return out

@@ -1,0 +1,4 @@
+"""The Arithmetic panel."""
+from explorer.panels.arithmetic.panel import ArithmeticPanel
+
+__all__ = ["ArithmeticPanel"]
