@@ -1,4 +1,4 @@
-"""The current model, shared by every panel.
+"""The current model, shared by every panel, and its Workspace (explorer.workspace).
 
 Panels subscribe to `model_changed(engine, info)` (both None when no model is loaded) and read
 `session.engine` / `session.info`; they never load checkpoints themselves. Loading runs in a
@@ -23,12 +23,14 @@ def _load_checkpoint(request):
 
 class ModelSession(QObject):
     model_changed = Signal(object, object)  # engine, CheckpointInfo — (None, None) when cleared
+    workspace_changed = Signal(object)  # the new Workspace (None when cleared), just before model_changed
     load_started = Signal(str)  # path
     load_failed = Signal(str, str)  # path, message
     device_changed = Signal(str)
     busy_changed = Signal(str)  # what is running, '' when idle
     error = Signal(str, str)  # title, message: shown to the user by the window
     status_message = Signal(str, int)  # text, timeout in ms: a transient status-bar line
+    show_requested = Signal(str)  # a panel name: the Workspace asks for it on show (the window obeys)
 
     def __init__(self, device: str = "auto", parent: QObject | None = None):
         super().__init__(parent)
@@ -40,6 +42,7 @@ class ModelSession(QObject):
             self._device = pick_device("auto")
         self.engine = None
         self.info = None
+        self.workspace = None  # explorer.workspace.Workspace of the loaded model
         self.path: str | None = None
         self._busy: dict[str, str] = {}
         self._loader = LatestRequestRunner(_load_checkpoint, self)
@@ -68,8 +71,19 @@ class ModelSession(QObject):
         return self._loader.submit((path, self._device))
 
     def set_model(self, engine, info, path: str | None = None) -> None:
+        """Make `engine` the loaded model: a fresh Workspace for it replaces the old one (whose
+        late results are dropped), then `workspace_changed` and `model_changed` follow."""
+        from explorer.workspace import Workspace
+
         self.engine, self.info = engine, info
         self.path = path or (info.path if info is not None else None)
+        if self.workspace is not None:
+            self.workspace.close()
+            self.workspace.deleteLater()
+        self.workspace = Workspace(engine, info, self.path, self) if engine is not None else None
+        if self.workspace is not None:
+            self.workspace.show_requested.connect(self.show_requested)
+        self.workspace_changed.emit(self.workspace)
         self.model_changed.emit(engine, info)
 
     def clear(self) -> None:

@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         s.device_changed.connect(lambda d: self.device_label.setText(f"Device: {d}"))
         s.error.connect(self.show_error)
         s.status_message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        s.show_requested.connect(self.show_panel)
         self.library.model_selected.connect(s.load)
         self.library.resume_requested.connect(self.resume_training)
         self.library.refreshed.connect(self._on_library_refreshed)

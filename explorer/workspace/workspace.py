@@ -1,0 +1,392 @@
+"""The Workspace: everything the user explores on one loaded model, in one evented object.
+
+napari's ViewerModel is the model: the state lives here, not on widgets. A panel reads the
+Workspace, listens to its signals, and changes it only through its methods — it never reaches
+into another panel. The window makes one Workspace per loaded model (`ModelSession.workspace`);
+a new model replaces it, and the old one's late results are dropped.
+
+What it holds:
+- the engine and its checkpoint info, and the model's identity (content hash);
+- the data set and its latents (`ModelData`), loaded and encoded once, in a worker, shared by
+  every panel (`request_data`; a different data source replaces it for every panel);
+- the current latent and its history (undo/redo), bookmarks (saved per model);
+- keys (the latents an export walks through), the two map groups A/B, attribute vectors (with
+  which of them are switched on);
+- cross-panel actions as requests the window carries out (`show_requested`).
+Only `PySide6.QtCore` is used (signals); no widget is imported here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from explorer.workspace.data import ModelData, load_model_data
+
+
+@dataclass
+class Key:
+    latent: np.ndarray  # float32 (D,)
+    label: str = ""
+
+
+@dataclass
+class VectorEntry:
+    vector: object  # engines.latent.attributes.AttributeVector
+    active: bool = True
+
+
+class Workspace(QObject):
+    data_loading = Signal(str)  # the source being loaded
+    data_progress = Signal(object)  # engines.latent.progress.Progress
+    data_ready = Signal(object)  # ModelData
+    data_failed = Signal(str)  # one line
+    current_changed = Signal(object, str, str)  # latent (D,), label, origin
+    history_changed = Signal()
+    bookmarks_changed = Signal()
+    keys_changed = Signal()
+    groups_changed = Signal()
+    vectors_changed = Signal()
+    show_requested = Signal(str)  # a panel name: a cross-panel action wants it on show
+
+    def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        from engines.latent.history import Bookmarks, History
+
+        self.engine, self.info, self.path = engine, info, path
+        self.data: ModelData | None = None
+        self._loader = None  # the Worker loading data
+        self._loading_source: str | None = None
+        self._load_gen = 0
+        self._model_id: str | None = None
+        self.history = History()
+        self.bookmarks = Bookmarks()
+        self._bookmarks_loaded = False
+        self.current: np.ndarray | None = None
+        self.current_label = ""
+        self.keys: list[Key] = []
+        self.groups: dict[str, np.ndarray | None] = {"a": None, "b": None}
+        self._vectors: list[VectorEntry] = []
+        self.closed = False
+
+    # ---- identity ------------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        """The content hash of the model (computed once; ~10 ms for a few MB of weights)."""
+        if self._model_id is None:
+            if self.data is not None:
+                self._model_id = self.data.model_id
+            else:
+                from engines.latent.cache import model_id
+
+                self._model_id = model_id(self.engine)
+        return self._model_id
+
+    @property
+    def latent_dim(self) -> int:
+        return int(np.prod(self.engine.latent_shape))
+
+    def can(self, capability: str) -> bool:
+        return capability in getattr(self.engine, "capabilities", ())
+
+    # ---- data ----------------------------------------------------------------------------------------
+    @property
+    def loading(self) -> bool:
+        return self._loader is not None
+
+    @property
+    def data_source(self) -> str | None:
+        return self.data.source if self.data is not None else None
+
+    def request_data(self, source: str | None = None, dataset=None) -> bool:
+        """Make sure the model's data (or `source` / `dataset` instead) is loaded and encoded.
+        Nothing happens when it already is or is being loaded; otherwise a worker loads it and
+        `data_ready` follows (or `data_failed`). Returns True when a load started."""
+        if self.closed or "encode" not in getattr(self.engine, "capabilities", {"encode"}):
+            return False
+        if dataset is None:
+            want = source
+            if want is None and self.data is not None:
+                return False  # whatever is loaded is the model's data
+            if self.data is not None and want == self.data.source:
+                return False
+            if self._loader is not None and (want is None or want == self._loading_source):
+                return False
+        from explorer.workers import Worker
+
+        self._stop_loader()
+        self._load_gen += 1
+        gen = self._load_gen
+        self._loading_source = source if dataset is None else (dataset.source or dataset.name)
+        w = Worker(load_model_data, self.engine, self.info, source, dataset)
+        w.yielded.connect(lambda p, g=gen: g == self._load_gen and self.data_progress.emit(p))
+        w.returned.connect(lambda md, g=gen: g == self._load_gen and self._on_data(md))
+        w.errored.connect(lambda e, g=gen: g == self._load_gen and self._on_failed(e))
+        w.finished.connect(lambda g=gen: g == self._load_gen and self._on_finished())
+        self._loader = w
+        self.data_loading.emit(self._loading_source or "")
+        w.start()
+        return True
+
+    def _on_data(self, md: ModelData) -> None:
+        if self.closed or md is None:
+            return
+        self.data = md
+        self._model_id = md.model_id
+        self._load_bookmarks()
+        self.groups = {"a": None, "b": None}
+        self.data_ready.emit(md)
+        self.groups_changed.emit()
+
+    def _on_failed(self, e) -> None:
+        if not self.closed:
+            self.data_failed.emit(str(e) or type(e).__name__)
+
+    def _on_finished(self) -> None:
+        self._loader = None
+        self._loading_source = None
+
+    def _stop_loader(self) -> None:
+        if self._loader is not None:
+            self._loader.quit()
+            self._loader = None
+
+    def close(self) -> None:
+        """The model is being replaced: stop loading and drop every late result."""
+        self.closed = True
+        self._load_gen += 1
+        self._stop_loader()
+
+    # ---- the current latent and its history ------------------------------------------------------------
+    def set_current(self, z, label: str = "", origin: str = "", record: bool = True, coalesce: bool = False) -> None:
+        z = np.asarray(z, np.float32).reshape(-1)
+        self.current, self.current_label = z, label
+        if record:
+            self.history.visit(z, label or origin, coalesce=coalesce)
+            self.history_changed.emit()
+        self.current_changed.emit(z, label, origin)
+
+    def end_gesture(self) -> None:
+        self.history.end_gesture()
+
+    def undo(self) -> bool:
+        z = self.history.undo()
+        if z is None:
+            return False
+        self._move_in_history(z, "undo")
+        return True
+
+    def redo(self) -> bool:
+        z = self.history.redo()
+        if z is None:
+            return False
+        self._move_in_history(z, "redo")
+        return True
+
+    def _move_in_history(self, z, origin: str) -> None:
+        entry = self.history.entries[self.history.position]
+        self.set_current(z, entry.label, origin, record=False)
+        self.history_changed.emit()
+
+    # ---- bookmarks ---------------------------------------------------------------------------------------
+    def _load_bookmarks(self) -> None:
+        if not self._bookmarks_loaded:
+            from explorer.workspace.store import load_bookmarks
+
+            loaded = load_bookmarks(self.model_id)
+            for b in loaded:  # keep any added before the data came
+                if b.name not in self.bookmarks:
+                    self.bookmarks.add(b.name, b.latent, b.note, b.model_id)
+            self._bookmarks_loaded = True
+            self.bookmarks_changed.emit()
+
+    def add_bookmark(self, name: str, z=None, note: str = "") -> str | None:
+        """Bookmark `z` (default: the current latent) under `name`; saved at once. Returns the
+        file written, or None when there is nothing to bookmark."""
+        z = self.current if z is None else z
+        if z is None or not name:
+            return None
+        self._load_bookmarks()
+        self.bookmarks.add(name, z, note, self.model_id)
+        self.bookmarks_changed.emit()
+        return self._save_bookmarks()
+
+    def delete_bookmark(self, name: str) -> None:
+        if name in self.bookmarks:
+            self.bookmarks.remove(name)
+            self.bookmarks_changed.emit()
+            self._save_bookmarks()
+
+    def next_bookmark_name(self) -> str:
+        i = len(self.bookmarks) + 1
+        while f"place {i}" in self.bookmarks:
+            i += 1
+        return f"place {i}"
+
+    def _save_bookmarks(self) -> str:
+        from explorer.workspace.store import save_bookmarks
+
+        return save_bookmarks(self.model_id, self.bookmarks)
+
+    # ---- keys (what an export walks through) --------------------------------------------------------------
+    def add_key(self, z, label: str = "") -> None:
+        z = np.asarray(z, np.float32).reshape(-1)
+        if z.size != self.latent_dim:
+            raise ValueError(f"a key needs {self.latent_dim} numbers, got {z.size}")
+        self.keys.append(Key(z, label))
+        self.keys_changed.emit()
+
+    def set_keys(self, latents, labels=None) -> None:
+        labels = list(labels) if labels is not None else [""] * len(latents)
+        self.keys = [Key(np.asarray(z, np.float32).reshape(-1), str(lab)) for z, lab in zip(latents, labels)]
+        self.keys_changed.emit()
+
+    def remove_key(self, i: int) -> None:
+        if 0 <= i < len(self.keys):
+            del self.keys[i]
+            self.keys_changed.emit()
+
+    def move_key(self, i: int, j: int) -> None:
+        if 0 <= i < len(self.keys) and 0 <= j < len(self.keys) and i != j:
+            self.keys.insert(j, self.keys.pop(i))
+            self.keys_changed.emit()
+
+    # ---- map groups A / B ----------------------------------------------------------------------------------
+    def set_group(self, which: str, indices) -> None:
+        if which not in self.groups:
+            raise KeyError(f"group '{which}' (groups: a, b)")
+        self.groups[which] = None if indices is None else np.unique(np.asarray(indices, np.int64))
+        self.groups_changed.emit()
+
+    # ---- attribute vectors ---------------------------------------------------------------------------------
+    @property
+    def vectors(self) -> list:
+        return [e.vector for e in self._vectors]
+
+    @property
+    def active_vectors(self) -> list:
+        return [e.vector for e in self._vectors if e.active]
+
+    def is_active(self, name: str) -> bool:
+        return any(e.active for e in self._vectors if e.vector.name == name)
+
+    def vector(self, name: str):
+        for e in self._vectors:
+            if e.vector.name == name:
+                return e.vector
+        raise KeyError(name)
+
+    def unique_vector_name(self, name: str) -> str:
+        have = {v.name for v in self.vectors}
+        if name not in have:
+            return name
+        i = 2
+        while f"{name} ({i})" in have:
+            i += 1
+        return f"{name} ({i})"
+
+    def add_vector(self, v, active: bool = True) -> None:
+        """Add (or replace, by name) an attribute vector."""
+        for e in self._vectors:
+            if e.vector.name == v.name:
+                e.vector, e.active = v, active
+                break
+        else:
+            self._vectors.append(VectorEntry(v, active))
+        self.vectors_changed.emit()
+
+    def remove_vector(self, name: str) -> None:
+        n = len(self._vectors)
+        self._vectors = [e for e in self._vectors if e.vector.name != name]
+        if len(self._vectors) != n:
+            self.vectors_changed.emit()
+
+    def set_vector_active(self, name: str, on: bool) -> None:
+        for e in self._vectors:
+            if e.vector.name == name and e.active != on:
+                e.active = on
+                self.vectors_changed.emit()
+
+    def vector_from_groups(self, name: str = ""):
+        """The attribute vector mean(A) − mean(B) from the map's two groups, added to the vectors
+        (and the Arithmetic panel asked onto the screen). Raises ValueError when a group is
+        missing or too small."""
+        from engines.latent.attributes import from_groups
+
+        md = self.data
+        a, b = self.groups.get("a"), self.groups.get("b")
+        if md is None or a is None or b is None:
+            raise ValueError("select two groups (A and B) on the map first")
+        a = np.unique(a)
+        b = np.setdiff1d(np.unique(b), a)
+        if len(a) < 2 or len(b) < 2:
+            raise ValueError(f"each group needs at least two images (A has {len(a)}, B has {len(b)})")
+        name = self.unique_vector_name(name or "A − B")
+        v = from_groups(md.ls.latents, a, b, name, "groups", split=md.ls.split, model_id=self.model_id,
+                        latent_shape=tuple(self.engine.latent_shape),
+                        meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"})
+        self.add_vector(v)
+        self.show_requested.emit("arithmetic")
+        return v
+
+    # ---- sessions ------------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """What a session file keeps of the Workspace (JSON-able)."""
+        return {
+            "data_source": self.data_source,
+            "current": None if self.current is None else [float(x) for x in self.current],
+            "current_label": self.current_label,
+            "history": self.history.to_dict(),
+            "groups": {k: None if v is None else [int(i) for i in v] for k, v in self.groups.items()},
+            "active_vectors": [e.vector.name for e in self._vectors if e.active],
+        }
+
+    def keys_state(self) -> list[dict]:
+        return [{"label": k.label, "latent": [float(x) for x in k.latent]} for k in self.keys]
+
+    def restore(self, keys=(), vectors=(), bookmarks=(), state: dict | None = None) -> list[str]:
+        """Apply a session's pieces (already checked against this model); returns notes on what
+        could not be applied."""
+        from engines.latent.attributes import AttributeVector
+        from engines.latent.history import History
+
+        notes: list[str] = []
+        d = self.latent_dim
+        good = [k for k in keys if len(k.get("latent", ())) == d]
+        if len(good) != len(keys):
+            notes.append(f"{len(keys) - len(good)} key(s) of the wrong size skipped")
+        self.set_keys([k["latent"] for k in good], [k.get("label", "") for k in good])
+        state = state or {}
+        active = set(state.get("active_vectors", [v.get("name") for v in vectors]))
+        for vd in vectors:
+            v = AttributeVector.from_dict(vd)
+            if v.vector.size != d:
+                notes.append(f"vector '{v.name}' has {v.vector.size} numbers, the model {d}: skipped")
+                continue
+            self.add_vector(v, active=v.name in active)
+        self._load_bookmarks()
+        for b in bookmarks:
+            if b.get("name") not in self.bookmarks and len(b.get("latent", ())) == d:
+                self.bookmarks.add(str(b["name"]), np.asarray(b["latent"], np.float32), str(b.get("note", "")),
+                                   self.model_id)
+        if bookmarks:
+            self.bookmarks_changed.emit()
+            self._save_bookmarks()
+        groups = state.get("groups") or {}
+        for k in ("a", "b"):
+            if groups.get(k) is not None:
+                self.groups[k] = np.asarray(groups[k], np.int64)
+        self.groups_changed.emit()
+        if state.get("history"):
+            try:
+                self.history = History.from_dict(state["history"])
+                self.history_changed.emit()
+            except (KeyError, TypeError, ValueError) as e:
+                notes.append(f"history: {e}")
+        if state.get("current") is not None and len(state["current"]) == d:
+            self.set_current(state["current"], state.get("current_label", ""), "session", record=False)
+        src = state.get("data_source")
+        if src and src != self.data_source:
+            self.request_data(src)
+        return notes
