@@ -232,3 +232,36 @@ def test_engine_sampling_equals_the_old_loops():
         x_ref = (ref_ddim(e.denoiser(None, 1.0), e.schedule, z_ref, ts) + 1) / 2
     z = e.encode(x)
     assert torch.equal(z, z_ref) and torch.equal(e.decode(z), x_ref.clamp(0, 1))
+
+
+def test_command_line_samples_through_the_driver(tmp_path, monkeypatch):
+    """`sample` on a diffusion model drives the engine's sample_loop step by step and writes
+    exactly engine.sample's images."""
+    import numpy as np
+
+    from engines import checkpoint as ckpt
+    from engines.cli.main import main
+    from engines.data.dataset import to_uint8
+    from engines.diffusion.model import DiffusionEngine
+
+    e = engines.create("diffusion", ImageSpec(1, 8, 8), device="cpu", width=8, levels=2)
+    with torch.no_grad():
+        for p in e.nets["ema"].parameters():
+            p.add_(0.1)
+    path = ckpt.save(str(tmp_path / "d.safetensors"), e)
+    steps = []
+    original = DiffusionEngine.sample_loop
+
+    def counting(self, *a, **k):
+        loop = original(self, *a, **k)
+        return type("Counted", (), {"__iter__": lambda _s: (steps.append(r.index) or r for r in loop),
+                                    "__len__": lambda _s: len(loop), "result": property(lambda _s: loop.result)})()
+
+    monkeypatch.setattr(DiffusionEngine, "sample_loop", counting)
+    out = str(tmp_path / "s.npz")
+    assert main(["sample", "--checkpoint", path, "--n", "2", "--seed", "4", "--out", out, "--set", "sampler=ddpm",
+                 "--set", "steps=3"]) == 0
+    assert steps == [0, 1, 2]
+    monkeypatch.setattr(DiffusionEngine, "sample_loop", original)
+    want = to_uint8(e.sample(2, seed=4, sampler="ddpm", steps=3))[..., 0]
+    assert np.array_equal(np.load(out)["images"], want)
