@@ -195,3 +195,30 @@ def test_a_newer_run_replaces_the_one_running(qtbot, panel, model):
     assert steps[11][0] < 1000 and steps[11][1] == 1000  # the first run stopped part-way …
     assert all(req.seed != 11 for req in panel.cache._items)  # … and left no trajectory behind
     assert "sampling…" not in panel.status.text() and "4 steps · seed 12" in panel.status.text()
+
+
+def test_the_panel_enables_itself_from_the_trajectory_capability(qtbot, panel, model):
+    """Not the engine's name: any engine declaring 'trajectory' is driven (here a renamed
+    diffusion engine), and one without it is explained even if it calls itself 'diffusion'."""
+    from engines.base import Engine
+    from engines.diffusion.model import DiffusionEngine
+
+    class Renamed(DiffusionEngine):
+        name = "my-diffusion"
+
+    e = Renamed(model.engine.spec, model.engine.config, device="cpu")
+    e.load_state_tensors(model.engine.state_tensors())
+    panel.ctx.session.set_model(e, model.info, model.info.path)
+    qtbot.waitUntil(lambda: panel.traj is not None and not panel.running, timeout=30000)
+    assert panel.engine is e and panel.run_btn.isEnabled() and panel.traj.steps == 4 and panel.errors == []
+
+    class Impostor(Engine):
+        name = "diffusion"
+        capabilities = frozenset({"decode", "sample"})
+
+        def build(self):
+            return {}
+
+    panel.ctx.session.set_model(Impostor(model.engine.spec, device="cpu"), model.info, model.info.path)
+    assert panel.engine is None and not panel.run_btn.isEnabled() and panel.traj is None
+    assert "needs a diffusion model (one that samples step by step); this is a diffusion" in panel.status.text()

@@ -154,7 +154,7 @@ def _train_prior(a, out, dist, device) -> int:
 
     loaded = ckpt.load(a.checkpoint, device=device)
     engine = loaded.engine
-    if not hasattr(engine, "prior_step"):
+    if "code_prior" not in engine.capabilities:
         raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
     say = _speaker(dist)

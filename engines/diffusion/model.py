@@ -48,7 +48,7 @@ class DiffusionConfig(EngineConfig):
 class DiffusionEngine(Engine):
     name = "diffusion"
     Config = DiffusionConfig
-    capabilities = frozenset({"encode", "decode", "sample", "likelihood", "trajectory"})
+    capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "likelihood", "trajectory"})
     sampling_options = {"sampler": str, "steps": int, "eta": float, "guidance": float, "label": int, "spacing": str}
 
     def build(self):
@@ -242,15 +242,15 @@ class DiffusionEngine(Engine):
     # ---- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, x, max_images: int = 2000, quick: bool = False):
+        # DDIM inversion + decoding costs 2·latent_steps network calls per image: a subset will do.
+        return super().evaluate(as_images(x, self.device)[: (64 if quick else 256)], max_images, quick)
+
+    @torch.no_grad()
+    def likelihood(self, x, quick: bool = False):
+        """The variational bound on −log p(x) of the discretised images, in bits per dimension."""
         from engines.diffusion.vlb import bits_per_dim
 
         x = as_images(x, self.device)
-        # DDIM inversion + decoding costs 2·latent_steps network calls per image: a subset will do.
-        out = super().evaluate(x[: (64 if quick else 256)], max_images)
-        n = min(len(x), 64 if quick else 256)
-        if n:
-            den = self.denoiser(None, 1.0, clip=False)
-            g = torch.Generator(device=self.device).manual_seed(0)
-            out["bpd"] = self._eval(lambda: bits_per_dim(den, self.schedule, x[:n] * 2 - 1, g,
-                                                         t_samples=4 if quick else 16))
-        return out
+        den = self.denoiser(None, 1.0, clip=False)
+        g = torch.Generator(device=self.device).manual_seed(0)
+        return {"bpd": self._eval(lambda: bits_per_dim(den, self.schedule, x * 2 - 1, g, t_samples=4 if quick else 16))}

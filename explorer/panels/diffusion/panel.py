@@ -176,7 +176,8 @@ class DiffusionPanel(Panel):
         self.label.clear()
         if self.engine is None:
             self.status.setText("Open a diffusion model in the library to watch it sample."
-                                if engine is None else f"The Diffusion panel needs a diffusion model; this is a {engine.name}.")
+                                if engine is None else f"The Diffusion panel needs a diffusion model (one that samples step by "
+                                                      f"step); this is a {engine.name}.")
             self.forward.set_schedule(None)
             self._sync_enabled()
             return
