@@ -214,7 +214,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         if engine is None:
             self._show_message("Load a model from the library to explore its latent space.")
             return
-        if "encode" not in getattr(engine, "capabilities", {"encode"}):
+        if "encode" not in engine.capabilities:
             self._show_message(f"{engine.name.upper()} models cannot encode images yet, and the map is made of "
                                "encoded data.")
             return
