@@ -89,7 +89,7 @@ class Workspace(QObject):
         return int(np.prod(self.engine.latent_shape))
 
     def can(self, capability: str) -> bool:
-        return capability in getattr(self.engine, "capabilities", ())
+        return self.engine.can(capability)
 
     # ---- data ----------------------------------------------------------------------------------------
     @property
@@ -104,7 +104,7 @@ class Workspace(QObject):
         """Make sure the model's data (or `source` / `dataset` instead) is loaded and encoded.
         Nothing happens when it already is or is being loaded; otherwise a worker loads it and
         `data_ready` follows (or `data_failed`). Returns True when a load started."""
-        if self.closed or "encode" not in getattr(self.engine, "capabilities", {"encode"}):
+        if self.closed or not self.engine.can("encode"):
             return False
         if dataset is None:
             want = source
