@@ -224,15 +224,15 @@ def test_actions_are_declared_once_and_wired(qtbot, make_window):
 def test_screenshot_command(qtbot, env, tiny_dataset):
     from PySide6.QtGui import QImage
 
-    from engines.cli.main import main
+    from explorer.screenshot import main
 
     model = save_tiny(env / "m.safetensors", tiny_dataset(), "vae")
     out = env / "shot.png"
-    assert main(["screenshot", "--panel", "train", "--model", model, "--out", str(out),
+    assert main(["--panel", "train", "--model", model, "--out", str(out),
                  "--data", "__none__", "--size", "1200x700"]) == 0
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1200, 700)
-    assert main(["screenshot", "--panel", "nonsense", "--out", str(out)]) == 2
+    assert main(["--panel", "nonsense", "--out", str(out)]) == 2
 
 
 def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
