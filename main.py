@@ -9,9 +9,11 @@ APP_COMMANDS = {"screenshot": "render a panel of the app offscreen to a PNG (`sc
 
 def _gui_missing() -> str | None:
     """Why the app cannot start (its GUI toolkit does not import), or None."""
+    from importlib import import_module
+
     try:
-        import PySide6.QtWidgets  # noqa: F401
-        import pyqtgraph  # noqa: F401
+        import_module("PySide6.QtWidgets")
+        import_module("pyqtgraph")
     except ImportError as e:
         return str(e) or type(e).__name__
     return None

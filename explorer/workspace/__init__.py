@@ -1,0 +1,1 @@
+"""The Workspace: one object per loaded model that the panels observe and change (being written)."""
