@@ -25,7 +25,7 @@ from torch import nn
 
 import engines
 from engines.data import load_dataset, to_float
-from engines.train import TrainOptions, run_to_end, tile, train
+from engines.train import TrainOptions, tile, train
 
 LOG_2PI = math.log(2 * math.pi)
 
