@@ -179,6 +179,7 @@ class FrameRequest:
     point: tuple | None = None  # a map point: the latent is read off the map
     z: np.ndarray | None = None  # or a latent given directly
     origin: str = "drag"  # what asked: drag | click | jump | animate | undo…
+    label: str = ""  # what it is ("#12 · smiling woman", "bookmark: …"): caption and history entry
 
 
 @dataclass(frozen=True, eq=False)
