@@ -248,3 +248,26 @@ def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
     w.dropEvent(ev)
     qtbot.waitUntil(lambda: w.session.engine is not None and w.session.engine.name == "ae", timeout=10_000)
     qtbot.waitUntil(lambda: path in w.library.paths(), timeout=10_000)
+
+
+def test_about_names_every_registered_model_family(qtbot, make_window):
+    import re
+
+    import engines
+
+    shown = {"pca": r"\bPCA\b", "ae": r"\bAE\b", "vae": r"\bVAE", "vqvae": r"\bVQ-VAE", "gan": r"\bGAN",
+             "diffusion": r"\bdiffusion\b"}
+    assert set(engines.names()) <= set(shown), "a new family: name it in show_about and here"
+    w = make_window()
+    w.show_about()
+    text = w._dialog.text()
+    missing = [name for name in engines.names() if not re.search(shown[name], text)]
+    assert missing == [], text
+    assert "denoising" in text  # the AE family's denoising variant
+
+
+def test_panels_docstring_names_every_panel():
+    from explorer import panels
+
+    assert [s.title for s in panels.PANELS if s.title not in panels.__doc__] == []
+    assert "later issues" not in panels.__doc__
