@@ -82,3 +82,19 @@ def test_every_declared_contract_is_checked_here():
 def test_import_contract_is_kept(contract):
     r = _lint_imports("--contract", contract)
     assert r.returncode == 0 and "1 kept, 0 broken" in r.stdout, r.stdout + r.stderr
+
+
+def test_image_and_map_helpers_are_written_once_in_engines():
+    """tile, to_uint8 and the latent-axes plane have one definition each, in the compute layer."""
+    defs: dict[str, list[str]] = {}
+    helpers = {"tile", "to_uint8", "axes_map", "latent_axes_plane"}
+    for top in ("engines", "explorer", "bench"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                        if isinstance(node, ast.FunctionDef) and node.name in helpers:
+                            defs.setdefault(node.name, []).append(os.path.relpath(path, ROOT))
+    assert defs == {"tile": ["engines/data/dataset.py"], "to_uint8": ["engines/data/dataset.py"],
+                    "latent_axes_plane": ["engines/latent/planes.py"]}

@@ -26,8 +26,7 @@ def cmd_sample(a) -> int:
 
     from engines import checkpoint as ckpt
     from engines import config as cfgmod
-    from engines.data.dataset import to_uint8
-    from engines.train import tile
+    from engines.data.dataset import tile, to_uint8
 
     if a.n <= 0:
         raise UsageError("--n must be positive")
