@@ -304,7 +304,7 @@ def test_analogy_in_one_click(qtbot, panel, make_model):
 
 
 @pytest.mark.parametrize("engine", ["pca", "ae"])
-def test_every_engine_plugs_in(qtbot, panel, make_model, engine):
+def test_pca_and_ae_vectors_move_the_image(qtbot, panel, make_model, engine):
     from explorer.panels.arithmetic.jobs import Recipe
 
     p = panel

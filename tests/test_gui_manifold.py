@@ -364,3 +364,23 @@ def test_two_map_selections_make_a_vector_in_the_arithmetic_panel(qtbot, window,
     # New data forgets the groups (their indices meant the old data's images).
     p.controls.groups.set_data(None)
     assert g.groups == {"a": None, "b": None}
+
+
+def test_jump_and_click_labels_travel_with_their_own_request(qtbot, window, models):
+    p = open_model(qtbot, window, models["vae"])
+    md = p.md
+    # A click on a data point: its caption heads the inspector and names the history entry.
+    p._on_click(0.0, 0.0, 5)
+    qtbot.waitUntil(lambda: not p.busy and np.allclose(p.z, md.ls.latents[5]), timeout=10_000)
+    assert p.history.entries[-1].label == md.caption(5)
+    assert md.caption(5) in p.inspector.caption.text()
+    # Two jumps in a row: the first is computed (it was running) and keeps its own label, even
+    # though the second was submitted before its result arrived.
+    z1, z2 = md.ls.latents[1], md.ls.latents[2]
+    p.go_to(z1, "jump", "first jump")
+    p.go_to(z2, "jump", "second jump")
+    qtbot.waitUntil(lambda: not p.busy and np.allclose(p.z, z2), timeout=10_000)
+    recent = [(e.label, e.latent) for e in p.history.entries[-2:]]
+    assert [label for label, _ in recent] == ["first jump", "second jump"]
+    assert np.allclose(recent[0][1], z1) and np.allclose(recent[1][1], z2)
+    assert p.history.entries[-1].label == "second jump" and "second jump" in p.inspector.caption.text()

@@ -73,7 +73,7 @@ class Bar:
 
 def cmd_export(a) -> int:
     from engines import checkpoint as ckpt
-    from engines.cli.main import UsageError
+    from engines.cli.common import UsageError
 
     session = None
     if a.session:
@@ -141,7 +141,7 @@ def _run(engine, spec, out) -> int:
 
 def _sampling(a, engine) -> dict:
     from engines import config as cfgmod
-    from engines.cli.main import _sampling_options
+    from engines.cli.common import _sampling_options
 
     return _sampling_options(engine, cfgmod.parse_set_args(a.set))
 
@@ -170,7 +170,7 @@ def _style_for(engine, spec, width: int | None = None, scale: float | None = Non
 
 def build_spec(a, engine, info):
     """An ExportSpec from the command line's options."""
-    from engines.cli.main import UsageError
+    from engines.cli.common import UsageError
     from engines.export.job import ExportSpec, GridSpec, ProgressSpec
     from engines.export.render import FrameStyle
     from engines.export.timeline import Sweep, Timeline, prior_latents
@@ -236,7 +236,7 @@ def _diffusion_spec(a, engine):
 
 
 def _sweep_vector(a, engine, info):
-    from engines.cli.main import UsageError
+    from engines.cli.common import UsageError
     from engines.latent import attributes
     from engines.latent.cache import model_id
 
@@ -263,7 +263,7 @@ def _sweep_vector(a, engine, info):
 
 
 def _latents(a, engine, info):
-    from engines.cli.main import _load_data, _training_data
+    from engines.cli.common import _load_data, _training_data
     from engines.latent.cache import open_latents
 
     data = _load_data(a.data or _training_data(info), spec=engine.spec)
@@ -296,7 +296,7 @@ def _export_data(a, engine, info, ext) -> int:
 
 
 def _export_codebook(a, engine, info) -> int:
-    from engines.cli.main import _load_data, _training_data
+    from engines.cli.common import _load_data, _training_data
     from engines.latent.cache import model_id
     from engines.export import data as dx
 

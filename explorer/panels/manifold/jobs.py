@@ -120,31 +120,15 @@ class MapRequest:
     points: tuple = ()  # three latents for "points"
 
 
-def axes_map(latents, i: int, j: int):
-    """Latent axes i, j in their own units (map point = (z_i, z_j)), the other coordinates held at
-    the data mean: for 2-D latents this is the latent space itself."""
-    from engines.latent.planes import Plane
-
-    z = np.asarray(latents, dtype=np.float64)
-    d = z.shape[1]
-    if not (0 <= i < d and 0 <= j < d) or i == j:
-        raise ValueError(f"choose two different latent axes between 0 and {d - 1}")
-    origin = z.mean(0)
-    origin[[i, j]] = 0.0
-    u, v = np.zeros(d), np.zeros(d)
-    u[i] = v[j] = 1.0
-    return Plane(origin, u, v, "axes", {"i": int(i), "j": int(j)})
-
-
 def project(latents, req: MapRequest):
     """A `Projection` for a linear map (exact both ways)."""
     from engines.latent import projection as proj
-    from engines.latent.planes import plane_through
+    from engines.latent.planes import latent_axes_plane, plane_through
 
     if req.kind == "pca":
         return proj.pca_projection(latents)
     if req.kind == "axes":
-        return proj.plane_projection(latents, axes_map(latents, req.i, req.j))
+        return proj.plane_projection(latents, latent_axes_plane(latents, req.i, req.j))
     if req.kind == "points":
         a, b, c = req.points
         return proj.plane_projection(latents, plane_through(a, b, c))
@@ -179,6 +163,7 @@ class FrameRequest:
     point: tuple | None = None  # a map point: the latent is read off the map
     z: np.ndarray | None = None  # or a latent given directly
     origin: str = "drag"  # what asked: drag | click | jump | animate | undo…
+    label: str = ""  # what it is ("#12 · smiling woman", "bookmark: …"): caption and history entry
 
 
 @dataclass(frozen=True, eq=False)

@@ -63,7 +63,6 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         self._loader: Worker | None = None
         self._load_gen = 0
         self._colouring = None
-        self._jump_label = ""
         self._frames = LatestRequestRunner(render_frame, self)
         self._frames.result.connect(self._on_frame)
         self._frames.failed.connect(lambda g, r, e: self._fail("Could not decode", e))
@@ -188,8 +187,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
 
     def _on_seed_frame(self, z, image, caption: str, phase: str) -> None:
         if self.projection is not None:  # a map exists: the blend becomes the current latent there
-            self._jump_label = caption
-            self._submit_frame(z=z, origin=phase)
+            self._submit_frame(z=z, origin=phase, label=caption)
         else:  # only the prior so far (a GAN's data still being inverted): show it
             self.z = z
             self.inspector.show_frame(image, caption)
@@ -369,10 +367,11 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         self.map.set_visible_points(None if not len(hidden) else ~np.isin(col.codes, hidden))
 
     # ---- scrub and jumps ----------------------------------------------------------------------------------
-    def _submit_frame(self, point=None, z=None, origin: str = "drag") -> None:
+    def _submit_frame(self, point=None, z=None, origin: str = "drag", label: str = "") -> None:
+        """Decode a map point or a latent; `label` travels with the request to its frame."""
         if self.projection is None or self.engine is None:
             return
-        self._frames.submit(FrameRequest(self.engine, self.projection.mapping, point, z, origin))
+        self._frames.submit(FrameRequest(self.engine, self.projection.mapping, point, z, origin, label))
 
     def _on_drag(self, x: float, y: float, phase: str) -> None:
         if self.projection is None:
@@ -380,7 +379,6 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         if phase == "start":
             self.paths.stop()
             self.places.end_gesture()
-        self._jump_label = ""
         self.map.set_cursor((x, y))
         self._submit_frame(point=(x, y), origin="drag-end" if phase == "end" else "drag")
 
@@ -390,8 +388,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
 
     def go_to(self, z, origin: str = "jump", label: str = "") -> None:
         """Make z the current latent: decoded, placed on the map, recorded in the history."""
-        self._jump_label = label
-        self._submit_frame(z=np.asarray(z, dtype=np.float32).reshape(-1), origin=origin)
+        self._submit_frame(z=np.asarray(z, dtype=np.float32).reshape(-1), origin=origin, label=label)
 
     def go_to_data(self, index: int, origin: str = "click") -> None:
         if self.md is not None:
@@ -405,7 +402,6 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         elif index >= 0:
             self.go_to_data(index)
         else:
-            self._jump_label = ""
             self.map.set_cursor((x, y))
             self._submit_frame(point=(x, y), origin="click")
 
@@ -414,7 +410,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
             return
         if request.mapping is not self.projection.mapping:  # decoded on a map that is gone:
             keep = request.origin if request.origin not in ("drag", "drag-end", "animate") else "replace"
-            self._submit_frame(z=frame.z, origin=keep)  # keep the latent, place it on this one
+            self._submit_frame(z=frame.z, origin=keep, label=request.label)  # keep the latent, place it on this one
             return
         self.z, self.frame = frame.z, frame
         self.frames_shown += 1
@@ -422,7 +418,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         if origin not in ("drag", "drag-end"):
             scale = max(1e-9, float(np.linalg.norm(frame.z)))
             self.map.set_cursor(frame.point, on_map=frame.off_map <= 1e-4 * scale)
-        label = self._jump_label if origin not in ("drag", "drag-end", "click") else ""
+        label = request.label if origin not in ("drag", "drag-end") else ""
         self.inspector.show_frame(frame.image, frame_caption(frame, label, self.projection))
         self.places.record(frame.z, origin, label)
         self._to_inspect = frame.z

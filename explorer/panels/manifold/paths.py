@@ -226,8 +226,7 @@ class PathActions:
 
     def _on_path_frame(self, z, strip_index: int) -> None:
         self.strip.set_highlight(strip_index)
-        self._jump_label = "on the path"
-        self._submit_frame(z=z, origin="animate")
+        self._submit_frame(z=z, origin="animate", label="on the path")
 
     def _on_strip_clicked(self, i: int) -> None:
         r = self.paths.result
