@@ -13,6 +13,7 @@ from explorer import actions, catalog, panels, workers
 from explorer.context import Context
 from explorer.library import Library
 from explorer.session import ModelSession
+from explorer.sessions import SessionFiles
 from explorer.settings import Settings
 
 DEFAULT_SIZE = (1280, 800)
@@ -49,6 +50,9 @@ class MainWindow(QMainWindow):
             self.panels[spec.name] = panel
             self.tabs.addTab(panel, spec.title)
         self.setCentralWidget(self.tabs)
+        # After the panels: a session opened while its model loads is applied after their own
+        # model handlers have run.
+        self.sessions = SessionFiles(self.ctx, self.panels, self)
 
         self._build_status_bar()
         self.actions_by_id = actions.build(self, self.settings.shortcuts)
@@ -172,6 +176,23 @@ class MainWindow(QMainWindow):
     def _vector_from_map(self, source, idx_a, idx_b, name) -> None:
         if self.panels["arithmetic"].add_vector_from_map(source, idx_a, idx_b, name):
             self.show_panel("arithmetic")
+
+    def save_session_dialog(self) -> None:
+        self.sessions.save_dialog()
+
+    def open_session_dialog(self) -> None:
+        self.sessions.open_dialog()
+
+    def save_panel_png(self) -> None:
+        """File → Save Panel as PNG: the panel on show, as it looks."""
+        panel = self.tabs.currentWidget()
+        if panel is None:
+            return
+        start = os.path.join(self.settings.last_open_dir or os.path.expanduser("~"), f"{panel.name or 'panel'}.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save panel as PNG", start, "PNG images (*.png)")
+        if path:
+            ok = panel.grab().save(path if path.lower().endswith(".png") else path + ".png")
+            self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not write {path}", 5000)
 
     def show_panel(self, name: str) -> None:
         panel = self.panels.get(name)

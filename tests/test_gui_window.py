@@ -261,6 +261,21 @@ def test_actions_are_declared_once_and_wired(qtbot, make_window):
     assert w.library_dock.isVisible()
 
 
+def test_session_actions_belong_to_the_window(qtbot, make_window):
+    """File → Save/Open Session are the window's (explorer/sessions.py), not a panel's: with no
+    model loaded, saving says why and writes nothing."""
+    from explorer import actions
+
+    by_id = {a.id: a for a in actions.ACTIONS}
+    for aid in ("file.save_session", "file.open_session", "file.save_panel_png"):
+        assert not by_id[aid].callback.startswith("panel:"), aid
+    w = make_window()
+    w.actions_by_id["file.save_session"].trigger()
+    assert "Load a model first" in w.statusBar().currentMessage()
+    assert w.actions_by_id["file.save_session"].shortcut().toString() == "Ctrl+Shift+S"
+    assert w.actions_by_id["file.open_session"].shortcut().toString() == "Ctrl+Shift+O"
+
+
 def test_screenshot_command(qtbot, env, tiny_dataset):
     from PySide6.QtGui import QImage
 

@@ -49,6 +49,7 @@ class Workspace(QObject):
     groups_changed = Signal()
     vectors_changed = Signal()
     vector_failed = Signal(str)  # one line: a vector could not be made
+    projections_changed = Signal()
     show_requested = Signal(str)  # a panel name: a cross-panel action wants it on show
 
     def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None):
@@ -69,6 +70,8 @@ class Workspace(QObject):
         self.keys: list[Key] = []
         self.groups: dict[str, np.ndarray | None] = {"a": None, "b": None}
         self._vectors: list[VectorEntry] = []
+        self.projections: dict[str, np.ndarray] = {}  # map kind ('pca', 'umap', …) → (N, 2) of ws.data
+        self._restored_groups = None  # (data source, groups) from a session, kept until that data arrives
         self.closed = False
 
     # ---- identity ------------------------------------------------------------------------------------
@@ -137,6 +140,10 @@ class Workspace(QObject):
         self._model_id = md.model_id
         self._load_bookmarks()
         self.groups = {"a": None, "b": None}
+        pending, self._restored_groups = self._restored_groups, None
+        if pending is not None and pending[0] in (None, md.source):
+            self.groups = pending[1]  # a session's groups, restored before its data was loaded
+        self.projections = {}
         self.data_ready.emit(md)
         self.groups_changed.emit()
 
@@ -202,6 +209,11 @@ class Workspace(QObject):
             self._bookmarks_loaded = True
             self.bookmarks_changed.emit()
 
+    def ensure_bookmarks(self) -> None:
+        """Read the bookmarks saved for this model now (they are otherwise read when the data
+        arrives or the first bookmark is added); `bookmarks_changed` follows the first time."""
+        self._load_bookmarks()
+
     def add_bookmark(self, name: str, z=None, note: str = "") -> str | None:
         """Bookmark `z` (default: the current latent) under `name`; saved at once. Returns the
         file written, or None when there is nothing to bookmark."""
@@ -259,6 +271,16 @@ class Workspace(QObject):
             raise KeyError(f"group '{which}' (groups: a, b)")
         self.groups[which] = None if indices is None else np.unique(np.asarray(indices, np.int64))
         self.groups_changed.emit()
+
+    # ---- map projections --------------------------------------------------------------------------------
+    def set_projection(self, kind: str, coords) -> None:
+        """The map's 2-D coordinates of the data points (`kind`: 'pca', 'umap', …), one row per
+        row of `ws.data.ls`; what the map shows and the export writes. Dropped when the data changes."""
+        coords = np.asarray(coords, np.float32)
+        if self.data is not None and len(coords) != len(self.data.ls):
+            raise ValueError(f"{kind}: {len(coords)} points for {len(self.data.ls)} data points")
+        self.projections[kind] = coords
+        self.projections_changed.emit()
 
     # ---- attribute vectors ---------------------------------------------------------------------------------
     @property
@@ -386,6 +408,9 @@ class Workspace(QObject):
         for k in ("a", "b"):
             if groups.get(k) is not None:
                 self.groups[k] = np.asarray(groups[k], np.int64)
+        src = state.get("data_source")
+        if self.data is None or (src and src != self.data_source):  # indices into data still to come
+            self._restored_groups = (src, dict(self.groups))
         self.groups_changed.emit()
         if state.get("history"):
             try:
@@ -395,7 +420,6 @@ class Workspace(QObject):
                 notes.append(f"history: {e}")
         if state.get("current") is not None and len(state["current"]) == d:
             self.set_current(state["current"], state.get("current_label", ""), "session", record=False)
-        src = state.get("data_source")
         if src and src != self.data_source:
             self.request_data(src)
         return notes

@@ -223,18 +223,10 @@ class Base:
 
 def base_from_file(engine, path: str) -> Base:
     """Read an image file, convert it to the model's spec (resize, channels), encode it."""
-    from PIL import Image, UnidentifiedImageError
+    from engines.latent.image_file import encode_image_file
 
-    from engines.data.dataset import pil_to_spec
-
-    try:
-        with Image.open(path) as pil:
-            pil.load()
-            img = np.array(pil_to_spec(pil, engine.spec))  # writable: torch.from_numpy warns otherwise
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{os.path.basename(path)}: not an image this app can read ({e})") from None
-    z = engine.encode(img[None]).detach().to("cpu").float().reshape(-1).numpy()
-    return Base(z.astype(np.float32), img, "file", f"{os.path.basename(path)} (encoded)")
+    z, img = encode_image_file(engine, path)
+    return Base(z, img, "file", f"{os.path.basename(path)} (encoded)")
 
 
 def base_from_sample(engine, seed: int) -> Base:
