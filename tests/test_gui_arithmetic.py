@@ -448,6 +448,19 @@ def test_a_corrupt_vectors_file_loads_as_none(qtbot, panel, make_model):
         assert [d["name"] for d in json.load(f)["vectors"]] == [v.name]  # written whole over the bad file
 
 
+def test_vectors_join_in_the_order_they_were_asked_for(qtbot, panel, make_model, monkeypatch):
+    from explorer.panels.arithmetic import panel as panel_module
+    from explorer.panels.arithmetic.jobs import Recipe, make_vector
+
+    p = panel
+    open_model(qtbot, p, make_model("vae"))
+    slow = lambda md, r: (time.sleep(0.5 if r.label == 0 else 0.0), make_vector(md, r))[1]  # noqa: E731
+    monkeypatch.setattr(panel_module, "make_vector", slow)
+    assert p.add_vector(Recipe("label", label=0)) and p.add_vector(Recipe("label", label=1))
+    qtbot.waitUntil(lambda: len(p.ctx.workspace.vectors) == 2 and not p._pending_vectors, timeout=10_000)
+    assert [v.name for v in p.vectors.vectors()] == ["neutral man (vs rest)", "neutral woman (vs rest)"]
+
+
 def test_window_has_the_panel(qtbot, tmp_path, monkeypatch):
     from explorer.app import make_app
     from explorer.settings import Settings

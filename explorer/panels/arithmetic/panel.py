@@ -47,7 +47,7 @@ class ArithmeticPanel(Panel):
         self.ws = None  # the loaded model's Workspace
         self.data_error = ""
         self._deferred = False  # the data is asked for when the panel is first shown
-        self._pending_vectors = 0
+        self._computing: list[list] = []  # [workspace, vector or None] per vector asked for, in order
         self._queued: list = []  # recipes asked for before the data was ready
         self._base_runner = LatestRequestRunner(make_base, self)
         self._base_runner.result.connect(self._on_base)
@@ -287,11 +287,12 @@ class ArithmeticPanel(Panel):
                 return True
             self.ctx.message("This model's data is not available, so vectors cannot be made from it.")
             return False
-        self._pending_vectors += 1
+        job = [ws, None]  # vectors join in the order they were asked for, whichever is done first
+        self._computing.append(job)
         self.ctx.session.set_busy("arithmetic-vector", "computing an attribute vector")
         run_in_thread(make_vector, md, recipe,
-                      on_result=lambda v, ws=ws: self._on_vector(ws, v),
-                      on_error=lambda e: self._on_vector_failed(e))
+                      on_result=lambda v, job=job: self._on_vector(job, v),
+                      on_error=lambda e, job=job: self._on_vector_failed(job, e))
         return True
 
     def add_vector_from_groups(self, idx_a, idx_b, name: str = "A − B", source: str = "map selection") -> bool:
@@ -310,22 +311,29 @@ class ArithmeticPanel(Panel):
             ws.request_data(source)
         return self.add_vector_from_groups(idx_a, idx_b, name)
 
-    def _vector_done(self) -> None:
-        self._pending_vectors = max(0, self._pending_vectors - 1)
-        if not self._pending_vectors:
-            self.ctx.session.set_busy("arithmetic-vector", None)
+    @property
+    def _pending_vectors(self) -> int:
+        return len(self._computing)
 
-    def _on_vector(self, ws, v) -> None:
-        self._vector_done()
-        if ws is not self.ws or ws.closed:
-            return  # the model changed meanwhile
-        v.name = ws.unique_vector_name(v.name)
-        ws.add_vector(v, active=True)
-        self.vector_added.emit(v)
+    def _on_vector(self, job, v) -> None:
+        job[1] = v
+        self._flush_vectors()
 
-    def _on_vector_failed(self, exc) -> None:
-        self._vector_done()
+    def _on_vector_failed(self, job, exc) -> None:
+        self._computing = [j for j in self._computing if j is not job]
+        self._flush_vectors()
         self.ctx.session.report(exc, "Could not make the vector")
+
+    def _flush_vectors(self) -> None:
+        """Add the computed vectors at the head of the queue to their Workspace."""
+        while self._computing and self._computing[0][1] is not None:
+            ws, v = self._computing.pop(0)
+            if ws is self.ws and not ws.closed:  # else the model changed meanwhile
+                v.name = ws.unique_vector_name(v.name)
+                ws.add_vector(v, active=True)
+                self.vector_added.emit(v)
+        if not self._computing:
+            self.ctx.session.set_busy("arithmetic-vector", None)
 
     def _sync_vectors(self) -> None:
         active = self.ws.active_vectors if self.ws is not None else []
