@@ -423,6 +423,8 @@ def test_vectors_survive_reopening_the_model(qtbot, panel, make_model):
     p.ctx.workspace.add_vector(smile)
     assert p.edit.strength(smile) == 2.0 and p.edit.sliders[smile].value() == 2.0
     assert [x.name for x in Workspace(again.engine, again.info).vectors] == [w.name, "smile"]
+    p.restore_session_state({"active": [w.name]})  # a session file from before: its switches still apply
+    assert [x.name for x in p.ctx.workspace.active_vectors] == [w.name]
 
 
 def test_a_corrupt_vectors_file_loads_as_none(qtbot, panel, make_model):

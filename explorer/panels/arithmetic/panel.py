@@ -155,7 +155,7 @@ class ArithmeticPanel(Panel):
         self.vectors.set_data(None)
         self.vectors.set_workspace(ws)
         self.vectors.setEnabled(ws is not None)
-        self.data_btn.setEnabled(ws is not None)
+        self.data_btn.setEnabled(ws is not None and ws.can("encode"))
         if ws is None:
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return
@@ -363,7 +363,7 @@ class ArithmeticPanel(Panel):
         return self.view_state.state()
 
     def restore_session_state(self, d: dict) -> None:
-        self.view_state.restore(d, self.engine)
+        self.view_state.restore(d, self.engine, self.ws)
 
     def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5) -> None:
         """Real content for `screenshot --panel arithmetic` (see ScreenshotDemo); `tab`

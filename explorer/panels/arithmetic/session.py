@@ -34,7 +34,10 @@ class ViewState:
                 "base": None if e.base is None else {"latent": [float(x) for x in np.ravel(e.base.z)],
                                                      "caption": e.base.caption}}
 
-    def restore(self, d: dict, engine) -> None:
+    def restore(self, d: dict, engine, ws=None) -> None:
+        if ws is not None and "active" in d:  # a session written when this panel kept the switches
+            for v in ws.vectors:
+                ws.set_vector_active(v.name, v.name in d["active"])
         tab = d.get("tab")
         if isinstance(tab, int) and 0 <= tab < self.tabs.count():
             self.tabs.setCurrentIndex(tab)
