@@ -101,13 +101,14 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
 
 # ---- Arithmetic panel ------------------------------------------------------------------------------
 @pytest.fixture
-def apanel(qtbot):
+def apanel(qtbot, tmp_path, monkeypatch):
     from explorer.app import make_app
     from explorer.context import Context
     from explorer.panels.arithmetic.panel import ArithmeticPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))  # its own saved vectors
     make_app()
     session = ModelSession("cpu")
     p = ArithmeticPanel(Context(session, Settings()))

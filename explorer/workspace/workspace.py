@@ -11,18 +11,21 @@ What it holds:
   every panel (`request_data`; a different data source replaces it for every panel);
 - the current latent and its history (undo/redo), bookmarks (saved per model);
 - keys (the latents an export walks through), the two map groups A/B, attribute vectors (with
-  which of them are switched on);
+  which of them are switched on; saved per model like the bookmarks, read when first looked at);
 - cross-panel actions as requests the window carries out (`show_requested`).
 Only `PySide6.QtCore` is used (signals); no widget is imported here.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.workspace.data import ModelData, load_model_data
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Workspace(QObject):
         self._vectors: list[VectorEntry] = []
         self.projections: dict[str, np.ndarray] = {}  # map kind ('pca', 'umap', …) → (N, 2) of ws.data
         self._restored_groups = None  # (data source, groups) from a session, kept until that data arrives
+        self._vectors_loaded = False  # the saved ones are read when first looked at
         self.closed = False
 
     # ---- identity ------------------------------------------------------------------------------------
@@ -283,19 +287,58 @@ class Workspace(QObject):
         self.projections_changed.emit()
 
     # ---- attribute vectors ---------------------------------------------------------------------------------
+    # Saved per model (explorer.workspace.store, by content hash) on every change, and loaded the
+    # first time they are looked at: a restart, or reopening the model, finds them again.
+    def _entries(self) -> list[VectorEntry]:
+        if not self._vectors_loaded:
+            self._vectors_loaded = True
+            self._load_vectors()
+        return self._vectors
+
+    def _store_id(self) -> str | None:
+        try:
+            return self.model_id
+        except TypeError:  # an engine that cannot be identified: nothing is kept for it
+            return None
+
+    def _load_vectors(self) -> None:
+        from explorer.workspace.store import load_vectors
+
+        mid = self._store_id()
+        if mid is None:
+            return
+        have = {e.vector.name for e in self._vectors}
+        d = self.latent_dim
+        for v, active in load_vectors(mid):  # after any added before they were looked at
+            if v.name not in have and v.vector.size == d:
+                self._vectors.append(VectorEntry(v, active))
+                have.add(v.name)
+
+    def _save_vectors(self) -> None:
+        from explorer.workspace.store import save_vectors
+
+        mid = self._store_id()
+        if mid is None:
+            return
+        entries = self._entries()
+        try:
+            save_vectors(mid, [e.vector for e in entries], [e.vector.name for e in entries if e.active])
+        except OSError as e:
+            log.warning("could not save the attribute vectors of %s: %s", mid, e)
+
     @property
     def vectors(self) -> list:
-        return [e.vector for e in self._vectors]
+        return [e.vector for e in self._entries()]
 
     @property
     def active_vectors(self) -> list:
-        return [e.vector for e in self._vectors if e.active]
+        return [e.vector for e in self._entries() if e.active]
 
     def is_active(self, name: str) -> bool:
-        return any(e.active for e in self._vectors if e.vector.name == name)
+        return any(e.active for e in self._entries() if e.vector.name == name)
 
     def vector(self, name: str):
-        for e in self._vectors:
+        for e in self._entries():
             if e.vector.name == name:
                 return e.vector
         raise KeyError(name)
@@ -310,25 +353,40 @@ class Workspace(QObject):
         return f"{name} ({i})"
 
     def add_vector(self, v, active: bool = True) -> None:
-        """Add (or replace, by name) an attribute vector."""
-        for e in self._vectors:
+        """Add (or replace, by name) an attribute vector; saved for this model at once."""
+        for e in self._entries():
             if e.vector.name == v.name:
                 e.vector, e.active = v, active
                 break
         else:
             self._vectors.append(VectorEntry(v, active))
+        self._save_vectors()
         self.vectors_changed.emit()
 
     def remove_vector(self, name: str) -> None:
-        n = len(self._vectors)
+        n = len(self._entries())
         self._vectors = [e for e in self._vectors if e.vector.name != name]
         if len(self._vectors) != n:
+            self._save_vectors()
             self.vectors_changed.emit()
 
+    def rename_vector(self, name: str, new_name: str) -> str:
+        """Rename a vector (the same object: views keyed by it keep it); a taken name gets a
+        ' (2)'. Returns the name it got. KeyError when there is no vector `name`."""
+        v = self.vector(name)
+        new_name = new_name.strip()
+        if not new_name or new_name == name:
+            return name
+        v.name = self.unique_vector_name(new_name)
+        self._save_vectors()
+        self.vectors_changed.emit()
+        return v.name
+
     def set_vector_active(self, name: str, on: bool) -> None:
-        for e in self._vectors:
+        for e in self._entries():
             if e.vector.name == name and e.active != on:
                 e.active = on
+                self._save_vectors()
                 self.vectors_changed.emit()
 
     def vector_from_groups(self, name: str = "") -> str:
@@ -370,7 +428,7 @@ class Workspace(QObject):
             "current_label": self.current_label,
             "history": self.history.to_dict(),
             "groups": {k: None if v is None else [int(i) for i in v] for k, v in self.groups.items()},
-            "active_vectors": [e.vector.name for e in self._vectors if e.active],
+            "active_vectors": [v.name for v in self.active_vectors],
         }
 
     def keys_state(self) -> list[dict]:
