@@ -74,11 +74,7 @@ def test_every_declared_contract_is_checked_here():
     assert sorted(declared) == sorted(CONTRACTS)
 
 
-@pytest.mark.parametrize("contract", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="export imports arithmetic until the Workspace lands"))
-    if c == "panels-independent" else c
-    for c in CONTRACTS
-])
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_import_contract_is_kept(contract):
     r = _lint_imports("--contract", contract)
     assert r.returncode == 0 and "1 kept, 0 broken" in r.stdout, r.stdout + r.stderr
