@@ -91,9 +91,14 @@ def _sampling_options(engine, overrides: dict) -> dict:
 
 
 def _ensure_parent(path: str) -> None:
+    """`--out`'s folder, made when missing (as `mkdir -p`); one line when it cannot be."""
     d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise UsageError(f"{d}: folder does not exist")
+    if os.path.isdir(d):
+        return
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the folder {d}: {e.strerror or e}") from None
 
 
 def _atomic(path: str, write, binary_path: bool = False) -> None:

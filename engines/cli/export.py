@@ -73,7 +73,7 @@ class Bar:
 
 def cmd_export(a) -> int:
     from engines import checkpoint as ckpt
-    from engines.cli.common import UsageError
+    from engines.cli.common import _ensure_parent, UsageError
 
     session = None
     if a.session:
@@ -92,9 +92,7 @@ def cmd_export(a) -> int:
     ext = os.path.splitext(a.out)[1].lower()
     if ext not in (".mp4", ".gif", ".png", ".h5", ".hdf5", ".csv"):
         raise UsageError("--out must end in .mp4, .gif, .png, .h5 or .csv")
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"{out_dir}: folder does not exist")
+    _ensure_parent(a.out)
     loaded = ckpt.load(path, device=a.device, with_optimizer=False)
     engine = loaded.engine
     if ext in (".h5", ".hdf5", ".csv"):

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from engines.cli.common import UsageError, _check_length, _load_data, _on_processes, _speaker, _training_data
+from engines.cli.common import _ensure_parent, UsageError, _check_length, _load_data, _on_processes, _speaker, _training_data
 from engines.cli.terminal import ProgressBar, _drive, _dur
 
 
@@ -64,9 +63,7 @@ def _train(a, dist, device) -> int:
         epochs, minutes, out, seed = a.epochs, a.minutes, a.out, a.seed
     if not out.endswith(".safetensors"):
         raise UsageError("--out must end in .safetensors")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"{out_dir}: folder does not exist")
+    _ensure_parent(out)
     where = str(device)
     if dist.active:
         where += f" × {dist.world_size} processes"
