@@ -70,9 +70,6 @@ class MainWindow(QMainWindow):
         train = self.panels.get("train")
         if train is not None:
             train.checkpoint_saved.connect(self._on_checkpoint_saved)
-        manifold, arithmetic = self.panels.get("manifold"), self.panels.get("arithmetic")
-        if manifold is not None and arithmetic is not None:
-            manifold.vector_requested.connect(self._vector_from_map)
 
         self._restore_geometry()
         self.library.refresh()
@@ -152,10 +149,6 @@ class MainWindow(QMainWindow):
     def show_runs_folder(self) -> None:
         os.makedirs(self.settings.runs_folder, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.settings.runs_folder))
-
-    def _vector_from_map(self, source, idx_a, idx_b, name) -> None:
-        if self.panels["arithmetic"].add_vector_from_map(source, idx_a, idx_b, name):
-            self.show_panel("arithmetic")
 
     def show_panel(self, name: str) -> None:
         panel = self.panels.get(name)

@@ -90,7 +90,7 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
     w, p = mwindow, mwindow.panels["manifold"]
     with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
         w.session.load(gan_models["lost"])
-    qtbot.waitUntil(lambda: p._loader is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not p.feed.loading, timeout=10_000)
     assert p.projection is None
     p.controls.show_seeds.setChecked(True)
     qtbot.waitUntil(lambda: p.seeds.complete, timeout=10_000)

@@ -323,7 +323,7 @@ class Workspace(QObject):
         if len(a) < 2 or len(b) < 2:
             raise ValueError(f"each group needs at least two images (A has {len(a)}, B has {len(b)})")
         name = self.unique_vector_name(name or "A − B")
-        v = from_groups(md.ls.latents, a, b, name, "groups", split=md.ls.split, model_id=self.model_id,
+        v = from_groups(md.ls.latents, a, b, name, "groups", split=md.ls.is_train(), model_id=self.model_id,
                         latent_shape=tuple(self.engine.latent_shape),
                         meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"})
         self.add_vector(v)
