@@ -1,6 +1,7 @@
 """Small pieces of the Manifold panel that are neither widgets nor long jobs: laying out a
-projection for the view (in a worker), the colour-by choices, the atlas's default square and
-the caption under the decoded image."""
+projection for the view (in a worker), the colour-by choices, the selection's summary, the
+atlas's default square, the caption under the decoded image, and `Links` (the connections a view
+made to the current Workspace, undone when the Workspace is replaced)."""
 from __future__ import annotations
 
 import numpy as np
