@@ -143,8 +143,8 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         if not options.out:
             return None
         dist.sync_buffers(engine)
-        if hasattr(engine, "prepare_checkpoint"):  # on every rank: they keep identical state
-            engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
+        # on every rank: they keep identical state
+        engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
         try:
             return _write(state, metrics) if dist.is_main else None
         finally:
@@ -183,8 +183,7 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
 
     dist.attach(engine)
     spe = max(1, sampler.num_samples // bs)  # the last partial batch is dropped so every step sees bs images
-    if hasattr(engine, "epoch_steps"):
-        engine.epoch_steps = spe  # engines that report per-epoch statistics (VQ: codes used per epoch)
+    engine.epoch_steps = spe  # for engines that report per-epoch statistics (VQ: codes used per epoch)
     total = int(math.ceil(options.epochs * spe)) if options.epochs is not None else None
     deadline = elapsed0 + options.minutes * 60 if options.minutes is not None else None
     perm, perm_epoch = None, -1

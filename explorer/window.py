@@ -133,6 +133,22 @@ class MainWindow(QMainWindow):
         self.library.add_opened(path)
         self.session.load(os.path.abspath(path))
 
+    def open_file(self, path: str) -> None:
+        """A file given on the command line or double-clicked: a checkpoint, or a session."""
+        if path.lower().endswith(".safetensors"):
+            self.open_path(path)
+        else:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> None:
+        """Open a session file (the Export panel applies it for now)."""
+        export = self.panels.get("export")
+        opener = getattr(export, "open_session", None)
+        if opener is None:
+            self.show_error("Cannot open session", f"{path}: no panel can open sessions")
+            return
+        opener(path)
+
     # ---- actions (names referenced by actions.ACTIONS) ------------------------------------------------
     def open_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self.settings.last_open_dir,

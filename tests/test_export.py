@@ -296,6 +296,29 @@ def test_diffusion_trajectory_ends_on_the_sampled_images(tmp_path):
                        str(tmp_path / "x.png")))
 
 
+def test_diffusion_export_reports_each_step_and_cancels_between_steps(tmp_path):
+    """The trajectory is sampled step by step while it is written: one progress report per step,
+    and closing the export (Cancel) after two steps stops the sampler there and writes nothing."""
+    from engines.export.job import DiffusionSpec
+
+    d = engines.create("diffusion", ImageSpec(1, 8, 8), device="cpu", width=8, levels=2)
+    calls = []
+    original = d.denoiser
+    d.denoiser = lambda *a, **k: (lambda den: lambda x, t: (calls.append(t), den(x, t))[1])(original(*a, **k))
+    spec = ExportSpec("diffusion", FrameStyle(scale=1), options={"sampler": "ddpm", "steps": 6},
+                      diffusion=DiffusionSpec(n=1, seed=0, fps=4, hold_s=0.5))
+    seen = []
+    r = run(run_export(d, spec, str(tmp_path / "all.gif")), seen.append)
+    steps = [p for p in seen if p.message.startswith("frame")]
+    assert r.frames == 6 + 2 and len(calls) == 6 and [p.message for p in steps[:6]] == [f"frame {k}/8" for k in range(1, 7)]
+    calls.clear()
+    gen = run_export(d, spec, str(tmp_path / "cut.gif"))
+    for _ in range(3):  # the start, then two steps
+        next(gen)
+    gen.close()
+    assert len(calls) == 2 and not os.path.exists(tmp_path / "cut.gif")
+
+
 def test_vq_prior_latents_decode_to_the_models_samples():
     vq = engines.create("vqvae", ImageSpec(3, 16, 16), device="cpu", seed=0, codebook_size=8, code_dim=4, width=8,
                         prior_dim=16, prior_layers=1, prior_heads=2)

@@ -366,9 +366,10 @@ def test_two_map_selections_make_a_vector_through_the_workspace(qtbot, window, m
     assert set(ws.groups["b"]) == set(b)
     assert g.make.isEnabled() and f"({len(a):,})" in g.label.text() and f"({len(b):,})" in g.label.text()
     assert window.tabs.currentWidget() is p
-    g.make.click()
+    g.make.click()  # made in a worker: the vector joins the Workspace, then the Arithmetic panel shows
+    qtbot.waitUntil(lambda: len(ws.vectors) == 1, timeout=20_000)
     assert window.tabs.currentWidget() is window.panels["arithmetic"]
-    assert len(ws.vectors) == 1 and ws.is_active(ws.vectors[0].name)
+    assert ws.is_active(ws.vectors[0].name)
     v = ws.vectors[0]
     lat = ws.data.ls.latents
     np.testing.assert_allclose(v.vector, lat[a].mean(0) - lat[b].mean(0), rtol=1e-4, atol=1e-5)

@@ -178,6 +178,46 @@ def test_latest_request_wins(qtbot):
     assert got[-1] == (100, 99, 990)
 
 
+def test_latest_request_runner_steps_generators_and_interrupts_them(qtbot):
+    """A generator job reports its yields as progress; with interrupt=True a newer request stops
+    the running one at its next yield (no result from it), and cancel stops it too."""
+    from explorer.workers import LatestRequestRunner
+
+    ran = []
+
+    def steps(n):
+        for k in range(n):
+            time.sleep(0.01)
+            ran.append((n, k))
+            yield k
+        return n * 10
+
+    r = LatestRequestRunner(steps, interrupt=True)
+    got, prog = [], []
+    r.result.connect(lambda g, req, v: got.append((req, v)))
+    r.progress.connect(lambda g, req, v: prog.append((req, v)))
+    r.submit(3)
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got == [(3, 30)] and prog == [(3, 0), (3, 1), (3, 2)]
+    r.submit(1000)
+    qtbot.waitUntil(lambda: len(prog) > 4, timeout=5000)
+    r.submit(2)
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got[-1] == (2, 20) and len(got) == 2  # the long run gave no result …
+    assert sum(1 for n, _ in ran if n == 1000) < 100  # … and stopped soon after the newer request
+    r.submit(1000)
+    qtbot.waitUntil(lambda: prog[-1][0] == 1000, timeout=5000)
+    r.cancel()
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got[-1] == (2, 20) and sum(1 for n, _ in ran if n == 1000) < 200
+    # Without interrupt (the default), a running generator runs to its end as before.
+    plain = LatestRequestRunner(steps)
+    plain.submit(5)
+    plain.submit(1)
+    qtbot.waitUntil(lambda: not plain.busy, timeout=5000)
+    assert ran.count((5, 4)) == 1
+
+
 def test_worker_signals(qtbot):
     from explorer.workers import Worker
 

@@ -154,7 +154,7 @@ def _train_prior(a, out, dist, device) -> int:
 
     loaded = ckpt.load(a.checkpoint, device=device)
     engine = loaded.engine
-    if not hasattr(engine, "prior_step"):
+    if "code_prior" not in engine.capabilities:
         raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
     say = _speaker(dist)
@@ -206,7 +206,17 @@ def cmd_sample(a) -> int:
     if "sample" not in engine.capabilities:
         raise UsageError(f"{engine.name} models cannot sample")
     opts = _sampling_options(engine, cfgmod.parse_set_args(a.set))
-    imgs = to_uint8(engine.sample(a.n, seed=a.seed, **opts))
+    if "trajectory" in engine.capabilities:  # step-wise: a step counter on a terminal
+        loop = engine.sample_loop(a.n, seed=a.seed, **opts)
+        tty = sys.stderr.isatty()
+        for rec in loop:
+            if tty:
+                print(f"\rsampling: step {rec.index + 1}/{len(loop)}", end="", file=sys.stderr, flush=True)
+        if tty:
+            print(file=sys.stderr)
+        imgs = to_uint8(loop.result)
+    else:
+        imgs = to_uint8(engine.sample(a.n, seed=a.seed, **opts))
     _ensure_parent(a.out)
     if ext == ".npz":
         arr = imgs[..., 0] if imgs.shape[-1] == 1 else imgs

@@ -48,6 +48,7 @@ class Workspace(QObject):
     keys_changed = Signal()
     groups_changed = Signal()
     vectors_changed = Signal()
+    vector_failed = Signal(str)  # one line: a vector could not be made
     show_requested = Signal(str)  # a panel name: a cross-panel action wants it on show
 
     def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None):
@@ -88,7 +89,7 @@ class Workspace(QObject):
         return int(np.prod(self.engine.latent_shape))
 
     def can(self, capability: str) -> bool:
-        return capability in getattr(self.engine, "capabilities", ())
+        return self.engine.can(capability)
 
     # ---- data ----------------------------------------------------------------------------------------
     @property
@@ -103,7 +104,7 @@ class Workspace(QObject):
         """Make sure the model's data (or `source` / `dataset` instead) is loaded and encoded.
         Nothing happens when it already is or is being loaded; otherwise a worker loads it and
         `data_ready` follows (or `data_failed`). Returns True when a load started."""
-        if self.closed or "encode" not in getattr(self.engine, "capabilities", {"encode"}):
+        if self.closed or not self.engine.can("encode"):
             return False
         if dataset is None:
             want = source
@@ -308,11 +309,13 @@ class Workspace(QObject):
                 e.active = on
                 self.vectors_changed.emit()
 
-    def vector_from_groups(self, name: str = ""):
-        """The attribute vector mean(A) − mean(B) from the map's two groups, added to the vectors
-        (and the Arithmetic panel asked onto the screen). Raises ValueError when a group is
-        missing or too small."""
+    def vector_from_groups(self, name: str = "") -> str:
+        """Start making the attribute vector mean(A) − mean(B) from the map's two groups (with its
+        quality measures, in a worker); it joins the vectors and the Arithmetic panel is asked
+        onto the screen when done (`vectors_changed`, `show_requested`). Returns the vector's
+        name; raises ValueError at once when a group is missing or too small."""
         from engines.latent.attributes import from_groups
+        from explorer.workers import run_in_thread
 
         md = self.data
         a, b = self.groups.get("a"), self.groups.get("b")
@@ -323,12 +326,18 @@ class Workspace(QObject):
         if len(a) < 2 or len(b) < 2:
             raise ValueError(f"each group needs at least two images (A has {len(a)}, B has {len(b)})")
         name = self.unique_vector_name(name or "A − B")
-        v = from_groups(md.ls.latents, a, b, name, "groups", split=md.ls.is_train(), model_id=self.model_id,
-                        latent_shape=tuple(self.engine.latent_shape),
-                        meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"})
-        self.add_vector(v)
-        self.show_requested.emit("arithmetic")
-        return v
+        ls = md.ls
+
+        def done(v):
+            if not self.closed:
+                self.add_vector(v)
+                self.show_requested.emit("arithmetic")
+
+        run_in_thread(from_groups, ls.latents, a, b, name, "groups", split=ls.is_train(), model_id=self.model_id,
+                      latent_shape=tuple(ls.latent_shape),
+                      meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"},
+                      on_result=done, on_error=lambda e: self.vector_failed.emit(str(e) or type(e).__name__))
+        return name
 
     # ---- sessions ------------------------------------------------------------------------------------------
     def session_state(self) -> dict:

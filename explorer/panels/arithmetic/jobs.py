@@ -81,7 +81,7 @@ def load_model_data(engine, source: str | None):
     # Inverting engines (GAN) take seconds per chunk: small chunks keep progress and Cancel prompt,
     # and big data sets are represented by a subset (engines.gan.inversion.MAP_LIMIT images).
     chunk = 256
-    if "invert" in getattr(engine, "capabilities", ()):
+    if "invert" in engine.capabilities:
         from engines.gan.inversion import inversion_subset
 
         chunk, ds = 32, inversion_subset(ds)
@@ -260,7 +260,7 @@ def _decode(engine, zs: np.ndarray, psi: float = 1.0) -> np.ndarray:
     from engines.data.dataset import to_uint8
 
     zs = np.asarray(zs, np.float32)
-    if psi != 1.0 and hasattr(engine, "truncate"):
+    if psi != 1.0 and "truncate" in engine.capabilities:
         zs = np.asarray(engine.truncate(zs, psi), np.float32)
     return to_uint8(engine.decode(zs))
 

@@ -135,7 +135,7 @@ class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
         if engine is None:
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return
-        if "encode" not in getattr(engine, "capabilities", ()):
+        if "encode" not in engine.capabilities:
             self.data_label.setText(f"{engine.name} cannot encode images: vectors can be loaded from files and "
                                     "applied to samples.")
             self._start_loading(None)

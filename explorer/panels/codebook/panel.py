@@ -160,7 +160,7 @@ class CodebookPanel(Panel):
         if engine is None:
             self._say("Open a VQ-VAE model in the library to look inside its codebook.")
             return
-        if "codebook" not in getattr(engine, "capabilities", ()):
+        if "codebook" not in engine.capabilities:
             self._say(f"This is a {engine.name} model: it has no codebook. The Codebook panel shows VQ-VAE "
                       "models (train one with the engine 'vqvae').")
             return
@@ -352,7 +352,7 @@ class CodebookPanel(Panel):
                 self.editor.set_brush(brush)
 
     def ready_for_screenshot(self) -> bool:
-        if self.engine is None or "codebook" not in getattr(self.engine, "capabilities", ()):
+        if self.engine is None or "codebook" not in self.engine.capabilities:
             return True
         if self._loader is not None or self._deferred is not None or self.prior.running:
             return False

@@ -1,12 +1,12 @@
 """The Diffusion panel's computations, run in workers (no Qt here).
 
 A run records every step of a sampler as uint8 frames — x_t and the predicted x̂₀ for each image —
-so the timeline can be scrubbed and played without touching the model again. Runs are cancelled
-through a `threading.Event` checked at every step (the sampler's callback raises `Cancelled`).
+so the timeline can be scrubbed and played without touching the model again. A run is a
+generator driving the engine's step-wise sampler (`sampling_loop`): it yields after every step,
+which is where the panel's worker reports progress and where a Cancel, or a newer request, stops it.
 """
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -14,10 +14,6 @@ import numpy as np
 import torch
 
 MAX_STEPS = 1000
-
-
-class Cancelled(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -83,9 +79,11 @@ def _labels(engine, req: RunRequest):
     return torch.full((req.n,), req.label, device=engine.device, dtype=torch.long)
 
 
-def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start: torch.Tensor | None = None) -> Trajectory:
-    """Sample with recording. `x_start` (model space) with `req.start_t` runs SDEdit from a noised
-    image; otherwise the run starts from seeded noise like `engine.sample`."""
+def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
+    """Generator: sample with recording, yielding (step, steps) after every step; returns the
+    `Trajectory`. `x_start` (model space) with `req.start_t` runs SDEdit from a noised image;
+    otherwise the run starts from seeded noise like `engine.sample`. Closing it stops the sampler
+    between two steps."""
     import time
 
     from engines.diffusion import samplers as smp
@@ -101,22 +99,19 @@ def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start
     else:
         x = x_start.to(engine.device)
     traj = Trajectory(req, ts, [sched.abar(t) for t in ts])
-
-    def record(rec):
-        if cancel.is_set():
-            raise Cancelled()
+    t0 = time.perf_counter()
+    loop = engine.sampling_loop(x, ts, req.sampler, req.eta, req.guidance, _labels(engine, req), g)
+    if req.branch_step == 0:
+        g.manual_seed(int(req.branch_seed))
+    for rec in loop:
         traj.x_t.append(to_uint8(rec.x_t))
         traj.x0.append(to_uint8(rec.x0))
-        if rec.index == req.branch_step:
-            # Steps before this one drew the same noise as the original run, so x_t here is
-            # the original's; the noise the sampler draws from now on is new.
+        if rec.index + 1 == req.branch_step:
+            # The steps so far drew the same noise as the original run, so x_t of the branch step
+            # is the original's; the noise the sampler draws from that step on is new.
             g.manual_seed(int(req.branch_seed))
-        if progress is not None:
-            progress(rec.index + 1, len(ts))
-
-    t0 = time.perf_counter()
-    out = engine.run_sampler(x, ts, req.sampler, req.eta, req.guidance, _labels(engine, req), g, record)
-    final = to_uint8(out * 2 - 1)
+        yield rec.index + 1, len(ts)
+    final = to_uint8(loop.result * 2 - 1)
     traj.x_t.append(final)
     traj.x0.append(final)
     traj.seconds = time.perf_counter() - t0

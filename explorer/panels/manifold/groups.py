@@ -64,6 +64,7 @@ class GroupsBox(QWidget):
         self.ws = ws
         if ws is not None:
             self._links.connect(ws.groups_changed, self._on_groups)
+            self._links.connect(ws.vector_failed, self._show_error)
         self.set_selection(np.zeros(0, np.int64))
 
     @property
@@ -86,19 +87,23 @@ class GroupsBox(QWidget):
         g = self.groups
         return f"{group_name(self.md, g['a'])} − {group_name(self.md, g['b'])}"
 
-    def request_vector(self):
-        """The vector A − B onto the Workspace (the window then shows the Arithmetic panel);
-        None, with the reason under the button, when the groups cannot make one."""
+    def request_vector(self) -> str | None:
+        """Ask the Workspace for the vector A − B (made in a worker; it joins the Workspace's
+        vectors and the window shows the Arithmetic panel). Returns its name; None, with the
+        reason under the button, when the groups cannot make one."""
         if self.ws is None:
             return None
         try:
-            v = self.ws.vector_from_groups(self.name())
+            name = self.ws.vector_from_groups(self.name())
         except ValueError as e:
-            self.error.setText(str(e))
-            self.error.show()
+            self._show_error(str(e))
             return None
         self.error.hide()
-        return v
+        return name
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.show()
 
     def _on_groups(self) -> None:
         self.error.hide()

@@ -145,7 +145,7 @@ class ManifoldPanel(Panel):
         self.controls.groups.set_workspace(ws)
         if ws is None:
             self.area.show_message(NO_MODEL)
-        elif "encode" not in getattr(ws.engine, "capabilities", {"encode"}):
+        elif not ws.can("encode"):
             self.area.show_message(f"{ws.engine.name.upper()} models cannot encode images yet, and the map is "
                                    "made of encoded data.")
         else:
@@ -160,7 +160,7 @@ class ManifoldPanel(Panel):
     def _sync(self) -> None:
         """While shown: ask for the data (once), map new data, draw a latent made current while hidden."""
         ws = self.ws
-        if ws is None or not self.isVisible() or "encode" not in getattr(ws.engine, "capabilities", {"encode"}):
+        if ws is None or not self.isVisible() or not ws.can("encode"):
             return
         md = self.feed.take(self.md)
         if md is not None:
