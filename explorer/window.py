@@ -74,9 +74,6 @@ class MainWindow(QMainWindow):
         train = self.panels.get("train")
         if train is not None:
             train.checkpoint_saved.connect(self._on_checkpoint_saved)
-        manifold, arithmetic = self.panels.get("manifold"), self.panels.get("arithmetic")
-        if manifold is not None and arithmetic is not None:
-            manifold.vector_requested.connect(self._vector_from_map)
 
         self._restore_geometry()
         self.library.refresh()
@@ -148,13 +145,8 @@ class MainWindow(QMainWindow):
             self.open_session(path)
 
     def open_session(self, path: str) -> None:
-        """Open a session file (the Export panel applies it for now)."""
-        export = self.panels.get("export")
-        opener = getattr(export, "open_session", None)
-        if opener is None:
-            self.show_error("Cannot open session", f"{path}: no panel can open sessions")
-            return
-        opener(path)
+        """Open a session file (given on the command line or double-clicked)."""
+        self.sessions.open_path(path)
 
     # ---- actions (names referenced by actions.ACTIONS) ------------------------------------------------
     def open_checkpoint(self) -> None:
@@ -172,10 +164,6 @@ class MainWindow(QMainWindow):
     def show_runs_folder(self) -> None:
         os.makedirs(self.settings.runs_folder, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.settings.runs_folder))
-
-    def _vector_from_map(self, source, idx_a, idx_b, name) -> None:
-        if self.panels["arithmetic"].add_vector_from_map(source, idx_a, idx_b, name):
-            self.show_panel("arithmetic")
 
     def save_session_dialog(self) -> None:
         self.sessions.save_dialog()

@@ -7,8 +7,6 @@ import os
 import re
 import shlex
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "assets", "models")
 PLACEHOLDERS = {"F": os.path.join(MODELS, "vae-faces-64.safetensors"),
