@@ -354,6 +354,7 @@ class ManifoldPanel(Panel):
         menu.addAction(f"Go to {what}", lambda: self._on_click(x, y, index) if self.map.mode != "pick"
                        else self.go_to_data(index) if index >= 0 else self.scrub_to(x, y))
         menu.addAction(f"Add {what} to the path", lambda: self.paths.add_point(x, y, index))
+        menu.addAction(f"Use {what} as an export key", lambda: self.use_as_key(x, y, index))
         if self.controls.atlas_mode:
             menu.addAction("Centre the atlas here", lambda: self.atlas.centre_on(x, y, self.engine, self.projection.mapping))
         if self.controls.atlas_mode and self.atlas.canvas is not None:
@@ -364,6 +365,19 @@ class ManifoldPanel(Panel):
         menu.addSeparator()
         menu.addAction("Frame all points", self.map.fit)
         menu.popup(global_pos.toPoint())
+
+    def use_as_key(self, x: float, y: float, index: int = -1) -> None:
+        """A place on the map becomes one of the Workspace's export keys (the Export panel shows it):
+        a data point's own latent, or the latent under a free map position (milliseconds: the map's
+        mapping is linear, or a Shepard interpolation on UMAP)."""
+        if self.ws is None or self.projection is None:
+            return
+        if index >= 0:
+            z, label = self.md.ls.latents[index], self.md.caption(index, short=True)
+        else:
+            z, label = self.projection.mapping.to_latent(np.asarray([x, y], np.float64)), f"map ({x:.2f}, {y:.2f})"
+        self.ws.add_key(np.asarray(z, np.float32).reshape(-1), label)
+        self.ctx.message(f"Export key {len(self.ws.keys)}: {label}")
 
     # ---- history, bookmarks, path, view (held objects; the shortcuts in actions.py call these) -------------
     @property
