@@ -88,8 +88,8 @@ class SessionFiles:
         if self.ctx.workspace is None:
             self.ctx.message("Load a model first: a session belongs to a model.")
             return
-        start = os.path.join(self.ctx.settings.last_open_dir or os.path.expanduser("~"), "session.json")
-        path, _ = QFileDialog.getSaveFileName(self.parent, "Save session", start, "Sessions (*.json)")
+        start = os.path.join(self.ctx.settings.last_open_dir or os.path.expanduser("~"), "session.lxsession")
+        path, _ = QFileDialog.getSaveFileName(self.parent, "Save session", start, "Sessions (*.lxsession *.json)")
         if path:
             self.save_to(path if path.lower().endswith(".json") else path + ".json")
 
@@ -106,7 +106,7 @@ class SessionFiles:
 
     def open_dialog(self) -> None:
         start = self.ctx.settings.last_open_dir or os.path.expanduser("~")
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Open session", start, "Sessions (*.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self.parent, "Open session", start, "Sessions (*.lxsession *.json);;All files (*)")
         if path:
             self.open_path(path, ask=ask_apply)
 
