@@ -91,7 +91,7 @@ class SessionFiles:
         start = os.path.join(self.ctx.settings.last_open_dir or os.path.expanduser("~"), "session.lxsession")
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save session", start, "Sessions (*.lxsession *.json)")
         if path:
-            self.save_to(path if path.lower().endswith(".json") else path + ".json")
+            self.save_to(path if path.lower().endswith((".lxsession", ".json")) else path + ".lxsession")
 
     def save_to(self, path: str) -> bool:
         from engines.export import session as sess
