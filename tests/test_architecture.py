@@ -57,7 +57,7 @@ def test_no_pickle_loading_in_project_code():
 
 
 # ---- import contracts (pyproject.toml [tool.importlinter], checked by `lint-imports`) ----------------
-CONTRACTS = ["engines-headless", "panels-independent", "workspace-below-panels", "layers"]
+CONTRACTS = ["engines-headless", "panels-independent", "workspace-below-panels", "layers", "qt-free-work"]
 
 
 def _lint_imports(*args):
