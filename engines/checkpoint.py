@@ -111,7 +111,9 @@ def save(path: str, engine, data: dict | None = None, metrics: dict | None = Non
 
 def _atomic_write(path: str, blob: bytes) -> None:
     try:
-        atomic.write_bytes(path, blob, durable=True)
+        atomic.write_bytes(path, blob, durable=True, what="checkpoint")
+    except atomic.WriteError as e:
+        raise CheckpointError(str(e)) from e
     except OSError as e:
         raise CheckpointError(f"{path}: could not write checkpoint ({e.strerror or e})") from e
 

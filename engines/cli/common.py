@@ -28,8 +28,10 @@ def _user_errors() -> tuple:
     from engines.distributed import DistributedError
     from engines import UnknownEngine
     from engines.export.writers import ExportError
+    from engines.atomic import WriteError
 
-    return (DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError)
+    return (DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError,
+            WriteError)
 
 
 def _load_data(name_or_path, spec=None, size=None, channels=None):
@@ -112,5 +114,7 @@ def _atomic(path: str, write, binary_path: bool = False) -> None:
             else:
                 with open(tmp, "wb") as f:
                     write(f)
+    except atomic.WriteError:
+        raise  # already one line: what failed and that the previous file is unchanged
     except OSError as e:
         raise UsageError(f"{path}: could not write ({e.strerror or e})") from None

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from engines.cli.common import UsageError, _atomic, _ensure_parent, _load_data
+from engines.cli.common import UsageError, _ensure_parent, _load_data
 
 
 def add_parser(sub) -> None:
@@ -18,9 +18,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_encode(a) -> int:
-    import h5py
     import numpy as np
 
+    from engines import atomic
     from engines import checkpoint as ckpt
 
     loaded = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False)
@@ -32,22 +32,21 @@ def cmd_encode(a) -> int:
     split = np.zeros(len(data), dtype=np.uint8)
     split[data.test_idx] = 1
 
-    def write(f):
-        with h5py.File(f, "w") as h:
-            h.create_dataset("latents", data=z, compression="gzip")
-            h.create_dataset("split", data=split)
-            if data.labels is not None:
-                h.create_dataset("labels", data=data.labels)
-                h.attrs["label_names"] = json.dumps(data.label_names)
-            g = h.create_group("attributes")
-            for k, v in data.attributes.items():
-                g.create_dataset(k, data=v)
-            h.attrs["engine"] = engine.name
-            h.attrs["checkpoint"] = os.path.abspath(a.checkpoint)
-            h.attrs["data"] = json.dumps(data.describe())
+    def fill(h):
+        h.create_dataset("latents", data=z, compression="gzip")
+        h.create_dataset("split", data=split)
+        if data.labels is not None:
+            h.create_dataset("labels", data=data.labels)
+            h.attrs["label_names"] = json.dumps(data.label_names)
+        g = h.create_group("attributes")
+        for k, v in data.attributes.items():
+            g.create_dataset(k, data=v)
+        h.attrs["engine"] = engine.name
+        h.attrs["checkpoint"] = os.path.abspath(a.checkpoint)
+        h.attrs["data"] = json.dumps(data.describe())
 
     _ensure_parent(a.out)
-    _atomic(a.out, write, binary_path=True)
+    atomic.write_hdf5(a.out, fill)  # built in memory: HDF5 itself on a full disk crashes (atomic.write_hdf5)
     inv = getattr(engine, "last_inversion", None)  # GAN: encode is inversion; say how well it fits
     fit = f" (inversion: mean MSE {float(inv.mse.mean()):.4f}, PSNR {float(inv.psnr.mean()):.1f} dB)" if inv is not None else ""
     print(f"wrote latents {z.shape} of {data.name} to {a.out}{fit}", file=sys.stderr)

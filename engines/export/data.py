@@ -28,6 +28,14 @@ def _atomic(path: str, write) -> str:
     return path
 
 
+def _atomic_hdf5(path: str, fill) -> str:
+    """`fill(h5py.File)` is built in memory, then written like any file (`atomic.write_hdf5`)."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ExportError(f"{d}: folder does not exist")
+    return atomic.write_hdf5(path, fill)
+
+
 def _stamp(h, kind: str, model_id: str) -> None:
     h.attrs["format"] = FORMAT
     h.attrs["format_version"] = FORMAT_VERSION
@@ -38,36 +46,33 @@ def _stamp(h, kind: str, model_id: str) -> None:
 def write_latents(path: str, ls, projections: dict | None = None, extra_attrs: dict | None = None) -> str:
     """A `cache.LatentSet` to HDF5: `latents` (N, D), `labels`, `attributes/<name>`, `split`
     (0 train, 1 test), `projections/<name>` (N, 2); attrs: model_id, latent_shape, label_names."""
-    import h5py
-
     projections = projections or {}
     n = len(ls)
     for name, c in projections.items():
         if np.asarray(c).shape != (n, 2):
             raise ExportError(f"projection '{name}' has shape {np.asarray(c).shape}, expected ({n}, 2)")
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as h:
-            _stamp(h, "latents", ls.model_id)
-            h.attrs["data_id"] = ls.data_id
-            h.attrs["engine"] = ls.engine
-            h.attrs["data_name"] = ls.data_name
-            h.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
-            h.attrs["label_names"] = json.dumps(list(ls.label_names))
-            for k, v in (extra_attrs or {}).items():
-                h.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
-            h.create_dataset("latents", data=np.asarray(ls.latents, np.float32), compression="gzip")
-            h.create_dataset("split", data=(~ls.is_train()).astype(np.uint8))
-            if ls.labels is not None:
-                h.create_dataset("labels", data=np.asarray(ls.labels, np.int64))
-            g = h.create_group("attributes")
-            for k, v in ls.attributes.items():
-                g.create_dataset(k, data=np.asarray(v, np.float32))
-            p = h.create_group("projections")
-            for k, v in projections.items():
-                p.create_dataset(k, data=np.asarray(v, np.float32))
+    def write(h):
+        _stamp(h, "latents", ls.model_id)
+        h.attrs["data_id"] = ls.data_id
+        h.attrs["engine"] = ls.engine
+        h.attrs["data_name"] = ls.data_name
+        h.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
+        h.attrs["label_names"] = json.dumps(list(ls.label_names))
+        for k, v in (extra_attrs or {}).items():
+            h.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
+        h.create_dataset("latents", data=np.asarray(ls.latents, np.float32), compression="gzip")
+        h.create_dataset("split", data=(~ls.is_train()).astype(np.uint8))
+        if ls.labels is not None:
+            h.create_dataset("labels", data=np.asarray(ls.labels, np.int64))
+        g = h.create_group("attributes")
+        for k, v in ls.attributes.items():
+            g.create_dataset(k, data=np.asarray(v, np.float32))
+        p = h.create_group("projections")
+        for k, v in projections.items():
+            p.create_dataset(k, data=np.asarray(v, np.float32))
 
-    return _atomic(path, write)
+    return _atomic_hdf5(path, write)
 
 
 def write_projection_csv(path: str, ls, projections: dict) -> str:
@@ -118,19 +123,16 @@ def write_vectors(path: str, vectors) -> str:
         return attributes.save_vectors(path, list(vectors))
     if ext not in (".h5", ".hdf5"):
         raise ExportError(f"{path}: vectors export to .json or .h5")
-    import h5py
+    def write(h):
+        _stamp(h, "vectors", vectors[0].model_id if vectors else "")
+        for i, v in enumerate(vectors):
+            d = h.create_dataset(f"vectors/{i:03d}", data=v.vector)
+            meta = v.to_dict()
+            meta.pop("vector")
+            for k, val in meta.items():
+                d.attrs[k] = val if isinstance(val, (str, int, float)) else json.dumps(val)
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as h:
-            _stamp(h, "vectors", vectors[0].model_id if vectors else "")
-            for i, v in enumerate(vectors):
-                d = h.create_dataset(f"vectors/{i:03d}", data=v.vector)
-                meta = v.to_dict()
-                meta.pop("vector")
-                for k, val in meta.items():
-                    d.attrs[k] = val if isinstance(val, (str, int, float)) else json.dumps(val)
-
-    return _atomic(path, write)
+    return _atomic_hdf5(path, write)
 
 
 def write_bookmarks(path: str, bookmarks, model_id: str = "") -> str:
@@ -140,20 +142,23 @@ def write_bookmarks(path: str, bookmarks, model_id: str = "") -> str:
     if ext == ".json":
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "bookmarks", "model_id": model_id,
                "bookmarks": [b.to_dict() for b in bookmarks]}
-        return _atomic(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(json.dumps(doc, indent=1)))
+        def write_doc(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:  # closed here: a failed flush is an error, not lost
+                f.write(json.dumps(doc, indent=1))
+
+        return _atomic(path, write_doc)
     if ext not in (".h5", ".hdf5"):
         raise ExportError(f"{path}: bookmarks export to .json or .h5")
     import h5py
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as h:
-            _stamp(h, "bookmarks", model_id)
-            if bookmarks:
-                h.create_dataset("latents", data=np.stack([b.latent for b in bookmarks]).astype(np.float32))
-            h.create_dataset("names", data=[b.name for b in bookmarks], dtype=h5py.string_dtype())
-            h.create_dataset("notes", data=[b.note for b in bookmarks], dtype=h5py.string_dtype())
+    def write(h):
+        _stamp(h, "bookmarks", model_id)
+        if bookmarks:
+            h.create_dataset("latents", data=np.stack([b.latent for b in bookmarks]).astype(np.float32))
+        h.create_dataset("names", data=[b.name for b in bookmarks], dtype=h5py.string_dtype())
+        h.create_dataset("notes", data=[b.note for b in bookmarks], dtype=h5py.string_dtype())
 
-    return _atomic(path, write)
+    return _atomic_hdf5(path, write)
 
 
 def codebook_usage(engine, images, batch: int = 256, progress=None) -> dict:
@@ -190,16 +195,13 @@ def write_codebook_usage(path: str, usage: dict, model_id: str = "") -> str:
                 for i, (c, q) in enumerate(zip(usage["counts"], usage["frequency"])):
                     w.writerow([i, int(c), f"{q:.6g}"])
         return _atomic(path, write)
-    import h5py
+    def write(h):
+        _stamp(h, "codebook_usage", model_id)
+        h.create_dataset("counts", data=usage["counts"])
+        h.create_dataset("frequency", data=usage["frequency"])
+        if "code_vectors" in usage:
+            h.create_dataset("code_vectors", data=usage["code_vectors"])
+        for k in ("perplexity", "dead", "codebook_size"):
+            h.attrs[k] = usage[k]
 
-    def write(tmp):
-        with h5py.File(tmp, "w") as h:
-            _stamp(h, "codebook_usage", model_id)
-            h.create_dataset("counts", data=usage["counts"])
-            h.create_dataset("frequency", data=usage["frequency"])
-            if "code_vectors" in usage:
-                h.create_dataset("code_vectors", data=usage["code_vectors"])
-            for k in ("perplexity", "dead", "codebook_size"):
-                h.attrs[k] = usage[k]
-
-    return _atomic(path, write)
+    return _atomic_hdf5(path, write)

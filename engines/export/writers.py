@@ -7,9 +7,10 @@ uint8 (N, H, W, C), C = 1 or 3.
 """
 from __future__ import annotations
 
+import errno
 import os
-import shutil
-import tempfile
+import subprocess
+import threading
 
 import numpy as np
 
@@ -41,27 +42,17 @@ def _tmp_name(path: str, folder: bool = False) -> str:
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise ExportError(f"{d}: folder does not exist")
-    stem, ext = os.path.splitext(os.path.basename(path))
-    if folder:
-        return tempfile.mkdtemp(prefix=f".tmp-{stem}-", dir=d)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{stem}-", suffix=ext, dir=d)
-    os.close(fd)
-    return tmp
+    return atomic.temp_path(path, folder=folder)
 
 
-def _remove(p: str) -> None:
-    try:
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        else:
-            os.unlink(p)
-    except OSError:
-        pass
+_remove = atomic.remove
 
 
 class Writer:
     """Base: `append` frames, then `commit()`; used as a context manager it aborts on any exception
-    (including GeneratorExit from a cancelled generator)."""
+    (including GeneratorExit from a cancelled generator). An OSError while writing (a full disk,
+    an I/O error, ffmpeg failing) removes the temp and raises one `atomic.WriteError`; the
+    previous file of that name is left as it was."""
 
     def __init__(self, path: str, fps: float):
         self.path = path
@@ -71,26 +62,44 @@ class Writer:
         self.tmp: str | None = None
         self.done = False
 
+    @property
+    def target(self) -> str:
+        return self.path
+
     def append(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames, np.uint8)
         if frames.ndim == 3:
             frames = frames[None]
         h, w = frames.shape[1:3]
-        if self.size is None:
-            self.size = (w, h)
-            self._open(w, h, frames.shape[-1])
-        elif self.size != (w, h):
-            raise ExportError(f"frame size changed from {self.size} to {(w, h)}")
-        self._write(frames)
+        try:
+            if self.size is None:
+                self.size = (w, h)
+                self._open(w, h, frames.shape[-1])
+            elif self.size != (w, h):
+                raise ExportError(f"frame size changed from {self.size} to {(w, h)}")
+            self._write(frames)
+        except OSError as e:
+            raise self._failed(e) from None
         self.frames += len(frames)
 
     def commit(self) -> str:
         if self.frames == 0:
             raise ExportError("nothing to write: no frames")
-        self._finish()
-        self._replace()
+        try:
+            self._finish()
+            if self.tmp is None or (not os.path.isdir(self.tmp) and os.path.getsize(self.tmp) == 0):
+                raise OSError(errno.EIO, "the writer produced an empty file")
+            self._verify()
+            self._replace()
+        except OSError as e:
+            raise self._failed(e) from None
         self.done = True
         return self.path
+
+    def _failed(self, e: OSError) -> atomic.WriteError:
+        err = atomic.failure(self.target, e)
+        self.abort()
+        return err
 
     def abort(self) -> None:
         self._close_quietly()
@@ -99,7 +108,7 @@ class Writer:
             self.tmp = None
 
     def _replace(self) -> None:
-        atomic.publish(self.tmp, self.path)
+        atomic.publish(self.tmp, self.target)  # fsync, rename, fsync the folder
         self.tmp = None
 
     def __enter__(self):
@@ -114,52 +123,112 @@ class Writer:
     def _open(self, w: int, h: int, channels: int) -> None: ...
     def _write(self, frames: np.ndarray) -> None: ...
     def _finish(self) -> None: ...
+    def _verify(self) -> None: ...
     def _close_quietly(self) -> None: ...
+
+
+def _unreadable(what: str, e: BaseException) -> OSError:
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return OSError(errno.EIO, f"the written {what} does not read back: {reason}")
+
+
+_ERRNO_WORDS = [(errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded"),
+                (errno.EROFS, "Read-only file system"), (errno.EIO, "Input/output error"),
+                (errno.EACCES, "Permission denied"), (errno.EFBIG, "File too large")]
 
 
 class Mp4Writer(Writer):
     """H.264 in yuv420p through imageio-ffmpeg's bundled ffmpeg: plays in browsers, slides and
-    phones. yuv420p needs even sides, so an odd width/height gets one replicated pixel column/row."""
+    phones. yuv420p needs even sides, so an odd width/height gets one replicated pixel column/row.
+
+    ffmpeg runs as our own child process (not imageio-ffmpeg's writer, which ignores ffmpeg's exit
+    status and lets its messages through to the terminal): its stderr is collected, its exit code
+    checked, and the finished file decoded once (frame count) before it replaces anything."""
 
     def __init__(self, path: str, fps: float, crf: int = 18):
         super().__init__(path, fps)
         self.crf = int(crf)
-        self._gen = None
+        self._proc = None
+        self._err = bytearray()
+        self._reader = None
         self._pad = (0, 0)
 
     def _open(self, w, h, channels):
+        from fractions import Fraction
+
         import imageio_ffmpeg
 
         self.tmp = _tmp_name(self.path)
         self._pad = (h % 2, w % 2)
         size = (w + self._pad[1], h + self._pad[0])
-        self._gen = imageio_ffmpeg.write_frames(
-            self.tmp, size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            macro_block_size=1, ffmpeg_log_level="error", quality=None,
-            output_params=["-crf", str(self.crf), "-preset", "medium", "-movflags", "+faststart"])
-        self._gen.send(None)
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-hide_banner",
+               "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{size[0]}x{size[1]}", "-pix_fmt", "rgb24",
+               "-r", str(Fraction(self.fps).limit_denominator()), "-i", "-", "-an",
+               "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", "medium",
+               "-movflags", "+faststart", "-f", "mp4", self.tmp]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        self._err = bytearray()
+        self._reader = threading.Thread(target=self._drain, args=(self._proc.stderr,), daemon=True)
+        self._reader.start()
+
+    def _drain(self, stream) -> None:
+        for line in iter(stream.readline, b""):
+            self._err += line
+            del self._err[:-8192]  # the tail is what says why
+
+    def _ffmpeg_error(self, rc) -> OSError:
+        if self._reader is not None:
+            self._reader.join(5)
+        text = self._err.decode("utf-8", "replace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        for code, words in _ERRNO_WORDS:
+            if words.lower() in text.lower():
+                return OSError(code, words)
+        return OSError(errno.EIO, f"ffmpeg failed (exit {rc}){': ' + lines[-1] if lines else ''}")
 
     def _write(self, frames):
         rgb = _rgb(frames)
         if any(self._pad):
             rgb = np.pad(rgb, ((0, 0), (0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        for f in rgb:
-            self._gen.send(np.ascontiguousarray(f))
+        try:
+            for f in rgb:
+                self._proc.stdin.write(np.ascontiguousarray(f).tobytes())
+        except (BrokenPipeError, ValueError):  # ffmpeg is gone (a full disk, a crash): say why
+            raise self._ffmpeg_error(self._proc.wait()) from None
 
     def _finish(self):
-        gen, self._gen = self._gen, None
+        proc, self._proc = self._proc, None
         try:
-            gen.close()
-        except (OSError, RuntimeError) as e:
-            raise ExportError(f"{self.path}: ffmpeg failed ({e})") from None
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        if rc != 0:
+            raise self._ffmpeg_error(rc)
+
+    def _verify(self):
+        import imageio_ffmpeg
+
+        try:
+            n, _ = imageio_ffmpeg.count_frames_and_secs(self.tmp)
+        except Exception as e:  # noqa: BLE001 - whatever the reason, the file is not a playable video
+            raise _unreadable("video", e) from None
+        if n != self.frames:
+            raise OSError(errno.EIO, f"the written video holds {n} of {self.frames} frames")
 
     def _close_quietly(self):
-        if self._gen is not None:
-            gen, self._gen = self._gen, None
-            try:
-                gen.close()
-            except Exception:  # noqa: BLE001 - aborting anyway; the temp file goes next
-                pass
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for s in (proc.stdin, proc.stderr):
+                try:
+                    s.close()
+                except OSError:
+                    pass
 
 
 class GifWriter(Writer):
@@ -200,6 +269,19 @@ class GifWriter(Writer):
                    disposal=1, optimize=False, **kw)
         self._frames = []
 
+    def _verify(self):
+        from PIL import Image
+
+        try:
+            with Image.open(self.tmp) as im:
+                n, size = im.n_frames, im.size
+                im.seek(n - 1)
+                im.load()
+        except Exception as e:  # noqa: BLE001 - truncated or damaged: not published
+            raise _unreadable("GIF", e) from None
+        if size != self.size or not 1 <= n <= self.frames:
+            raise OSError(errno.EIO, f"the written GIF holds {n} frames of {size}, expected {self.frames} of {self.size}")
+
     def _close_quietly(self):
         self._frames = []
 
@@ -239,20 +321,24 @@ class PngWriter(Writer):
             f = self._single
             Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f).save(self.tmp, format="PNG")
 
+    def _verify(self):
+        from PIL import Image
+
+        files = sorted(os.listdir(self.tmp)) if self.sequence else [None]
+        if len(files) != (self.frames if self.sequence else 1):
+            raise OSError(errno.EIO, f"the written sequence holds {len(files)} of {self.frames} frames")
+        for name in files:
+            try:
+                with Image.open(self.tmp if name is None else os.path.join(self.tmp, name)) as im:
+                    im.load()
+            except Exception as e:  # noqa: BLE001
+                raise _unreadable("PNG", e) from None
+
     def _replace(self):
-        if not self.sequence:
-            return super()._replace()
         target = self.target
-        old = None
-        if os.path.exists(target):
-            if not os.path.isdir(target):
-                raise ExportError(f"{target} exists and is not a folder")
-            old = target + f".old-{os.getpid()}"
-            os.rename(target, old)
-        atomic.publish(self.tmp, target)
-        self.tmp = None
-        if old:
-            _remove(old)
+        if self.sequence and os.path.lexists(target) and not os.path.isdir(target):
+            raise ExportError(f"{target} exists and is not a folder")
+        super()._replace()  # a folder replaces the earlier export's folder (atomic.publish)
 
     def commit(self) -> str:
         super().commit()

@@ -199,29 +199,31 @@ def _read(path: str, mid: str, did: str, n: int) -> LatentSet | None:
 
 
 def _write(path: str, ls: LatentSet) -> bool:
-    import h5py
+    def fill(f):
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["model_id"] = ls.model_id
+        f.attrs["data_id"] = ls.data_id
+        f.attrs["engine"] = ls.engine
+        f.attrs["data_name"] = ls.data_name
+        f.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
+        f.attrs["label_names"] = json.dumps(list(ls.label_names))
+        names = list(ls.attributes)
+        f.attrs["attribute_names"] = json.dumps(names)
+        f.create_dataset("latents", data=ls.latents)
+        if ls.labels is not None:
+            f.create_dataset("labels", data=ls.labels)
+        if names:
+            f.create_dataset("attributes", data=np.stack([ls.attributes[k] for k in names], 1))
+        f.create_dataset("train_idx", data=ls.train_idx)
+        f.create_dataset("test_idx", data=ls.test_idx)
 
     try:
-        with atomic.replacing(path) as tmp, h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["model_id"] = ls.model_id
-            f.attrs["data_id"] = ls.data_id
-            f.attrs["engine"] = ls.engine
-            f.attrs["data_name"] = ls.data_name
-            f.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
-            f.attrs["label_names"] = json.dumps(list(ls.label_names))
-            names = list(ls.attributes)
-            f.attrs["attribute_names"] = json.dumps(names)
-            f.create_dataset("latents", data=ls.latents)
-            if ls.labels is not None:
-                f.create_dataset("labels", data=ls.labels)
-            if names:
-                f.create_dataset("attributes", data=np.stack([ls.attributes[k] for k in names], 1))
-            f.create_dataset("train_idx", data=ls.train_idx)
-            f.create_dataset("test_idx", data=ls.test_idx)
+        # Built in memory and written as bytes through engines.atomic: HDF5 writing to a full
+        # disk itself crashes the process when the file is closed (see atomic.write_hdf5).
+        atomic.write_hdf5(path, fill)
         return True
-    except OSError:
+    except OSError:  # atomic.WriteError included: the cache is best effort, the old file stays
         return False
 
 
