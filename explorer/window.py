@@ -91,6 +91,11 @@ class MainWindow(QMainWindow):
         self.busy_bar.hide()
         for w in (self.model_label, self.device_label, self.busy_label):
             w.setContentsMargins(6, 0, 6, 0)
+        from explorer.widgets.task_progress import TaskProgress
+
+        self.task_progress = TaskProgress()
+        self.session.workspace_changed.connect(self.task_progress.set_workspace)
+        sb.addPermanentWidget(self.task_progress)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.device_label)
         sb.addPermanentWidget(self.busy_bar)

@@ -141,3 +141,45 @@ def test_a_closed_workspace_drops_late_data(qtbot, vae):
     qtbot.wait(50)
     assert got == [] and ws.data is None
     assert ws.request_data() is False
+
+
+def test_cancel_data_says_so_and_a_later_request_loads_again(qtbot, vae):
+    ws = _workspace(vae)
+    with qtbot.waitSignal(ws.data_failed) as failed:
+        assert ws.request_data()
+        ws.cancel_data()
+    assert "cancelled" in failed.args[0] and not ws.loading and ws.data is None
+    with qtbot.waitSignal(ws.data_ready, timeout=20_000):
+        assert ws.request_data()
+    assert len(ws.data.ls) == 96
+
+
+def test_the_status_bar_shows_the_data_loads_stage_and_cancels_it(qtbot, make_window, vae):
+    """A determinate bar with the stage's words while encoding, a moving one when a stage cannot
+    tell how far it is, hidden when done; its Cancel stops the Workspace's load."""
+    from engines.latent.progress import Progress
+
+    w = make_window("export")  # a panel that does not ask for the data itself
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(vae)
+    ws, tp = w.ctx.workspace, w.task_progress
+    assert tp.ws is ws and not tp.isVisible()
+    ws.data_loading.emit("blobs")
+    assert tp.isVisible() and tp.bar.maximum() == 0  # moving until a stage says how far
+    ws.data_progress.emit(Progress("encode", 0.5, "encoding 48/96 images"))
+    assert (tp.bar.minimum(), tp.bar.maximum(), tp.bar.value()) == (0, 1000, 500)
+    assert tp.label.text() == "Encoding 48/96 images"
+    ws.data_progress.emit(Progress("reference", None, "measuring the training latents"))
+    assert tp.bar.maximum() == 0 and tp.label.text() == "Measuring the training latents"
+    with qtbot.waitSignal(ws.data_ready, timeout=20_000):
+        ws.request_data()
+    assert not tp.isVisible()
+    ws2 = None
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(vae)  # a new Workspace: the bar follows it
+    ws2 = w.ctx.workspace
+    assert tp.ws is ws2 and ws2 is not ws
+    with qtbot.waitSignal(ws2.data_failed, timeout=10_000):
+        ws2.request_data()
+        tp.cancel_btn.click()
+    assert not tp.isVisible() and ws2.data is None

@@ -253,7 +253,7 @@ def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,
         z = engine.encode(data.images[start:start + chunk])
         parts.append(z.detach().to("cpu").float().reshape(len(z), -1).numpy())
         done = min(n, start + chunk)
-        yield Progress("encode", done / n, f"encoded {done}/{n} images")
+        yield Progress("encode", done / n, f"encoding {done:,}/{n:,} images")
     ls = LatentSet(
         latents=np.ascontiguousarray(np.concatenate(parts).astype(np.float32)),
         latent_shape=tuple(int(s) for s in engine.latent_shape),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from explorer.workspace import session_state
 from explorer.workspace.data import ModelData, load_model_data
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,16 @@ class Workspace(QObject):
     def _on_finished(self) -> None:
         self._loader = None
         self._loading_source = None
+
+    def cancel_data(self) -> None:
+        """Stop loading the data (the user's Cancel): `data_failed` says so; a later
+        `request_data` starts again."""
+        if self._loader is None:
+            return
+        self._load_gen += 1  # the stopped worker's late signals are dropped
+        self._stop_loader()
+        self._loading_source = None
+        self.data_failed.emit("Loading the data was cancelled. Show a panel that needs it, or pick data, to load it again.")
 
     def _stop_loader(self) -> None:
         if self._loader is not None:
@@ -419,65 +430,14 @@ class Workspace(QObject):
                       on_result=done, on_error=lambda e: self.vector_failed.emit(str(e) or type(e).__name__))
         return name
 
-    # ---- sessions ------------------------------------------------------------------------------------------
+    # ---- sessions (explorer/workspace/session_state.py) ------------------------------------------------------
     def session_state(self) -> dict:
-        """What a session file keeps of the Workspace (JSON-able)."""
-        return {
-            "data_source": self.data_source,
-            "current": None if self.current is None else [float(x) for x in self.current],
-            "current_label": self.current_label,
-            "history": self.history.to_dict(),
-            "groups": {k: None if v is None else [int(i) for i in v] for k, v in self.groups.items()},
-            "active_vectors": [v.name for v in self.active_vectors],
-        }
+        """What a session file keeps of the Workspace (JSON-able), besides keys, vectors and bookmarks."""
+        return session_state.state_of(self)
 
     def keys_state(self) -> list[dict]:
         return [{"label": k.label, "latent": [float(x) for x in k.latent]} for k in self.keys]
 
     def restore(self, keys=(), vectors=(), bookmarks=(), state: dict | None = None) -> list[str]:
-        """Apply a session's pieces (already checked against this model); returns notes on what
-        could not be applied."""
-        from engines.latent.attributes import AttributeVector
-        from engines.latent.history import History
-
-        notes: list[str] = []
-        d = self.latent_dim
-        good = [k for k in keys if len(k.get("latent", ())) == d]
-        if len(good) != len(keys):
-            notes.append(f"{len(keys) - len(good)} key(s) of the wrong size skipped")
-        self.set_keys([k["latent"] for k in good], [k.get("label", "") for k in good])
-        state = state or {}
-        active = set(state.get("active_vectors", [v.get("name") for v in vectors]))
-        for vd in vectors:
-            v = AttributeVector.from_dict(vd)
-            if v.vector.size != d:
-                notes.append(f"vector '{v.name}' has {v.vector.size} numbers, the model {d}: skipped")
-                continue
-            self.add_vector(v, active=v.name in active)
-        self._load_bookmarks()
-        for b in bookmarks:
-            if b.get("name") not in self.bookmarks and len(b.get("latent", ())) == d:
-                self.bookmarks.add(str(b["name"]), np.asarray(b["latent"], np.float32), str(b.get("note", "")),
-                                   self.model_id)
-        if bookmarks:
-            self.bookmarks_changed.emit()
-            self._save_bookmarks()
-        groups = state.get("groups") or {}
-        for k in ("a", "b"):
-            if groups.get(k) is not None:
-                self.groups[k] = np.asarray(groups[k], np.int64)
-        src = state.get("data_source")
-        if self.data is None or (src and src != self.data_source):  # indices into data still to come
-            self._restored_groups = (src, dict(self.groups))
-        self.groups_changed.emit()
-        if state.get("history"):
-            try:
-                self.history = History.from_dict(state["history"])
-                self.history_changed.emit()
-            except (KeyError, TypeError, ValueError) as e:
-                notes.append(f"history: {e}")
-        if state.get("current") is not None and len(state["current"]) == d:
-            self.set_current(state["current"], state.get("current_label", ""), "session", record=False)
-        if src and src != self.data_source:
-            self.request_data(src)
-        return notes
+        """Apply a session's pieces (already checked against this model); notes on what could not be."""
+        return session_state.restore(self, keys, vectors, bookmarks, state)
