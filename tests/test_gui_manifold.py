@@ -301,6 +301,8 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     slow = {"on": False}
 
     def fake_fit(z, params, report, stopped):
+        report("neighbours", 0, 1)  # a stage without a count: the bar moves instead of sitting empty
+        time.sleep(0.6 if slow["on"] else 0.005)
         for epoch in range(1, 21):
             report("layout", epoch, 20)
             time.sleep(0.2 if slow["on"] else 0.005)
@@ -317,7 +319,9 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     # A run that is cancelled leaves the map as it was.
     slow["on"] = True
     c.umap_run_btn.click()
-    qtbot.waitUntil(lambda: c.umap_bar.value() > 0, timeout=5_000)
+    qtbot.waitUntil(lambda: c.umap_bar.maximum() == 0 and "neighbour graph" in c.umap_status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: c.umap_bar.maximum() == 1000 and c.umap_bar.value() > 0, timeout=5_000)
+    assert "epoch" in c.umap_status.text()
     assert c.umap_cancel_btn.isEnabled() and not c.umap_run_btn.isEnabled()
     c.umap_cancel_btn.click()
     qtbot.waitUntil(lambda: c.umap_run_btn.isEnabled(), timeout=5_000)

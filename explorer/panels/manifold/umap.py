@@ -13,6 +13,11 @@ from explorer.workers import Worker, run_in_thread
 from explorer.panels.manifold.jobs import umap_job
 
 
+# UMAP stages that report no count while they run (engines.latent.projection.run_umap): the
+# neighbour graph and the fuzzy graph with its spectral start. The layout counts its epochs.
+MOVING_STAGES = ("neighbours", "graph")
+
+
 class UmapRunner(QObject):
     ready = Signal(object, object)  # ModelData, Projection
 
@@ -94,11 +99,16 @@ class UmapRunner(QObject):
             self.c.umap_status.setText("Cancelling…")
 
     def _on_progress(self, p) -> None:
-        if p.fraction is not None:
-            self.c.umap_bar.setValue(int(1000 * p.fraction))
+        bar = self.c.umap_bar
+        if p.fraction is None or p.stage in MOVING_STAGES:  # no count inside: a moving bar, not a still one
+            bar.setRange(0, 0)
+        else:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * p.fraction))
         self.c.umap_status.setText(p.message[:1].upper() + p.message[1:])
 
     def _on_done(self, md, params, proj) -> None:
+        self.c.umap_bar.setRange(0, 1000)
         if proj is None:  # cancelled: the worker closed the generator
             self.c.umap_status.setText("Cancelled. The map is as it was.")
             self.c.umap_bar.setValue(0)
