@@ -49,7 +49,7 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     if panel not in panels.names():
         raise ScreenshotError(f"unknown panel '{panel}' (available: {', '.join(panels.names())})")
     app = make_app([sys.argv[0]])
-    settings = Settings()
+    settings = Settings(tip_dismissed=True)  # the pictures show the panels, not the first launch's tip
     if data:
         settings.train = {"data": data, "size": data_size}
     win = MainWindow(settings=settings, auto_load=not model)

@@ -60,6 +60,7 @@ class Settings:
     device: str = "auto"
     train: dict = field(default_factory=dict)  # Train panel choices: data, engine, config, epochs…
     shortcuts: dict = field(default_factory=dict)  # action id -> key sequence, overriding actions.py
+    tip_dismissed: bool = False  # the first launch's "where to start" tip was closed
 
     MAX_RECENT = 12
 

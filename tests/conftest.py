@@ -52,7 +52,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
         monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
         monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
         make_app()
-        w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs")),
+        w = MainWindow(Settings(train={"data": "__tests_set_their_own__"}, runs_dir=str(tmp_path / "runs"),
+                                tip_dismissed=True),
                        auto_load=False)
         qtbot.addWidget(w)
         if size:

@@ -257,3 +257,33 @@ def test_run_names_are_unique_and_never_a_bundled_models_name(tmp_path):
     open(first, "wb").close()
     second = unique_path(str(tmp_path), name)
     assert os.path.basename(second) == "vae-digits-28-1206-0931-2.safetensors" and second != first
+
+
+def test_first_launch_tip_points_at_train_manifold_arithmetic_until_dismissed(qtbot, monkeypatch, tmp_path):
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
+    make_app()
+    st = Settings(runs_dir=str(tmp_path / "runs"))
+    w = MainWindow(st, auto_load=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.tip.isVisible()
+    text = w.tip.label.text()
+    for name in ("train", "manifold", "arithmetic"):
+        assert f"href='{name}'" in text
+    w.tip.label.linkActivated.emit("arithmetic")
+    assert w.tabs.currentWidget() is w.panels["arithmetic"]
+    w.tip.ok.click()
+    assert not w.tip.isVisible() and st.tip_dismissed
+    path = str(tmp_path / "settings.json")
+    st.save(path)
+    w.shutdown()
+    w2 = MainWindow(Settings.load(path), auto_load=False)  # the next launch: no tip
+    qtbot.addWidget(w2)
+    w2.show()
+    assert not w2.tip.isVisible()
+    w2.shutdown()
