@@ -8,6 +8,8 @@ allocated, each array read once into its final buffer. Each loader returns the p
 """
 from __future__ import annotations
 
+import io
+import struct
 import zipfile
 import zlib
 
@@ -18,6 +20,7 @@ from engines.data.dataset import DataError
 from engines.data.guards import (check_budget, check_ratio, check_regular, check_size, dtype_problem, file_size,
                                  fmt_bytes, image_shape_problem, images_estimate, numel, open_regular, read_array)
 
+MAX_NPY_HEADER = 10_000  # numpy's own limit for headers it parses safely
 MAX_NAMES = 100_000  # label names: far more than any data set's classes
 _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"\x89HDF": "an HDF5 file",
           b"\x1f\x8b": "a gzip file", b"GIF8": "a GIF image", b"PK\x03\x04": "a zip file",
@@ -31,20 +34,32 @@ def sniff(head: bytes) -> str:
     return "an unknown format" if head else "empty"
 
 
-def reason(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+def reason(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(f"{type(e).__name__}: {e}".split()) if str(e) else type(e).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # ---------------------------------------------------------------- .npy / .npz
 
 def npy_header(fh, where: str) -> tuple[tuple, bool, np.dtype]:
-    """(shape, fortran_order, dtype) from a .npy header, leaving `fh` at the data."""
+    """(shape, fortran_order, dtype) from a .npy header, leaving `fh` at the data. The header's
+    length is checked before it is read (numpy's own reader reads whatever length it is told)."""
     try:
-        version = npformat.read_magic(fh)
+        magic = fh.read(8)
+        version = npformat.read_magic(io.BytesIO(magic))
         reader = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}.get(version)
         if reader is None:
             raise DataError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported")
-        shape, fortran, dtype = reader(fh)
+        length = fh.read(2 if version == (1, 0) else 4)
+        if len(length) < (2 if version == (1, 0) else 4):
+            raise DataError(f"{where}: truncated (the .npy header is incomplete)")
+        n = struct.unpack("<H" if version == (1, 0) else "<I", length)[0]
+        if n > MAX_NPY_HEADER:
+            raise DataError(f"{where}: the .npy header claims {fmt_bytes(n)}; at most {MAX_NPY_HEADER} bytes are read")
+        header = fh.read(n)
+        if len(header) < n:
+            raise DataError(f"{where}: truncated (the .npy header is incomplete)")
+        shape, fortran, dtype = reader(io.BytesIO(length + header))
     except DataError:
         raise
     except Exception as e:  # ValueError for most damage; literal_eval can raise others
@@ -249,7 +264,7 @@ def load_h5(path: str, notes: list[str]) -> dict:
         d = f.get("images")
         if not isinstance(d, h5py.Dataset):
             raise DataError(f"{path}: no 'images' dataset (found: {', '.join(f.keys()) or 'nothing'})")
-        problem = image_shape_problem(d.shape or ())
+        problem = "'images' is an empty dataset" if d.shape is None else image_shape_problem(d.shape)
         if problem:
             raise DataError(f"{path}: {problem}")
         n = d.shape[0]

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from engines.spec import ImageSpec
-from engines.data.arrays import load_h5, load_numpy
+from engines.data.arrays import load_h5, load_numpy, reason
 from engines.data.dataset import DataError, ImageDataset, convert_images, normalize_labels, pil_to_spec
 from engines.data.guards import (as_images, check_budget, check_regular, image_shape_problem, images_estimate,
                                  numel, open_regular)
@@ -169,7 +169,7 @@ def _load_folder(root: str, report: LoadReport) -> ImageDataset:
         except Exception as e:  # PIL raises many types for damaged files; each is a skip
             report.skipped_unreadable.append(f"{rel}: {_reason(e)}")
     if not headers:
-        raise DataError(f"{root}: contains no readable images ({report.n_skipped} files skipped)")
+        raise DataError(f"{root}: contains no readable images ({_count(report.n_skipped, 'file')} skipped)")
 
     def class_of(rel):
         return rel.split(os.sep)[0] if os.sep in rel else None
@@ -198,7 +198,7 @@ def _load_folder(root: str, report: LoadReport) -> ImageDataset:
         except Exception as e:  # headers can be fine and the pixel data damaged
             report.skipped_unreadable.append(f"{rel}: {_reason(e)}")
     if not kept:
-        raise DataError(f"{root}: contains no readable images ({report.n_skipped} files skipped)")
+        raise DataError(f"{root}: contains no readable images ({_count(report.n_skipped, 'file')} skipped)")
 
     labels, label_names = None, []
     if n_classes >= 2:
@@ -249,7 +249,7 @@ def _eight_bit(im: Image.Image) -> Image.Image:
 
 
 def _reason(e: Exception) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return reason(e)
 
 
 # ---------------------------------------------------------------- arrays (.npz, .h5, IDX)

@@ -30,6 +30,8 @@ _UNKNOWN_MEMORY = 4 << 30  # budget when the available memory cannot be found
 
 
 def fmt_bytes(n: float) -> str:
+    if n >= 1 << 60:
+        return f"{n:.3g} bytes"
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1024 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
