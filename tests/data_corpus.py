@@ -102,16 +102,26 @@ def _file(name, data):
     return make
 
 
-def _h5(name, build, cut=None):
+def _h5(name, build, cut=None, patch=None):
     def make(d):
         p = os.path.join(d, name)
         with h5py.File(p, "w") as f:
             build(f)
-        if cut is not None:
+        if cut is not None or patch is not None:
             data = open(p, "rb").read()
-            open(p, "wb").write(data[:cut(len(data))])
+            data = patch(data) if patch else data[:cut(len(data))]
+            open(p, "wb").write(data)
         return p
     return make
+
+
+def _break_global_heap(data: bytes) -> bytes:
+    """Grow the second string in the first global heap collection so the free-space record that
+    follows reads as size 0: HDF5 itself loops forever reading such a file."""
+    g = data.index(b"GCOL")
+    at = g + 16 + 16 + 8 + 8  # header, object 1 (header + 1 byte padded to 8), object 2's size field
+    assert struct.unpack("<H", data[at - 8:at - 6])[0] == 2
+    return data[:at] + struct.pack("<Q", 161) + data[at + 8:]
 
 
 def _folder(name, files):
@@ -313,6 +323,16 @@ def corpus() -> list[tuple]:
         "has no name")
     add("h5-attr-short", _h5("attr.h5", lambda f: (images(f), f.__setitem__("attributes/size", np.arange(3.0)))),
         "attribute 'size'")
+    add("h5-external-link-fifo", _h5("elink.h5", lambda f: (os.mkfifo(os.path.join(os.path.dirname(f.filename), "p.h5")),
+                                                            f.__setitem__("images", h5py.ExternalLink("p.h5", "/images")))),
+        "links to another file")
+    add("h5-attr-external-link", _h5("alink.h5", lambda f: (images(f), f.__setitem__(
+        "attributes/x", h5py.ExternalLink("other.h5", "/x")))), "links to another file")
+    add("h5-names-heap-loop", _h5("heap.h5", lambda f: (images(f), f.__setitem__("labels", LAB),
+                                                        f.attrs.__setitem__("label_names", ["a", "b", "c"])),
+                                  patch=_break_global_heap), "heap of variable-length strings")
+    add("h5-attr-overflow", _h5("big.h5", lambda f: (images(f), f.__setitem__("attributes/x", np.full(6, 1e300)))),
+        "float32 range")
     add("h5-names-numeric", _h5("nn.h5", lambda f: (images(f), f.__setitem__("labels", LAB),
                                                     f.__setitem__("label_names", np.arange(3)))), "strings")
 
@@ -378,5 +398,7 @@ def corpus() -> list[tuple]:
     add("devzero-npy", _link("zero.npy", "/dev/zero"), "character device")
     add("devnull-h5", _link("null.h5", "/dev/null"), "character device")
     add("missing", lambda d: os.path.join(d, "nothing.npz"), "no such")
-    add("dangling-link", _link("dangling.npz", "/nonexistent/x.npz"), "no such")
+    add("link-loop", lambda d: (os.symlink("loop.npz", os.path.join(d, "loop.npz")), os.path.join(d, "loop.npz"))[1],
+        "cannot be read.*symbolic links")
+    add("dangling-link", _link("dangling.npz", "/nonexistent/x.npz"), "cannot be read.*No such file")
     return cases

@@ -26,7 +26,7 @@ from engines.data.files import load_path
 from engines.data.guards import BUDGET_ENV, available_memory, budget
 
 sys.path.insert(0, os.path.dirname(__file__))
-from data_corpus import IMG, corpus, idx, npz  # noqa: E402
+from data_corpus import IMG, corpus, idx  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = corpus()

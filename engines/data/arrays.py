@@ -9,6 +9,7 @@ allocated, each array read once into its final buffer. Each loader returns the p
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 import zlib
@@ -242,10 +243,71 @@ def _h5_bytes(d, where: str, role: str, size: int) -> int:
 
 
 def _h5_attr_names(obj, where: str):
-    shape = obj.attrs.get_id("label_names").shape
-    if shape is not None and numel(shape) > MAX_NAMES:
-        raise DataError(f"{where}: {numel(shape)} label names; at most {MAX_NAMES} are read")
+    aid = obj.attrs.get_id("label_names")
+    if aid.shape is not None and numel(aid.shape) > MAX_NAMES:
+        raise DataError(f"{where}: {numel(aid.shape)} label names; at most {MAX_NAMES} are read")
+    if aid.dtype.kind == "O":
+        check_global_heaps(where)
     return obj.attrs["label_names"]
+
+
+def check_global_heaps(path: str) -> None:
+    """Walk every global heap collection ("GCOL") in an HDF5 file, where variable-length strings
+    live, and refuse one whose object sizes do not add up: HDF5 itself loops forever on some
+    (a free-space object of size 0). Called only before reading variable-length strings."""
+    with open_regular(path) as fh:
+        size, pos, tail = file_size(fh), 0, b""
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                return
+            data = tail + block
+            start = pos - len(tail)
+            i = data.find(b"GCOL")
+            while i >= 0:
+                at = start + i
+                head = _pread(fh, at, 16)
+                if head[4:8] == b"\x01\x00\x00\x00" and len(head) == 16:
+                    n = struct.unpack("<Q", head[8:])[0]
+                    if 4096 <= n <= size - at:
+                        _check_collection(_pread(fh, at, n), path)
+                i = data.find(b"GCOL", i + 1)
+            pos += len(block)
+            tail = data[-3:]
+            fh.seek(pos)
+
+
+def _pread(fh, at: int, n: int) -> bytes:
+    return os.pread(fh.fileno(), n, at)
+
+
+def _check_collection(c: bytes, path: str) -> None:
+    p, end, seen = 16, len(c), set()
+    while p + 16 <= end:
+        index, _, _, n = struct.unpack("<HHIQ", c[p:p + 16])
+        if index == 0:  # free space: the rest of the collection, header included
+            if n != end - p:
+                break
+            return
+        if index in seen or p + 16 + n > end:
+            break
+        seen.add(index)
+        p += 16 + -(-n // 8) * 8
+    else:
+        return
+    raise DataError(f"{path}: damaged: a heap of variable-length strings does not add up")
+
+
+def _h5_get(group, name: str, where: str):
+    """group[name] or None; a link into another file is refused unfollowed (it could name a
+    FIFO or a huge file elsewhere)."""
+    import h5py
+
+    if name not in group.keys():
+        return None
+    if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+        raise DataError(f"{where}: '{name}' links to another file, which is not followed")
+    return group.get(name)
 
 
 def load_h5(path: str, notes: list[str]) -> dict:
@@ -261,7 +323,7 @@ def load_h5(path: str, notes: list[str]) -> dict:
     except Exception as e:
         raise DataError(f"{path}: not a readable HDF5 file ({reason(e)})") from None
     with f:
-        d = f.get("images")
+        d = _h5_get(f, "images", path)
         if not isinstance(d, h5py.Dataset):
             raise DataError(f"{path}: no 'images' dataset (found: {', '.join(f.keys()) or 'nothing'})")
         problem = "'images' is an empty dataset" if d.shape is None else image_shape_problem(d.shape)
@@ -271,20 +333,24 @@ def load_h5(path: str, notes: list[str]) -> dict:
         need = _h5_bytes(d, f"{path}: 'images'", "images", size)
         need += 0 if d.dtype == np.uint8 else numel(d.shape)
         plan = {"images": d}
-        if "labels" in f:
-            lab = f["labels"]
+        lab = _h5_get(f, "labels", path)
+        if lab is not None:
             if not isinstance(lab, h5py.Dataset) or lab.shape is None or len(lab.shape) != 1:
                 raise DataError(f"{path}: labels must be one class index per image (1-D dataset)")
             if lab.shape != (n,):
                 raise DataError(f"{path}: {lab.shape[0]} labels for {n} images")
             need += _h5_bytes(lab, f"{path}: 'labels'", "labels", size)
             plan["labels"] = lab
-        if isinstance(f.get("label_names"), h5py.Dataset):
-            need += _h5_bytes(f["label_names"], f"{path}: 'label_names'", "names", size)
-            plan["names"] = f["label_names"]
-        group = f.get("attributes")
+        names = _h5_get(f, "label_names", path)
+        if isinstance(names, h5py.Dataset):
+            need += _h5_bytes(names, f"{path}: 'label_names'", "names", size)
+            if names.dtype.kind == "O":
+                check_global_heaps(path)
+            plan["names"] = names
+        group = _h5_get(f, "attributes", path)
         if isinstance(group, h5py.Group):
-            for key, a in group.items():
+            for key in group.keys():
+                a = _h5_get(group, key, f"{path}: attributes")
                 if not isinstance(a, h5py.Dataset):
                     continue
                 if a.shape != (n,):

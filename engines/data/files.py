@@ -5,11 +5,13 @@
     hold images, their names are the class labels (sorted) and images lying directly in
     the folder are skipped; with one or none, the images are unlabelled. Names starting
     with "." (.git, .DS_Store) are ignored; other non-image files and images that cannot
-    be decoded are skipped and counted (see `LoadReport` and `last_report()`).
+    be decoded are skipped and counted (see `LoadReport` and `last_report()`); a load that
+    skipped anything logs ONE warning naming the first few unreadable files and the count.
+    FIFOs, sockets and devices named like images are skipped unopened.
     Images are resized to the most common size and made RGB if any of them is in colour.
     A folder holding no images but MNIST-style IDX files is loaded as IDX (below).
-  * `.npz` (or `.npy`, images only): key `images`, uint8 (N,H,W[,C]) or floats in [0, 1],
-    C in {1, 3}, channels-last or channels-first; optional `labels` (class indices),
+  * `.npz` (or `.npy`, images only; told apart by content): key `images`, uint8 (N,H,W[,C]),
+    other integers in 0-255, or floats in [0, 1], C in {1, 3}, channels-last or channels-first; optional `labels` (class indices),
     `label_names` (strings), and attributes: `attr_<name>` keys, or any other numeric 1-D
     key of length N. Loaded with allow_pickle=False: object arrays are refused.
   * HDF5 (`.h5`, `.hdf5`): dataset `images`, optional dataset `labels`, datasets in the
@@ -21,7 +23,13 @@
     (`train-*` versus `t10k-*` or `*test*`).
 
 Images larger than 256 pixels on a side (ImageSpec's limit) are scaled down to fit.
-Every problem raises one DataError that names the file and says what is wrong.
+Before anything is read or allocated, every header is checked against the bytes really stored
+and the whole load against the memory budget (engines/data/guards.py: half the available
+memory, or LATENT_EXPLORER_DATA_BUDGET when lower); only regular files are opened. Float images
+must be finite and in [0, 1]; integer images outside 0-255 are refused (never clipped). Labels
+must be whole numbers ≥ 0 and become classes 0..K-1 named after their values (see
+`dataset.normalize_labels`). Every problem raises one DataError that names the file and says
+what is wrong in one line; anything else a damaged file makes a library raise is turned into one.
 """
 from __future__ import annotations
 
@@ -278,6 +286,8 @@ def _as_attribute(a: np.ndarray, name: str, n: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: attribute '{name}' must be numbers, got dtype {a.dtype}")
     if a.shape != (n,):
         raise DataError(f"{where}: attribute '{name}' has shape {a.shape}, expected one value per image ({n},)")
+    if a.dtype.kind == "f" and np.any(np.abs(a[np.isfinite(a)]) > np.finfo(np.float32).max):
+        raise DataError(f"{where}: attribute '{name}' has values beyond the float32 range")
     return a
 
 
