@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -76,24 +75,30 @@ def test_malformed_file_is_one_line_data_error(made, name, expect, huge):
     assert not os.path.exists(os.path.join(folder, "PWNED"))  # no pickle payload ever ran
 
 
-def _run_cli(args: list[str], timeout: float = 90.0) -> tuple[int, str, int, float]:
-    """(exit status, stderr, peak RSS in bytes, seconds) of one `python main.py …`. The child's
-    own resource usage comes from os.wait4 (what getrusage(RUSAGE_CHILDREN) reports, for this
-    child alone rather than every child the test process ever had)."""
+# A small Python process runs the command and reports getrusage(RUSAGE_CHILDREN): a child started
+# straight from this (large) test process would inherit its peak RSS in ru_maxrss through
+# vfork/fork, whatever the child itself used.
+_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[2:]).returncode; "
+             "open(sys.argv[1], 'w').write(f'{rc} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')")
+
+
+def _run_cli(args: list[str], report: str, timeout: float = 90.0) -> tuple[int, str, int, float]:
+    """(exit status, stderr, peak RSS in bytes, seconds) of one `python main.py …`."""
     env = dict(os.environ, PYTHONPATH=ROOT, QT_QPA_PLATFORM="offscreen")
     with tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=err)
-        timer = threading.Timer(timeout, p.kill)
-        timer.start()
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, report, sys.executable, "main.py", *args],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait()
+            raise AssertionError(f"{args}: still running after {timeout:.0f} s") from None
+        seconds = time.monotonic() - t0
         err.seek(0)
-        return p.returncode, err.read().decode("utf-8", "replace"), usage.ru_maxrss * 1024, time.monotonic() - t0
+        rc, rss_kb = map(int, open(report).read().split())
+        return rc, err.read().decode("utf-8", "replace"), rss_kb * 1024, seconds
 
 
 def test_cli_sample_exits_2_with_one_line(made, tmp_path):
@@ -103,7 +108,7 @@ def test_cli_sample_exits_2_with_one_line(made, tmp_path):
         _, path = made[name]
         out = tmp_path / f"{name}.safetensors"
         return name, _run_cli(["train", "--engine", "pca", "--data", path, "--epochs", "0.01",
-                               "--device", "cpu", "--out", str(out)])
+                               "--device", "cpu", "--out", str(out)], str(tmp_path / f"{name}.rusage"))
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(one, CLI_SAMPLE))
