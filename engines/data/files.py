@@ -88,7 +88,7 @@ class LoadReport:
             parts.append(_count(len(self.skipped_unreadable), "unreadable image") + f" skipped ({first}{more})")
         if self.skipped_unlabelled:
             parts.append(_count(len(self.skipped_unlabelled), "image") + " outside the class folders skipped")
-        return f"{self.path}: " + ", ".join(parts + self.notes)
+        return " ".join((f"{self.path}: " + ", ".join(parts + self.notes)).split())  # one line, whatever the names hold
 
 
 def _clip(text: str, n: int = 100) -> str:
