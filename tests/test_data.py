@@ -162,7 +162,8 @@ def test_npz_channels_first_and_npy(tmp_path):
 @pytest.mark.parametrize("arrays, message", [
     ({"images": np.zeros((6, 8, 8), np.uint8), "labels": np.zeros(5)}, "5 labels for 6 images"),
     ({"images": np.full((2, 8, 8), 1.5)}, r"\[0, 1\].*1.5"),
-    ({"images": np.zeros((2, 8, 8), np.int64)}, "dtype int64"),
+    ({"images": np.full((2, 8, 8), 300, np.int64)}, "0-255.*300"),  # refused, not clipped
+    ({"images": np.zeros((2, 8, 8), np.complex64)}, "dtype complex64"),
     ({"images": np.zeros((2, 8, 8, 4), np.uint8)}, "shape"),
     ({"images": np.zeros((2, 8, 8), np.uint8), "attr_x": np.zeros(3)}, "attribute 'x'"),
     ({"pictures": np.zeros((2, 8, 8), np.uint8)}, "no 'images'.*pictures"),

@@ -64,7 +64,7 @@ def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
         from engines.data.digits import load_digits
 
         return load_digits()
-    if not os.path.exists(name_or_path):
+    if not os.path.lexists(name_or_path):  # a broken or looping link goes on, to be named as such
         raise DataError(f"{name_or_path}: no such built-in data set ({', '.join(BUILTIN)}) or file")
     from engines.data.files import load_path
 

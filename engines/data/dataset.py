@@ -11,7 +11,59 @@ from engines.spec import ImageSpec
 
 
 class DataError(ValueError):
-    """A data set that cannot be used; the message names the file and the problem."""
+    """A data set that cannot be used; the message names the file and the problem, on one line."""
+
+    def __init__(self, message="", *args):
+        super().__init__(" ".join(str(message).split()), *args)
+
+
+DENSE_LABELS = 1000  # labels below this are class indices as they are
+MAX_EXACT_FLOAT = 2 ** 53  # float labels beyond this are not whole numbers one can trust
+
+
+def _num(x) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{float(x):g}"
+
+
+def normalize_labels(labels, names, where: str) -> tuple[np.ndarray, list[str]]:
+    """Labels as int64 class indices 0..K-1, and their names.
+
+    Labels must be one whole number ≥ 0 per image (integers, bools, or floats holding whole
+    numbers). With `names`, each label indexes them. Without, each class is named after its
+    value: labels that are all below DENSE_LABELS stay as they are (classes 0..max, so a set
+    missing one digit keeps the others' numbers); larger ones are renumbered 0..K-1 over the
+    distinct values in increasing order (3, 7, 10⁹ become 0, 1, 2 named "3", "7",
+    "1000000000"). No array ever grows with a label's value, and unsigned 64-bit values keep
+    their meaning."""
+    a = np.asarray(labels)
+    if a.ndim != 1:
+        raise DataError(f"{where}: labels must be one class index per image (1-D), got shape {a.shape}")
+    if a.dtype.hasobject or a.dtype.kind not in "biuf":
+        raise DataError(f"{where}: labels must be whole numbers, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and a.size:
+        if not np.all(np.isfinite(a)):
+            raise DataError(f"{where}: labels contain NaN or infinite values")
+        bad = a[a != np.round(a)]
+        if bad.size:
+            raise DataError(f"{where}: labels must be whole numbers, found {bad[0]:g}")
+        if np.abs(a).max() > MAX_EXACT_FLOAT:
+            raise DataError(f"{where}: labels must be whole numbers below 2^53, found {np.abs(a).max():g}")
+    if a.dtype.kind == "b":
+        a = a.astype(np.int64)
+    if a.size and a.min() < 0:
+        raise DataError(f"{where}: labels must not be negative, found {_num(a.min())}")
+    names = [str(x) for x in names] if names is not None else []
+    if names:
+        top = a.max() if a.size else 0
+        if top >= len(names):
+            raise DataError(f"{where}: label {_num(top)} has no name ({len(names)} label names, so labels run 0 to {len(names) - 1})")
+        return a.astype(np.int64), names
+    if not a.size or a.max() < DENSE_LABELS:
+        return a.astype(np.int64), [str(i) for i in range(int(a.max()) + 1 if a.size else 0)]
+    values, index = np.unique(a, return_inverse=True)  # sorts; memory stays O(N)
+    if a.dtype.kind == "f":
+        values = values.astype(np.int64)
+    return index.astype(np.int64).reshape(-1), [str(v) for v in values.tolist()]
 
 
 @dataclass
@@ -40,11 +92,9 @@ class ImageDataset:
             raise DataError(f"{self.source or self.name}: contains no images")
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
-            if len(self.labels) != n:
-                raise DataError(f"{self.source or self.name}: {len(self.labels)} labels for {n} images")
-            self.labels = self.labels.astype(np.int64)
-            if not self.label_names:
-                self.label_names = [str(i) for i in range(int(self.labels.max()) + 1)]
+            if self.labels.ndim != 1 or len(self.labels) != n:
+                raise DataError(f"{self.source or self.name}: {self.labels.size} labels for {n} images")
+            self.labels, self.label_names = normalize_labels(self.labels, self.label_names, self.source or self.name)
         for k, v in list(self.attributes.items()):
             v = np.asarray(v, dtype=np.float32)
             if v.shape != (n,):
@@ -115,6 +165,9 @@ def fixed_split(n: int, test_fraction: float = 0.15, seed: int = 1234) -> tuple[
 def convert_images(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
     """Resize (antialiased) and convert channels; uint8 (N,H,W,C) in and out."""
     n, h, w, c = images.shape
+    from engines.data.guards import check_budget
+
+    check_budget(n * spec.height * spec.width * spec.channels, f"{n} images", f"converting them to {spec}")
     out = np.empty((n, spec.height, spec.width, spec.channels), dtype=np.uint8)
     for i in range(n):
         out[i] = convert_image(images[i], spec)

@@ -5,11 +5,13 @@
     hold images, their names are the class labels (sorted) and images lying directly in
     the folder are skipped; with one or none, the images are unlabelled. Names starting
     with "." (.git, .DS_Store) are ignored; other non-image files and images that cannot
-    be decoded are skipped and counted (see `LoadReport` and `last_report()`).
+    be decoded are skipped and counted (see `LoadReport` and `last_report()`); a load that
+    skipped anything logs ONE warning naming the first few unreadable files and the count.
+    FIFOs, sockets and devices named like images are skipped unopened.
     Images are resized to the most common size and made RGB if any of them is in colour.
     A folder holding no images but MNIST-style IDX files is loaded as IDX (below).
-  * `.npz` (or `.npy`, images only): key `images`, uint8 (N,H,W[,C]) or floats in [0, 1],
-    C in {1, 3}, channels-last or channels-first; optional `labels` (class indices),
+  * `.npz` (or `.npy`, images only; told apart by content): key `images`, uint8 (N,H,W[,C]),
+    other integers in 0-255, or floats in [0, 1], C in {1, 3}, channels-last or channels-first; optional `labels` (class indices),
     `label_names` (strings), and attributes: `attr_<name>` keys, or any other numeric 1-D
     key of length N. Loaded with allow_pickle=False: object arrays are refused.
   * HDF5 (`.h5`, `.hdf5`): dataset `images`, optional dataset `labels`, datasets in the
@@ -21,16 +23,21 @@
     (`train-*` versus `t10k-*` or `*test*`).
 
 Images larger than 256 pixels on a side (ImageSpec's limit) are scaled down to fit.
-Every problem raises one DataError that names the file and says what is wrong.
+Before anything is read or allocated, every header is checked against the bytes really stored
+and the whole load against the memory budget (engines/data/guards.py: half the available
+memory, or LATENT_EXPLORER_DATA_BUDGET when lower); only regular files are opened. Float images
+must be finite and in [0, 1]; integer images outside 0-255 are refused (never clipped). Labels
+must be whole numbers ≥ 0 and become classes 0..K-1 named after their values (see
+`dataset.normalize_labels`). Every problem raises one DataError that names the file and says
+what is wrong in one line; anything else a damaged file makes a library raise is turned into one.
 """
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
-import zipfile
-import zlib
+import warnings
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -38,12 +45,17 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from engines.spec import ImageSpec
-from engines.data.dataset import DataError, ImageDataset, convert_images, pil_to_spec
+from engines.data.arrays import load_h5, load_numpy, reason
+from engines.data.dataset import DataError, ImageDataset, convert_images, normalize_labels, pil_to_spec
+from engines.data.guards import (as_images, check_budget, check_regular, image_shape_problem, images_estimate,
+                                 numel, open_regular)
+from engines.data.idx import idx_header, read_idx, read_idx_data  # noqa: F401  (read_idx: public here)
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 256  # ImageSpec's limit; larger images are scaled down on load
 MIN_SIDE = 4
+SHOW_UNREADABLE = 3  # unreadable images named in the one warning a load gives; the rest are counted
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff",
                               ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi"})
@@ -71,10 +83,17 @@ class LoadReport:
         if self.skipped_other:
             parts.append(_count(len(self.skipped_other), "non-image file") + " skipped")
         if self.skipped_unreadable:
-            parts.append(_count(len(self.skipped_unreadable), "unreadable image") + " skipped")
+            first = "; ".join(_clip(x) for x in self.skipped_unreadable[:SHOW_UNREADABLE])
+            more = "; …" if len(self.skipped_unreadable) > SHOW_UNREADABLE else ""
+            parts.append(_count(len(self.skipped_unreadable), "unreadable image") + f" skipped ({first}{more})")
         if self.skipped_unlabelled:
             parts.append(_count(len(self.skipped_unlabelled), "image") + " outside the class folders skipped")
-        return f"{self.path}: " + ", ".join(parts + self.notes)
+        return " ".join((f"{self.path}: " + ", ".join(parts + self.notes)).split())  # one line, whatever the names hold
+
+
+def _clip(text: str, n: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def _count(n: int, noun: str) -> str:
@@ -95,27 +114,38 @@ def load_path(path: str) -> ImageDataset:
     global _last_report
     path = os.path.abspath(os.fspath(path))
     report = _last_report = LoadReport(path)  # set first, so a failed load leaves no stale report
-    if os.path.isdir(path):
-        ds = _load_folder(path, report)
-    elif not os.path.exists(path):
-        raise DataError(f"{path}: no such file or folder")
-    else:
-        lower = path.lower()
-        if lower.endswith((".npz", ".npy")):
-            ds = _load_npz(path, report)
-        elif lower.endswith((".h5", ".hdf5")):
-            ds = _load_h5(path, report)
-        elif _IDX_IMAGES.search(lower):
-            ds = _load_idx_files([path], path, report)
-        elif _IDX_ANY.search(lower):
-            raise DataError(f"{path}: this IDX file holds labels, not images; open the matching images file")
-        else:
-            raise DataError(f"{path}: unsupported file type; use a folder of images, .npz, .h5/.hdf5 "
-                            "or an MNIST-style *-idx3-ubyte file")
+    try:
+        ds = _dispatch(path, report)
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to load it") from None
+    except Exception as e:  # a damaged file can make a library fail in ways no list foresees
+        log.debug("loading %s failed", path, exc_info=True)
+        raise DataError(f"{path}: cannot be read, the file may be damaged ({_reason(e)})") from None
     report.n_images = len(ds)
     if report.n_skipped or report.notes:
         log.warning(report.summary())
     return ds
+
+
+def _dispatch(path: str, report: LoadReport) -> ImageDataset:
+    if os.path.isdir(path):
+        return _load_folder(path, report)
+    if not os.path.lexists(path):
+        raise DataError(f"{path}: no such file or folder")
+    check_regular(path)  # a FIFO, socket or device: refused before anything opens it
+    lower = path.lower()
+    if lower.endswith((".npz", ".npy")):
+        return _load_arrays(path, report, load_numpy)
+    if lower.endswith((".h5", ".hdf5")):
+        return _load_arrays(path, report, load_h5)
+    if _IDX_IMAGES.search(lower):
+        return _load_idx_files([path], path, report)
+    if _IDX_ANY.search(lower):
+        raise DataError(f"{path}: this IDX file holds labels, not images; open the matching images file")
+    raise DataError(f"{path}: unsupported file type; use a folder of images, .npz, .h5/.hdf5 "
+                    "or an MNIST-style *-idx3-ubyte file")
 
 
 # ---------------------------------------------------------------- folders of images
@@ -142,12 +172,12 @@ def _load_folder(root: str, report: LoadReport) -> ImageDataset:
     headers = {}
     for rel in images:
         try:
-            with Image.open(os.path.join(root, rel)) as im:
+            with _open_image(root, rel) as im:
                 headers[rel] = (_upright_size(im), _is_colour(im))
         except Exception as e:  # PIL raises many types for damaged files; each is a skip
             report.skipped_unreadable.append(f"{rel}: {_reason(e)}")
     if not headers:
-        raise DataError(f"{root}: contains no readable images ({report.n_skipped} files skipped)")
+        raise DataError(f"{root}: contains no readable images ({_count(report.n_skipped, 'file')} skipped)")
 
     def class_of(rel):
         return rel.split(os.sep)[0] if os.sep in rel else None
@@ -163,24 +193,40 @@ def _load_folder(root: str, report: LoadReport) -> ImageDataset:
     n_resized = sum(size != (w, h) for size, _ in headers.values())
     if n_resized:
         report.notes.append(f"{_count(n_resized, 'image')} resized to {w}×{h}")
+    largest = max(sw * sh for (sw, sh), _ in headers.values())
+    check_budget(len(headers) * h * w * spec.channels + 8 * largest, root)
 
-    arrays, kept = [], []
+    out = np.empty((len(headers), h, w, spec.channels), np.uint8)
+    kept = []
     for rel in headers:
         try:
-            with Image.open(os.path.join(root, rel)) as im:
-                arrays.append(pil_to_spec(_eight_bit(ImageOps.exif_transpose(im)), spec))
+            with _open_image(root, rel) as im:
+                out[len(kept)] = pil_to_spec(_eight_bit(ImageOps.exif_transpose(im)), spec)
             kept.append(rel)
         except Exception as e:  # headers can be fine and the pixel data damaged
             report.skipped_unreadable.append(f"{rel}: {_reason(e)}")
-    if not arrays:
-        raise DataError(f"{root}: contains no readable images ({report.n_skipped} files skipped)")
+    if not kept:
+        raise DataError(f"{root}: contains no readable images ({_count(report.n_skipped, 'file')} skipped)")
 
     labels, label_names = None, []
     if n_classes >= 2:
         label_names = sorted({class_of(rel) for rel in kept})
         index = {name: i for i, name in enumerate(label_names)}
         labels = np.array([index[class_of(rel)] for rel in kept])
-    return _build(root, np.stack(arrays), labels, label_names, report=report)
+    return _build(root, out[:len(kept)], labels, label_names, report=report)
+
+
+@contextmanager
+def _open_image(root: str, rel: str):
+    """An image opened from a regular file (a FIFO named x.png is refused unopened), at most
+    PIL's decompression-bomb limit in pixels; PIL's warnings are kept off the terminal."""
+    with open_regular(os.path.join(root, rel)) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(fh) as im:
+            w, h = im.size
+            if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+                raise DataError(f"{w}×{h} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} read from one image")
+            yield im
 
 
 def _upright_size(im: Image.Image) -> tuple[int, int]:
@@ -211,7 +257,7 @@ def _eight_bit(im: Image.Image) -> Image.Image:
 
 
 def _reason(e: Exception) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return reason(e)
 
 
 # ---------------------------------------------------------------- arrays (.npz, .h5, IDX)
@@ -223,38 +269,16 @@ def _fit_side(w: int, h: int, where: str) -> tuple[int, int]:
     return max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))
 
 
-def _as_images(a: np.ndarray, where: str) -> np.ndarray:
-    """uint8 images from an array as stored; other value types refused with the reason."""
-    if a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = a.transpose(0, 2, 3, 1)  # (N, C, H, W), as PyTorch stores them
-    if a.dtype == np.uint8:
-        return a
-    if np.issubdtype(a.dtype, np.floating):
-        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise DataError(f"{where}: images contain NaN or infinite values")
-        if lo < 0 or hi > 1:
-            raise DataError(f"{where}: float images must lie in [0, 1], found values from {lo:g} to {hi:g}")
-        return np.round(a * 255).astype(np.uint8)
-    raise DataError(f"{where}: images have dtype {a.dtype}; expected uint8 (0-255) or floats in [0, 1]")
-
-
-def _as_labels(a: np.ndarray, where: str) -> np.ndarray:
-    if a.ndim != 1:
-        raise DataError(f"{where}: labels must be one class index per image (1-D), got shape {a.shape}")
-    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
-        if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-            raise DataError(f"{where}: labels must be whole numbers, got dtype {a.dtype}")
-    if len(a) and a.min() < 0:
-        raise DataError(f"{where}: labels must not be negative (found {a.min()})")
-    return a.astype(np.int64)
-
-
 def _as_names(value, where: str) -> list[str]:
     a = np.asarray(value)
     if a.dtype.kind not in "USO":
         raise DataError(f"{where}: label_names must be strings, got dtype {a.dtype}")
-    return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in a.ravel()]
+    names = []
+    for x in a.ravel():
+        if not isinstance(x, (bytes, str, np.str_, np.bytes_)):
+            raise DataError(f"{where}: label_names must be strings, found {type(x).__name__}")
+        names.append(x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x))
+    return names
 
 
 def _as_attribute(a: np.ndarray, name: str, n: int, where: str) -> np.ndarray:
@@ -262,19 +286,28 @@ def _as_attribute(a: np.ndarray, name: str, n: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: attribute '{name}' must be numbers, got dtype {a.dtype}")
     if a.shape != (n,):
         raise DataError(f"{where}: attribute '{name}' has shape {a.shape}, expected one value per image ({n},)")
+    if a.dtype.kind == "f" and np.any(np.abs(a[np.isfinite(a)]) > np.finfo(np.float32).max):
+        raise DataError(f"{where}: attribute '{name}' has values beyond the float32 range")
     return a
 
 
 def _build(path: str, images, labels=None, label_names=(), attributes=None, split=None,
            report: LoadReport | None = None) -> ImageDataset:
-    if labels is not None and label_names and len(label_names) <= labels.max(initial=0):
-        raise DataError(f"{path}: {len(label_names)} label names for labels up to {labels.max()}")
+    images = as_images(images, path)
+    n = len(images)
+    names = list(label_names or [])
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 1 and len(labels) != n:
+            raise DataError(f"{path}: {len(labels)} labels for {n} images")
+        labels, names = normalize_labels(labels, names or None, path)
+    attributes = {k: _as_attribute(np.asarray(v), k, n, path) for k, v in (attributes or {}).items()}
     name = re.sub(r"\.gz$", "", os.path.basename(path), flags=re.I)
     if not (os.path.isdir(path) or _IDX_ANY.search(name)):  # "train-images.idx3-ubyte" keeps its tail
         name = os.path.splitext(name)[0]
     train_idx, test_idx = split if split is not None else (None, None)
-    ds = ImageDataset(name=name, images=images, labels=labels, label_names=list(label_names),
-                      attributes=dict(attributes or {}), train_idx=train_idx, test_idx=test_idx, source=path)
+    ds = ImageDataset(name=name, images=images, labels=labels, label_names=names,
+                      attributes=attributes, train_idx=train_idx, test_idx=test_idx, source=path)
     _, h, w, c = ds.images.shape
     fw, fh = _fit_side(w, h, path)
     if (fw, fh) != (w, h):
@@ -285,110 +318,13 @@ def _build(path: str, images, labels=None, label_names=(), attributes=None, spli
     return ds
 
 
-def _load_npz(path: str, report: LoadReport) -> ImageDataset:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(_npz_problem(path, "the array", e)) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz/.npy file ({_reason(e)})") from None
-    if isinstance(data, np.ndarray):  # .npy: a bare image array
-        return _build(path, _as_images(data, path), report=report)
-
-    wanted = {"images", "labels", "label_names"}
-    arrays = {}
-    with data:
-        for key in data.files:
-            try:
-                arrays[key] = data[key]
-            except ValueError as e:
-                if key in wanted or key.startswith("attr_") or "allow_pickle" not in str(e):
-                    raise DataError(_npz_problem(path, f"'{key}'", e)) from None
-                report.notes.append(f"'{key}' ignored (Python objects)")
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-                raise DataError(f"{path}: '{key}' cannot be read, the file may be truncated ({_reason(e)})") from None
-    if "images" not in arrays:
-        raise DataError(f"{path}: no 'images' array (keys: {', '.join(arrays) or 'none'})")
-    images = _as_images(arrays.pop("images"), path)
-    n = len(images)
-    labels = _as_labels(arrays.pop("labels"), path) if "labels" in arrays else None
-    names = _as_names(arrays.pop("label_names"), path) if "label_names" in arrays else []
-    attributes = {}
-    for key, a in arrays.items():
-        if key.startswith("attr_"):
-            attributes[key[5:]] = _as_attribute(a, key[5:], n, path)
-        elif a.ndim == 1 and len(a) == n and a.dtype.kind in "biuf":
-            attributes[key] = a
-        else:
-            report.notes.append(f"'{key}' ignored (not one number per image)")
-    return _build(path, images, labels, names, attributes, report=report)
-
-
-def _npz_problem(path: str, what: str, e: ValueError) -> str:
-    if "allow_pickle" in str(e):
-        return (f"{path}: {what} holds Python objects, which are never loaded (unpickling can run code); "
-                "save numbers or strings instead")
-    return f"{path}: {what} cannot be read, the file may be damaged ({_reason(e)})"
-
-
-def _load_h5(path: str, report: LoadReport) -> ImageDataset:
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
-    try:
-        with f:
-            if not isinstance(f.get("images"), h5py.Dataset):
-                raise DataError(f"{path}: no 'images' dataset (found: {', '.join(f.keys()) or 'nothing'})")
-            images = _as_images(f["images"][()], path)
-            n = len(images)
-            labels = names = None
-            if "labels" in f:
-                labels = _as_labels(np.asarray(f["labels"][()]), path)
-                if "label_names" in f["labels"].attrs:
-                    names = _as_names(f["labels"].attrs["label_names"], path)
-            if "label_names" in f:
-                names = _as_names(f["label_names"][()], path)
-            elif "label_names" in f.attrs:
-                names = _as_names(f.attrs["label_names"], path)
-            attributes = {}
-            group = f.get("attributes")
-            if isinstance(group, h5py.Group):
-                for key, d in group.items():
-                    if isinstance(d, h5py.Dataset):
-                        attributes[key] = _as_attribute(np.asarray(d[()]), key, n, path)
-    except (OSError, KeyError, TypeError) as e:  # h5py's errors for damaged files
-        raise DataError(f"{path}: cannot be read, the file may be damaged ({_reason(e)})") from None
-    return _build(path, images, labels, names or [], attributes, report=report)
+def _load_arrays(path: str, report: LoadReport, loader) -> ImageDataset:
+    parts = loader(path, report.notes)
+    names = _as_names(parts["names"], path) if "names" in parts else []
+    return _build(path, parts["images"], parts.get("labels"), names, parts.get("attributes"), report=report)
 
 
 # ---------------------------------------------------------------- IDX (MNIST's format)
-
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: str) -> np.ndarray:
-    """One IDX file (gzipped if it ends in .gz) as a native-endian array."""
-    try:
-        with (gzip.open if path.lower().endswith(".gz") else open)(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a cut gzip an EOFError
-        raise DataError(f"{path}: cannot be read ({_reason(e)})") from None
-    if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    ndim, header = raw[3], 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated (the header is incomplete)")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        what = "truncated" if len(raw) - header < expected else "longer than its header says"
-        raise DataError(f"{path}: {what}: {len(raw) - header} bytes of data, expected {expected} for shape {dims}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
-
 
 def _labels_file_for(images_path: str) -> str | None:
     folder, name = os.path.split(images_path)
@@ -401,30 +337,44 @@ def _labels_file_for(images_path: str) -> str | None:
 
 
 def _load_idx_files(paths: list[str], where: str, report: LoadReport) -> ImageDataset:
-    paths = sorted(paths)
-    images, labels, is_test = [], [], []
-    for p in paths:
-        imgs = _as_images(read_idx(p), p)
-        if imgs.ndim not in (3, 4):
-            raise DataError(f"{p}: expected images (N, H, W), got an IDX array of shape {imgs.shape}")
+    """Every header is read and checked (shapes, sizes, label counts, memory) before any data."""
+    plan, need, total = [], 0, 0
+    for p in sorted(paths):
+        h = idx_header(p)
+        if len(h.shape) not in (3, 4) or image_shape_problem(h.shape):
+            raise DataError(f"{p}: expected images (N, H, W), got an IDX array of shape {h.shape}")
         lp = _labels_file_for(p)
-        lab = None
-        if lp is not None:
-            lab = _as_labels(read_idx(lp), lp)
-            if len(lab) != len(imgs):
-                raise DataError(f"{lp}: {len(lab)} labels for the {len(imgs)} images in {os.path.basename(p)}")
-        images.append(imgs)
-        labels.append(lab)
-        name = os.path.basename(p).lower()
-        is_test.append(name.startswith("t10k") or "test" in name)
-    if len({a.shape[1:] for a in images}) > 1:
+        lh = idx_header(lp) if lp is not None else None
+        if lh is not None and len(lh.shape) != 1:
+            raise DataError(f"{lp}: labels must be one class index per image (1-D), got shape {lh.shape}")
+        if lh is not None and lh.shape[0] != h.shape[0]:
+            raise DataError(f"{lp}: {lh.shape[0]} labels for the {h.shape[0]} images in {os.path.basename(p)}")
+        plan.append((h, lh))
+        need += images_estimate(h.shape, h.dtype) + (lh.nbytes + 8 * lh.shape[0] if lh else 0)
+        total += h.shape[0]
+    if len({h.shape[1:] for h, _ in plan}) > 1:
         raise DataError(f"{where}: the IDX files hold images of different sizes "
-                        f"({', '.join(str(a.shape[1:]) for a in images)})")
-    if any(lab is None for lab in labels) and any(lab is not None for lab in labels):
+                        f"({', '.join(str(h.shape[1:]) for h, _ in plan)})")
+    check_budget(need + (numel(plan[0][0].shape[1:]) * total if len(plan) > 1 else 0), where)
+    if any(lh is None for _, lh in plan) and any(lh is not None for _, lh in plan):
         report.notes.append("labels ignored: not every IDX images file has a labels file")
-    all_labels = np.concatenate(labels) if all(lab is not None for lab in labels) else None
-    split = None
-    if any(is_test) and not all(is_test):  # keep the official train/test split
-        member = np.concatenate([np.full(len(a), t) for a, t in zip(images, is_test)])
-        split = (np.flatnonzero(~member), np.flatnonzero(member))
-    return _build(where, np.concatenate(images), all_labels, split=split, report=report)
+    with_labels = all(lh is not None for _, lh in plan)
+    images = labels = None
+    is_test, pos = [], 0
+    for h, lh in plan:
+        imgs = as_images(read_idx_data(h), h.path)
+        if len(plan) == 1:
+            images = imgs
+        else:
+            if images is None:
+                images = np.empty((total,) + imgs.shape[1:], np.uint8)
+            images[pos:pos + len(imgs)] = imgs
+        if with_labels:
+            lab = read_idx_data(lh)
+            labels = lab if labels is None else np.concatenate([labels, lab])
+        pos += len(imgs)
+        name = os.path.basename(h.path).lower()
+        is_test.append(np.full(len(imgs), name.startswith("t10k") or "test" in name))
+    member = np.concatenate(is_test)
+    split = (np.flatnonzero(~member), np.flatnonzero(member)) if member.any() and not member.all() else None
+    return _build(where, images, labels, split=split, report=report)
