@@ -14,10 +14,36 @@ import sys
 from engines.cli.terminal import ProgressBar, _drive, _dur
 
 USAGE_ERROR = 2
+SAMPLE_MAX = 10_000  # images one `sample` draws
 
 
 class UsageError(ValueError):
     pass
+
+
+def _number(kind, lo, hi, lo_open=False):
+    """An argparse type: an int or a finite float within [lo, hi] (or (lo, hi] when `lo_open`),
+    refused by the parser in one line (exit 2) before any work starts."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"needs {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text[:40]!r}") from None
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"needs a finite number, got {text[:40]!r}")
+        if v < lo or v > hi or (lo_open and v == lo):
+            raise argparse.ArgumentTypeError(f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {text[:40]!r}")
+        return v
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+SEED = _number(int, 0, 2**32 - 1)
+IMAGE_SIDE = _number(int, 8, 256)  # --size of training images
+EPOCHS = _number(float, 0, 1e6, lo_open=True)
+MINUTES = _number(float, 0, 1e6, lo_open=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +108,8 @@ def _train(a, dist, device) -> int:
     from engines import checkpoint as ckpt
     from engines import config as cfgmod
     from engines.distributed import resume_batch
-    from engines.train import TrainControl, TrainOptions, train
+    from engines import bounds
+    from engines.train import TrainControl, TrainOptions, check_resume_state, train
 
     overrides = cfgmod.parse_set_args(a.set)
     if a.resume:
@@ -90,7 +117,7 @@ def _train(a, dist, device) -> int:
         engine = loaded.engine
         if set(overrides) - {"batch_size"}:
             raise UsageError("--set cannot change the settings of a resumed run")
-        prev = engine.resume_state
+        prev = check_resume_state(engine.resume_state)
         resume_batch(prev, engine.config, overrides, dist.world_size)
         data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
         epochs = a.epochs if a.epochs is not None else (prev.get("epochs") if a.minutes is None else None)
@@ -105,6 +132,7 @@ def _train(a, dist, device) -> int:
         data = _load_data(a.data, size=a.size, channels=a.channels)
         cls = engines.engine_class(a.engine)
         cfg = cfgmod.build(cls.Config, overrides)
+        bounds.check_training(cfg, data.spec, len(data.train_idx), device)  # before anything is allocated
         engine = cls(data.spec, cfg, device=device, seed=a.seed)
         epochs, minutes, out, seed = a.epochs, a.minutes, a.out, a.seed
     if not out.endswith(".safetensors"):
@@ -175,6 +203,11 @@ def _train_prior(a, out, dist, device) -> int:
     return 0 if last.state == "finished" else 130
 
 
+# Ranges of the sampling options engines declare (`--set k=v` of sample and export).
+SAMPLING_BOUNDS = {"steps": (1, 10_000), "temperature": (1e-3, 100.0), "truncation": (0.0, 10.0),
+                   "eta": (0.0, 10.0), "guidance": (0.0, 100.0), "label": (-1, 10_000)}
+
+
 def _sampling_options(engine, overrides: dict) -> dict:
     allowed = getattr(engine, "sampling_options", {})
     out = {}
@@ -184,8 +217,14 @@ def _sampling_options(engine, overrides: dict) -> dict:
             raise UsageError(f"unknown sampling option '{k}' for {engine.name} (valid: {names})")
         try:
             out[k] = allowed[k](v)
-        except ValueError:
-            raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {v!r}") from None
+        except (ValueError, OverflowError):
+            raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {str(v)[:40]!r}") from None
+        if isinstance(out[k], (int, float)) and not isinstance(out[k], bool):
+            lo, hi = SAMPLING_BOUNDS.get(k, (-1e6, 1e6))
+            if not (math.isfinite(out[k]) and lo <= out[k] <= hi):
+                raise UsageError(f"sampling option '{k}' must be in [{lo:g}, {hi:g}], got {str(v)[:40]!r}")
+        elif isinstance(out[k], str) and len(out[k]) > 100:
+            raise UsageError(f"sampling option '{k}' is {len(out[k])} characters long")
     return out
 
 
@@ -387,38 +426,38 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--engine", help="pca, ae, vae, …  (see `info`)")
     t.add_argument("--data", help="built-in data set (shapes, faces, digits) or a folder/.npz/.h5/IDX path")
-    t.add_argument("--size", type=int, help="resize images to SIZE×SIZE (default: the data set's own size)")
+    t.add_argument("--size", type=IMAGE_SIDE, help="resize images to SIZE×SIZE, 8 to 256 (default: the data set's own size)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     g = t.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=float, help="passes over the training split (default 10)")
-    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
+    g.add_argument("--epochs", type=EPOCHS, help="passes over the training split (default 10)")
+    g.add_argument("--minutes", type=MINUTES, help="train for this many minutes instead")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     t.add_argument("--out", help="checkpoint to write (.safetensors)")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
-    t.add_argument("--checkpoint-every", type=float, default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
+    t.add_argument("--checkpoint-every", type=_number(float, 0, 1e7), default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
     t.set_defaults(func=cmd_train)
 
     tp = sub.add_parser("train-prior", help="train a VQ-VAE's prior over code grids (after the VQ-VAE itself)")
     tp.add_argument("--checkpoint", required=True, help="a vqvae checkpoint; the prior is saved into it")
     tp.add_argument("--data", help="data set (default: the one the model was trained on)")
     g = tp.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=float, help="passes over the training split's code grids (default 10)")
-    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
-    tp.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=EPOCHS, help="passes over the training split's code grids (default 10)")
+    g.add_argument("--minutes", type=MINUTES, help="train for this many minutes instead")
+    tp.add_argument("--seed", type=SEED, default=0)
     tp.add_argument("--out", help="write to this checkpoint instead of updating --checkpoint")
     tp.add_argument("--device", default="auto")
     tp.set_defaults(func=cmd_train_prior)
 
     s = sub.add_parser("sample", help="draw samples from a model")
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=_number(int, 1, SAMPLE_MAX), default=64, help=f"samples, 1 to {SAMPLE_MAX}")
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="sampling option, e.g. temperature=0.8")
     s.add_argument("--out", required=True, help=".png (grid) or .npz (uint8 'images')")
-    s.add_argument("--cols", type=int, help="grid columns (default: square)")
-    s.add_argument("--scale", type=int, default=1, help="nearest-neighbour upscaling of the PNG")
+    s.add_argument("--cols", type=_number(int, 1, SAMPLE_MAX), help="grid columns (default: square)")
+    s.add_argument("--scale", type=_number(int, 1, 64), default=1, help="nearest-neighbour upscaling of the PNG")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_sample)
 
@@ -432,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a model: sample quality, likelihood, reconstruction")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--data", help="evaluate on this data set's test split (default: the one the model was trained on)")
-    ev.add_argument("--n", type=int, default=1000, help="samples to draw (and test images to use, at most)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--n", type=_number(int, 1, 100_000), default=1000,
+                    help="samples to draw (and test images to use, at most)")
+    ev.add_argument("--seed", type=SEED, default=0)
     ev.add_argument("--json", action="store_true", help="print one JSON object (last line) instead of a table")
     ev.add_argument("--quick", action="store_true", help="fewer importance samples for likelihood bounds (VAE: IWAE k ≤ 8)")
     ev.add_argument("--device", default="auto")
@@ -448,9 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--model", help="checkpoint to load first")
     sh.add_argument("--out", required=True, help="file.png")
     sh.add_argument("--size", default="1280x800", help="window size WIDTHxHEIGHT")
-    sh.add_argument("--train-seconds", type=float, default=0.0, help="Train panel: train this long first")
+    sh.add_argument("--train-seconds", type=_number(float, 0, 3600), default=0.0, help="Train panel: train this long first")
     sh.add_argument("--data", help="Train panel: data set to select")
-    sh.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
+    sh.add_argument("--data-size", type=IMAGE_SIDE, help="Train panel: resize the data set's images to N×N")
     sh.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
     sh.set_defaults(func=cmd_screenshot)
 
@@ -462,7 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad argument (one line already written) or --help
+        return e.code if isinstance(e.code, int) else USAGE_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
