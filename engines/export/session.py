@@ -120,7 +120,9 @@ def load(path: str) -> Session:
         raise SessionError(f"{path}: no such file") from None
     except chk.Bad as e:
         raise SessionError(f"{path}: {e}") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+    except RecursionError:
+        raise SessionError(f"{path}: cannot read the session (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise SessionError(f"{path}: cannot read the session ({msg})") from None
     return Session.from_dict(doc, path)

@@ -137,7 +137,7 @@ def _number(d: dict, key: str, lo: float, hi: float, what: str, integer: bool = 
     if isinstance(v, bool) or not ok:
         raise Bad(f"'{what}.{key}' must be {'an integer' if integer else 'a number'}, not {type(v).__name__}")
     if v < lo or v > hi or (lo_open and v == lo):
-        raise Bad(f"'{what}.{key}' must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v:g}")
+        raise Bad(f"'{what}.{key}' must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v if integer else format(v, 'g')}")
 
 
 def _timing(d: dict, what: str) -> None:
@@ -195,14 +195,16 @@ def _export_document(e: dict) -> None:
         keys = _list(t.get("keys"), "export.timeline.keys", MAX_KEYS)
         for i, k in enumerate(keys):
             _vector(k, f"export.timeline.keys[{i}]")
+        if len({len(k) for k in keys}) > 1:
+            raise Bad("'export.timeline.keys' have different lengths")
         _list(t.get("labels"), "export.timeline.labels", MAX_KEYS)
     if e.get("sweep"):
         s = _dict(e["sweep"], "export.sweep")
         _timing(s, "export.sweep")
         for k in ("s_from", "s_to"):
             _number(s, k, -1000, 1000, "export.sweep")
-        _vector(s.get("base"), "export.sweep.base")
-        _vector(s.get("vector"), "export.sweep.vector")
+        if len(_vector(s.get("base"), "export.sweep.base")) != len(_vector(s.get("vector"), "export.sweep.vector")):
+            raise Bad("'export.sweep' base and vector have different lengths")
     if e.get("grid"):
         g = _dict(e["grid"], "export.grid")
         _timing(g, "export.grid")
