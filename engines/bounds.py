@@ -116,3 +116,14 @@ def check_export(frames: int, height: int, width: int, latent_dim: int, out: str
         raise ConfigError(f"the export of {frames:,} frames of {width}×{height} needs about {gib(need)} of memory "
                           f"but only {gib(have)} is available; make it shorter or smaller")
     return need
+
+
+def check_images(n: int, spec, what: str) -> int:
+    """ConfigError when `n` images of `spec` (as float32, about three copies: model output,
+    uint8 and the picture made of them) would not fit in the available memory."""
+    need = int(n) * int(spec.channels) * int(spec.height) * int(spec.width) * 4 * 3
+    have = available_memory()
+    if need > have:
+        raise ConfigError(f"{what} of {n:,} images of {spec} needs about {gib(need)} of memory but only "
+                          f"{gib(have)} is available; ask for fewer")
+    return need

@@ -11,39 +11,15 @@ import os
 import platform
 import sys
 
+from engines.cli.args import EPOCHS, IMAGE_SIDE, MINUTES, SAMPLE_MAX, SEED, check_sampling_option
+from engines.cli.args import number as _number  # noqa: F401 — engines/cli/export.py takes it from here
 from engines.cli.terminal import ProgressBar, _drive, _dur
 
 USAGE_ERROR = 2
-SAMPLE_MAX = 10_000  # images one `sample` draws
 
 
 class UsageError(ValueError):
     pass
-
-
-def _number(kind, lo, hi, lo_open=False):
-    """An argparse type: an int or a finite float within [lo, hi] (or (lo, hi] when `lo_open`),
-    refused by the parser in one line (exit 2) before any work starts."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except (TypeError, ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"needs {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text[:40]!r}") from None
-        if kind is float and not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"needs a finite number, got {text[:40]!r}")
-        if v < lo or v > hi or (lo_open and v == lo):
-            raise argparse.ArgumentTypeError(f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {text[:40]!r}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-SEED = _number(int, 0, 2**32 - 1)
-IMAGE_SIDE = _number(int, 8, 256)  # --size of training images
-EPOCHS = _number(float, 0, 1e6, lo_open=True)
-MINUTES = _number(float, 0, 1e6, lo_open=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,11 +179,6 @@ def _train_prior(a, out, dist, device) -> int:
     return 0 if last.state == "finished" else 130
 
 
-# Ranges of the sampling options engines declare (`--set k=v` of sample and export).
-SAMPLING_BOUNDS = {"steps": (1, 10_000), "temperature": (1e-3, 100.0), "truncation": (0.0, 10.0),
-                   "eta": (0.0, 10.0), "guidance": (0.0, 100.0), "label": (-1, 10_000)}
-
-
 def _sampling_options(engine, overrides: dict) -> dict:
     allowed = getattr(engine, "sampling_options", {})
     out = {}
@@ -219,12 +190,9 @@ def _sampling_options(engine, overrides: dict) -> dict:
             out[k] = allowed[k](v)
         except (ValueError, OverflowError):
             raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {str(v)[:40]!r}") from None
-        if isinstance(out[k], (int, float)) and not isinstance(out[k], bool):
-            lo, hi = SAMPLING_BOUNDS.get(k, (-1e6, 1e6))
-            if not (math.isfinite(out[k]) and lo <= out[k] <= hi):
-                raise UsageError(f"sampling option '{k}' must be in [{lo:g}, {hi:g}], got {str(v)[:40]!r}")
-        elif isinstance(out[k], str) and len(out[k]) > 100:
-            raise UsageError(f"sampling option '{k}' is {len(out[k])} characters long")
+        problem = check_sampling_option(k, out[k])
+        if problem:
+            raise UsageError(f"sampling option '{k}' {problem}, got {str(v)[:40]!r}")
     return out
 
 
@@ -244,6 +212,9 @@ def cmd_sample(a) -> int:
     engine = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False).engine
     if "sample" not in engine.capabilities:
         raise UsageError(f"{engine.name} models cannot sample")
+    from engines import bounds
+
+    bounds.check_images(a.n, engine.spec, "sampling")
     opts = _sampling_options(engine, cfgmod.parse_set_args(a.set))
     if "trajectory" in engine.capabilities:  # step-wise: a step counter on a terminal
         loop = engine.sample_loop(a.n, seed=a.seed, **opts)
@@ -328,6 +299,9 @@ def cmd_evaluate(a) -> int:
         raise UsageError("--n must be positive")
     loaded = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False)
     engine = loaded.engine
+    from engines import bounds
+
+    bounds.check_images(a.n, engine.spec, "evaluating with samples")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
     result = evaluate(engine, data, n=a.n, seed=a.seed, quick=a.quick,
                       progress=lambda m: print(m, file=sys.stderr, flush=True))

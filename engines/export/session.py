@@ -22,7 +22,6 @@ one SessionError line.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
