@@ -83,10 +83,10 @@ def coerce(cfg_cls, name: str, value):
             if isinstance(value, bool):
                 raise ValueError(value)
             if isinstance(value, str) and "e" in value.lower():
-                f = float(value)
-                if not math.isfinite(f) or not f.is_integer():
+                as_float = float(value)
+                if not math.isfinite(as_float) or not as_float.is_integer():
                     raise ValueError(value)
-                value = int(f)
+                value = int(as_float)
             else:
                 value = int(value)
         elif t is float:
