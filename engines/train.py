@@ -49,6 +49,19 @@ class TrainOptions:
     def __post_init__(self):
         if self.epochs is None and self.minutes is None:
             self.epochs = 10
+        for name, lo, hi, optional in (("epochs", 0.0, 1e12, True), ("minutes", 0.0, 1e12, True),
+                                       ("checkpoint_every_s", 0.0, 1e12, False), ("report_every_s", 0.0, 1e6, False)):
+            v = getattr(self, name)
+            if optional and v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise ConfigError(f"training option '{name}' must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+            if name in ("epochs", "minutes") and v == 0:
+                raise ConfigError(f"training option '{name}' must be positive")
+        for name, hi in (("seed", 2**63 - 1), ("eval_images", 10**6)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+                raise ConfigError(f"training option '{name}' must be an integer in [0, {hi}], got {v!r}")
 
 
 @dataclass

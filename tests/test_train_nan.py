@@ -129,3 +129,11 @@ def test_resume_of_damaged_state_is_one_line(tmp_path, tiny_dataset, capsys):
                        env={**os.environ, "PYTHONPATH": ROOT})
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kw", [{"epochs": 0}, {"epochs": float("nan")}, {"minutes": -1}, {"minutes": float("inf")},
+                                {"seed": -1}, {"seed": 1.5}, {"checkpoint_every_s": float("nan")},
+                                {"report_every_s": -1}, {"eval_images": -3}, {"epochs": "10"}])
+def test_train_options_are_bounded(kw):
+    with pytest.raises(ConfigError):
+        TrainOptions(**kw)
