@@ -213,15 +213,18 @@ def test_memory_estimates_refuse_with_the_estimate(models, capsys, monkeypatch):
     assert bounds.available_memory() > 0 and math.isfinite(bounds.available_memory())
 
 
+# Measured by a small launcher process: a child forked straight from pytest (hundreds of MB by
+# then) would count the parent's pages in its own peak RSS, which execve keeps.
+_LAUNCHER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+
+
 def run_cli(args: list[str], cwd) -> tuple[int, str, int]:
-    """(exit status, stderr, peak RSS in KB of that one process, from os.wait4's rusage)."""
-    with open(os.path.join(cwd, "stderr.txt"), "w+") as err:
-        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args], stdout=subprocess.DEVNULL,
-                             stderr=err, cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT})
-        _pid, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return p.returncode, err.read(), usage.ru_maxrss
+    """(exit status, stderr, peak RSS in KB of the `main.py` process, resource.getrusage(RUSAGE_CHILDREN))."""
+    r = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, os.path.join(ROOT, "main.py"), *args],
+                       capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT})
+    rss_kb, rc = (int(x) for x in r.stdout.split())
+    return rc, r.stderr, rss_kb
 
 
 def test_a_sample_as_real_processes(models):
