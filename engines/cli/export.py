@@ -60,7 +60,8 @@ def add_parser(sub) -> None:
 
 
 class Bar:
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream=None):
+        stream = stream or sys.stderr  # the stream of now, not of when this module was imported
         self.stream, self.tty, self._last = stream, stream.isatty(), 0.0
 
     def __call__(self, p) -> None:
