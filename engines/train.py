@@ -30,7 +30,7 @@ import torch
 from engines import checkpoint as ckpt
 from engines.base import Batch
 from engines.config import ConfigError
-from engines.data.dataset import ImageDataset, to_uint8
+from engines.data.dataset import ImageDataset, tile, to_uint8
 from engines.distributed import SINGLE, Processes
 
 
@@ -129,16 +129,6 @@ def sample_grid(engine, n: int = 16, seed: int = 0) -> np.ndarray:
     """A fixed-seed grid of samples, uint8 (H, W, C): the checkpoint's thumbnail."""
     imgs = to_uint8(engine.sample(n, seed=seed))
     return tile(imgs, int(math.ceil(math.sqrt(n))))
-
-
-def tile(imgs: np.ndarray, cols: int, pad: int = 1, fill: int = 255) -> np.ndarray:
-    n, h, w, c = imgs.shape
-    rows = int(math.ceil(n / cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), fill, dtype=np.uint8)
-    for i, im in enumerate(imgs):
-        r, q = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = im
-    return out
 
 
 def _finite(metrics: dict) -> bool:

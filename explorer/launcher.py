@@ -7,6 +7,10 @@ import os
 import sys
 
 OPENABLE = (".safetensors", ".lxsession", ".json")
+USAGE_ERROR = 2
+# Commands of the app (they need Qt): dispatched here, listed in the command line's help.
+APP_COMMANDS = {"screenshot": "render a panel of the app offscreen to a PNG (`screenshot --help`)",
+                "install-desktop": "add the app to the desktop's launcher: icon, name, file types (`--uninstall`)"}
 
 
 def version() -> str:
@@ -50,17 +54,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args or _files_to_open(args):
         return gui(args)
-    if args[0] == "install-desktop":
+    if args[0] == "install-desktop":  # files only: works without Qt
         from explorer.desktop import main as desktop_main
 
         return desktop_main(args[1:])
     if args[0] == "screenshot":
+        from explorer.preflight import PreflightError, check_pyside
+
+        try:
+            check_pyside()
+        except PreflightError as e:
+            print(f"latent-explorer: {e}", file=sys.stderr)
+            return USAGE_ERROR
         from explorer.screenshot import main as screenshot_main
 
         return screenshot_main(args[1:])
-    from engines.cli import main as cli_main
+    from engines.cli.main import main as cli_main
 
-    return cli_main(args)
+    return cli_main(args, app_commands=APP_COMMANDS)
 
 
 def gui_main() -> int:

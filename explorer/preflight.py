@@ -126,15 +126,14 @@ def check_qt_libraries(env=None) -> None:
 
 
 def check_pyside() -> None:
-    import importlib.util
+    from importlib import import_module
 
-    try:
-        found = importlib.util.find_spec("PySide6") is not None and importlib.util.find_spec("PySide6.QtWidgets") is not None
-    except (ImportError, ValueError, AttributeError):
-        found = False
-    if not found:
-        raise PreflightError("the app needs PySide6, which is not installed: python -m pip install PySide6-Essentials "
-                             "(the command line works without it: latent-explorer --help)")
+    try:  # importing (not only finding) them: a broken install or a missing Qt library shows here
+        import_module("PySide6.QtWidgets")
+        import_module("pyqtgraph")
+    except ImportError as e:
+        raise PreflightError(f"the app needs PySide6 and pyqtgraph ({str(e) or type(e).__name__}): python -m pip install "
+                             "PySide6-Essentials pyqtgraph (the command line works without them: latent-explorer --help)") from None
 
 
 def check(env=None) -> None:

@@ -144,6 +144,10 @@ def test_grid_video_walks_every_cell(engine, tmp_path):
     spec = ExportSpec("grid", FrameStyle(scale=1, cols=2, gap=1), grid=GridSpec(n=4, seed=0, keys=2, seconds=0.25, fps=8))
     r = run(run_export(engine, spec, str(tmp_path / "g.gif")))
     assert r.frames == 4 and r.size == (2 * 16 + 3, 2 * 16 + 3)
+    frames = iio.imread(str(tmp_path / "g.gif"))[..., :3].astype(int)
+    cells = [frames[:, 1 + 17 * row:17 + 17 * row, 1 + 17 * col:17 + 17 * col] for row in (0, 1) for col in (0, 1)]
+    moved = [float(np.abs(c[1:] - c[:1]).max()) for c in cells]  # each cell against its first frame
+    assert min(moved) > 8, moved  # every cell walks, not just one of them
 
 
 # ---- cancel and failure ------------------------------------------------------------------------------

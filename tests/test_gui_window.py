@@ -261,18 +261,33 @@ def test_actions_are_declared_once_and_wired(qtbot, make_window):
     assert w.library_dock.isVisible()
 
 
+def test_session_actions_belong_to_the_window(qtbot, make_window):
+    """File → Save/Open Session are the window's (explorer/sessions.py), not a panel's: with no
+    model loaded, saving says why and writes nothing."""
+    from explorer import actions
+
+    by_id = {a.id: a for a in actions.ACTIONS}
+    for aid in ("file.save_session", "file.open_session", "file.save_panel_png"):
+        assert not by_id[aid].callback.startswith("panel:"), aid
+    w = make_window()
+    w.actions_by_id["file.save_session"].trigger()
+    assert "Load a model first" in w.statusBar().currentMessage()
+    assert w.actions_by_id["file.save_session"].shortcut().toString() == "Ctrl+Shift+S"
+    assert w.actions_by_id["file.open_session"].shortcut().toString() == "Ctrl+Shift+O"
+
+
 def test_screenshot_command(qtbot, env, tiny_dataset):
     from PySide6.QtGui import QImage
 
-    from engines.cli.main import main
+    from explorer.screenshot import main
 
     model = save_tiny(env / "m.safetensors", tiny_dataset(), "vae")
     out = env / "shot.png"
-    assert main(["screenshot", "--panel", "train", "--model", model, "--out", str(out),
+    assert main(["--panel", "train", "--model", model, "--out", str(out),
                  "--data", "__none__", "--size", "1200x700"]) == 0
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1200, 700)
-    assert main(["screenshot", "--panel", "nonsense", "--out", str(out)]) == 2
+    assert main(["--panel", "nonsense", "--out", str(out)]) == 2
 
 
 def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
@@ -288,3 +303,26 @@ def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
     w.dropEvent(ev)
     qtbot.waitUntil(lambda: w.session.engine is not None and w.session.engine.name == "ae", timeout=10_000)
     qtbot.waitUntil(lambda: path in w.library.paths(), timeout=10_000)
+
+
+def test_about_names_every_registered_model_family(qtbot, make_window):
+    import re
+
+    import engines
+
+    shown = {"pca": r"\bPCA\b", "ae": r"\bAE\b", "vae": r"\bVAE", "vqvae": r"\bVQ-VAE", "gan": r"\bGAN",
+             "diffusion": r"\bdiffusion\b"}
+    assert set(engines.names()) <= set(shown), "a new family: name it in show_about and here"
+    w = make_window()
+    w.show_about()
+    text = w._dialog.text()
+    missing = [name for name in engines.names() if not re.search(shown[name], text)]
+    assert missing == [], text
+    assert "denoising" in text  # the AE family's denoising variant
+
+
+def test_panels_docstring_names_every_panel():
+    from explorer import panels
+
+    assert [s.title for s in panels.PANELS if s.title not in panels.__doc__] == []
+    assert "later issues" not in panels.__doc__

@@ -8,7 +8,8 @@ from engines import checkpoint as ckpt
 
 
 @pytest.fixture
-def vae(tmp_path, tiny_dataset):
+def vae(tmp_path, tiny_dataset, monkeypatch):
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))  # bookmarks/vectors per test
     ds = tiny_dataset(n=96, size=16)
     data = tmp_path / "blobs.npz"
     np.savez(data, images=ds.images, labels=ds.labels, label_names=np.array(ds.label_names),

@@ -176,6 +176,7 @@ def check_document(d: dict) -> None:
             raise Bad(f"'bookmarks[{i}].name' must be text")
     for name, p in _dict(d.get("panels"), "panels", 64).items():
         _dict(p, f"panels.{name}", 10_000)
+    _dict(d.get("workspace"), "workspace", 64)
     if d.get("export") is not None:
         _export_document(_dict(d["export"], "export"))
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from engines.data.dataset import to_uint8
+
 MAX_STEPS = 1000
+MODEL_RANGE = (-1.0, 1.0)  # x_t and x̂₀ live in [−1, 1]
 
 
 @dataclass(frozen=True)
@@ -52,24 +55,6 @@ class Trajectory:
         return self.x_t[-1]
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model-space images ([−1, 1], (N, C, H, W)) → uint8 (N, H, W, C)."""
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def tile(frames: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, H, W, C) → one grid image (H', W', C) with white gaps."""
-    n, h, w, c = frames.shape
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), 255, np.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = frames[i]
-    return out
-
-
 def _labels(engine, req: RunRequest):
     k = engine.config.num_classes
     if k == 0:
@@ -104,14 +89,14 @@ def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
     if req.branch_step == 0:
         g.manual_seed(int(req.branch_seed))
     for rec in loop:
-        traj.x_t.append(to_uint8(rec.x_t))
-        traj.x0.append(to_uint8(rec.x0))
+        traj.x_t.append(to_uint8(rec.x_t, MODEL_RANGE))
+        traj.x0.append(to_uint8(rec.x0, MODEL_RANGE))
         if rec.index + 1 == req.branch_step:
             # The steps so far drew the same noise as the original run, so x_t of the branch step
             # is the original's; the noise the sampler draws from that step on is new.
             g.manual_seed(int(req.branch_seed))
         yield rec.index + 1, len(ts)
-    final = to_uint8(loop.result * 2 - 1)
+    final = to_uint8(loop.result)  # the sampler's result is in [0, 1]
     traj.x_t.append(final)
     traj.x0.append(final)
     traj.seconds = time.perf_counter() - t0
@@ -121,7 +106,7 @@ def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
 def noised(engine, image: np.ndarray, t: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """q(x_t | x₀) for one data image (uint8 (H, W, C)): the model-space tensor and its uint8 view."""
     x = engine.forward_process(image[None], t, seed=seed)
-    return x, to_uint8(x)[0]
+    return x, to_uint8(x, MODEL_RANGE)[0]
 
 
 def noise_job(request):

@@ -17,6 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget,
                                QVBoxLayout)
 
+from engines.data.dataset import tile
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.diffusion import jobs
@@ -314,8 +315,8 @@ class DiffusionPanel(Panel):
         parent = self._branch_parent
         if r.branch_step is not None and parent is not None:
             cols = int(np.ceil(np.sqrt(r.n)))
-            self.original_view.set_image(jobs.tile(parent.result, cols))
-            self.branch_view.set_image(jobs.tile(traj.result, cols))
+            self.original_view.set_image(tile(parent.result, cols, border=False))
+            self.branch_view.set_image(tile(traj.result, cols, border=False))
             self.branch_caption.setText(f"branch from step {r.branch_step + 1}")
             self.status.setText(self.status.text().split(" (")[0] + f" — branched at step {r.branch_step + 1} "
                                 "with new noise; the original result is beside it")
@@ -332,8 +333,8 @@ class DiffusionPanel(Panel):
         k = max(0, min(k, traj.steps))
         self.reverse.map.set_step(k)
         cols = int(np.ceil(np.sqrt(traj.request.n)))
-        self.xt_view.set_image(jobs.tile(traj.x_t[k], cols))
-        self.x0_view.set_image(jobs.tile(traj.x0[k], cols))
+        self.xt_view.set_image(tile(traj.x_t[k], cols, border=False))
+        self.x0_view.set_image(tile(traj.x0[k], cols, border=False))
         if k < traj.steps:
             t, a = traj.t[k], traj.abar[k]
             self.xt_caption.setText(f"x_t, the sampler's state at t = {t}")

@@ -56,7 +56,7 @@ def fixed_images(data, n: int | None = None) -> np.ndarray:
 
 def data_preview(data) -> np.ndarray:
     """A grid of real training images, spread over the training split."""
-    from engines.train import tile
+    from engines.data.dataset import tile
 
     side = data.spec.width
     n = min(preview_count(side), len(data.train_idx))
@@ -66,8 +66,7 @@ def data_preview(data) -> np.ndarray:
 
 def render_preview(request) -> tuple[np.ndarray, str]:
     """(engine, mode, images) → (uint8 grid, caption). mode: 'samples' or 'reconstructions'."""
-    from engines.data.dataset import to_uint8
-    from engines.train import tile
+    from engines.data.dataset import tile, to_uint8
 
     engine, mode, images = request
     t0 = time.perf_counter()
