@@ -7,6 +7,11 @@ between two steps. Each step's noise comes from a generator seeded by (seed, ste
 epoch's order from (seed, epoch), so a run resumed from a checkpoint continues exactly as if
 it had never stopped.
 
+Before every save the weights (and optimizer state) are checked to be finite: a step that turned
+them into NaN/Inf stops the run as "failed" without writing, so the file at `options.out` stays
+the last checkpoint whose weights are finite. A resumed run's training state is checked first
+(`check_resume_state`): a damaged one is a ConfigError, not a traceback mid-run.
+
 On several processes (torchrun) every rank runs this same loop on its shard of each epoch;
 `options.dist` (engines/distributed.py) averages gradients and metrics and makes the ranks
 take every decision together; only rank 0 writes checkpoints.
@@ -24,6 +29,7 @@ import torch
 
 from engines import checkpoint as ckpt
 from engines.base import Batch
+from engines.config import ConfigError
 from engines.data.dataset import ImageDataset, tile, to_uint8
 from engines.distributed import SINGLE, Processes
 
@@ -43,6 +49,19 @@ class TrainOptions:
     def __post_init__(self):
         if self.epochs is None and self.minutes is None:
             self.epochs = 10
+        for name, lo, hi, optional in (("epochs", 0.0, 1e12, True), ("minutes", 0.0, 1e12, True),
+                                       ("checkpoint_every_s", 0.0, 1e12, False), ("report_every_s", 0.0, 1e6, False)):
+            v = getattr(self, name)
+            if optional and v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise ConfigError(f"training option '{name}' must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+            if name in ("epochs", "minutes") and v == 0:
+                raise ConfigError(f"training option '{name}' must be positive")
+        for name, hi in (("seed", 2**63 - 1), ("eval_images", 10**6)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+                raise ConfigError(f"training option '{name}' must be an integer in [0, {hi}], got {v!r}")
 
 
 @dataclass
@@ -99,6 +118,13 @@ class TrainingFailed(RuntimeError):
     pass
 
 
+class _Diverged(Exception):
+    """The weights became NaN/Inf: this save must not happen."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+
+
 def sample_grid(engine, n: int = 16, seed: int = 0) -> np.ndarray:
     """A fixed-seed grid of samples, uint8 (H, W, C): the checkpoint's thumbnail."""
     imgs = to_uint8(engine.sample(n, seed=seed))
@@ -106,7 +132,48 @@ def sample_grid(engine, n: int = 16, seed: int = 0) -> np.ndarray:
 
 
 def _finite(metrics: dict) -> bool:
-    return all(math.isfinite(v) for v in metrics.values())
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in metrics.values())
+
+
+def nonfinite_tensors(engine, optimizer: bool = True) -> list[str]:
+    """Names of the engine's weights and buffers (and optimizer state tensors) holding NaN/Inf."""
+    bad = []
+    with torch.no_grad():
+        for k, v in engine.nets.state_dict().items():
+            if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                bad.append(k)
+        if optimizer:
+            for name, opt in getattr(engine, "optimizers", {}).items():
+                for i, st in enumerate(opt.state.values()):
+                    for k, v in st.items():
+                        if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                            bad.append(f"optimizer {name}/{i}/{k}")
+    return bad
+
+
+_STATE_NUMBERS = {  # key: (integer, lowest, highest, may be None)
+    "step": (True, 0, 10**12, False), "seed": (True, 0, 2**63 - 1, False),
+    "elapsed_s": (False, 0.0, 1e9, False), "epochs": (False, 0.0, 1e6, True), "minutes": (False, 0.0, 1e6, True),
+    "images_seen": (True, 0, 10**15, False), "world_size": (True, 1, 65_536, False),
+    "effective_batch": (True, 1, 10**7, False),
+}
+
+
+def check_resume_state(state) -> dict:
+    """The checkpoint's training state, checked: ConfigError naming the first damaged value."""
+    if not isinstance(state, dict):
+        raise ConfigError(f"damaged training state: not an object but {type(state).__name__}")
+    for key, (integer, lo, hi, optional) in _STATE_NUMBERS.items():
+        if key not in state or (optional and state[key] is None):
+            continue
+        v = state[key]
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or not math.isfinite(v) or not lo <= v <= hi:
+            raise ConfigError(f"damaged training state: '{key}' is {str(v)[:40]!r}, "
+                              f"not {'an integer' if integer else 'a number'} in [{lo:g}, {hi:g}]")
+        if key in ("epochs", "minutes") and v == 0:
+            raise ConfigError(f"damaged training state: '{key}' is 0")
+    return state
 
 
 def train(engine, data: ImageDataset, options: TrainOptions, control: TrainControl | None = None) -> Iterator[Progress]:
@@ -117,7 +184,12 @@ def train(engine, data: ImageDataset, options: TrainOptions, control: TrainContr
 
 
 def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainControl) -> Iterator[Progress]:
-    state0 = dict(getattr(engine, "resume_state", {}) or {})
+    state0 = dict(check_resume_state(getattr(engine, "resume_state", {}) or {}))
+    if state0:
+        bad = nonfinite_tensors(engine)
+        if bad:
+            raise ConfigError(f"damaged training state: {bad[0]} holds NaN/Inf"
+                              + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     elapsed0 = float(state0.get("elapsed_s", 0.0))
     train_ds = data.split("train")
     test_ds = data.split("test") if len(data.test_idx) else None
@@ -130,11 +202,16 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         return u8.permute(0, 3, 1, 2).float().div_(255.0)
 
     def save(state: str, metrics: dict) -> str | None:
+        """The path written; None without `options.out`; raises _Diverged (nothing written) when
+        the weights are no longer finite."""
         if not options.out:
             return None
         dist.sync_buffers(engine)
         # on every rank: they keep identical state
         engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
+        bad = nonfinite_tensors(engine)  # the same on every rank: they hold the same weights
+        if bad:
+            raise _Diverged(bad)
         try:
             return _write(state, metrics) if dist.is_main else None
         finally:
@@ -166,7 +243,12 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         metrics = engine.fit(to_float(x_all))
         if test_ds is not None:
             metrics.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images]).items()})
-        path = save("finished", metrics)
+        try:
+            path = save("finished", metrics)
+        except _Diverged as e:
+            yield Progress("failed", 0, 1, 0.0, metrics, 0.0, time.perf_counter() - t0, None,
+                           message=f"fitting gave NaN/Inf weights ({e}); nothing was saved")
+            return
         el = time.perf_counter() - t0
         yield Progress("finished", 1, 1, 1.0, metrics, n / max(el, 1e-9), el, 0.0, path)
         return
@@ -197,6 +279,11 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
             left = max(0.0, deadline - elapsed())
             eta = left if eta is None else min(eta, left)
         return Progress(state, engine.step, total, engine.step / spe, dict(last_metrics), rate, elapsed(), eta, path, message)
+
+    def diverged(e: _Diverged) -> Progress:
+        msg = f"training stopped at step {engine.step}: the weights became NaN/Inf ({e})"
+        msg += f"; last good checkpoint kept at {last_path}" if last_path else "; nothing was saved"
+        return progress("failed", msg, last_path)
 
     pending = None  # the last step's metrics, counted at the top of the next turn
     while True:
@@ -229,10 +316,18 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
                     rate = engine.step * gbs / max(now - t0, 1e-9) if state0 == {} else rate
                 yield progress("running")
             if ag.checkpoint:
-                last_path = save("running", last_metrics)
+                try:
+                    last_path = save("running", last_metrics)
+                except _Diverged as e:
+                    yield diverged(e)
+                    return
                 last_ckpt = time.perf_counter()
         if ag.cancel:
-            path = save("cancelled", last_metrics)
+            try:
+                path = save("cancelled", last_metrics)
+            except _Diverged as e:
+                yield diverged(e)
+                return
             yield progress("cancelled", "training cancelled; checkpoint kept" if path else "training cancelled", path)
             return
         # Pausing is for the app's single process; on several the others would wait in a collective.
@@ -267,7 +362,11 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         final.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images], quick=True).items()})
     # Every rank ends with rank 0's model: steps, and its evaluation, may have moved buffers.
     dist.sync_buffers(engine)
-    path = save("finished", final)
+    try:
+        path = save("finished", final)
+    except _Diverged as e:
+        yield diverged(e)
+        return
     last_metrics = final
     yield progress("finished", "training finished", path)
 

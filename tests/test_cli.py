@@ -99,7 +99,7 @@ def test_info_json(capsys):
 @pytest.mark.parametrize("argv,needle", [
     (["train", "--engine", "vae", "--data", "/no/such", "--out", "x.safetensors"], "no such built-in"),
     (["train", "--engine", "gpt", "--data", "digits", "--out", "x.safetensors"], "unknown engine"),
-    (["train", "--engine", "vae", "--data", "digits", "--set", "latent_dim=abc", "--out", "x.safetensors"], "needs a int"),
+    (["train", "--engine", "vae", "--data", "digits", "--set", "latent_dim=abc", "--out", "x.safetensors"], "needs an integer"),
     (["train", "--engine", "vae", "--data", "digits", "--device", "cuda:0", "--out", "x.safetensors"], "CUDA is not available"),
     (["sample", "--checkpoint", "/no/file.safetensors", "--out", "x.png"], "no such file"),
     (["sample", "--checkpoint", "/no/file.safetensors", "--out", "x.jpg"], ".png"),

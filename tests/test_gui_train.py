@@ -180,12 +180,30 @@ def test_continue_training_a_checkpoint(qtbot, window, step_threads, tiny_datase
     assert panel.engine_combo.isEnabled()
 
 
-def test_bad_settings_are_refused_not_crashed(qtbot, window):
+def test_bad_settings_are_refused_not_crashed(qtbot, window, monkeypatch):
     panel = window.panels["train"]
     setup_run(panel)
     panel.form.editors["lr"].setText("-1")
     assert not panel.start()
     assert "lr" in panel.status.text() and panel.state == "idle"
+    for bad in ("nan", "inf", "1e999", "100"):  # NaN, infinite, overflowing, above the range
+        panel.form.editors["lr"].setText(bad)
+        assert not panel.start(), bad
+        assert "lr" in panel.status.text() and panel.state == "idle"
+    setup_run(panel, lr=1e-3)
+    # Spin boxes take their ranges from the config's bounds: no way to type a huge width.
+    width = panel.form.editors["width"]
+    assert (width.minimum(), width.maximum()) == (4, 256)
+    width.setValue(100_000)
+    assert width.value() == 256
+    # A run whose memory estimate exceeds what the machine has is refused with the estimate.
+    monkeypatch.setenv("LATENT_EXPLORER_MEMORY_LIMIT", str(2**20))
+    assert not panel.start()
+    assert "memory" in panel.status.text() and "MiB" in panel.status.text() and panel.state == "idle"
+    monkeypatch.delenv("LATENT_EXPLORER_MEMORY_LIMIT")
+    setup_run(panel, engine="diffusion")
+    steps = panel.form.editors["timesteps"]
+    assert steps.maximum() == 10_000
     # An engine that rejects the images fails inside the worker and reports it.
     setup_run(panel, engine="pca", n_components=10_000)
     panel.form.editors["exact_limit"].setValue(1)

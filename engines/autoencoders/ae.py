@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from engines.base import Batch, Engine
-from engines.config import EngineConfig, option
+from engines.config import LATENT_MAX, WIDTH_MAX, EngineConfig, option
 from engines.autoencoders.nets import ConvDecoder, ConvEncoder, LatentGaussian
 
 
 @dataclass
 class AEConfig(EngineConfig):
-    latent_dim: int = option(16, "size of the latent vector z", minimum=1)
-    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 8×)", minimum=4)
-    noise_std: float = option(0.0, "denoising AE: std of Gaussian noise added to inputs during training (0 = plain AE)", minimum=0.0)
+    latent_dim: int = option(16, "size of the latent vector z", minimum=1, maximum=LATENT_MAX)
+    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 8×)", minimum=4, maximum=WIDTH_MAX)
+    noise_std: float = option(0.0, "denoising AE: std of Gaussian noise added to inputs during training (0 = plain AE)", minimum=0.0, maximum=10.0)
     mask_prob: float = option(0.0, "denoising AE: fraction of pixels zeroed during training", minimum=0.0, maximum=0.95)
     loss: str = option("mse", "reconstruction loss", choices=("mse", "bce"))
 

@@ -8,18 +8,18 @@ import torch
 from torch import nn
 
 from engines.base import Engine, as_images
-from engines.config import option
+from engines.config import BATCH_MAX, LR_MAX, option
 
 
 @dataclass
 class PCAConfig:
-    n_components: int = option(16, "number of principal components (latent size)", minimum=1)
+    n_components: int = option(16, "number of principal components (latent size)", minimum=1, maximum=16_384)
     whiten: bool = option(False, "scale each component to unit variance (latents ~ N(0, I))")
     exact_limit: int = option(4096, "use an exact SVD when the smaller side of the data matrix is at most this; "
-                              "a randomized SVD otherwise", minimum=1)
+                              "a randomized SVD otherwise", minimum=1, maximum=1_000_000)
     # The shared trainer reads these; PCA ignores the learning rate.
-    lr: float = option(0.0, "unused: PCA is fitted in closed form")
-    batch_size: int = option(256, "images per chunk when evaluating", minimum=1)
+    lr: float = option(0.0, "unused: PCA is fitted in closed form", minimum=0.0, maximum=LR_MAX)
+    batch_size: int = option(256, "images per chunk when evaluating", minimum=1, maximum=BATCH_MAX)
 
 
 class _Basis(nn.Module):

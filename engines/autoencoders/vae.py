@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engines.base import Batch, Engine, as_images
-from engines.config import EngineConfig, option
+from engines.config import LATENT_MAX, STEPS_MAX, WEIGHT_MAX, WIDTH_MAX, EngineConfig, option
 from engines.autoencoders.nets import ConvDecoder, ConvEncoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -18,17 +18,17 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass
 class VAEConfig(EngineConfig):
-    latent_dim: int = option(16, "size of the latent vector z", minimum=1)
-    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 8×)", minimum=4)
-    beta: float = option(1.0, "weight of the KL term (β-VAE); 1 gives the true ELBO", minimum=0.0)
+    latent_dim: int = option(16, "size of the latent vector z", minimum=1, maximum=LATENT_MAX)
+    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 8×)", minimum=4, maximum=WIDTH_MAX)
+    beta: float = option(1.0, "weight of the KL term (β-VAE); 1 gives the true ELBO", minimum=0.0, maximum=WEIGHT_MAX)
     likelihood: str = option("bernoulli", "p(x|z): Bernoulli on pixel intensities, or Gaussian", choices=("bernoulli", "gaussian"))
-    sigma: float = option(0.1, "Gaussian likelihood: initial (or fixed) pixel std", minimum=1e-4)
+    sigma: float = option(0.1, "Gaussian likelihood: initial (or fixed) pixel std", minimum=1e-4, maximum=10.0)
     learn_sigma: bool = option(True, "Gaussian likelihood: learn one pixel std per channel")
-    kl_warmup_steps: int = option(0, "ramp the KL weight linearly from 0 to β over this many steps (against posterior collapse)", minimum=0)
-    free_bits: float = option(0.0, "free bits: minimum nats per latent dimension before KL is penalised", minimum=0.0)
-    logvar_min: float = option(-10.0, "clamp of the encoder's log-variance (stability)")
-    logvar_max: float = option(4.0, "clamp of the encoder's log-variance (stability)")
-    iwae_k: int = option(64, "importance samples for the IWAE bound in evaluation", minimum=1)
+    kl_warmup_steps: int = option(0, "ramp the KL weight linearly from 0 to β over this many steps (against posterior collapse)", minimum=0, maximum=STEPS_MAX)
+    free_bits: float = option(0.0, "free bits: minimum nats per latent dimension before KL is penalised", minimum=0.0, maximum=100.0)
+    logvar_min: float = option(-10.0, "clamp of the encoder's log-variance (stability)", minimum=-30.0, maximum=10.0)
+    logvar_max: float = option(4.0, "clamp of the encoder's log-variance (stability)", minimum=-10.0, maximum=30.0)
+    iwae_k: int = option(64, "importance samples for the IWAE bound in evaluation", minimum=1, maximum=5000)
 
 
 class _LogSigma(nn.Module):

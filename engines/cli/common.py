@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+from engines.cli.args import check_sampling_option
+
 USAGE_ERROR = 2
 
 
@@ -87,8 +89,11 @@ def _sampling_options(engine, overrides: dict) -> dict:
             raise UsageError(f"unknown sampling option '{k}' for {engine.name} (valid: {names})")
         try:
             out[k] = allowed[k](v)
-        except ValueError:
-            raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {v!r}") from None
+        except (ValueError, OverflowError):
+            raise UsageError(f"sampling option '{k}' needs a {allowed[k].__name__}, got {str(v)[:40]!r}") from None
+        problem = check_sampling_option(k, out[k])
+        if problem:
+            raise UsageError(f"sampling option '{k}' {problem}, got {str(v)[:40]!r}")
     return out
 
 

@@ -19,30 +19,35 @@ KINDS = ("interpolate", "sweep", "diffusion", "grid", "progress", "codebook")
 
 
 def add_parser(sub) -> None:
+    from engines.cli.args import SEED
+    from engines.cli.args import number as _number
+
     x = sub.add_parser("export", help="export a video, image or data file (the Export panel, headless)")
     x.add_argument("--checkpoint", help="the model (default with --session: the checkpoint the session names)")
     x.add_argument("--session", help="a session file saved by the app: regenerate its export")
     x.add_argument("--kind", choices=KINDS, help="what to export (default interpolate; .h5/.csv: latents and "
                    "projections, or with --kind codebook a VQ model's code usage)")
     x.add_argument("--out", required=True, help="file.mp4 | .gif | .png (one image, or a folder of frames) | .h5 | .csv")
-    x.add_argument("--seed", type=int, default=0, help="seed of the prior latents (keys, sweep base, grid)")
-    x.add_argument("--keys", type=int, default=4, help="interpolate: prior latents to pass through")
-    x.add_argument("--seconds", type=float, help="seconds per segment (interpolate), sweep length, or per checkpoint")
-    x.add_argument("--fps", type=float, help="frames per second (default 24; diffusion 12)")
+    x.add_argument("--seed", type=SEED, default=0, help="seed of the prior latents (keys, sweep base, grid)")
+    x.add_argument("--keys", type=_number(int, 2, 1000), default=4, help="interpolate: prior latents to pass through")
+    x.add_argument("--seconds", type=_number(float, 0, 3600, lo_open=True), help="seconds per segment (interpolate), sweep length, or per checkpoint")
+    x.add_argument("--fps", type=_number(float, 0, 240, lo_open=True), help="frames per second (default 24; diffusion 12)")
     x.add_argument("--method", default="slerp", help="lerp, slerp or nslerp")
     x.add_argument("--easing", default="smoothstep", help="linear, smoothstep or ease_in_out_cubic")
     x.add_argument("--no-loop", action="store_true", help="end on the last key instead of returning to the first")
-    x.add_argument("--size", type=int, help="frame width in pixels (default: 4× the model's images, 512 at most)")
-    x.add_argument("--scale", type=float, help="output pixels per model pixel instead of --size (e.g. 8: 64 px → 512 px)")
+    x.add_argument("--size", type=_number(int, 8, 8192), help="frame width in pixels (default: 4× the model's images, 512 at most)")
+    x.add_argument("--scale", type=_number(float, 0, 64, lo_open=True), help="output pixels per model pixel instead of --size (e.g. 8: 64 px → 512 px)")
     x.add_argument("--smooth", action="store_true", help="bicubic upscaling instead of nearest-neighbour")
     x.add_argument("--labels", action="store_true", help="caption each frame")
     x.add_argument("--vector", help="sweep: a vectors .json saved by the Arithmetic panel")
     x.add_argument("--vector-name", help="sweep: which vector of that file (default: the first)")
     x.add_argument("--attribute", help="sweep: make the vector from this attribute of the data set")
-    x.add_argument("--from", dest="s_from", type=float, default=-3.0, help="sweep: first strength")
-    x.add_argument("--to", dest="s_to", type=float, default=3.0, help="sweep: last strength")
-    x.add_argument("--n", type=int, help="grid/progress: images per frame (default 16); diffusion: seeds (default 4)")
-    x.add_argument("--cols", type=int, help="grid columns (default: square)")
+    x.add_argument("--from", dest="s_from", type=_number(float, -1000, 1000), default=-3.0,
+                   help="sweep: first strength")
+    x.add_argument("--to", dest="s_to", type=_number(float, -1000, 1000), default=3.0,
+                   help="sweep: last strength")
+    x.add_argument("--n", type=_number(int, 1, 1024), help="grid/progress: images per frame (default 16); diffusion: seeds (default 4)")
+    x.add_argument("--cols", type=_number(int, 1, 1024), help="grid columns (default: square)")
     x.add_argument("--show", choices=("x_t", "x0", "both"), default="both",
                    help="diffusion: the noisy image x_t, the predicted clean image x̂₀, or both per step")
     x.add_argument("--checkpoints", nargs="+", help="progress: checkpoints of one run, in any order")
@@ -56,7 +61,8 @@ def add_parser(sub) -> None:
 
 
 class Bar:
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream=None):
+        stream = stream or sys.stderr  # the stream of now, not of when this module was imported
         self.stream, self.tty, self._last = stream, stream.isatty(), 0.0
 
     def __call__(self, p) -> None:
@@ -109,9 +115,27 @@ def cmd_export(a) -> int:
             spec.style = _style_for(engine, spec, a.size, a.scale)
     else:
         spec = build_spec(a, engine, loaded.info)
+    _check_size(engine, spec, a.out)
     if a.save_session:
         _save_session(a.save_session, engine, path, spec, a.seed)
     return _run(engine, spec, a.out)
+
+
+def _check_size(engine, spec, out) -> None:
+    """Refuse, before rendering anything, an export whose frame count, frame size or memory
+    estimate is out of bounds (engines/bounds.py, engines/export/session_check.py)."""
+    from engines import bounds
+    from engines.export import session_check as chk
+
+    try:
+        steps = None
+        if spec.kind == "diffusion":
+            steps = int(spec.options.get("steps") or getattr(engine.config, "sample_steps", 0) or 0)
+        frames = chk.check_export(spec, steps)
+        h, w = chk.frame_shape(spec, engine.spec)
+    except (ValueError, TypeError) as e:
+        raise ExportError(str(e).splitlines()[0] if str(e) else "export out of bounds") from None
+    bounds.check_export(frames, h, w, int(engine.latent_dim), out)
 
 
 def _session_model(session) -> str:

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None, app_commands: dict[str, str] | None = No
     if argv and argv[0] in (app_commands or {}):  # an app command that reached the headless command line
         sys.stderr.write(f"error: '{argv[0]}' is a command of the app: run `python main.py {argv[0]}`\n")
         return USAGE_ERROR
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad argument (one line already written) or --help
+        return e.code if isinstance(e.code, int) else USAGE_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -5,18 +5,19 @@ import math
 import os
 import sys
 
+from engines.cli.args import SAMPLE_MAX, SEED, number
 from engines.cli.common import UsageError, _atomic, _ensure_parent, _sampling_options
 
 
 def add_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw samples from a model")
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=number(int, 1, SAMPLE_MAX), default=64, help=f"samples, 1 to {SAMPLE_MAX}")
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="sampling option, e.g. temperature=0.8")
     s.add_argument("--out", required=True, help=".png (grid) or .npz (uint8 'images')")
-    s.add_argument("--cols", type=int, help="grid columns (default: square)")
-    s.add_argument("--scale", type=int, default=1, help="nearest-neighbour upscaling of the PNG")
+    s.add_argument("--cols", type=number(int, 1, SAMPLE_MAX), help="grid columns (default: square)")
+    s.add_argument("--scale", type=number(int, 1, 64), default=1, help="nearest-neighbour upscaling of the PNG")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_sample)
 
@@ -36,6 +37,9 @@ def cmd_sample(a) -> int:
     engine = ckpt.load(a.checkpoint, device=a.device, with_optimizer=False).engine
     if "sample" not in engine.capabilities:
         raise UsageError(f"{engine.name} models cannot sample")
+    from engines import bounds
+
+    bounds.check_images(a.n, engine.spec, "sampling")
     opts = _sampling_options(engine, cfgmod.parse_set_args(a.set))
     if "trajectory" in engine.capabilities:  # step-wise: a step counter on a terminal
         loop = engine.sample_loop(a.n, seed=a.seed, **opts)

@@ -9,7 +9,8 @@ import time
 class ProgressBar:
     """One updating line on a terminal; a line every few seconds when piped to a log."""
 
-    def __init__(self, stream=sys.stderr, every_s: float = 5.0):
+    def __init__(self, stream=None, every_s: float = 5.0):
+        stream = stream or sys.stderr  # the stream of now, not of when this module was imported
         self.stream = stream
         self.tty = stream.isatty()
         self.every_s = every_s

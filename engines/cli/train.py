@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from engines.cli.args import EPOCHS, IMAGE_SIDE, MINUTES, SEED, number
 from engines.cli.common import _ensure_parent, UsageError, _check_length, _load_data, _on_processes, _speaker, _training_data
 from engines.cli.terminal import ProgressBar, _drive, _dur
 
@@ -12,17 +13,17 @@ def add_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--engine", help="pca, ae, vae, …  (see `info`)")
     t.add_argument("--data", help="built-in data set (shapes, faces, digits) or a folder/.npz/.h5/IDX path")
-    t.add_argument("--size", type=int, help="resize images to SIZE×SIZE (default: the data set's own size)")
+    t.add_argument("--size", type=IMAGE_SIDE, help="resize images to SIZE×SIZE, 8 to 256 (default: the data set's own size)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     g = t.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=float, help="passes over the training split (default 10)")
-    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
+    g.add_argument("--epochs", type=EPOCHS, help="passes over the training split (default 10)")
+    g.add_argument("--minutes", type=MINUTES, help="train for this many minutes instead")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     t.add_argument("--out", help="checkpoint to write (.safetensors)")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
-    t.add_argument("--checkpoint-every", type=float, default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
+    t.add_argument("--checkpoint-every", type=number(float, 0, 1e7), default=120.0, metavar="SECONDS", help="periodic checkpoint interval")
     t.set_defaults(func=cmd_train)
 
 
@@ -36,7 +37,8 @@ def _train(a, dist, device) -> int:
     from engines import checkpoint as ckpt
     from engines import config as cfgmod
     from engines.distributed import resume_batch
-    from engines.train import TrainControl, TrainOptions, train
+    from engines import bounds
+    from engines.train import TrainControl, TrainOptions, check_resume_state, train
 
     overrides = cfgmod.parse_set_args(a.set)
     if a.resume:
@@ -44,7 +46,7 @@ def _train(a, dist, device) -> int:
         engine = loaded.engine
         if set(overrides) - {"batch_size"}:
             raise UsageError("--set cannot change the settings of a resumed run")
-        prev = engine.resume_state
+        prev = check_resume_state(engine.resume_state)
         resume_batch(prev, engine.config, overrides, dist.world_size)
         data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
         epochs = a.epochs if a.epochs is not None else (prev.get("epochs") if a.minutes is None else None)
@@ -59,6 +61,7 @@ def _train(a, dist, device) -> int:
         data = _load_data(a.data, size=a.size, channels=a.channels)
         cls = engines.engine_class(a.engine)
         cfg = cfgmod.build(cls.Config, overrides)
+        bounds.check_training(cfg, data.spec, len(data.train_idx), device)  # before anything is allocated
         engine = cls(data.spec, cfg, device=device, seed=a.seed)
         epochs, minutes, out, seed = a.epochs, a.minutes, a.out, a.seed
     if not out.endswith(".safetensors"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from engines.cli.args import EPOCHS, MINUTES, SEED
 from engines.cli.common import UsageError, _check_length, _ensure_parent, _load_data, _on_processes, _speaker, _training_data
 from engines.cli.terminal import ProgressBar, _drive, _dur
 
@@ -13,9 +14,9 @@ def add_parser(sub) -> None:
     tp.add_argument("--checkpoint", required=True, help="a vqvae checkpoint; the prior is saved into it")
     tp.add_argument("--data", help="data set (default: the one the model was trained on)")
     g = tp.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=float, help="passes over the training split's code grids (default 10)")
-    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
-    tp.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=EPOCHS, help="passes over the training split's code grids (default 10)")
+    g.add_argument("--minutes", type=MINUTES, help="train for this many minutes instead")
+    tp.add_argument("--seed", type=SEED, default=0)
     tp.add_argument("--out", help="write to this checkpoint instead of updating --checkpoint")
     tp.add_argument("--device", default="auto")
     tp.set_defaults(func=cmd_train_prior)

@@ -18,29 +18,29 @@ import torch.nn.functional as F
 
 from engines.diffusion import samplers as smp
 from engines.base import Batch, Engine, as_images
-from engines.config import ConfigError, EngineConfig, option
+from engines.config import CLASSES_MAX, LR_MAX, LR_MIN, WIDTH_MAX, ConfigError, EngineConfig, option
 from engines.diffusion.schedule import SPACINGS, NoiseSchedule
 from engines.diffusion.unet import UNet
 
 
 @dataclass
 class DiffusionConfig(EngineConfig):
-    lr: float = option(5e-4, "Adam learning rate", minimum=0.0)
-    width: int = option(32, "channels of the U-Net's first level (later levels 2×)", minimum=8)
+    lr: float = option(5e-4, "Adam learning rate", minimum=LR_MIN, maximum=LR_MAX)
+    width: int = option(32, "channels of the U-Net's first level (later levels 2×)", minimum=8, maximum=WIDTH_MAX)
     blocks: int = option(1, "residual blocks per U-Net level", minimum=1, maximum=4)
     levels: int = option(4, "most U-Net levels (resolution halves per level while the side is even and > 4)", minimum=1, maximum=5)
-    attn_size: int = option(8, "self-attention at levels whose side is at most this many pixels", minimum=0)
+    attn_size: int = option(8, "self-attention at levels whose side is at most this many pixels", minimum=0, maximum=256)
     dropout: float = option(0.0, "dropout inside residual blocks", minimum=0.0, maximum=0.9)
     schedule: str = option("cosine", "noise schedule ᾱ_t", choices=("linear", "cosine"))
-    timesteps: int = option(1000, "diffusion steps T of training", minimum=2)
+    timesteps: int = option(1000, "diffusion steps T of training", minimum=2, maximum=10_000)
     target: str = option("eps", "what the network predicts: the noise ε, the clean image x₀, or v = √ᾱ ε − √(1−ᾱ) x₀", choices=("eps", "x0", "v"))
-    num_classes: int = option(0, "condition on the data set's labels 0…N−1 (0 = unconditional)", minimum=0)
+    num_classes: int = option(0, "condition on the data set's labels 0…N−1 (0 = unconditional)", minimum=0, maximum=CLASSES_MAX)
     label_dropout: float = option(0.1, "conditional: fraction of training images seen without label (for classifier-free guidance)", minimum=0.0, maximum=1.0)
-    guidance: float = option(2.0, "conditional: default classifier-free guidance scale when sampling (1 = plain conditional, 0 = unconditional)", minimum=0.0)
+    guidance: float = option(2.0, "conditional: default classifier-free guidance scale when sampling (1 = plain conditional, 0 = unconditional)", minimum=0.0, maximum=100.0)
     ema_decay: float = option(0.999, "decay of the weights' exponential moving average used for sampling", minimum=0.0, maximum=1.0)
     sampler: str = option("dpm", "default sampler", choices=smp.NAMES)
-    sample_steps: int = option(20, "default number of sampling steps", minimum=1)
-    latent_steps: int = option(20, "DDIM steps of encode (inversion to x_T) and decode (x_T to image); below ~20 round trips blur", minimum=1)
+    sample_steps: int = option(20, "default number of sampling steps", minimum=1, maximum=10_000)
+    latent_steps: int = option(20, "DDIM steps of encode (inversion to x_T) and decode (x_T to image); below ~20 round trips blur", minimum=1, maximum=10_000)
     inversion_refine: int = option(1, "fixed-point refinements per DDIM inversion step (closer round trips, one more network call each)", minimum=0, maximum=5)
     clip: bool = option(True, "clip the predicted x₀ to the data range while sampling")
 

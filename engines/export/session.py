@@ -17,10 +17,15 @@ The model is named by its content hash (`engines.latent.cache.model_id`), not ju
 checkpoint trained one more step has other latents, so `check_model` refuses (with a message that
 says what differs) a session opened on another model, and `resolve_model` says when the file the
 session was made with is missing.
+
+A session file may come from anywhere, so reading one is bounded (engines/export/session_check.py):
+at most MAX_BYTES read (a regular file only, never a FIFO), no NaN/Infinity, nesting, counts,
+numbers and strings within limits, every part of the expected type, and the export it describes
+at most engines.bounds.MAX_FRAMES frames — all checked before any work starts; anything else is
+one SessionError line.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -63,6 +68,8 @@ class Session:
 
     @classmethod
     def from_dict(cls, d: dict, path: str | None = None) -> "Session":
+        from engines.export import session_check as chk
+
         where = path or "session"
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise SessionError(f"{where}: not a Latent Explorer session file")
@@ -73,13 +80,20 @@ class Session:
             raise SessionError(f"{where}: written by a newer Latent Explorer (session schema {version}, "
                                f"this version reads up to {SCHEMA_VERSION})")
         try:
-            return cls(dict(d.get("model") or {}), int(d.get("seed", 0)), dict(d.get("sampler") or {}),
+            chk.check_document(d)
+        except chk.Bad as e:
+            raise SessionError(f"{where}: damaged session ({e})") from None
+        try:
+            s = cls(dict(d.get("model") or {}), int(d.get("seed", 0)), dict(d.get("sampler") or {}),
                        list(d.get("keys") or []), list(d.get("vectors") or []), list(d.get("bookmarks") or []),
                        dict(d.get("panels") or {}), dict(d.get("workspace") or {}),
                        export=ExportSpec.from_dict(d["export"]) if d.get("export") else None,
                        created=float(d.get("created", 0.0)), path=path)
-        except (TypeError, ValueError) as e:
-            raise SessionError(f"{where}: damaged session ({e})") from None
+            if s.export is not None:
+                chk.check_export(s.export)
+        except (TypeError, ValueError, KeyError, AttributeError, chk.Bad) as e:
+            raise SessionError(f"{where}: damaged session ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        return s
 
 
 def model_entry(engine, path: str | None = None, name: str = "") -> dict:
@@ -101,13 +115,20 @@ def save(path: str, session: Session) -> str:
 
 
 def load(path: str) -> Session:
+    """Read a session file (bounded: see the module's docstring); SessionError in one line."""
+    from engines.export import session_check as chk
+
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = chk.read_json(path)
     except FileNotFoundError:
         raise SessionError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SessionError(f"{path}: cannot read the session ({e})") from None
+    except chk.Bad as e:
+        raise SessionError(f"{path}: {e}") from None
+    except RecursionError:
+        raise SessionError(f"{path}: cannot read the session (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        msg = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise SessionError(f"{path}: cannot read the session ({msg})") from None
     return Session.from_dict(doc, path)
 
 

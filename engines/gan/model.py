@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from engines.base import Batch, Engine, INFER_CHUNK, as_images
-from engines.config import ConfigError, EngineConfig, option
+from engines.config import (CLASSES_MAX, LATENT_MAX, LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, ConfigError,
+                            EngineConfig, option)
 from engines.data.dataset import DataError
 from engines.device import autocast
 from engines.gan.losses import LOSSES, StepSettings, adversarial_step, pairwise_diversity
@@ -33,29 +34,29 @@ AUGMENT = ("none", "translation", "color,translation", "color,translation,cutout
 
 @dataclass
 class GANConfig(EngineConfig):
-    lr: float = option(2e-4, "generator Adam learning rate", minimum=0.0)
-    lr_d: float = option(2e-4, "discriminator Adam learning rate (TTUR: often 2–4× the generator's)", minimum=0.0)
+    lr: float = option(2e-4, "generator Adam learning rate", minimum=LR_MIN, maximum=LR_MAX)
+    lr_d: float = option(2e-4, "discriminator Adam learning rate (TTUR: often 2–4× the generator's)", minimum=LR_MIN, maximum=LR_MAX)
     beta1: float = option(0.5, "Adam β₁ for both players (0.5 as in DCGAN; 0 is common with WGAN-GP)", minimum=0.0, maximum=0.999)
     beta2: float = option(0.999, "Adam β₂ for both players", minimum=0.0, maximum=0.9999)
-    latent_dim: int = option(64, "size of the latent vector z", minimum=1)
+    latent_dim: int = option(64, "size of the latent vector z", minimum=1, maximum=LATENT_MAX)
     # 16, not DCGAN's 64: on a few thousand images a wider D overfits and wins, and G collapses
     # (width 32 on the 6,800 built-in faces: diversity 0.70, recall 0.25 after 40 epochs; 16: 0.91, 0.84
     # after 100). Raise it together with `augment` for larger or more varied data.
-    width: int = option(16, "channels of the first conv stage of D and last of G (doubles per stage, capped at 8×)", minimum=4)
+    width: int = option(16, "channels of the first conv stage of D and last of G (doubles per stage, capped at 8×)", minimum=4, maximum=WIDTH_MAX)
     arch: str = option("dcgan", "network family: DCGAN (strided convs, batch norm in G) or small residual nets", choices=("dcgan", "resnet"))
     loss: str = option("ns", "adversarial loss: non-saturating, least squares, Wasserstein with gradient penalty, hinge", choices=LOSSES)
-    n_critic: int = option(1, "discriminator updates per generator update (5 is usual for WGAN-GP)", minimum=1)
-    gp_weight: float = option(10.0, "WGAN-GP: weight λ of the gradient penalty", minimum=0.0)
-    r1_gamma: float = option(0.0, "R1 penalty weight γ on real images (γ/2·E‖∇D‖²; 0 = off)", minimum=0.0)
+    n_critic: int = option(1, "discriminator updates per generator update (5 is usual for WGAN-GP)", minimum=1, maximum=100)
+    gp_weight: float = option(10.0, "WGAN-GP: weight λ of the gradient penalty", minimum=0.0, maximum=WEIGHT_MAX)
+    r1_gamma: float = option(0.0, "R1 penalty weight γ on real images (γ/2·E‖∇D‖²; 0 = off)", minimum=0.0, maximum=WEIGHT_MAX)
     spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
     augment: str = option("none", "DiffAugment for small data sets: the same differentiable augmentation of reals and fakes before D", choices=AUGMENT)
     ema_decay: float = option(0.999, "EMA of the generator's weights used for sampling (0 = sample the live generator)", minimum=0.0, maximum=0.99999)
-    n_classes: int = option(0, "class-conditional: number of classes in the data set's labels (0 = unconditional)", minimum=0)
+    n_classes: int = option(0, "class-conditional: number of classes in the data set's labels (0 = unconditional)", minimum=0, maximum=CLASSES_MAX)
     encoder: bool = option(True, "train an encoder alongside (predicts z from G(z)) to start inversions from its guess")
-    invert_steps: int = option(50, "inversion: optimisation steps per image (encode)", minimum=0)
-    invert_restarts: int = option(2, "inversion: starting points per image (the encoder's guess + random draws)", minimum=1)
-    invert_lr: float = option(0.05, "inversion: Adam learning rate on z", minimum=0.0)
-    invert_prior: float = option(1e-3, "inversion: weight of ‖z‖²/D keeping found latents near the prior", minimum=0.0)
+    invert_steps: int = option(50, "inversion: optimisation steps per image (encode)", minimum=0, maximum=100_000)
+    invert_restarts: int = option(2, "inversion: starting points per image (the encoder's guess + random draws)", minimum=1, maximum=64)
+    invert_lr: float = option(0.05, "inversion: Adam learning rate on z", minimum=LR_MIN, maximum=LR_MAX)
+    invert_prior: float = option(1e-3, "inversion: weight of ‖z‖²/D keeping found latents near the prior", minimum=0.0, maximum=WEIGHT_MAX)
 
 
 class GANEngine(Engine):

@@ -24,7 +24,7 @@ from torch import nn
 
 from engines.base import Batch, Engine, as_images
 from engines.vq.prior import CodePrior
-from engines.config import EngineConfig, option
+from engines.config import LR_MAX, LR_MIN, STEPS_MAX, WEIGHT_MAX, WIDTH_MAX, EngineConfig, option
 from engines.device import autocast
 from engines.vq.quantize import GumbelQuantizer, VectorQuantizer, codes_used_within, perplexity
 from engines.vq.nets import GridDecoder, GridEncoder, PatchDiscriminator, grid_plan
@@ -32,28 +32,28 @@ from engines.vq.nets import GridDecoder, GridEncoder, PatchDiscriminator, grid_p
 
 @dataclass
 class VQVAEConfig(EngineConfig):
-    codebook_size: int = option(256, "number of codes K in the codebook", minimum=2)
-    code_dim: int = option(32, "length of each code vector", minimum=1)
-    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 4×)", minimum=4)
-    res_blocks: int = option(1, "residual blocks at grid resolution in encoder and decoder", minimum=0)
+    codebook_size: int = option(256, "number of codes K in the codebook", minimum=2, maximum=65_536)
+    code_dim: int = option(32, "length of each code vector", minimum=1, maximum=1024)
+    width: int = option(32, "channels of the first conv stage (doubles per stage, capped at 4×)", minimum=4, maximum=WIDTH_MAX)
+    res_blocks: int = option(1, "residual blocks at grid resolution in encoder and decoder", minimum=0, maximum=8)
     downsample: int = option(0, "halvings from image to code grid (0 = automatic: 64→8×8, 28→7×7, 8→4×4)", minimum=0, maximum=6)
     quantizer: str = option("vq", "vq: nearest code (straight-through); gumbel: dVAE Gumbel-softmax relaxation", choices=("vq", "gumbel"))
-    beta: float = option(0.25, "weight β of the commitment loss", minimum=0.0)
+    beta: float = option(0.25, "weight β of the commitment loss", minimum=0.0, maximum=WEIGHT_MAX)
     ema: bool = option(True, "update the codebook by exponential moving averages instead of the codebook loss")
     ema_decay: float = option(0.99, "EMA decay of the codebook statistics", minimum=0.0, maximum=0.9999)
     kmeans_init: bool = option(True, "initialise the codebook by k-means on the first batch's encoder outputs")
-    dead_after: int = option(50, "re-seed codes unused for this many steps from encoder outputs (0 = never)", minimum=0)
-    tau_start: float = option(1.0, "gumbel: initial softmax temperature", minimum=1e-3)
-    tau_end: float = option(0.0625, "gumbel: final temperature (exponential annealing)", minimum=1e-3)
-    tau_anneal_steps: int = option(5000, "gumbel: steps over which the temperature is annealed", minimum=1)
-    kl_weight: float = option(5e-4, "gumbel: weight of KL(q ‖ uniform) per cell", minimum=0.0)
-    gan_weight: float = option(0.0, "VQGAN: weight of the adaptive-weighted hinge GAN loss (0 = off)", minimum=0.0)
-    gan_start: int = option(2000, "VQGAN: step at which the discriminator starts", minimum=0)
-    disc_width: int = option(32, "VQGAN: channels of the patch discriminator's first layer", minimum=4)
-    prior_dim: int = option(128, "prior: transformer width", minimum=8)
-    prior_layers: int = option(4, "prior: transformer layers", minimum=1)
-    prior_heads: int = option(4, "prior: attention heads (must divide prior_dim)", minimum=1)
-    prior_lr: float = option(5e-4, "prior: Adam learning rate", minimum=0.0)
+    dead_after: int = option(50, "re-seed codes unused for this many steps from encoder outputs (0 = never)", minimum=0, maximum=STEPS_MAX)
+    tau_start: float = option(1.0, "gumbel: initial softmax temperature", minimum=1e-3, maximum=100.0)
+    tau_end: float = option(0.0625, "gumbel: final temperature (exponential annealing)", minimum=1e-3, maximum=100.0)
+    tau_anneal_steps: int = option(5000, "gumbel: steps over which the temperature is annealed", minimum=1, maximum=STEPS_MAX)
+    kl_weight: float = option(5e-4, "gumbel: weight of KL(q ‖ uniform) per cell", minimum=0.0, maximum=WEIGHT_MAX)
+    gan_weight: float = option(0.0, "VQGAN: weight of the adaptive-weighted hinge GAN loss (0 = off)", minimum=0.0, maximum=WEIGHT_MAX)
+    gan_start: int = option(2000, "VQGAN: step at which the discriminator starts", minimum=0, maximum=STEPS_MAX)
+    disc_width: int = option(32, "VQGAN: channels of the patch discriminator's first layer", minimum=4, maximum=WIDTH_MAX)
+    prior_dim: int = option(128, "prior: transformer width", minimum=8, maximum=1024)
+    prior_layers: int = option(4, "prior: transformer layers", minimum=1, maximum=24)
+    prior_heads: int = option(4, "prior: attention heads (must divide prior_dim)", minimum=1, maximum=64)
+    prior_lr: float = option(5e-4, "prior: Adam learning rate", minimum=LR_MIN, maximum=LR_MAX)
 
 
 class VQVAEEngine(Engine):

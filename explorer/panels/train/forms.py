@@ -77,6 +77,11 @@ class ConfigForm(QWidget):
         if t == "float":
             v = QDoubleValidator(w)
             v.setNotation(QDoubleValidator.Notation.ScientificNotation)
+            # The range guides typing; a value outside it (or NaN) is still refused by config().
+            if row["min"] is not None:
+                v.setBottom(float(row["min"]))
+            if row["max"] is not None:
+                v.setTop(float(row["max"]))
             w.setValidator(v)
         return w
 

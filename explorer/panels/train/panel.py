@@ -291,8 +291,11 @@ class TrainPanel(Panel):
 
             name = self.engine_combo.currentData()
             cls = engines.engine_class(name)
+            from engines import bounds
+
             try:
                 cfg = self.form.config()
+                bounds.check_training(cfg, ds.spec, len(ds.train_idx), self.ctx.session.device)
             except cfgmod.ConfigError as e:
                 self._refuse(str(e))
                 return False
