@@ -13,11 +13,13 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory, monkeypatch):
-    """Keep data-set caches and user settings out of the real home directory."""
+def _isolated_dirs(tmp_path_factory, tmp_path, monkeypatch):
+    """Keep data-set caches and user settings out of the real home directory. The caches (keyed by
+    content) are shared by the session; the user's home (settings and what is kept per model:
+    bookmarks, vectors, keys) is each test's own, so no test sees another's."""
     root = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(root / "cache"))
-    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(root / "home"))
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
 
 
 def make_blobs(n=96, size=16, channels=1, seed=0):

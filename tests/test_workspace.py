@@ -183,3 +183,24 @@ def test_the_status_bar_shows_the_data_loads_stage_and_cancels_it(qtbot, make_wi
         ws2.request_data()
         tp.cancel_btn.click()
     assert not tp.isVisible() and ws2.data is None
+
+
+def test_keys_are_kept_per_model_across_restarts(qtbot, vae):
+    ws = _workspace(vae)
+    assert ws.keys == []
+    ws.set_keys([np.zeros(4), np.ones(4)], ["a", "b"])
+    ws.add_key(np.full(4, 2.0), "c")
+    ws.move_key(2, 0)
+    ws.remove_key(1)
+    ws.close()
+    again = _workspace(vae)  # the same model opened again (a restart): its keys are back, in order
+    assert [k.label for k in again.keys] == ["c", "b"]
+    assert np.array_equal(again.keys[0].latent, np.full(4, 2.0, np.float32))
+    from explorer.workspace import store
+
+    with open(store.keys_path(again.model_id), "w") as f:
+        f.write("{not json")  # a damaged file: no keys, nothing breaks, the next change rewrites it
+    third = _workspace(vae)
+    assert third.keys == []
+    third.add_key(np.zeros(4), "fresh")
+    assert [k.label for k in _workspace(vae).keys] == ["fresh"]

@@ -71,3 +71,33 @@ def save_vectors(model_id: str, vectors, active=None) -> str:
     atomic.write_json(path, {"format": 1, "model_id": model_id, "vectors": [v.to_dict() for v in vectors],
                              "active": names})
     return path
+
+
+def keys_path(model_id: str) -> str:
+    return path_for("keys", model_id)
+
+
+def load_keys(model_id: str, dim: int) -> list[tuple] | None:
+    """The export keys saved for this model as (latent, label) pairs; None when none were saved or
+    the file is bad; keys of the wrong size are dropped."""
+    import numpy as np
+
+    try:
+        with open(keys_path(model_id), encoding="utf-8") as f:
+            doc = json.load(f)
+        out = []
+        for k in doc["keys"]:
+            z = np.asarray(k["latent"], np.float32).reshape(-1)
+            if z.size == dim and np.isfinite(z).all():
+                out.append((z, str(k.get("label", ""))))
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def save_keys(model_id: str, keys) -> str:
+    """Write this model's export keys (Key list, in order) atomically."""
+    path = keys_path(model_id)
+    atomic.write_json(path, {"format": 1, "model_id": model_id,
+                             "keys": [{"label": k.label, "latent": [float(x) for x in k.latent]} for k in keys]})
+    return path

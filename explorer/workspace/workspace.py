@@ -78,6 +78,7 @@ class Workspace(QObject):
         self._restored_groups = None  # (data source, groups) from a session, kept until that data arrives
         self._vectors_loaded = False  # the saved ones are read when first looked at
         self.closed = False
+        self._load_keys()  # the keys this model had last time (the Export panel seeds 4 when none)
 
     # ---- identity ------------------------------------------------------------------------------------
     @property
@@ -257,28 +258,49 @@ class Workspace(QObject):
 
         return save_bookmarks(self.model_id, self.bookmarks)
 
-    # ---- keys (what an export walks through) --------------------------------------------------------------
+    # ---- keys (what an export walks through; saved per model on every change) -----------------------------
+    def _load_keys(self) -> None:
+        from explorer.workspace.store import load_keys
+
+        mid = self._store_id()
+        if mid is None:
+            return
+        saved = load_keys(mid, self.latent_dim)
+        if saved:
+            self.keys = [Key(z, label) for z, label in saved]
+
+    def _keys_changed(self) -> None:
+        from explorer.workspace.store import save_keys
+
+        mid = self._store_id()
+        if mid is not None:
+            try:
+                save_keys(mid, self.keys)
+            except OSError as e:
+                log.warning("could not save the export keys of %s: %s", mid, e)
+        self.keys_changed.emit()
+
     def add_key(self, z, label: str = "") -> None:
         z = np.asarray(z, np.float32).reshape(-1)
         if z.size != self.latent_dim:
             raise ValueError(f"a key needs {self.latent_dim} numbers, got {z.size}")
         self.keys.append(Key(z, label))
-        self.keys_changed.emit()
+        self._keys_changed()
 
     def set_keys(self, latents, labels=None) -> None:
         labels = list(labels) if labels is not None else [""] * len(latents)
         self.keys = [Key(np.asarray(z, np.float32).reshape(-1), str(lab)) for z, lab in zip(latents, labels)]
-        self.keys_changed.emit()
+        self._keys_changed()
 
     def remove_key(self, i: int) -> None:
         if 0 <= i < len(self.keys):
             del self.keys[i]
-            self.keys_changed.emit()
+            self._keys_changed()
 
     def move_key(self, i: int, j: int) -> None:
         if 0 <= i < len(self.keys) and 0 <= j < len(self.keys) and i != j:
             self.keys.insert(j, self.keys.pop(i))
-            self.keys_changed.emit()
+            self._keys_changed()
 
     # ---- map groups A / B ----------------------------------------------------------------------------------
     def set_group(self, which: str, indices) -> None:
@@ -309,7 +331,7 @@ class Workspace(QObject):
     def _store_id(self) -> str | None:
         try:
             return self.model_id
-        except TypeError:  # an engine that cannot be identified: nothing is kept for it
+        except (TypeError, NotImplementedError, AttributeError):  # cannot be identified: nothing is kept for it
             return None
 
     def _load_vectors(self) -> None:
