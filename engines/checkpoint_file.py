@@ -127,6 +127,9 @@ def _parse_entries(path: str, header: dict, data_start: int, size: int) -> tuple
             raise CheckpointError(f"{bad}: tensor '{name}' is {dtype} {shape} but spans {offs[1] - offs[0]} bytes)")
         entries.append(TensorEntry(name, dtype, tuple(shape), data_start + offs[0], data_start + offs[1]))
     entries.sort(key=lambda e: (e.start, e.end))
+    for e in entries:
+        if e.end > size:
+            raise CheckpointError(f"{path}: checkpoint is truncated, or damaged (tensor '{e.name}' ends at byte {e.end} of {size})")
     pos = data_start
     for e in entries:
         if e.start != pos:

@@ -66,6 +66,11 @@ def check_spec(path: str, d: dict):
     for k in ("channels", "height", "width"):
         if not _is_int(d.get(k)):
             raise _bad(path, f"spec.{k} must be an integer", d.get(k))
+    if d["channels"] not in (1, 3):
+        raise _bad(path, "spec.channels must be 1 or 3", d["channels"])
+    for k in ("height", "width"):
+        if not 4 <= d[k] <= 256:
+            raise _bad(path, f"spec.{k} must be 4 to 256 pixels", d[k])
     try:
         return ImageSpec(d["channels"], d["height"], d["width"])
     except ValueError as e:
@@ -77,7 +82,7 @@ _TRAIN_STATE = {
     "step": (lambda v: _is_int(v) and 0 <= v < 2 ** 62, "a count ≥ 0"),
     "seed": (lambda v: _is_int(v) and -2 ** 63 <= v < 2 ** 63, "a 64-bit integer"),
     "elapsed_s": (lambda v: _is_real(v) and v >= 0, "seconds ≥ 0"),
-    "images_seen": (lambda v: _is_int(v) and v >= 0, "a count ≥ 0"),
+    "images_seen": (lambda v: _is_int(v) and 0 <= v < 2 ** 62, "a count ≥ 0"),
     "world_size": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a process count ≥ 1"),
     "effective_batch": (lambda v: _is_int(v) and 1 <= v < 2 ** 40, "a batch ≥ 1"),
     "epochs": (lambda v: v is None or (_is_real(v) and v >= 0), "a number ≥ 0 or null"),
@@ -118,7 +123,7 @@ def check_created(path: str, meta: dict) -> float:
         created = float(meta.get("created", "0"))
     except ValueError:
         raise _bad(path, "created must be a time", meta.get("created")) from None
-    if not math.isfinite(created):
+    if not (math.isfinite(created) and 0 <= created < 1e11):
         raise _bad(path, "created must be a time", meta.get("created"))
     return created
 
@@ -137,6 +142,9 @@ def _field_types(cfg_cls) -> dict:
     return out
 
 
+_TYPE_WORDS = {float: "a finite number", int: "an integer", bool: "true or false", str: "text"}
+
+
 def check_config(path: str, cfg_cls, data: dict):
     """The engine's Config from a checkpoint's config: JSON types must be the field's own (an
     int for an int, a finite number for a float, …), then `option()` choices and bounds."""
@@ -152,7 +160,9 @@ def check_config(path: str, cfg_cls, data: dict):
         ok = {bool: lambda v: isinstance(v, bool), int: _is_int, float: _is_real,
               str: lambda v: isinstance(v, str)}.get(t, lambda v: isinstance(v, (str, int, float, bool)))(value)
         if not ok:
-            raise _bad(path, f"config.{name} must be {'a finite number' if t is float else 'a ' + t.__name__}", value)
+            raise _bad(path, f"config.{name} must be {_TYPE_WORDS.get(t, 'a ' + t.__name__)}", value)
+        if _is_int(value) and not -2 ** 31 <= value < 2 ** 31:
+            raise _bad(path, f"config.{name} is out of any range", value)
         try:
             kwargs[name] = cfgmod.coerce(cfg_cls, name, value)
         except cfgmod.ConfigError as e:
