@@ -228,8 +228,10 @@ class CheckedFile:
                 self._read_into(buf, e.start + pos)
                 h.update(buf)
                 if floating and nonfinite is None:
-                    chunk = torch.frombuffer(buf, dtype=e.torch_dtype, count=k // itemsize)
-                    if not bool(torch.isfinite(chunk).all()):
+                    # min and max are finite only when every value is (NaN propagates): no
+                    # chunk-sized temporary, unlike isfinite().all().
+                    lo, hi = torch.aminmax(torch.frombuffer(buf, dtype=e.torch_dtype, count=k // itemsize))
+                    if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):
                         nonfinite = name
                 pos += k
             if dst is not None and on_read is not None:
