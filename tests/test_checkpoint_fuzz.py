@@ -242,3 +242,20 @@ def test_sample_runs_as_main_py_subprocesses(cases, tmp_path):
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (kind, err)
         assert rss < 500, (kind, rss)
+
+
+def test_app_open_shows_one_line_dialog(cases, make_window, qtbot):
+    """File → Open of a bad file: a dialog (the window's show_error) with the one-line reason,
+    whether the header is refused at once or the weights when the model loads."""
+    _, cs = cases
+    w = make_window()
+    fifo = next(p for k, p, _ in cs if k == "file-fifo")
+    w.open_path(fifo)
+    assert w.errors and "not a regular file" in w.errors[-1][1] and "\n" not in w.errors[-1][1]
+    flipped = next(p for k, p, _ in cs if k == "flip-body")
+    n = len(w.errors)
+    w.open_path(flipped)  # the header is fine: refused by the loader, in its worker
+    qtbot.waitUntil(lambda: len(w.errors) > n, timeout=20_000)
+    title, message = w.errors[-1]
+    assert "hash mismatch" in message and "\n" not in message
+    assert w.session.engine is None
