@@ -137,6 +137,11 @@ def _lies(c: Corpus, rnd: random.Random, raw: bytes, n: int, header: dict, body:
     h["__metadata__"]["x"] = 5
     c.add("lie-metadata-not-text", join(h, body))
     c.add("lie-header-list", struct.pack("<Q", 8) + b"[1,2,3] " + body)
+    for depth in (50, 900, 100_000):  # deep nesting in the header itself, and in a tensor entry
+        deep = b"[" * depth + b"]" * depth
+        c.add("lie-header-deep", struct.pack("<Q", len(deep)) + deep + body)
+        text = b'{"model/x":' + b"[" * depth + b"]" * depth + b"}"
+        c.add("lie-entry-deep", struct.pack("<Q", len(text)) + text + body)
     c.add("lie-header-utf8", struct.pack("<Q", 8) + b"\xff\xfe{}    " + body)
 
 
