@@ -1,20 +1,8 @@
-"""Latent Explorer. `python main.py` opens the app; `python main.py train|sample|encode|info …` is the CLI."""
+"""Latent Explorer. `python main.py` opens the app; `python main.py train|sample|encode|info …` is the
+command line (`python main.py --help`); see explorer/launcher.py."""
 import sys
 
-
-def run() -> int:
-    args = sys.argv[1:]
-    if not args:
-        try:
-            from explorer.app import main as gui_main
-        except ImportError:
-            gui_main = None
-        if gui_main is not None:
-            return gui_main()
-    from engines.cli import main as cli_main
-
-    return cli_main(args)
-
+from explorer.launcher import main
 
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(main())

@@ -3,8 +3,8 @@ paint stroke costs on this machine. Prints a table and saves bench/results/codeb
 
     python bench/codebook.py [--model F] [--images 2000] [--threads 1]
 
-Rows: the one-off analysis (encode the data set to code grids, decode every code as a uniform
-grid, typical patches) per 1000 images; one edited grid decoded (what every painted cell costs,
+Rows: the one-off analysis (encode the data set once — the Workspace's job, shared by every
+panel —, quantise its latents to code grids, decode every code as a uniform grid, typical patches) per 1000 images; one edited grid decoded (what every painted cell costs,
 median of 30); the detail of one code (patches + occurrences); one prior sample (64 tokens);
 inpainting 4 painted cells.
 """
@@ -33,10 +33,17 @@ def measure(engine, images: int = 2000) -> list[dict]:
     """The rows ({case, ms, note}) for a VQ engine on the first `images` faces."""
     import numpy as np
 
+    from engines.data import load_dataset
+    from engines.latent.progress import run
     from explorer.panels.codebook import jobs
+    from explorer.workspace.data import load_model_data
 
+    ds = load_dataset("faces", spec=engine.spec)
+    ds = ds.subset(np.arange(min(images, len(ds))))
     t0 = time.perf_counter()
-    gen = jobs.analyse(engine, "faces", max_images=images)
+    # What the app does: the Workspace encodes the data once (or reads its latent cache), the panel quantises.
+    md = run(load_model_data(engine, None, dataset=ds))
+    gen = jobs.analyse(engine, md, max_images=images)
     try:
         while True:
             next(gen)

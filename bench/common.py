@@ -13,6 +13,14 @@ if ROOT not in sys.path:
 RESULTS = os.path.join(ROOT, "bench", "results")
 
 
+def on_path() -> str:
+    """The project root, on sys.path (importing this module puts it there; benchmarks call this
+    to say that is why they import it)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    return ROOT
+
+
 def machine() -> dict:
     import torch
 

@@ -17,13 +17,16 @@ block_out_channels (32, 64, 64), one layer per block, attention in the 7×7 bloc
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402,F401  (puts the project on sys.path)
+import common  # noqa: E402
+
+common.on_path()
 
 STEPS = (10, 25, 50)
 
@@ -39,7 +42,7 @@ def peer_unet(spec):
 
 def diffusers_available() -> str | None:
     try:
-        import diffusers  # noqa: F401
+        importlib.import_module("diffusers")
     except ImportError:
         return "diffusers is not installed (pip install diffusers)"
     return None
@@ -89,7 +92,6 @@ def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0):
 
 def run(quick: bool = False, train_s: float | None = None, n_time: int | None = None, n_quality: int | None = None):
     """Rows as dicts: bench, case, ours, peer, unit, better, kind, notes."""
-    import numpy as np
     import torch
 
     import engines

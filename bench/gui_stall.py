@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, save, table  # noqa: F401  (ROOT puts the project on sys.path)
+from common import save, table  # importing common puts the project on sys.path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["LATENT_EXPLORER_HOME"] = tempfile.mkdtemp(prefix="gui-stall-")

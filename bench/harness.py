@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import common  # noqa: F401  (puts the project on sys.path)
+import common
+
+common.on_path()
 
 
 @dataclass

@@ -20,13 +20,15 @@ from __future__ import annotations
 import math
 import time
 
-import common  # noqa: F401  (puts the project on sys.path)
+import common
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.autoencoders.nets import down_plan
-from engines.spec import ImageSpec
+common.on_path()
+
+from engines.autoencoders.nets import down_plan  # noqa: E402
+from engines.spec import ImageSpec  # noqa: E402
 
 LOG_2PI = math.log(2 * math.pi)
 

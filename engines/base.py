@@ -39,9 +39,61 @@ def as_images(x, device: torch.device) -> torch.Tensor:
     return x.to(device=device, dtype=torch.float32)
 
 
+# ---- capabilities ---------------------------------------------------------------------------------
+# What an engine can do, declared once on its class (`capabilities`) and checked everywhere else:
+# the explorer's panels enable themselves from it, the command line and the export refuse what a
+# model cannot do, metrics decide what to measure. Name → (what it means, the methods it needs).
+CAPABILITIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "encode": ("images → latents (`encode`); declared with exactly one of encode_exact / encode_approx", ()),
+    "encode_exact": ("`encode` is a direct function of the image (projection, encoder network, posterior mean)", ()),
+    "encode_approx": ("`encode` only approximates the latent (GAN: inversion by optimisation; diffusion: "
+                      "DDIM inversion) and costs many network passes per image", ()),
+    "decode": ("latents → images (`decode`)", ()),
+    "sample": ("draws images from the model (`sample`; latents from `prior_sample`)", ()),
+    "likelihood": ("scores test images by log p(x) or a bound on it: `likelihood` (−ELBO/IWAE nats, bits per "
+                   "dim), which `evaluate` reports", ("likelihood",)),
+    "log_prior": ("`log_prior(z)`: the log density of latents under the model's prior", ("log_prior",)),
+    "truncate": ("`truncate(z, psi)`: the truncation trick towards the prior's mean", ("truncate",)),
+    "invert": ("`invert(x, …)`: latents found by optimisation, with per-image errors", ("invert",)),
+    "denoise": ("`corrupt(x)` and `denoise(x)`: a denoising autoencoder", ("corrupt", "denoise")),
+    "codebook": ("discrete latents on a grid of codebook entries",
+                 ("codebook_size", "code_vectors", "encode_indices", "decode_indices", "code_usage", "cell_size",
+                  "cell_box")),
+    "code_prior": ("a learned prior over code grids (train, score, sample, inpaint)",
+                   ("prior_trained", "prior_step", "prior_nll", "sample_indices", "inpaint")),
+    "trajectory": ("step-wise sampling from noise, every step observable (`sample_loop`, `sampling_loop`, "
+                   "`schedule`, `forward_process`)", ("sample_loop", "sampling_loop", "forward_process", "denoiser")),
+}
+# The metrics `likelihood` may report (engines.metrics.METRICS says what each means).
+LIKELIHOOD_METRICS = ("elbo_nats", "iwae_nats", "iwae_k", "bpd")
+
+
+def check_capabilities(cls) -> None:
+    """Raise TypeError unless `cls.capabilities` names only known capabilities, with the methods
+    each needs, and an encoder says whether it is exact (runs when an Engine subclass is defined)."""
+    caps = cls.capabilities
+    if not isinstance(caps, frozenset):
+        raise TypeError(f"{cls.__name__}.capabilities must be a frozenset, got {type(caps).__name__}")
+    unknown = sorted(caps - CAPABILITIES.keys())
+    if unknown:
+        raise TypeError(f"{cls.__name__} declares unknown capabilities {unknown} (known: {', '.join(CAPABILITIES)})")
+    if "encode" in caps and len(caps & {"encode_exact", "encode_approx"}) != 1:
+        raise TypeError(f"{cls.__name__} declares 'encode': add exactly one of 'encode_exact', 'encode_approx'")
+    if caps & {"encode_exact", "encode_approx"} and "encode" not in caps:
+        raise TypeError(f"{cls.__name__} declares how it encodes but not 'encode'")
+    for cap in sorted(caps):
+        missing = [m for m in CAPABILITIES[cap][1]
+                   if not callable(getattr(cls, m, None)) and not isinstance(getattr(cls, m, None), property)]
+        if cap == "likelihood" and getattr(cls, "likelihood", None) is Engine.likelihood:
+            missing.append("likelihood")
+        if missing:
+            raise TypeError(f"{cls.__name__} declares '{cap}' but has no {', '.join(missing)}")
+
+
 class Engine:
-    """Base class. Subclasses set `name`, `Config`, `capabilities` and implement `build`,
-    `latent_shape`, `_encode`, `_decode`, `_loss` (or `fit` for closed-form engines)."""
+    """Base class. Subclasses set `name`, `Config`, `capabilities` (names from CAPABILITIES,
+    checked when the class is defined) and implement `build`, `latent_shape`, `_encode`,
+    `_decode`, `_loss` (or `fit` for closed-form engines), and what their capabilities need."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = cfgmod.EngineConfig
@@ -50,6 +102,20 @@ class Engine:
     closed_form: ClassVar[bool] = False
     # Keyword options `sample()` accepts, with their types (the CLI's `sample --set`).
     sampling_options: ClassVar[dict] = {"temperature": float}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check_capabilities(cls)
+
+    def can(self, capability: str) -> bool:
+        """Whether this engine declares `capability` (a name from CAPABILITIES)."""
+        if capability not in CAPABILITIES:
+            raise KeyError(f"unknown capability '{capability}' (known: {', '.join(CAPABILITIES)})")
+        return capability in self.capabilities
+
+    def _require(self, capability: str, what: str) -> None:
+        if capability not in self.capabilities:
+            raise NotImplementedError(f"{self.name} models cannot {what}")
 
     def __init__(self, spec: ImageSpec, config=None, device: str | torch.device | None = "auto", seed: int = 0):
         self.spec = spec
@@ -95,6 +161,21 @@ class Engine:
     def check_spec(self, spec: ImageSpec) -> None:
         """Raise ValueError for image specs the engine cannot handle."""
 
+    def likelihood(self, x: torch.Tensor, quick: bool = False) -> dict[str, float]:
+        """Engines with the 'likelihood' capability: bounds on −log p(x) for images `x` (keys from
+        LIKELIHOOD_METRICS); `evaluate` reports them."""
+        raise NotImplementedError(f"{self.name} models define no likelihood")
+
+    # ---- optional hooks (no-ops unless an engine needs them) ---------------------------------
+    def after_load(self) -> None:
+        """Called by checkpoint.load once the weights and training state are in."""
+
+    def prepare_checkpoint(self, x: torch.Tensor) -> None:
+        """Called by the trainer before every save (on every rank), with some training images."""
+
+    # The trainer sets this to the steps per epoch (engines with per-epoch statistics read it).
+    epoch_steps: int | None = None
+
     # ---- shared machinery ------------------------------------------------------------------
     @property
     def latent_dim(self) -> int:
@@ -127,12 +208,12 @@ class Engine:
 
     def encode(self, x) -> torch.Tensor:
         """Images → latents (the posterior mean for probabilistic encoders)."""
-        if "encode" not in self.capabilities:
-            raise NotImplementedError(f"{self.name} cannot encode images")
+        self._require("encode", "encode images")
         return self._infer(self._encode, as_images(x, self.device))
 
     def decode(self, z) -> torch.Tensor:
         """Latents → images (N, C, H, W) in [0, 1]."""
+        self._require("decode", "decode latents")
         z = torch.as_tensor(z, dtype=torch.float32).to(self.device)
         if z.shape[1:] != self.latent_shape:
             z = z.reshape(len(z), *self.latent_shape)
@@ -140,6 +221,7 @@ class Engine:
 
     def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
         """n images from the model; the same seed gives the same images."""
+        self._require("sample", "sample")
         g = torch.Generator(device=self.device)
         g.manual_seed(int(seed))
         with self.lock:
@@ -188,8 +270,9 @@ class Engine:
 
     @torch.no_grad()
     def evaluate(self, x, max_images: int = 2000, quick: bool = False) -> dict[str, float]:
-        """Held-out metrics for this engine: reconstruction error for encoders, plus
-        engine-specific ones (subclasses extend). `quick` trades precision for time."""
+        """Held-out metrics for this engine: reconstruction error for encoders, the likelihood
+        bounds of engines with 'likelihood', plus engine-specific ones (subclasses extend).
+        `quick` trades precision for time."""
         x = as_images(x, self.device)[:max_images]
         out: dict[str, float] = {}
         if "encode" in self.capabilities and len(x):
@@ -197,6 +280,8 @@ class Engine:
             mse = float(((rec - x) ** 2).mean())
             out["mse"] = mse
             out["psnr"] = float(10 * math.log10(1.0 / max(mse, 1e-12)))
+        if "likelihood" in self.capabilities and len(x):
+            out.update(self.likelihood(x, quick=quick))
         return out
 
     # ---- checkpoint support -------------------------------------------------------------------

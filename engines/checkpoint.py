@@ -263,8 +263,7 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
             raise CheckpointError(f"{path}: optimizer state does not match ({str(e)[:200]})") from None
     engine.step = int(info.train_state.get("step", 0))
     engine.resume_state = dict(info.train_state)
-    if hasattr(engine, "after_load"):
-        engine.after_load()
+    engine.after_load()
     return Loaded(engine, info)
 
 

@@ -24,7 +24,7 @@ import torch
 
 from engines import checkpoint as ckpt
 from engines.base import Batch
-from engines.data.dataset import ImageDataset, to_uint8
+from engines.data.dataset import ImageDataset, tile, to_uint8
 from engines.distributed import SINGLE, Processes
 
 
@@ -105,16 +105,6 @@ def sample_grid(engine, n: int = 16, seed: int = 0) -> np.ndarray:
     return tile(imgs, int(math.ceil(math.sqrt(n))))
 
 
-def tile(imgs: np.ndarray, cols: int, pad: int = 1, fill: int = 255) -> np.ndarray:
-    n, h, w, c = imgs.shape
-    rows = int(math.ceil(n / cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), fill, dtype=np.uint8)
-    for i, im in enumerate(imgs):
-        r, q = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = im
-    return out
-
-
 def _finite(metrics: dict) -> bool:
     return all(math.isfinite(v) for v in metrics.values())
 
@@ -143,8 +133,8 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         if not options.out:
             return None
         dist.sync_buffers(engine)
-        if hasattr(engine, "prepare_checkpoint"):  # on every rank: they keep identical state
-            engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
+        # on every rank: they keep identical state
+        engine.prepare_checkpoint(to_float(x_all[: min(n, 4096)]))
         try:
             return _write(state, metrics) if dist.is_main else None
         finally:
@@ -183,8 +173,7 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
 
     dist.attach(engine)
     spe = max(1, sampler.num_samples // bs)  # the last partial batch is dropped so every step sees bs images
-    if hasattr(engine, "epoch_steps"):
-        engine.epoch_steps = spe  # engines that report per-epoch statistics (VQ: codes used per epoch)
+    engine.epoch_steps = spe  # for engines that report per-epoch statistics (VQ: codes used per epoch)
     total = int(math.ceil(options.epochs * spe)) if options.epochs is not None else None
     deadline = elapsed0 + options.minutes * 60 if options.minutes is not None else None
     perm, perm_epoch = None, -1

@@ -19,13 +19,35 @@ def share_cpu() -> int:
     return torch.get_num_threads()
 
 
+def app_icon():
+    """The application icon (assets/icons: the SVG plus PNGs 16–512 px, so every size is sharp)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from explorer import desktop
+
+    icon = QIcon()
+    for n in desktop.PNG_SIZES:
+        icon.addFile(desktop.icon_path(n), QSize(n, n))
+    return icon
+
+
 def make_app(argv: list[str] | None = None):
+    import os
+
+    # X11 WM_CLASS is (instance, class): the instance comes from RESOURCE_NAME (else argv[0], which
+    # would be "main.py"), the class from the application name; Wayland's app id is the desktop
+    # file name. All three are "latent-explorer", as the desktop entry's StartupWMClass says.
+    os.environ.setdefault("RESOURCE_NAME", "latent-explorer")
     from PySide6.QtWidgets import QApplication
 
     share_cpu()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
-    app.setApplicationName("Latent Explorer")
+    app.setApplicationName("latent-explorer")
+    app.setApplicationDisplayName("Latent Explorer")
     app.setOrganizationName("latent-explorer")
+    app.setDesktopFileName("latent-explorer")
+    app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
     import pyqtgraph as pg
 
@@ -71,12 +93,15 @@ def start_warm_up() -> None:
     run_in_thread(warm_up, on_result=lambda _r: settle_heap(), on_error=lambda _e: settle_heap())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, files: list[str] = ()) -> int:
+    """The app; `files`: checkpoints (and sessions) to open, e.g. from a double-click."""
     app = make_app(argv)
     from explorer.window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(auto_load=not files)
     window.show()
+    for path in files:
+        window.open_file(path)
     start_warm_up()
     _close_on_ctrl_c(window)
     return app.exec()

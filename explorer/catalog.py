@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.base import LIKELIHOOD_METRICS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = (("bundled", "Bundled models"), ("runs", "My runs"), ("opened", "Opened files"))
 PREFERRED_FIRST_MODEL = "vae-faces-64.safetensors"
@@ -53,7 +55,7 @@ class Entry:
         if state and state != "finished":
             line2 += f" · {state}"
         text = f"{line1}\n{line2}"
-        metrics = metrics_line(i.metrics)
+        metrics = metrics_line(i.metrics, likelihood=has_likelihood(i.engine))
         return f"{text}\n{metrics}" if metrics else text
 
     def tooltip(self) -> str:
@@ -65,7 +67,7 @@ class Entry:
         params = i.extra.get("parameters")
         if params:
             lines.append(f"parameters: {params:,}")
-        lines += metrics_tooltip(i.metrics)
+        lines += metrics_tooltip(i.metrics, likelihood=has_likelihood(i.engine))
         cfg = ", ".join(f"{k}={v}" for k, v in sorted(i.config.items()))
         lines.append(f"config: {cfg}")
         return "\n".join(lines)
@@ -94,6 +96,17 @@ METRIC_NAMES: dict[str, tuple[str | None, str, str]] = {
 # What the training loop reports about its last steps (not held-out: shown apart).
 TRAIN_NAMES = {"loss": ("loss", ""), "neg_elbo": ("−ELBO", "nats"), "recon": ("reconstruction", "nats"),
                "kl": ("KL", "nats"), "mse": ("MSE", ""), "explained_variance": ("explained variance", "%")}
+
+
+def has_likelihood(engine_name: str) -> bool | None:
+    """Whether models of this engine declare the 'likelihood' capability (None: unknown engine).
+    The class's declaration decides, not what an older checkpoint stored."""
+    try:
+        from engines import engine_class
+
+        return "likelihood" in engine_class(engine_name).capabilities
+    except Exception:  # noqa: BLE001 - an unknown or broken engine: show what the metrics say
+        return None
 
 
 def _is_number(v) -> bool:
@@ -152,14 +165,18 @@ def _short_nats(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
 
 
-def metrics_line(metrics: dict) -> str:
+def metrics_line(metrics: dict, likelihood: bool | None = None) -> str:
     """The library's compact metrics, sized for the narrow list: '−ELBO 282.6 · PSNR 25.4 dB'
     (−ELBO in nats/image) or 'PSNR 23.8 dB · var 90%', then, when evaluated, 'FD 12.3 · P 0.81 ·
     R 0.77'. Evaluated values win over end-of-training ones; only when neither exists, the
-    last training steps' value (marked 'train')."""
+    last training steps' value (marked 'train'). A likelihood (−ELBO, bits per dim) shows only
+    for models with the 'likelihood' capability (`likelihood` False: none)."""
     ev, test, train = metric_sets(metrics)
     best = {**test, **ev}
     items = []
+    if likelihood is False:
+        best = {k: v for k, v in best.items() if k not in LIKELIHOOD_METRICS}
+        train = {k: v for k, v in train.items() if k != "neg_elbo"}
     if "elbo_nats" in best:
         items.append(_item("−ELBO", _short_nats(best["elbo_nats"])))
     elif "bpd" in best:
@@ -191,11 +208,15 @@ def _directions() -> dict:
     return {k: better for k, (_, better) in METRICS.items()}
 
 
-def metrics_tooltip(metrics: dict) -> list[str]:
+def metrics_tooltip(metrics: dict, likelihood: bool | None = None) -> list[str]:
     """Tooltip lines: the evaluation (when, on what), the test split at the end of training,
-    and the last training steps — human names, units, which direction is better."""
+    and the last training steps — human names, units, which direction is better; then whether
+    the model has a likelihood (the 'likelihood' capability) and whether it was measured."""
     m = metrics or {}
     ev, test, train = metric_sets(m)
+    if likelihood is False:
+        ev, test = ({k: v for k, v in d.items() if k not in LIKELIHOOD_METRICS} for d in (ev, test))
+        train = {k: v for k, v in train.items() if k != "neg_elbo"}
     better = _directions()
     lines: list[str] = []
 
@@ -232,6 +253,10 @@ def metrics_tooltip(metrics: dict) -> list[str]:
     if train:
         parts = [f"{TRAIN_NAMES[k][0]} {_value(v, TRAIN_NAMES[k][1], short=True)}" for k, v in train.items()]
         lines.append("Last training steps: " + " · ".join(parts))
+    if likelihood is False:
+        lines.append("Likelihood: none (models of this kind define no density over images)")
+    elif likelihood and not any(k in d for d in (ev, test) for k in LIKELIHOOD_METRICS):
+        lines.append("Likelihood: not measured yet (Evaluate reports its bound on −log p(x))")
     return lines
 
 

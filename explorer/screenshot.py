@@ -94,12 +94,45 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     return out
 
 
-def main(panel, out, model=None, size="1280x800", train_seconds=0.0, data=None, panel_only=False,
-         data_size=None) -> int:
+HELP = "render a panel of the app offscreen to a PNG"
+
+
+def build_parser():
+    from engines.cli.common import _Parser
+
+    from explorer import panels
+
+    p = _Parser(prog="main.py screenshot", description=HELP[0].upper() + HELP[1:] + ".")
+    p.add_argument("--panel", default="train", help=f"one of: {', '.join(panels.names())}")
+    p.add_argument("--model", help="checkpoint to load first")
+    p.add_argument("--out", required=True, help="file.png")
+    p.add_argument("--size", default="1280x800", help="window size WIDTHxHEIGHT")
+    p.add_argument("--train-seconds", type=float, default=0.0, help="Train panel: train this long first")
+    p.add_argument("--data", help="Train panel: data set to select")
+    p.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
+    p.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python main.py screenshot …` (the repository's main.py dispatches here). Usage errors exit
+    with status 2 and one line on stderr, like the headless commands."""
+    from engines.cli.common import USAGE_ERROR
+
+    a = build_parser().parse_args(argv)
     try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise ScreenshotError(f"--size expects WIDTHxHEIGHT, got '{size}'") from None
-    path = render(panel, out, model, (w, h), train_seconds, data, whole_window=not panel_only, data_size=data_size)
+        try:
+            w, h = (int(v) for v in a.size.lower().split("x"))
+        except ValueError:
+            raise ScreenshotError(f"--size expects WIDTHxHEIGHT, got '{a.size}'") from None
+        path = render(a.panel, a.out, a.model, (w, h), a.train_seconds, a.data, whole_window=not a.panel_only,
+                      data_size=a.data_size)
+    except ScreenshotError as e:
+        sys.stderr.write(f"error: {str(e).splitlines()[0]}\n")
+        return USAGE_ERROR
     print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ from explorer import actions, catalog, panels, workers
 from explorer.context import Context
 from explorer.library import Library
 from explorer.session import ModelSession
+from explorer.sessions import SessionFiles
 from explorer.settings import Settings
 
 DEFAULT_SIZE = (1280, 800)
@@ -49,6 +50,9 @@ class MainWindow(QMainWindow):
             self.panels[spec.name] = panel
             self.tabs.addTab(panel, spec.title)
         self.setCentralWidget(self.tabs)
+        # After the panels: a session opened while its model loads is applied after their own
+        # model handlers have run.
+        self.sessions = SessionFiles(self.ctx, self.panels, self)
 
         self._build_status_bar()
         self.actions_by_id = actions.build(self, self.settings.shortcuts)
@@ -70,9 +74,6 @@ class MainWindow(QMainWindow):
         train = self.panels.get("train")
         if train is not None:
             train.checkpoint_saved.connect(self._on_checkpoint_saved)
-        manifold, arithmetic = self.panels.get("manifold"), self.panels.get("arithmetic")
-        if manifold is not None and arithmetic is not None:
-            manifold.vector_requested.connect(self._vector_from_map)
 
         self._restore_geometry()
         self.library.refresh()
@@ -136,6 +137,17 @@ class MainWindow(QMainWindow):
         self.library.add_opened(path)
         self.session.load(os.path.abspath(path))
 
+    def open_file(self, path: str) -> None:
+        """A file given on the command line or double-clicked: a checkpoint, or a session."""
+        if path.lower().endswith(".safetensors"):
+            self.open_path(path)
+        else:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> None:
+        """Open a session file (given on the command line or double-clicked)."""
+        self.sessions.open_path(path)
+
     # ---- actions (names referenced by actions.ACTIONS) ------------------------------------------------
     def open_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self.settings.last_open_dir,
@@ -153,9 +165,22 @@ class MainWindow(QMainWindow):
         os.makedirs(self.settings.runs_folder, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.settings.runs_folder))
 
-    def _vector_from_map(self, source, idx_a, idx_b, name) -> None:
-        if self.panels["arithmetic"].add_vector_from_map(source, idx_a, idx_b, name):
-            self.show_panel("arithmetic")
+    def save_session_dialog(self) -> None:
+        self.sessions.save_dialog()
+
+    def open_session_dialog(self) -> None:
+        self.sessions.open_dialog()
+
+    def save_panel_png(self) -> None:
+        """File → Save Panel as PNG: the panel on show, as it looks."""
+        panel = self.tabs.currentWidget()
+        if panel is None:
+            return
+        start = os.path.join(self.settings.last_open_dir or os.path.expanduser("~"), f"{panel.name or 'panel'}.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save panel as PNG", start, "PNG images (*.png)")
+        if path:
+            ok = panel.grab().save(path if path.lower().endswith(".png") else path + ".png")
+            self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not write {path}", 5000)
 
     def show_panel(self, name: str) -> None:
         panel = self.panels.get(name)
@@ -205,8 +230,9 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         self._info("About Latent Explorer",
-                   "<b>Latent Explorer</b><br>Train small generative models (PCA, autoencoders, VAEs) "
-                   "on small image sets and explore their latent spaces.")
+                   "<b>Latent Explorer</b><br>Train small generative models (PCA, autoencoders: AE and "
+                   "denoising AE, VAE, VQ-VAE, GAN, diffusion) on small image sets and explore their "
+                   "latent spaces.")
 
     # ---- errors and dialogs ------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:

@@ -7,7 +7,9 @@ and always `finished`. Signals are delivered on the GUI thread.
 
 `LatestRequestRunner(fn)` is for requests that supersede each other — a slider dragged across
 100 positions: at most one call of `fn(request)` runs at a time, newer requests replace the one
-waiting, and a generation counter guarantees that a result never paints over a newer one.
+waiting, and a generation counter guarantees that a result never paints over a newer one. When
+`fn` returns a generator (a sampler stepping), its yields arrive as `progress`, and with
+`interrupt=True` a newer request or `cancel()` stops it at its next yield.
 """
 from __future__ import annotations
 
@@ -150,16 +152,23 @@ class LatestRequestRunner(QObject):
     last one emitted, so a stale result never paints over a newer one — and while a slider is
     dragged, intermediate results still arrive (the old image stays until a newer one is ready).
     `is_current(generation)` tells whether no newer request has been submitted since.
+
+    A generator `fn` reports each value it yields as `progress` while its request is current;
+    with `interrupt=True`, `submit` and `cancel` also stop the running generator at its next
+    yield (latest request wins at once instead of after the running one ends), and a stopped
+    run emits no result.
     """
 
     result = Signal(int, object, object)  # generation, request, value
     failed = Signal(int, object, object)  # generation, request, exception
+    progress = Signal(int, object, object)  # generation, request, value yielded by a generator fn
     busy_changed = Signal(bool)
 
-    def __init__(self, fn, parent: QObject | None = None, kind: str = "compute"):
+    def __init__(self, fn, parent: QObject | None = None, kind: str = "compute", interrupt: bool = False):
         super().__init__(parent)
         self._fn = fn
         self._kind = kind
+        self._interrupt = interrupt
         self._generation = 0
         self._shown = 0
         self._pending: tuple[int, object] | None = None
@@ -181,6 +190,8 @@ class LatestRequestRunner(QObject):
     def submit(self, request) -> int:
         self._generation += 1
         self._pending = (self._generation, request)
+        if self._interrupt and self._running is not None:
+            self._running.quit()
         self._start_next()
         return self._generation
 
@@ -191,6 +202,8 @@ class LatestRequestRunner(QObject):
         self._pending = None
         if self._running is None:
             self.busy_changed.emit(False)
+        elif self._interrupt:
+            self._running.quit()
 
     def _start_next(self) -> None:
         if self._running is not None or self._pending is None:
@@ -200,6 +213,7 @@ class LatestRequestRunner(QObject):
         w = Worker(self._fn, request)
         # Bound methods (not lambdas): Qt drops the delivery if this runner is deleted first.
         w.returned.connect(self._on_result)
+        w.yielded.connect(self._on_yield)
         w.errored.connect(self._on_error)
         w.finished.connect(self._on_finished)
         self._running = w
@@ -209,8 +223,16 @@ class LatestRequestRunner(QObject):
         w.start(self._kind)
 
     @Slot(object)
+    def _on_yield(self, value) -> None:
+        gen, request = self._running_meta
+        if self.is_current(gen):
+            self.progress.emit(gen, request, value)
+
+    @Slot(object)
     def _on_result(self, value) -> None:
         gen, request = self._running_meta
+        if self._running is not None and self._running.quitting:
+            return  # stopped part-way: there is no result
         if gen > self._shown:
             self._shown = gen
             self.result.emit(gen, request, value)

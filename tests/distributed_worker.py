@@ -34,7 +34,7 @@ class PairEngine(Engine):
 
     name = "pair"
     Config = PairConfig
-    capabilities = frozenset({"encode", "decode"})
+    capabilities = frozenset({"encode", "encode_exact", "decode"})
     poisoned = False
 
     def build(self):

@@ -1,8 +1,11 @@
 """Project rules that code review alone would miss."""
 import ast
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QT = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "shiboken6")
@@ -51,3 +54,43 @@ def test_no_pickle_loading_in_project_code():
                         if bad in text:
                             hits.append(f"{f}: {bad}")
     assert hits == []
+
+
+# ---- import contracts (pyproject.toml [tool.importlinter], checked by `lint-imports`) ----------------
+CONTRACTS = ["engines-headless", "panels-independent", "workspace-below-panels", "layers", "qt-free-work"]
+
+
+def _lint_imports(*args):
+    exe = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    assert os.path.exists(exe), f"{exe} missing: pip install -e '.[test]' (import-linter)"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([exe, "--no-cache", "--no-logo", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_every_declared_contract_is_checked_here():
+    text = open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()
+    declared = re.findall(r'^id = "([^"]+)"', text.split("[tool.importlinter]", 1)[1], flags=re.M)
+    assert sorted(declared) == sorted(CONTRACTS)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_import_contract_is_kept(contract):
+    r = _lint_imports("--contract", contract)
+    assert r.returncode == 0 and "1 kept, 0 broken" in r.stdout, r.stdout + r.stderr
+
+
+def test_image_and_map_helpers_are_written_once_in_engines():
+    """tile, to_uint8 and the latent-axes plane have one definition each, in the compute layer."""
+    defs: dict[str, list[str]] = {}
+    helpers = {"tile", "to_uint8", "axes_map", "latent_axes_plane"}
+    for top in ("engines", "explorer", "bench"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                        if isinstance(node, ast.FunctionDef) and node.name in helpers:
+                            defs.setdefault(node.name, []).append(os.path.relpath(path, ROOT))
+    assert defs == {"tile": ["engines/data/dataset.py"], "to_uint8": ["engines/data/dataset.py"],
+                    "latent_axes_plane": ["engines/latent/planes.py"]}

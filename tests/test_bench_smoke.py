@@ -53,15 +53,13 @@ def test_decode_benchmark_rows(bench_run):
     assert "decode 1 image" in table and "peer: the same decoder module" in table
 
 
-def test_planned_benchmarks_say_not_implemented(bench_run):
-    import engines
+def test_not_implemented_rows_have_no_number_and_say_so_in_the_table(bench_run):
+    import harness
 
-    if "diffusion" in engines.names():
-        pytest.skip("the diffusion engine exists: its benchmark is real now")
-    o = bench_run.Opts.make(quick=True, threads=1)
-    rows = bench_run.bench_diffusion(o)
-    assert rows and all(r["status"] == "not implemented yet" and r["ours"] is None for r in rows)
-    assert "not implemented yet" in bench_run.render(rows)
+    r = harness.not_implemented("planned", "a planned case", "img/s", "some peer", "arrives later")
+    assert r["status"] == "not implemented yet" and r["ours"] is None and r["vs_peer"] == ""
+    table = bench_run.render([r, bench_run.row("planned", "a real case", 2.0, "img/s")])
+    assert "not implemented yet" in table and "a planned case" in table and "a real case" in table
 
 
 def test_export_benchmark_rows(bench_run):

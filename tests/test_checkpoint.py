@@ -145,7 +145,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
 
 
-def test_read_info_is_cheap_and_has_thumbnail(tmp_path):
+def test_read_info_has_engine_spec_data_and_thumbnail(tmp_path):
     import numpy as np
 
     e = trained()

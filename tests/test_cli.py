@@ -126,3 +126,50 @@ def test_corrupt_checkpoint_subprocess_no_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def _run_main(args, poison_qt=False, **kw):
+    """`python main.py ARGS` in a fresh interpreter; with `poison_qt` PySide6 cannot be imported."""
+    pre = "import sys; sys.modules['PySide6'] = None; " if poison_qt else "import sys; "
+    code = pre + f"sys.argv = ['main.py'] + {list(args)!r}; import runpy; runpy.run_path('main.py', run_name='__main__')"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, **kw)
+
+
+def test_app_without_pyside6_says_so_in_one_line_and_exits_2():
+    r = _run_main([], poison_qt=True, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs PySide6" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    r = _run_main(["screenshot", "--out", "x.png"], poison_qt=True, timeout=60)
+    assert r.returncode == 2 and "needs PySide6" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = _run_main(["info", "--json"], poison_qt=True, timeout=120)  # the command line does not need it
+    assert r.returncode == 0 and "engines" in json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_help_lists_screenshot_and_main_py_dispatches_it():
+    r = _run_main(["--help"], timeout=60)
+    assert r.returncode == 0 and "screenshot" in r.stdout and "render a panel" in r.stdout
+    r = _run_main(["screenshot", "--help"], timeout=60)
+    assert r.returncode == 0 and "--panel-only" in r.stdout and "more panels" not in r.stdout
+    r = _run_main(["screenshot", "--panel", "nonsense", "--out", "x.png"], timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: unknown panel 'nonsense' (available: train, manifold, arithmetic, codebook, diffusion, export)"]
+
+
+def test_headless_command_line_refuses_app_commands_in_one_line(capsys):
+    assert main(["screenshot", "--out", "x.png"], app_commands={"screenshot": "render"}) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "python main.py screenshot" in err[0]
+
+
+def test_cli_modules_never_import_the_explorer():
+    code = ("import sys, pkgutil, importlib, engines.cli\n"
+            "for m in pkgutil.walk_packages(engines.cli.__path__, 'engines.cli.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "from engines.cli import main\n"
+            "assert main(['--help']) == 0\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'explorer']\n"
+            "assert not bad, bad\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]

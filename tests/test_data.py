@@ -287,3 +287,20 @@ def test_unknown_file_type(tmp_path):
     p.write_text("1,2,3")
     with pytest.raises(DataError, match="unsupported"):
         load_path(str(p))
+
+
+def test_to_uint8_and_tile_for_both_value_ranges_and_borders():
+    import torch
+
+    from engines.data.dataset import tile, to_uint8
+
+    x = torch.tensor([0.0, 0.5, 1.0, 2.0]).reshape(1, 1, 2, 2)
+    assert to_uint8(x)[0, ..., 0].tolist() == [[0, 128], [255, 255]]  # (N, C, H, W) → (N, H, W, C)
+    signed = torch.tensor([-1.0, 0.0, 1.0, -3.0]).reshape(1, 1, 2, 2)  # model space of diffusion: [−1, 1]
+    assert to_uint8(signed, value_range=(-1.0, 1.0))[0, ..., 0].tolist() == [[0, 128], [255, 0]]
+    imgs = np.zeros((5, 4, 3, 1), np.uint8)
+    framed = tile(imgs, 2)  # white gaps around every image, the border included
+    assert framed.shape == (3 * 5 + 1, 2 * 4 + 1, 1) and framed[0].min() == 255
+    inner = tile(imgs, border=False)  # square by default, gaps only between images
+    assert inner.shape == (2 * 4 + 1, 3 * 3 + 2, 1) and inner[0, 0, 0] == 0 and inner[4, 0, 0] == 255
+    assert (inner[:4, :3] == 0).all() and (inner[-4:, 8:11] == 255).all()  # the empty sixth cell stays white

@@ -144,6 +144,10 @@ def test_grid_video_walks_every_cell(engine, tmp_path):
     spec = ExportSpec("grid", FrameStyle(scale=1, cols=2, gap=1), grid=GridSpec(n=4, seed=0, keys=2, seconds=0.25, fps=8))
     r = run(run_export(engine, spec, str(tmp_path / "g.gif")))
     assert r.frames == 4 and r.size == (2 * 16 + 3, 2 * 16 + 3)
+    frames = iio.imread(str(tmp_path / "g.gif"))[..., :3].astype(int)
+    cells = [frames[:, 1 + 17 * row:17 + 17 * row, 1 + 17 * col:17 + 17 * col] for row in (0, 1) for col in (0, 1)]
+    moved = [float(np.abs(c[1:] - c[:1]).max()) for c in cells]  # each cell against its first frame
+    assert min(moved) > 8, moved  # every cell walks, not just one of them
 
 
 # ---- cancel and failure ------------------------------------------------------------------------------
@@ -294,6 +298,29 @@ def test_diffusion_trajectory_ends_on_the_sampled_images(tmp_path):
     with pytest.raises(ExportError, match="trajectory"):
         run(run_export(engines.create("ae", ImageSpec(1, 16, 16), device="cpu", latent_dim=2, width=8), spec,
                        str(tmp_path / "x.png")))
+
+
+def test_diffusion_export_reports_each_step_and_cancels_between_steps(tmp_path):
+    """The trajectory is sampled step by step while it is written: one progress report per step,
+    and closing the export (Cancel) after two steps stops the sampler there and writes nothing."""
+    from engines.export.job import DiffusionSpec
+
+    d = engines.create("diffusion", ImageSpec(1, 8, 8), device="cpu", width=8, levels=2)
+    calls = []
+    original = d.denoiser
+    d.denoiser = lambda *a, **k: (lambda den: lambda x, t: (calls.append(t), den(x, t))[1])(original(*a, **k))
+    spec = ExportSpec("diffusion", FrameStyle(scale=1), options={"sampler": "ddpm", "steps": 6},
+                      diffusion=DiffusionSpec(n=1, seed=0, fps=4, hold_s=0.5))
+    seen = []
+    r = run(run_export(d, spec, str(tmp_path / "all.gif")), seen.append)
+    steps = [p for p in seen if p.message.startswith("frame")]
+    assert r.frames == 6 + 2 and len(calls) == 6 and [p.message for p in steps[:6]] == [f"frame {k}/8" for k in range(1, 7)]
+    calls.clear()
+    gen = run_export(d, spec, str(tmp_path / "cut.gif"))
+    for _ in range(3):  # the start, then two steps
+        next(gen)
+    gen.close()
+    assert len(calls) == 2 and not os.path.exists(tmp_path / "cut.gif")
 
 
 def test_vq_prior_latents_decode_to_the_models_samples():

@@ -1,7 +1,8 @@
 """The Arithmetic panel offscreen, on tiny checkpoints over the tiny blobs data saved as .npz:
 sliders decode live off the GUI thread, the strip, several vectors at once, save/load with the
 model's identity (refused for another model unless the user insists), the user's own image, a
-sample, groups from another panel, analogies, and every engine (PCA, AE, VAE)."""
+sample, groups from another panel, analogies, and every engine (PCA, AE, VAE); the vectors are the
+Workspace's (made elsewhere they show up here) and survive reopening the model."""
 import threading
 import time
 
@@ -69,13 +70,15 @@ def decode_threads(monkeypatch):
 
 
 @pytest.fixture
-def panel(qtbot):
+def panel(qtbot, tmp_path, monkeypatch):
     from explorer.app import make_app
     from explorer.context import Context
     from explorer.panels.arithmetic.panel import ArithmeticPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
+    # Vectors are saved per model (by content hash): each test keeps its own.
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
     make_app()
     session = ModelSession("cpu")
     p = ArithmeticPanel(Context(session, Settings()))
@@ -178,8 +181,9 @@ def test_sliders_decode_live_off_the_gui_thread(qtbot, panel, make_model, decode
     assert not np.array_equal(img, p.edit.last_result)
     assert not np.array_equal(strip_before, p.edit.last_strip)
     assert "− 2·Δ" in p.edit.formula.text() and "+ 3·Δ" in p.edit.formula.text()
-    # Unticking a vector removes its slider and its effect.
-    p.vectors.set_active(w, False)
+    # Unticking a vector's box switches it off in the Workspace, which removes its slider and its effect.
+    p.vectors.list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    assert not p.ctx.workspace.is_active(w.name) and p.ctx.workspace.active_vectors == [v]
     assert list(p.edit.sliders) == [v]
     assert threading.main_thread() not in decode_threads
     assert p.errors == []
@@ -198,7 +202,9 @@ def test_vectors_saved_and_loaded_with_the_models_identity(qtbot, panel, make_mo
     asked = []
     monkeypatch.setattr(p, "ask_apply_anyway", lambda text: asked.append(text) or False)
     assert p.load_vectors_from(path) == 1 and not asked  # same model: no question
-    assert len(p.vectors.vectors()) == 2
+    # The Workspace holds one vector per name: the loaded copy is told apart by its name.
+    assert [x.name for x in p.vectors.vectors()] == [mine.name, f"{mine.name} (2)"]
+    assert [x.name for x in p.ctx.workspace.vectors] == [mine.name, f"{mine.name} (2)"]
 
     # Another model (same architecture, other weights): refused unless the user insists.
     other = make_model("vae", seed=1)
@@ -223,9 +229,9 @@ def test_vectors_saved_and_loaded_with_the_models_identity(qtbot, panel, make_mo
     bad.write_text("{nope")
     assert p.load_vectors_from(str(bad)) == 0 and "cannot read" in p.errors[-1][1]
 
-    # Back to the first model: its vectors are there again.
+    # Back to the first model (a new Workspace): its vectors are there again, read from its store.
     open_model(qtbot, p, first)
-    assert [x.name for x in p.vectors.vectors()] == [mine.name, mine.name]
+    assert [x.name for x in p.vectors.vectors()] == [mine.name, f"{mine.name} (2)"]
 
 
 def first_id(p, path):
@@ -304,7 +310,7 @@ def test_analogy_in_one_click(qtbot, panel, make_model):
 
 
 @pytest.mark.parametrize("engine", ["pca", "ae"])
-def test_every_engine_plugs_in(qtbot, panel, make_model, engine):
+def test_pca_and_ae_vectors_move_the_image(qtbot, panel, make_model, engine):
     from explorer.panels.arithmetic.jobs import Recipe
 
     p = panel
@@ -340,12 +346,123 @@ def test_hidden_panel_encodes_only_when_needed(qtbot, panel, make_model):
     loaded = make_model("vae")
     p.ctx.session.set_model(loaded.engine, loaded.info)
     qtbot.wait(100)
-    assert p._loader is None and p.md is None and not p.ctx.session.busy_text
+    assert not p.ctx.workspace.loading and p.md is None and not p.ctx.session.busy_text
     assert "when this panel is shown" in p.data_label.text()
     # Another panel hands over two groups: the data is encoded now and the vector follows.
     with qtbot.waitSignal(p.vector_added, timeout=10_000) as got:
         assert p.add_vector_from_groups(np.arange(10), np.arange(50, 70), "picked")
     assert got.args[0].quality.n_a == 10 and p.md is not None
+
+
+def test_a_vector_added_to_the_workspace_elsewhere_shows_in_the_list_and_the_strip(qtbot, panel, make_model):
+    from PySide6.QtCore import Qt
+
+    from engines.data.dataset import to_uint8
+    from engines.latent.attributes import AttributeVector, strip
+    from explorer.panels.arithmetic.jobs import STRIP_S
+
+    p = panel
+    open_model(qtbot, p, make_model("vae"))
+    ws = p.ctx.workspace
+    v = AttributeVector("from elsewhere", np.array([1.5, 0.0, -1.0], np.float32), "groups", ws.model_id, (3,),
+                        meta={"source": "another panel"})
+    ws.add_vector(v)
+    assert p.vectors.vectors() == [v] and p.vectors.list.item(0).text().startswith("from elsewhere")
+    assert p.vectors.current() is v and p.vectors.list.item(0).checkState() == Qt.CheckState.Checked
+    assert list(p.edit.sliders) == [v] and p.edit.strip_vector is v
+    qtbot.waitUntil(lambda: p.edit.last_strip is not None and not p.edit._strip.busy, timeout=10_000)
+    want = to_uint8(p.engine.decode(strip(p.edit.base.z, v, STRIP_S, ())))
+    assert np.array_equal(p.edit.last_strip, want)  # the strip is decode(z + s·Δ) of that vector
+    # Switched off and removed elsewhere: the box unticks and the slider goes, then the row and the strip.
+    ws.set_vector_active(v.name, False)
+    assert p.vectors.list.item(0).checkState() == Qt.CheckState.Unchecked and not p.edit.sliders
+    ws.remove_vector(v.name)
+    assert p.vectors.vectors() == [] and p.edit.strip_vector is None and p.edit.strip.count() == 0
+    # Two groups picked on the map (the Workspace's groups): the A − B vector appears, selected.
+    ws.set_group("a", np.arange(0, 20))
+    ws.set_group("b", np.arange(40, 60))
+    with qtbot.waitSignal(ws.vectors_changed, timeout=10_000):
+        name = ws.vector_from_groups("picked")  # made in a worker: its quality measures take time
+    made = ws.vector(name)
+    assert p.vectors.current() is made and made.quality.n_a == 20 and p.edit.strip_vector is made
+
+
+def test_vectors_survive_reopening_the_model(qtbot, panel, make_model):
+    from engines.latent.attributes import AttributeVector
+    from explorer.panels.arithmetic.jobs import Recipe
+    from explorer.workspace import Workspace
+
+    p = panel
+    loaded = make_model("vae")
+    open_model(qtbot, p, loaded)
+    v = add(qtbot, p, Recipe("label", label=2))
+    w = add(qtbot, p, Recipe("attribute", attribute="height", method="median"))
+    ws = p.ctx.workspace
+    ws.set_vector_active(w.name, False)
+    assert ws.rename_vector(v.name, "smile") == "smile" and p.vectors.list.item(0).text().startswith("smile")
+    p.edit.set_strength(v, 2.0)
+    state = p.session_state()
+    assert state["strengths"] == {"smile": 2.0} and state["current"] == w.name and "active" not in state
+
+    # Closed and opened again (as after a restart): a new Workspace on the same checkpoint has them.
+    again = ckpt.load(loaded.info.path, device="cpu", with_optimizer=False)
+    fresh = Workspace(again.engine, again.info, again.info.path)
+    assert [x.name for x in fresh.vectors] == ["smile", w.name]
+    assert [x.name for x in fresh.active_vectors] == ["smile"]
+    back = fresh.vector("smile")
+    assert np.array_equal(back.vector, v.vector) and back.vector.dtype == np.float32
+    assert back.quality.verdict == v.quality.verdict and back.meta == v.meta
+    # The panel shows them as soon as the model is open (hidden: its data is not even asked for).
+    p.hide()
+    p.ctx.session.set_model(again.engine, again.info, again.info.path)
+    assert [x.name for x in p.vectors.vectors()] == ["smile", w.name] and p.md is None
+    assert list(p.edit.sliders) == [p.ctx.workspace.vector("smile")]
+    # Its own view comes back from the session; a strength waits for a vector that is not there yet.
+    p.ctx.workspace.remove_vector("smile")
+    p.restore_session_state(state)
+    assert p.vectors.current().name == w.name
+    smile = AttributeVector.from_dict(back.to_dict())
+    p.ctx.workspace.add_vector(smile)
+    assert p.edit.strength(smile) == 2.0 and p.edit.sliders[smile].value() == 2.0
+    assert [x.name for x in Workspace(again.engine, again.info).vectors] == [w.name, "smile"]
+    p.restore_session_state({"active": [w.name]})  # a session file from before: its switches still apply
+    assert [x.name for x in p.ctx.workspace.active_vectors] == [w.name]
+
+
+def test_a_corrupt_vectors_file_loads_as_none(qtbot, panel, make_model):
+    import json
+    import os
+
+    from explorer.panels.arithmetic.jobs import Recipe
+    from explorer.workspace import Workspace, store
+
+    p = panel
+    loaded = make_model("vae")
+    mid = Workspace(loaded.engine, loaded.info).model_id
+    path = store.vectors_path(mid)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for bad in ("{nope", '{"vectors": [{"name": "no numbers"}]}', '[1, 2]'):
+        with open(path, "w") as f:
+            f.write(bad)
+        assert store.load_vectors(mid) == [] and Workspace(loaded.engine, loaded.info).vectors == []
+    open_model(qtbot, p, loaded)  # the model opens, its data loads, the list is empty
+    assert p.vectors.vectors() == [] and p.errors == []
+    v = add(qtbot, p, Recipe("label", label=1))
+    with open(path) as f:
+        assert [d["name"] for d in json.load(f)["vectors"]] == [v.name]  # written whole over the bad file
+
+
+def test_vectors_join_in_the_order_they_were_asked_for(qtbot, panel, make_model, monkeypatch):
+    from explorer.panels.arithmetic import panel as panel_module
+    from explorer.panels.arithmetic.jobs import Recipe, make_vector
+
+    p = panel
+    open_model(qtbot, p, make_model("vae"))
+    slow = lambda md, r: (time.sleep(0.5 if r.label == 0 else 0.0), make_vector(md, r))[1]  # noqa: E731
+    monkeypatch.setattr(panel_module, "make_vector", slow)
+    assert p.add_vector(Recipe("label", label=0)) and p.add_vector(Recipe("label", label=1))
+    qtbot.waitUntil(lambda: len(p.ctx.workspace.vectors) == 2 and not p._pending_vectors, timeout=10_000)
+    assert [v.name for v in p.vectors.vectors()] == ["neutral man (vs rest)", "neutral woman (vs rest)"]
 
 
 def test_window_has_the_panel(qtbot, tmp_path, monkeypatch):

@@ -97,6 +97,31 @@ def test_analysis_tiles_histogram_and_map(qtbot, panel, vq_path):
     assert not p.errors
 
 
+def test_codes_come_from_the_workspace_data_without_a_second_encode(qtbot, panel, vq_path):
+    """The panel quantises the Workspace's latents (encoded once for every panel): the code grids
+    equal encoding the images directly, and the analysis itself encodes nothing."""
+    from explorer.panels.codebook import jobs
+
+    p = panel
+    engine = open_model(qtbot, p, vq_path)
+    ws = p.ctx.workspace
+    assert ws.data is not None and p.cd.source == ws.data.source
+    direct = engine.encode_indices(ws.data.ds.images).numpy()
+    assert np.array_equal(p.cd.grids, direct)
+    assert np.array_equal(jobs.code_grids(engine, ws.data.ls.latents), direct)
+    # Analysing again (the data is loaded now) calls the encoder not once.
+    calls = []
+    encode = engine.encode
+    engine.encode = lambda x: calls.append(len(x)) or encode(x)
+    try:
+        cd = p.cd
+        p._start(now=True)
+        qtbot.waitUntil(lambda: p.cd is not cd and p.ready_for_screenshot(), timeout=20_000)
+    finally:
+        del engine.encode
+    assert calls == [] and np.array_equal(p.cd.grids, direct) and np.array_equal(p.cd.counts, cd.counts)
+
+
 def test_clicking_a_code_shows_its_patches_and_occurrences(qtbot, panel, vq_path):
     from PySide6.QtCore import Qt
 
@@ -288,7 +313,11 @@ def test_analysis_of_a_gumbel_model(tiny_dataset, tmp_path):
     np.savez(data, images=ds.images)
     e = engines.create("vqvae", ds.spec, device="cpu", quantizer="gumbel", **TINY)
     e.train_step(ds.images[:16])
-    gen = jobs.analyse(e, str(data))
+    from engines.latent.progress import run
+    from explorer.workspace.data import load_model_data
+
+    md = run(load_model_data(e, None, str(data)))
+    gen = jobs.analyse(e, md)
     with pytest.raises(StopIteration) as stop:
         while True:
             next(gen)

@@ -172,3 +172,53 @@ def test_other_engines_are_explained(qtbot, panel, tmp_path, tiny_dataset):
     assert "needs a diffusion model" in panel.status.text() and not panel.run_btn.isEnabled()
     panel.run()
     assert not panel.running and panel.traj is None
+
+
+def test_a_newer_run_replaces_the_one_running(qtbot, panel, model):
+    """Sampling goes through the worker layer's latest-request runner: a run started while another
+    is sampling stops that one between two steps, and only the newer one's trajectory shows."""
+    load(qtbot, panel, model)
+    steps = {}
+    panel._runner.progress.connect(lambda _g, request, value: steps.__setitem__(request[1].seed, value))
+    panel.steps.setValue(1000)
+    panel.seed.setValue(11)
+    panel.run_btn.click()
+    qtbot.waitUntil(lambda: 11 in steps, timeout=10000)
+    assert panel.run_btn.isEnabled()  # a new run may be asked for while one is sampling
+    panel.steps.setValue(4)
+    panel.seed.setValue(12)
+    panel.count.setCurrentIndex(0)
+    panel.run_btn.click()
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    r = panel.traj.request
+    assert (r.seed, r.steps, r.n) == (12, 4, 1) and steps[12] == (4, 4) and panel.errors == []
+    assert steps[11][0] < 1000 and steps[11][1] == 1000  # the first run stopped part-way …
+    assert all(req.seed != 11 for req in panel.cache._items)  # … and left no trajectory behind
+    assert "sampling…" not in panel.status.text() and "4 steps · seed 12" in panel.status.text()
+
+
+def test_the_panel_enables_itself_from_the_trajectory_capability(qtbot, panel, model):
+    """Not the engine's name: any engine declaring 'trajectory' is driven (here a renamed
+    diffusion engine), and one without it is explained even if it calls itself 'diffusion'."""
+    from engines.base import Engine
+    from engines.diffusion.model import DiffusionEngine
+
+    class Renamed(DiffusionEngine):
+        name = "my-diffusion"
+
+    e = Renamed(model.engine.spec, model.engine.config, device="cpu")
+    e.load_state_tensors(model.engine.state_tensors())
+    panel.ctx.session.set_model(e, model.info, model.info.path)
+    qtbot.waitUntil(lambda: panel.traj is not None and not panel.running, timeout=30000)
+    assert panel.engine is e and panel.run_btn.isEnabled() and panel.traj.steps == 4 and panel.errors == []
+
+    class Impostor(Engine):
+        name = "diffusion"
+        capabilities = frozenset({"decode", "sample"})
+
+        def build(self):
+            return {}
+
+    panel.ctx.session.set_model(Impostor(model.engine.spec, device="cpu"), model.info, model.info.path)
+    assert panel.engine is None and not panel.run_btn.isEnabled() and panel.traj is None
+    assert "needs a diffusion model (one that samples step by step); this is a diffusion" in panel.status.text()

@@ -76,6 +76,8 @@ def test_manifold_maps_inverted_latents_and_browses_seeds(qtbot, mwindow, gan_mo
     p.seeds.canvas.moved.emit(1.25, 2.5, "end")
     want = blend(engine, 1.25, 2.5)
     qtbot.waitUntil(lambda: p.z is not None and np.allclose(p.z, want, atol=1e-6), timeout=10_000)
+    # The Workspace's current latent at once; drawn when its frame is decoded.
+    qtbot.waitUntil(lambda: p.frame is not None and np.allclose(p.frame.z, want, atol=1e-6), timeout=10_000)
     assert "seed plane" in p.inspector.caption.text()
     # Back to the scatter; reopening the model reads the inverted latents from the cache.
     p.controls.show_scatter.setChecked(True)
@@ -90,7 +92,7 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
     w, p = mwindow, mwindow.panels["manifold"]
     with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
         w.session.load(gan_models["lost"])
-    qtbot.waitUntil(lambda: p._loader is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not p.feed.loading, timeout=10_000)
     assert p.projection is None
     p.controls.show_seeds.setChecked(True)
     qtbot.waitUntil(lambda: p.seeds.complete, timeout=10_000)
@@ -101,13 +103,14 @@ def test_seed_plane_works_without_data(qtbot, mwindow, gan_models):
 
 # ---- Arithmetic panel ------------------------------------------------------------------------------
 @pytest.fixture
-def apanel(qtbot):
+def apanel(qtbot, tmp_path, monkeypatch):
     from explorer.app import make_app
     from explorer.context import Context
     from explorer.panels.arithmetic.panel import ArithmeticPanel
     from explorer.session import ModelSession
     from explorer.settings import Settings
 
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))  # its own saved vectors
     make_app()
     session = ModelSession("cpu")
     p = ArithmeticPanel(Context(session, Settings()))

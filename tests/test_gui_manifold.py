@@ -118,10 +118,12 @@ def test_drag_decodes_live_off_the_gui_thread(qtbot, window, models, compute_thr
     qtbot.waitUntil(lambda: np.allclose(p.z, before), timeout=5_000)
     p.redo()
     qtbot.waitUntil(lambda: np.allclose(p.z, p.projection.mapping.to_latent(points[-1]), atol=1e-5), timeout=5_000)
-    # Reopening the model reads the latents from the cache.
-    p._on_model(p.engine, p.info)
+    # Reopening the model (a new Workspace) reads the latents from the cache.
+    old = window.session.workspace
+    window.session.set_model(p.engine, p.info, window.session.path)
+    assert window.session.workspace is not old and p.ws is window.session.workspace
     qtbot.waitUntil(lambda: p.md is not None, timeout=10_000)
-    assert p.md.ls.from_cache
+    assert p.md.ls.from_cache and p.md is window.session.workspace.data
 
 
 def test_real_mouse_events_drag_the_cursor(qtbot, window, models):
@@ -222,7 +224,7 @@ def test_atlas_path_animation_and_inspection(qtbot, window, models, compute_thre
 
 
 def test_bookmarks_persist_per_model(qtbot, window, models):
-    from explorer.panels.manifold.jobs import bookmarks_path
+    from explorer.workspace.store import bookmarks_path
 
     p = open_model(qtbot, window, models["vae"])
     p.go_to_data(7)
@@ -239,9 +241,9 @@ def test_bookmarks_persist_per_model(qtbot, window, models):
     assert p.inspector.bookmarks.itemText(0) == "seven"
     p.go_to_data(2)
     qtbot.waitUntil(lambda: np.allclose(p.z, p.md.ls.latents[2]), timeout=5_000)
-    p.go_to_bookmark("seven")
+    p.places.go_to_bookmark("seven")
     qtbot.waitUntil(lambda: np.allclose(p.z, p.md.ls.latents[7]), timeout=5_000)
-    p.delete_bookmark("seven")
+    p.places.delete_bookmark("seven")
     qtbot.waitUntil(lambda: json.load(open(path))["bookmarks"] == [], timeout=5_000)
 
 
@@ -253,9 +255,9 @@ def test_colour_legend_hover_selection_and_engines(qtbot, window, models):
     assert [c.colour.itemData(i) for i in range(c.colour.count())][:2] == ["label", "attr:height"]
     assert len(p.legend.entries) == 3  # left / mid / right
     c.colour.setCurrentIndex(c.colour.findData("attr:height"))
-    assert len(p.legend.entries) == 5 and p._colouring.continuous  # quantile bins
+    assert len(p.legend.entries) == 5 and p.area.colouring.continuous  # quantile bins
     p.legend._on_link("0")  # hide the lowest bin
-    assert not p.map._visible[p._colouring.codes == 0].any()
+    assert not p.map._visible[p.area.colouring.codes == 0].any()
     # Hovering a point shows its original image and what it is.
     i = int(p.map.index[np.flatnonzero(p.map._visible)[0]])
     qtbot.wait(50)  # the legend's new text may resize the map: take positions after that
@@ -337,8 +339,17 @@ def test_umap_flow_with_progress_cancel_and_cache(qtbot, window, models, monkeyp
     assert "from the cache" in c.umap_status.text()
 
 
-def test_two_map_selections_make_a_vector_in_the_arithmetic_panel(qtbot, window, models):
+def test_two_map_selections_make_a_vector_through_the_workspace(qtbot, window, models, tiny_dataset):
+    """The map's groups are the Workspace's; "Vector A − B" is `ws.vector_from_groups`, which adds
+    the vector to the Workspace and asks for the Arithmetic panel (the window shows it): the
+    Manifold panel never imports or touches the Arithmetic panel."""
+    import inspect as pyinspect
+
+    from explorer.panels.manifold import groups as groups_module
+    from explorer.panels.manifold import panel as panel_module
+
     p = open_model(qtbot, window, models["vae"])
+    ws = window.session.workspace
     c, g = p.controls, p.controls.groups
     assert not g.isVisibleTo(p)  # nothing selected, no groups yet
     c.set_mouse_mode("box")
@@ -347,20 +358,123 @@ def test_two_map_selections_make_a_vector_in_the_arithmetic_panel(qtbot, window,
     a = p.selection.copy()
     assert len(a) and g.to_a.isEnabled() and not g.make.isEnabled()
     g.to_a.click()
+    assert set(ws.groups["a"]) == set(a) and ws.groups["b"] is None  # stored on the Workspace
     p.map.drag_path([(0.0, xy[:, 1].min() - 1), (xy[:, 0].max() + 1, xy[:, 1].max() + 1)])
     b = p.selection.copy()
     assert len(b) and not set(a) & set(b)
     g.to_b.click()
+    assert set(ws.groups["b"]) == set(b)
     assert g.make.isEnabled() and f"({len(a):,})" in g.label.text() and f"({len(b):,})" in g.label.text()
-    ar = window.panels["arithmetic"]
-    g.make.click()
-    assert window.tabs.currentWidget() is ar
-    qtbot.waitUntil(lambda: ar.vectors.current() is not None, timeout=20_000)
-    v = ar.vectors.current()
-    lat = ar.md.ls.latents
-    assert ar.md.source == p.md.source
+    assert window.tabs.currentWidget() is p
+    g.make.click()  # made in a worker: the vector joins the Workspace, then the Arithmetic panel shows
+    qtbot.waitUntil(lambda: len(ws.vectors) == 1, timeout=20_000)
+    assert window.tabs.currentWidget() is window.panels["arithmetic"]
+    assert ws.is_active(ws.vectors[0].name)
+    v = ws.vectors[0]
+    lat = ws.data.ls.latents
     np.testing.assert_allclose(v.vector, lat[a].mean(0) - lat[b].mean(0), rtol=1e-4, atol=1e-5)
-    assert v.name == g.name() and v.quality is not None
+    assert v.name == g.name() and v.quality is not None and not g.error.isVisibleTo(p)
+    for module in (panel_module, groups_module):  # no reach into another panel
+        src = pyinspect.getsource(module)
+        assert "panels.arithmetic" not in src and "window()" not in src and ".panels[" not in src
+    # Groups set from outside (another panel, a session) show here; too small ones say why.
+    window.show_panel("manifold")
+    ws.set_group("a", a[:1])
+    assert f"({1:,})" in g.label.text()
+    g.make.click()
+    assert g.error.isVisibleTo(p) and "at least two" in g.error.text() and len(ws.vectors) == 1
     # New data forgets the groups (their indices meant the old data's images).
-    p.controls.groups.set_data(None)
-    assert g.groups == {"a": None, "b": None}
+    p.use_dataset(tiny_dataset(n=40, size=16))
+    qtbot.waitUntil(lambda: p.md is not None and len(p.md.ls) == 40, timeout=20_000)
+    assert ws.groups == {"a": None, "b": None} and g.groups == {"a": None, "b": None}
+    assert not g.label.isVisibleTo(p) and not g.error.isVisibleTo(p)
+    qtbot.waitUntil(lambda: not p.busy, timeout=10_000)
+
+
+def test_the_current_latent_is_the_workspaces(qtbot, window, models):
+    """Two Manifold views on one Workspace agree on the current latent, whoever sets it; a latent
+    set while the panel is hidden is drawn when it is shown."""
+    from explorer.panels.manifold.panel import ManifoldPanel
+
+    p = open_model(qtbot, window, models["vae"])
+    ws = window.session.workspace
+    lat = p.md.ls.latents
+    # From outside (another panel, a session): the cursor and the frame follow.
+    ws.set_current(lat[9], "from elsewhere", "test")
+    qtbot.waitUntil(lambda: p.frame is not None and np.allclose(p.frame.z, lat[9]) and not p.busy, timeout=5_000)
+    assert p.map.cursor_pos == pytest.approx(p.map.point_of(9), abs=1e-4)
+    assert "from elsewhere" in p.inspector.caption.text()
+    # A second view of the same Workspace: a click in one moves the other.
+    other = ManifoldPanel(window.ctx)
+    qtbot.addWidget(other)
+    other.resize(1100, 700)
+    other.show()
+    try:
+        qtbot.waitUntil(lambda: other.projection is not None and other.frame is not None, timeout=10_000)
+        assert other.md is p.md  # the data was loaded once, for both
+        assert np.allclose(other.frame.z, lat[9])
+        p.go_to_data(30)
+        assert np.allclose(ws.current, lat[30])  # a known latent is current at once
+        qtbot.waitUntil(lambda: other.frame is not None and np.allclose(other.frame.z, lat[30]), timeout=5_000)
+        qtbot.waitUntil(lambda: not p.busy and not other.busy, timeout=5_000)
+        # A drag in the other view: its latent (known once decoded) becomes the Workspace's, and p draws it.
+        entries = len(ws.history)
+        pts = np.array([[0.2, 0.1], [0.5, -0.3], [0.9, -0.6]])
+        drag(qtbot, other, pts)
+        want = other.projection.mapping.to_latent(pts[-1])
+        assert np.allclose(ws.current, want, atol=1e-5) and len(ws.history) == entries + 1
+        qtbot.waitUntil(lambda: np.allclose(p.frame.z, want, atol=1e-5), timeout=5_000)
+        # Undo in one view is undone in both.
+        p.undo()
+        qtbot.waitUntil(lambda: np.allclose(other.frame.z, lat[30]) and np.allclose(p.frame.z, lat[30]),
+                        timeout=5_000)
+    finally:
+        other.shutdown()
+        other.close()
+    # Hidden: nothing is decoded; shown again, the latent set meanwhile is drawn.
+    window.show_panel("train")
+    shown = p.frames_shown
+    ws.set_current(lat[50], "while away", "test")
+    qtbot.wait(100)
+    assert p.frames_shown == shown
+    window.show_panel("manifold")
+    qtbot.waitUntil(lambda: np.allclose(p.frame.z, lat[50]), timeout=5_000)
+
+
+def test_a_latents_label_travels_with_its_frame(qtbot, window, models):
+    """A click on a data point keeps its caption, and a jump superseded by another keeps its own
+    label (before, the click's label was dropped and the older frame took the newer label)."""
+    p = open_model(qtbot, window, models["vae"])
+    lat = p.md.ls.latents
+    seen = []
+    p.frame_shown.connect(lambda f: seen.append((f.z.copy(), p.inspector.caption.text())))
+    p._on_click(*p.map.point_of(3), 3)  # a click on data point 3: origin "click"
+    p.go_to(lat[20], "jump", "twenty")  # while 3 is being decoded
+    qtbot.waitUntil(lambda: not p.busy and any(np.allclose(z, lat[20]) for z, _ in seen), timeout=5_000)
+    for z, caption in seen:
+        if np.allclose(z, lat[3]):
+            assert "#3" in caption and "twenty" not in caption
+        elif np.allclose(z, lat[20]):
+            assert "twenty" in caption
+    assert "twenty" in p.inspector.caption.text()
+    assert window.session.workspace.current_label == "twenty"
+
+
+def test_session_state_is_the_view_only(qtbot, window, models):
+    p = open_model(qtbot, window, models["vae"])
+    c = p.controls
+    c.axis_i.setValue(2)
+    c.axis_j.setValue(0)
+    c.set_projection("axes")
+    c.colour.setCurrentIndex(c.colour.findData("attr:height"))
+    c.path_steps.setValue(5)
+    state = p.session_state()
+    assert state["projection"] == "axes" and state["colour"] == "attr:height" and state["axes"] == [2, 0]
+    assert not {"latent", "history", "bookmarks", "groups"} & set(state)  # the Workspace's
+    c.set_projection("pca")
+    c.colour.setCurrentIndex(c.colour.findData("label"))
+    c.path_steps.setValue(8)
+    p.restore_session_state(json.loads(json.dumps(state)))
+    assert c.projection.currentData() == "axes" and c.colour.currentData() == "attr:height"
+    assert (c.axis_i.value(), c.axis_j.value(), c.path_steps.value()) == (2, 0, 5)
+    qtbot.waitUntil(lambda: p.projection.kind == "axes" and not p.busy, timeout=5_000)

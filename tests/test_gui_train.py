@@ -222,3 +222,38 @@ def test_user_npz_data_set_train_and_continue(qtbot, window, tiny_dataset, tmp_p
     with qtbot.waitSignal(panel.training_finished, timeout=30_000) as again:
         assert panel.start()
     assert again.args[0].checkpoint == first.checkpoint and again.args[0].step == 2 * first.step
+
+
+def test_first_launch_defaults_are_a_run_worth_watching(qtbot, make_window, monkeypatch, tmp_path):
+    """A fresh settings file: VAE on the digits at 28×28 for 60 epochs (about a minute and a half
+    on a laptop CPU), not the digits' native 8×8 that ended in a second."""
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("LATENT_EXPLORER_MODELS", str(tmp_path / "no-bundled-models"))
+    make_app()
+    w = MainWindow(Settings(runs_dir=str(tmp_path / "runs")), auto_load=False)
+    qtbot.addWidget(w)
+    p = w.panels["train"]
+    source, size, channels = p.data_box.current_request()
+    assert (source, size) == ("digits", 28)
+    assert p.engine_combo.currentData() == "vae" and p.epochs.value() == 60
+    w.shutdown()
+
+
+def test_run_names_are_unique_and_never_a_bundled_models_name(tmp_path):
+    import time
+
+    from explorer.panels.train.jobs import run_name, unique_path
+
+    when = time.mktime((2026, 12, 6, 9, 31, 0, 0, 0, -1))
+    name = run_name("vae", "digits", 28, when)
+    assert name == "vae-digits-28-1206-0931"
+    bundled = {os.path.splitext(f)[0] for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "assets", "models"))}
+    assert name not in bundled and run_name("vae", "digits", 28) not in bundled
+    first = unique_path(str(tmp_path), name)
+    open(first, "wb").close()
+    second = unique_path(str(tmp_path), name)
+    assert os.path.basename(second) == "vae-digits-28-1206-0931-2.safetensors" and second != first

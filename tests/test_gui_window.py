@@ -178,6 +178,46 @@ def test_latest_request_wins(qtbot):
     assert got[-1] == (100, 99, 990)
 
 
+def test_latest_request_runner_steps_generators_and_interrupts_them(qtbot):
+    """A generator job reports its yields as progress; with interrupt=True a newer request stops
+    the running one at its next yield (no result from it), and cancel stops it too."""
+    from explorer.workers import LatestRequestRunner
+
+    ran = []
+
+    def steps(n):
+        for k in range(n):
+            time.sleep(0.01)
+            ran.append((n, k))
+            yield k
+        return n * 10
+
+    r = LatestRequestRunner(steps, interrupt=True)
+    got, prog = [], []
+    r.result.connect(lambda g, req, v: got.append((req, v)))
+    r.progress.connect(lambda g, req, v: prog.append((req, v)))
+    r.submit(3)
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got == [(3, 30)] and prog == [(3, 0), (3, 1), (3, 2)]
+    r.submit(1000)
+    qtbot.waitUntil(lambda: len(prog) > 4, timeout=5000)
+    r.submit(2)
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got[-1] == (2, 20) and len(got) == 2  # the long run gave no result …
+    assert sum(1 for n, _ in ran if n == 1000) < 100  # … and stopped soon after the newer request
+    r.submit(1000)
+    qtbot.waitUntil(lambda: prog[-1][0] == 1000, timeout=5000)
+    r.cancel()
+    qtbot.waitUntil(lambda: not r.busy, timeout=5000)
+    assert got[-1] == (2, 20) and sum(1 for n, _ in ran if n == 1000) < 200
+    # Without interrupt (the default), a running generator runs to its end as before.
+    plain = LatestRequestRunner(steps)
+    plain.submit(5)
+    plain.submit(1)
+    qtbot.waitUntil(lambda: not plain.busy, timeout=5000)
+    assert ran.count((5, 4)) == 1
+
+
 def test_worker_signals(qtbot):
     from explorer.workers import Worker
 
@@ -221,18 +261,33 @@ def test_actions_are_declared_once_and_wired(qtbot, make_window):
     assert w.library_dock.isVisible()
 
 
+def test_session_actions_belong_to_the_window(qtbot, make_window):
+    """File → Save/Open Session are the window's (explorer/sessions.py), not a panel's: with no
+    model loaded, saving says why and writes nothing."""
+    from explorer import actions
+
+    by_id = {a.id: a for a in actions.ACTIONS}
+    for aid in ("file.save_session", "file.open_session", "file.save_panel_png"):
+        assert not by_id[aid].callback.startswith("panel:"), aid
+    w = make_window()
+    w.actions_by_id["file.save_session"].trigger()
+    assert "Load a model first" in w.statusBar().currentMessage()
+    assert w.actions_by_id["file.save_session"].shortcut().toString() == "Ctrl+Shift+S"
+    assert w.actions_by_id["file.open_session"].shortcut().toString() == "Ctrl+Shift+O"
+
+
 def test_screenshot_command(qtbot, env, tiny_dataset):
     from PySide6.QtGui import QImage
 
-    from engines.cli.main import main
+    from explorer.screenshot import main
 
     model = save_tiny(env / "m.safetensors", tiny_dataset(), "vae")
     out = env / "shot.png"
-    assert main(["screenshot", "--panel", "train", "--model", model, "--out", str(out),
+    assert main(["--panel", "train", "--model", model, "--out", str(out),
                  "--data", "__none__", "--size", "1200x700"]) == 0
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1200, 700)
-    assert main(["screenshot", "--panel", "nonsense", "--out", str(out)]) == 2
+    assert main(["--panel", "nonsense", "--out", str(out)]) == 2
 
 
 def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
@@ -248,3 +303,26 @@ def test_drop_a_checkpoint_on_the_window(qtbot, make_window, env, tiny_dataset):
     w.dropEvent(ev)
     qtbot.waitUntil(lambda: w.session.engine is not None and w.session.engine.name == "ae", timeout=10_000)
     qtbot.waitUntil(lambda: path in w.library.paths(), timeout=10_000)
+
+
+def test_about_names_every_registered_model_family(qtbot, make_window):
+    import re
+
+    import engines
+
+    shown = {"pca": r"\bPCA\b", "ae": r"\bAE\b", "vae": r"\bVAE", "vqvae": r"\bVQ-VAE", "gan": r"\bGAN",
+             "diffusion": r"\bdiffusion\b"}
+    assert set(engines.names()) <= set(shown), "a new family: name it in show_about and here"
+    w = make_window()
+    w.show_about()
+    text = w._dialog.text()
+    missing = [name for name in engines.names() if not re.search(shown[name], text)]
+    assert missing == [], text
+    assert "denoising" in text  # the AE family's denoising variant
+
+
+def test_panels_docstring_names_every_panel():
+    from explorer import panels
+
+    assert [s.title for s in panels.PANELS if s.title not in panels.__doc__] == []
+    assert "later issues" not in panels.__doc__

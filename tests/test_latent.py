@@ -241,3 +241,17 @@ def test_bookmarks_round_trip():
     back = history.Bookmarks.from_dict(json.loads(json.dumps(bm.to_dict())))
     assert back["big smile"].note == "nice" and back["big smile"].latent.tolist() == [1.0, 2.0]
     assert [b.name for b in back.for_model("vae-2")] == ["frown"]
+
+
+def test_latent_axes_plane_reads_two_axes_and_holds_the_rest_at_the_data_mean():
+    z = np.random.default_rng(6).normal(size=(50, 4)) + np.array([1.0, 2.0, 3.0, 4.0])
+    p = planes.latent_axes_plane(z, 1, 3)
+    np.testing.assert_allclose(p.to_map(z), z[:, [1, 3]], atol=1e-9)  # map point = (z_1, z_3)
+    back = p.to_latent(np.array([[0.5, -2.0]]))[0]
+    mean = z.mean(0)
+    np.testing.assert_allclose(back, [mean[0], 0.5, mean[2], -2.0], atol=1e-9)
+    assert p.kind == "axes" and p.meta == {"i": 1, "j": 3}
+    with pytest.raises(ValueError, match="two different latent axes"):
+        planes.latent_axes_plane(z, 2, 2)
+    proj = projection.axes_projection(z.astype(np.float32), 1, 3)  # the engines' projection uses it
+    np.testing.assert_allclose(proj.mapping.to_latent(np.array([[0.5, -2.0]]))[0], back, atol=1e-6)

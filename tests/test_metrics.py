@@ -258,4 +258,5 @@ def test_stored_metrics_are_json_scalars_and_lists():
     s = stored_metrics({"cfid": 1.5, "notes": ["x"], "classifier": {"a": 1}, "label_hist": [0.5, 0.5],
                         "seconds": 3.0, "data": "d", "ok": True})
     assert set(s) == {"cfid", "label_hist", "evaluated_on", "evaluated_at"}
-    json.dumps(s, allow_nan=False)
+    assert s["cfid"] == 1.5 and s["label_hist"] == [0.5, 0.5]
+    assert json.loads(json.dumps(s, allow_nan=False)) == s

@@ -1,6 +1,7 @@
 """The shared training loop: progress, resume, cancel, pause, NaN stop."""
 import math
 import threading
+import time
 
 import pytest
 import torch
@@ -86,10 +87,15 @@ def test_pause_and_resume_from_another_thread(tiny_dataset):
     control = TrainControl()
     seen = []
     control.pause()
-    threading.Timer(0.3, control.resume).start()
+    resumer = threading.Timer(0.3, control.resume)
+    t0 = time.perf_counter()
+    resumer.start()
     for p in train(e, ds, TrainOptions(epochs=1, report_every_s=0), control):
-        seen.append(p.state)
-    assert seen[0] == "paused" and seen[-1] == "finished"
+        seen.append((p.state, p.step))
+    wall = time.perf_counter() - t0
+    assert seen[0] == ("paused", 0)  # held before the first step …
+    assert wall >= 0.3 and p.elapsed_s < wall - 0.2  # … until the other thread resumed it; the pause is not training time
+    assert seen[-1][0] == "finished" and seen[-1][1] > 0
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_dataset):

@@ -296,3 +296,35 @@ def test_codes_used_per_epoch_counts_a_window_of_steps():
     e.epoch_steps = 3
     out = e.train_step(torch.rand(8, 1, 16, 16))
     assert out["codes_used_epoch"] == out["codes_used"]  # after one step the epoch so far is that step
+
+
+@pytest.mark.parametrize("loop", ("prior", "autoencoder"))
+def test_time_budget_and_elapsed_exclude_pauses_in_both_training_loops(loop, tiny_dataset):
+    """Paused longer than its whole time budget, a run still trains its budget of active time
+    after resuming, and reports elapsed time without the pause: the prior's loop like the main one."""
+    import threading
+    import time
+
+    from engines.train import TrainControl, TrainOptions, train
+    from engines.vq.prior_train import train_prior
+
+    ds = tiny_dataset(n=32, size=16)
+    e = tiny(ds.spec)
+    control = TrainControl()
+    budget_s, pause_s = 1.0, 1.5
+    if loop == "prior":
+        gen = train_prior(e, ds, minutes=budget_s / 60, control=control, report_every_s=0)
+    else:
+        gen = train(e, ds, TrainOptions(minutes=budget_s / 60, report_every_s=0), control)
+    t0 = time.perf_counter()
+    paused_at, states = None, []
+    for p in gen:
+        states.append(p.state)
+        if paused_at is None and p.state == "running" and p.step > 0:
+            paused_at = p.step
+            control.pause()
+            threading.Timer(pause_s, control.resume).start()
+    wall = time.perf_counter() - t0
+    assert "paused" in states and states[-1] == "finished"
+    assert p.step > paused_at  # trained on after the pause: the budget counts active time only
+    assert budget_s <= p.elapsed_s <= wall - pause_s + 0.3, (p.elapsed_s, wall)

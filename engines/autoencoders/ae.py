@@ -23,7 +23,7 @@ class AEConfig(EngineConfig):
 class AEEngine(Engine):
     name = "ae"
     Config = AEConfig
-    capabilities = frozenset({"encode", "decode", "sample", "denoise"})
+    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "denoise"})
 
     def build(self):
         c = self.config

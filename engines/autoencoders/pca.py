@@ -35,7 +35,7 @@ class _Basis(nn.Module):
 class PCAEngine(Engine):
     name = "pca"
     Config = PCAConfig
-    capabilities = frozenset({"encode", "decode", "sample", "likelihood"})
+    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "log_prior"})
     closed_form = True
 
     def build(self):

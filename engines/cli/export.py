@@ -73,7 +73,7 @@ class Bar:
 
 def cmd_export(a) -> int:
     from engines import checkpoint as ckpt
-    from engines.cli.main import UsageError
+    from engines.cli.common import _ensure_parent, UsageError
 
     session = None
     if a.session:
@@ -92,9 +92,7 @@ def cmd_export(a) -> int:
     ext = os.path.splitext(a.out)[1].lower()
     if ext not in (".mp4", ".gif", ".png", ".h5", ".hdf5", ".csv"):
         raise UsageError("--out must end in .mp4, .gif, .png, .h5 or .csv")
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"{out_dir}: folder does not exist")
+    _ensure_parent(a.out)
     loaded = ckpt.load(path, device=a.device, with_optimizer=False)
     engine = loaded.engine
     if ext in (".h5", ".hdf5", ".csv"):
@@ -141,7 +139,7 @@ def _run(engine, spec, out) -> int:
 
 def _sampling(a, engine) -> dict:
     from engines import config as cfgmod
-    from engines.cli.main import _sampling_options
+    from engines.cli.common import _sampling_options
 
     return _sampling_options(engine, cfgmod.parse_set_args(a.set))
 
@@ -170,7 +168,7 @@ def _style_for(engine, spec, width: int | None = None, scale: float | None = Non
 
 def build_spec(a, engine, info):
     """An ExportSpec from the command line's options."""
-    from engines.cli.main import UsageError
+    from engines.cli.common import UsageError
     from engines.export.job import ExportSpec, GridSpec, ProgressSpec
     from engines.export.render import FrameStyle
     from engines.export.timeline import Sweep, Timeline, prior_latents
@@ -236,7 +234,7 @@ def _diffusion_spec(a, engine):
 
 
 def _sweep_vector(a, engine, info):
-    from engines.cli.main import UsageError
+    from engines.cli.common import UsageError
     from engines.latent import attributes
     from engines.latent.cache import model_id
 
@@ -263,7 +261,7 @@ def _sweep_vector(a, engine, info):
 
 
 def _latents(a, engine, info):
-    from engines.cli.main import _load_data, _training_data
+    from engines.cli.common import _load_data, _training_data
     from engines.latent.cache import open_latents
 
     data = _load_data(a.data or _training_data(info), spec=engine.spec)
@@ -296,7 +294,7 @@ def _export_data(a, engine, info, ext) -> int:
 
 
 def _export_codebook(a, engine, info) -> int:
-    from engines.cli.main import _load_data, _training_data
+    from engines.cli.common import _load_data, _training_data
     from engines.latent.cache import model_id
     from engines.export import data as dx
 

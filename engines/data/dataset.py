@@ -1,6 +1,7 @@
 """The in-memory image data set every loader produces."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,7 +148,27 @@ def to_float(images: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def to_uint8(x) -> np.ndarray:
-    """float tensor (N,C,H,W) in [0,1] → uint8 numpy (N,H,W,C)."""
-    arr = x.detach().float().clamp(0, 1).mul(255).round().to("cpu").numpy().astype(np.uint8)
+def to_uint8(x, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """float tensor (N,C,H,W) with values in `value_range` (default [0,1]; diffusion's model space:
+    (−1, 1)) → uint8 numpy (N,H,W,C)."""
+    lo, hi = value_range
+    x = x.detach().float()
+    if (lo, hi) != (0.0, 1.0):
+        x = (x - lo) / (hi - lo)
+    arr = x.clamp(0, 1).mul(255).round().to("cpu").numpy().astype(np.uint8)
     return arr.transpose(0, 2, 3, 1)
+
+
+def tile(imgs: np.ndarray, cols: int | None = None, pad: int = 1, fill: int = 255, border: bool = True) -> np.ndarray:
+    """uint8 (N, H, W, C) → one grid image, `cols` wide (default: square), `pad` pixels of `fill`
+    between images and, with `border`, around the grid."""
+    n, h, w, c = imgs.shape
+    cols = cols or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    edge = pad if border else 0
+    out = np.full((rows * (h + pad) - pad + 2 * edge, cols * (w + pad) - pad + 2 * edge, c), fill, dtype=np.uint8)
+    for i, im in enumerate(imgs):
+        r, q = divmod(i, cols)
+        y, x = edge + r * (h + pad), edge + q * (w + pad)
+        out[y:y + h, x:x + w] = im
+    return out

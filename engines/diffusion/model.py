@@ -48,7 +48,7 @@ class DiffusionConfig(EngineConfig):
 class DiffusionEngine(Engine):
     name = "diffusion"
     Config = DiffusionConfig
-    capabilities = frozenset({"encode", "decode", "sample", "likelihood", "trajectory"})
+    capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "likelihood", "trajectory"})
     sampling_options = {"sampler": str, "steps": int, "eta": float, "guidance": float, "label": int, "spacing": str}
 
     def build(self):
@@ -169,21 +169,30 @@ class DiffusionEngine(Engine):
             finally:
                 self.nets.train(was)
 
-    def run_sampler(self, x_t: torch.Tensor, timesteps: list[int], sampler: str | None = None, eta: float = 0.0,
-                    guidance: float | None = None, labels: torch.Tensor | None = None,
-                    generator: torch.Generator | None = None, callback=None) -> torch.Tensor:
-        """Run a sampler from x_t (model space, [−1, 1] scale) over `timesteps`; returns images
-        in [0, 1]. The panel uses this for trajectories, branches and SDEdit."""
+    def sampling_loop(self, x_t: torch.Tensor, timesteps: list[int], sampler: str | None = None, eta: float = 0.0,
+                      guidance: float | None = None, labels: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> smp.Loop:
+        """The step-wise run of a sampler from x_t (model space, [−1, 1] scale) over `timesteps`:
+        iterate it for one `StepRecord` per step (each step under the engine's lock, in inference
+        mode; the lock is free between steps), then `.result` holds the images in [0, 1]. The
+        panel, the export and `sample` all drive sampling through this."""
         sampler = sampler or self.config.sampler
         guidance = self.config.guidance if guidance is None else float(guidance)
         x_t = torch.as_tensor(x_t, dtype=torch.float32).to(self.device)
         den = self.denoiser(labels, guidance)
-        return self._eval(lambda: ((smp.run(sampler, den, self.schedule, x_t, timesteps, generator, callback, eta)
-                                    + 1) / 2).clamp_(0, 1))
+        return smp.Loop(smp.make(sampler, self.schedule, timesteps, generator, eta), den, x_t, guard=self.inference,
+                        finish=lambda x: ((x + 1) / 2).clamp_(0, 1))
 
-    def sample(self, n: int, seed: int = 0, sampler: str | None = None, steps: int | None = None,
-               eta: float = 0.0, guidance: float | None = None, label: int | None = None, spacing: str | None = None,
-               callback=None):
+    def run_sampler(self, x_t: torch.Tensor, timesteps: list[int], sampler: str | None = None, eta: float = 0.0,
+                    guidance: float | None = None, labels: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None, callback=None) -> torch.Tensor:
+        """`sampling_loop` run to its end; returns images in [0, 1]."""
+        return self.sampling_loop(x_t, timesteps, sampler, eta, guidance, labels, generator).run(callback)
+
+    def sample_loop(self, n: int, seed: int = 0, sampler: str | None = None, steps: int | None = None,
+                    eta: float = 0.0, guidance: float | None = None, label: int | None = None,
+                    spacing: str | None = None) -> smp.Loop:
+        """`sample`'s run, step by step (see `sampling_loop`); options are checked at once."""
         sampler = sampler or self.config.sampler
         if sampler not in smp.NAMES:
             raise ConfigError(f"unknown sampler '{sampler}' (known: {', '.join(smp.NAMES)})")
@@ -198,8 +207,13 @@ class DiffusionEngine(Engine):
         g = torch.Generator(device=self.device)
         g.manual_seed(int(seed))
         x_T = torch.randn((n, *self.latent_shape), generator=g, device=self.device)
-        return self.run_sampler(x_T, self.schedule.timesteps(steps, spacing=spacing), sampler, eta, guidance,
-                                self._labels(n, label), g, callback)
+        return self.sampling_loop(x_T, self.schedule.timesteps(steps, spacing=spacing), sampler, eta, guidance,
+                                  self._labels(n, label), g)
+
+    def sample(self, n: int, seed: int = 0, sampler: str | None = None, steps: int | None = None,
+               eta: float = 0.0, guidance: float | None = None, label: int | None = None, spacing: str | None = None,
+               callback=None):
+        return self.sample_loop(n, seed, sampler, steps, eta, guidance, label, spacing).run(callback)
 
     def prior_sample(self, n, generator, **_):
         return torch.randn((n, *self.latent_shape), generator=generator, device=self.device)
@@ -207,12 +221,13 @@ class DiffusionEngine(Engine):
     # ---- latents: x_T by DDIM inversion -------------------------------------------------------
     def _encode(self, x):
         den = self.denoiser(None, 1.0, clip=False)
-        return smp.ddim_invert(den, self.schedule, x * 2 - 1, self.schedule.timesteps(self.config.latent_steps),
-                               refine=self.config.inversion_refine)
+        inverse = smp.DDIMInverse(self.schedule, self.schedule.timesteps(self.config.latent_steps),
+                                  refine=self.config.inversion_refine)
+        return smp.Loop(inverse, den, x * 2 - 1).run()
 
     def _decode(self, z):
         den = self.denoiser(None, 1.0)
-        return (smp.ddim(den, self.schedule, z, self.schedule.timesteps(self.config.latent_steps)) + 1) / 2
+        return (smp.Loop(smp.DDIM(self.schedule, self.schedule.timesteps(self.config.latent_steps)), den, z).run() + 1) / 2
 
     # ---- forward process ----------------------------------------------------------------------
     def forward_process(self, x, t: int, noise: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
@@ -227,15 +242,15 @@ class DiffusionEngine(Engine):
     # ---- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, x, max_images: int = 2000, quick: bool = False):
+        # DDIM inversion + decoding costs 2·latent_steps network calls per image: a subset will do.
+        return super().evaluate(as_images(x, self.device)[: (64 if quick else 256)], max_images, quick)
+
+    @torch.no_grad()
+    def likelihood(self, x, quick: bool = False):
+        """The variational bound on −log p(x) of the discretised images, in bits per dimension."""
         from engines.diffusion.vlb import bits_per_dim
 
         x = as_images(x, self.device)
-        # DDIM inversion + decoding costs 2·latent_steps network calls per image: a subset will do.
-        out = super().evaluate(x[: (64 if quick else 256)], max_images)
-        n = min(len(x), 64 if quick else 256)
-        if n:
-            den = self.denoiser(None, 1.0, clip=False)
-            g = torch.Generator(device=self.device).manual_seed(0)
-            out["bpd"] = self._eval(lambda: bits_per_dim(den, self.schedule, x[:n] * 2 - 1, g,
-                                                         t_samples=4 if quick else 16))
-        return out
+        den = self.denoiser(None, 1.0, clip=False)
+        g = torch.Generator(device=self.device).manual_seed(0)
+        return {"bpd": self._eval(lambda: bits_per_dim(den, self.schedule, x * 2 - 1, g, t_samples=4 if quick else 16))}

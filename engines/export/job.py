@@ -269,9 +269,10 @@ def _progress_frames(engine, spec: ExportSpec, timing: Timing):
 
 
 def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
-    """(frame batches, frames, fps, loop) of a sampler's trajectory. The sampler runs once, with
-    a callback that turns each step into a finished frame on the device (so only uint8 frames,
-    not every intermediate tensor, are kept)."""
+    """(frame batches, frames, fps, loop) of a sampler's trajectory. The sampler is driven step
+    by step (`engine.sample_loop`): each step becomes one finished frame on the device (so only
+    uint8 frames, not every intermediate tensor, are kept) and one batch, so progress is reported
+    and a Cancel lands between steps."""
     import torch
 
     from engines.export.render import draw_caption, finish
@@ -285,34 +286,31 @@ def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
     style = spec.style
     if style.cols != ds.n:
         style = FrameStyle(style.scale, style.smooth, ds.n, style.gap, style.labels, style.background)
-    frames: list[np.ndarray] = []
-    captions: list[str] = []
-
-    def frame(parts) -> np.ndarray:
-        x = torch.cat([((p.float() + 1) / 2).clamp(0, 1) for p in parts])
-        return finish(x, style, engine.spec, len(x))[0]
-
-    def on_step(rec) -> None:
-        parts = {"x_t": [rec.x_t], "x0": [rec.x0], "both": [rec.x_t, rec.x0]}[ds.show]
-        frames.append(frame(parts))
-        captions.append(f"step {rec.index + 1}, t = {int(rec.t)}")
-
-    t0 = time.perf_counter()
     try:
-        final = engine.sample(ds.n, seed=ds.seed, callback=on_step, **spec.options)
+        loop = engine.sample_loop(ds.n, seed=ds.seed, **spec.options)
     except TypeError as e:
         raise writers.ExportError(f"{engine.name}: this model's sampler cannot report its steps ({e})") from None
-    timing.decode_s += time.perf_counter() - t0  # sampling and frame making together
-    last = final.float() * 2 - 1  # back to model space for `frame`
     hold = max(1, int(round(ds.hold_s * ds.fps)))
-    frames += [frame([last] * rows)] * hold
-    captions += [f"done after {len(captions)} steps"] * hold
-    if style.labels:
-        frames = [draw_caption(f, c) for f, c in zip(frames, captions)]
-    timing.frames += len(frames)
+
+    def frame(parts, caption: str) -> np.ndarray:
+        x = torch.cat([((p.float() + 1) / 2).clamp(0, 1) for p in parts])
+        f = finish(x, style, engine.spec, len(x))[0]
+        return draw_caption(f, caption) if style.labels else f
 
     def gen():
-        for s in range(0, len(frames), 16):
-            yield np.stack(frames[s:s + 16])
+        t0 = time.perf_counter()
+        for rec in loop:
+            parts = {"x_t": [rec.x_t], "x0": [rec.x0], "both": [rec.x_t, rec.x0]}[ds.show]
+            out = frame(parts, f"step {rec.index + 1}, t = {int(rec.t)}")[None]
+            timing.decode_s += time.perf_counter() - t0  # sampling and frame making together
+            timing.frames += 1
+            yield out
+            t0 = time.perf_counter()
+        last = loop.result.float() * 2 - 1  # back to model space for `frame`
+        end = frame([last] * rows, f"done after {len(loop)} steps")
+        timing.decode_s += time.perf_counter() - t0
+        timing.frames += hold
+        for s in range(0, hold, 16):
+            yield np.repeat(end[None], min(16, hold - s), axis=0)
 
-    return gen(), len(frames), ds.fps, False
+    return gen(), len(loop) + hold, ds.fps, False

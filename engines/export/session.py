@@ -6,8 +6,12 @@ A session is JSON (no pickle, readable in a text editor):
      "model": {"id": "<cache.model_id>", "path": "...", "engine": "vae", "latent_shape": [16], ...},
      "seed": 0, "sampler": {"temperature": 1.0},
      "keys": [{"label": ..., "latent": [...]}], "vectors": [AttributeVector.to_dict()…],
-     "bookmarks": [Bookmark.to_dict()…], "panels": {"manifold": {...}, "arithmetic": {...}, ...},
-     "export": ExportSpec.to_dict()}
+     "bookmarks": [Bookmark.to_dict()…], "workspace": {"current": [...], "groups": {...}, ...},
+     "panels": {"manifold": {...}, "arithmetic": {...}, ...}, "export": ExportSpec.to_dict()}
+
+`workspace` is what the app's Workspace keeps besides keys, vectors and bookmarks (the current
+latent, history, map groups, which vectors are on, the data source); `panels` each panel's own
+view state. Files without `workspace` (older ones) still open.
 
 The model is named by its content hash (`engines.latent.cache.model_id`), not just its path: a
 checkpoint trained one more step has other latents, so `check_model` refuses (with a message that
@@ -42,6 +46,7 @@ class Session:
     vectors: list = field(default_factory=list)  # AttributeVector dicts
     bookmarks: list = field(default_factory=list)  # Bookmark dicts
     panels: dict = field(default_factory=dict)  # panel name → its state
+    workspace: dict = field(default_factory=dict)  # the Workspace's session_state()
     export: ExportSpec | None = None
     created: float = field(default_factory=time.time)
     path: str | None = None  # where it was read from / written to (not stored)
@@ -53,7 +58,7 @@ class Session:
     def to_dict(self) -> dict:
         return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": self.created, "model": self.model,
                 "seed": int(self.seed), "sampler": self.sampler, "keys": self.keys, "vectors": self.vectors,
-                "bookmarks": self.bookmarks, "panels": self.panels,
+                "bookmarks": self.bookmarks, "workspace": self.workspace, "panels": self.panels,
                 "export": None if self.export is None else self.export.to_dict()}
 
     @classmethod
@@ -70,9 +75,9 @@ class Session:
         try:
             return cls(dict(d.get("model") or {}), int(d.get("seed", 0)), dict(d.get("sampler") or {}),
                        list(d.get("keys") or []), list(d.get("vectors") or []), list(d.get("bookmarks") or []),
-                       dict(d.get("panels") or {}),
-                       ExportSpec.from_dict(d["export"]) if d.get("export") else None,
-                       float(d.get("created", 0.0)), path)
+                       dict(d.get("panels") or {}), dict(d.get("workspace") or {}),
+                       export=ExportSpec.from_dict(d["export"]) if d.get("export") else None,
+                       created=float(d.get("created", 0.0)), path=path)
         except (TypeError, ValueError) as e:
             raise SessionError(f"{where}: damaged session ({e})") from None
 

@@ -61,7 +61,7 @@ class GANConfig(EngineConfig):
 class GANEngine(Engine):
     name = "gan"
     Config = GANConfig
-    capabilities = frozenset({"encode", "decode", "sample", "invert"})
+    capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "invert", "truncate", "log_prior"})
     sampling_options = {"truncation": float, "label": int}
     # Train panel: terms plotted apart from the losses, on a linear 0…1 scale.
     health_terms = ("d_real_acc", "d_fake_acc", "diversity")

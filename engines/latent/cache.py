@@ -232,7 +232,7 @@ def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,
 
     The cache is best-effort: if it cannot be written (read-only disk) the latents are returned
     anyway with `path=None`."""
-    if "encode" not in getattr(engine, "capabilities", {"encode"}):
+    if "encode" not in engine.capabilities:
         raise ValueError(f"{getattr(engine, 'name', 'this model')} cannot encode images")
     spec = getattr(engine, "spec", None)
     if spec is not None and data.spec != spec:

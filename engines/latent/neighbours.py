@@ -101,7 +101,7 @@ class InDistribution:
         nn = nearest(self.db, self.db[ref], k=1, exclude=ref)
         self.reference_nn = np.sort(nn.distances[:, 0].astype(np.float64))
         self.median_nn = float(np.median(self.reference_nn)) or 1e-12
-        self.engine = engine if engine is not None and hasattr(engine, "log_prior") else None
+        self.engine = engine if engine is not None and "log_prior" in engine.capabilities else None
         self.reference_prior = None
         if self.engine is not None:
             self.reference_prior = np.sort(self._log_prior(self.db[ref]))

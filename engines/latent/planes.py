@@ -130,6 +130,18 @@ def axes_plane(dim: int, i: int = 0, j: int = 1, origin=None, scale=(1.0, 1.0)) 
     return Plane(o, u, v, "axes", {"i": int(i), "j": int(j)})
 
 
+def latent_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
+    """Latent axes i, j in their own units (map point = (z_i, z_j)), the other coordinates held at
+    the data mean: for 2-D latents this is the latent space itself."""
+    z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    d = z.shape[1]
+    if not (0 <= i < d and 0 <= j < d) or i == j:
+        raise ValueError(f"choose two different latent axes between 0 and {d - 1}")
+    origin = z.mean(0)
+    origin[[i, j]] = 0.0
+    return axes_plane(d, i, j, origin=origin)
+
+
 def data_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
     """Latent axes i, j through the data mean, one map unit = one standard deviation of the data."""
     z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)

@@ -42,7 +42,7 @@ import numpy as np
 
 from engines import atomic
 from engines.latent.inverse import DEFAULT_K, ScatterMap
-from engines.latent.planes import Plane, data_axes_plane, pca_plane
+from engines.latent.planes import Plane, data_axes_plane, latent_axes_plane, pca_plane
 from engines.latent.progress import Progress
 
 CACHE_VERSION = 1
@@ -82,19 +82,12 @@ def pca_projection(latents) -> Projection:
 
 
 def axes_projection(latents, i: int = 0, j: int = 1, standardise: bool = False) -> Projection:
-    """The data on latent axes i, j (for 2-D latents: the latent space itself). With
-    `standardise`, map units are the data's standard deviations around its mean."""
+    """The data on latent axes i, j (for 2-D latents: the latent space itself), the other
+    coordinates held at the data mean. With `standardise`, map units are the data's standard
+    deviations around its mean."""
     t0 = time.perf_counter()
     z = _flat(latents)
-    if standardise:
-        plane = data_axes_plane(z, i, j)
-    else:
-        d = z.shape[1]
-        if not (0 <= i < d and 0 <= j < d) or i == j:
-            raise ValueError(f"axes must be two different indices in [0, {d}), got {i} and {j}")
-        u, v = np.zeros(d), np.zeros(d)
-        u[i] = v[j] = 1.0
-        plane = Plane(np.zeros(d), u, v, "axes", {"i": int(i), "j": int(j)})
+    plane = data_axes_plane(z, i, j) if standardise else latent_axes_plane(z, i, j)
     coords = plane.to_map(z).astype(np.float32)
     return Projection("axes", coords, plane, dict(plane.meta), seconds=time.perf_counter() - t0)
 

@@ -35,7 +35,7 @@ def seed_latents(engine, seeds) -> np.ndarray:
 
 
 def _gaussian_dims(engine) -> int:
-    if hasattr(engine, "truncate"):
+    if "truncate" in engine.capabilities:
         return int(getattr(engine.config, "latent_dim", engine.latent_dim))
     return 0
 

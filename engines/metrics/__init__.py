@@ -24,9 +24,10 @@ held-out test images:
              a perfect model scores with this many images (the floor of cfid's small-sample bias).
 
 Engine metrics come from `engine.evaluate()` on min(n, test) test images and are passed through:
-`mse`/`psnr` (reconstruction, engines that encode), `elbo_nats`/`iwae_nats` (VAE: −ELBO and the
-−IWAE_k bound on −log p(x), nats per image, lower is better), and whatever a future engine adds
-(`perplexity`, `codes_used_frac` for VQ, `bpd` for diffusion).
+`mse`/`psnr` (reconstruction, engines that encode), the likelihood of engines with the
+'likelihood' capability (`Engine.likelihood`: `elbo_nats`/`iwae_nats` for the VAE, −ELBO and the
+−IWAE_k bound on −log p(x) in nats per image; `bpd` for diffusion; lower is better), and what
+else an engine adds (`perplexity`, `codes_used_frac` for VQ).
 """
 from __future__ import annotations
 
@@ -129,6 +130,8 @@ def evaluate(engine, data: ImageDataset, n: int = 1000, seed: int = 0, *, k: int
     say(f"scoring {len(real)} test images with the {engine.name} model")
     for key, v in engine.evaluate(real, max_images=len(real), quick=quick).items():
         out[key] = float(v)
+    if "likelihood" not in engine.capabilities:  # Engine.evaluate reports one for engines that declare it
+        notes.append(f"{engine.name} models define no likelihood: no bound on −log p(x)")
 
     # Sample metrics in the classifier's feature space.
     if "sample" not in engine.capabilities:

@@ -59,11 +59,10 @@ class VQVAEConfig(EngineConfig):
 class VQVAEEngine(Engine):
     name = "vqvae"
     Config = VQVAEConfig
-    capabilities = frozenset({"encode", "decode", "sample", "codebook"})
+    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "codebook", "code_prior"})
     sampling_options = {"temperature": float}
-    # Steps per epoch, set by the training loop: `codes_used_epoch` counts codes chosen within
-    # that many steps (100 when trained outside the loop).
-    epoch_steps: int | None = None
+    # `epoch_steps` (Engine: steps per epoch, set by the training loop): `codes_used_epoch` counts
+    # codes chosen within that many steps (100 when trained outside the loop).
 
     def check_spec(self, spec):
         c = self.config

@@ -46,16 +46,20 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
     bs = min(int(batch_size or engine.config.batch_size), sampler.num_samples)
     spe = max(1, sampler.num_samples // bs)
     total = int(math.ceil(epochs * spe)) if epochs is not None else None
-    deadline = t0 + minutes * 60 if minutes is not None else None
+    # Like engines.train: the time budget and the elapsed time count training only, not pauses.
+    deadline = minutes * 60 if minutes is not None else None
     step, acc, acc_n, last, last_report = 0, 0.0, 0, {}, 0.0
     perm = None
 
+    def elapsed():
+        return time.perf_counter() - t0
+
     def progress(state, message="", path=None):
-        el = time.perf_counter() - t0
+        el = elapsed()
         rate = step * bs * dist.world_size / max(el, 1e-9)
         eta = (total - step) * bs * dist.world_size / rate if total and rate > 0 else None
         if deadline is not None:
-            left = max(0.0, deadline - time.perf_counter())
+            left = max(0.0, deadline - el)
             eta = left if eta is None else min(eta, left)
         return Progress(state, step, total, step / spe, dict(last), rate, el, eta, path, message)
 
@@ -82,7 +86,7 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
         now = time.perf_counter()
         # One agreement per step (a no-op on one process): the ranks stop and report together.
         ag = dist.agree(None if pending is None else {"nll": pending}, cancel=control.cancelled,
-                        deadline=deadline is not None and now >= deadline,
+                        deadline=deadline is not None and elapsed() >= deadline,
                         report=now - last_report >= report_every_s, checkpoint=False)
         if pending is not None:
             nll, pending = ag.metrics["nll"], None
@@ -99,9 +103,11 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
             yield progress("cancelled", "prior training cancelled", save("cancelled"))
             return
         if control.paused and not dist.active:
+            pause_start = time.perf_counter()
             yield progress("paused")
             while control.paused and not control.cancelled:
                 control.wait_while_paused(0.1)
+            t0 += time.perf_counter() - pause_start  # the pause is not training time
             continue
         if (total is not None and step >= total) or ag.deadline:
             break

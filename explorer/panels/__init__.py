@@ -1,9 +1,9 @@
 """The panels, one tab each, declared here in display order.
 
-Train exists now; Manifold, Arithmetic, Codebook, Diffusion and Export arrive in later issues:
-each adds one line to PANELS (and, if it wants a shortcut, one row in actions.py). A panel is a
-QWidget constructed as `Panel(ctx)` with `ctx` an `explorer.context.Context` (session,
-settings); it follows `ctx.session.model_changed` and runs compute only in workers.
+Train, Manifold, Arithmetic, Codebook, Diffusion and Export; a new panel is a sub-package
+`explorer/panels/<name>/` plus one line in PANELS (and, if it wants a shortcut, one row in
+actions.py). A panel is a QWidget constructed as `Panel(ctx)` with `ctx` an
+`explorer.context.Context` (session, settings); it follows `ctx.session.model_changed` and runs compute only in workers.
 """
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def load_model_data(engine, info, source: str | None = None, dataset=None):
     # Engines that encode by inversion (GAN) take seconds per chunk: smaller chunks keep the
     # progress bar moving and let a Cancel land sooner, and big data sets are mapped by a subset.
     chunk = 256
-    if "invert" in getattr(engine, "capabilities", ()):
+    if engine.can("invert"):
         from engines.gan.inversion import inversion_subset
 
         chunk, dataset = 32, inversion_subset(dataset)

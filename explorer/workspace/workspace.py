@@ -11,18 +11,21 @@ What it holds:
   every panel (`request_data`; a different data source replaces it for every panel);
 - the current latent and its history (undo/redo), bookmarks (saved per model);
 - keys (the latents an export walks through), the two map groups A/B, attribute vectors (with
-  which of them are switched on);
+  which of them are switched on; saved per model like the bookmarks, read when first looked at);
 - cross-panel actions as requests the window carries out (`show_requested`).
 Only `PySide6.QtCore` is used (signals); no widget is imported here.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.workspace.data import ModelData, load_model_data
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Workspace(QObject):
     keys_changed = Signal()
     groups_changed = Signal()
     vectors_changed = Signal()
+    vector_failed = Signal(str)  # one line: a vector could not be made
+    projections_changed = Signal()
     show_requested = Signal(str)  # a panel name: a cross-panel action wants it on show
 
     def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None):
@@ -68,6 +73,9 @@ class Workspace(QObject):
         self.keys: list[Key] = []
         self.groups: dict[str, np.ndarray | None] = {"a": None, "b": None}
         self._vectors: list[VectorEntry] = []
+        self.projections: dict[str, np.ndarray] = {}  # map kind ('pca', 'umap', …) → (N, 2) of ws.data
+        self._restored_groups = None  # (data source, groups) from a session, kept until that data arrives
+        self._vectors_loaded = False  # the saved ones are read when first looked at
         self.closed = False
 
     # ---- identity ------------------------------------------------------------------------------------
@@ -88,7 +96,7 @@ class Workspace(QObject):
         return int(np.prod(self.engine.latent_shape))
 
     def can(self, capability: str) -> bool:
-        return capability in getattr(self.engine, "capabilities", ())
+        return self.engine.can(capability)
 
     # ---- data ----------------------------------------------------------------------------------------
     @property
@@ -103,7 +111,7 @@ class Workspace(QObject):
         """Make sure the model's data (or `source` / `dataset` instead) is loaded and encoded.
         Nothing happens when it already is or is being loaded; otherwise a worker loads it and
         `data_ready` follows (or `data_failed`). Returns True when a load started."""
-        if self.closed or "encode" not in getattr(self.engine, "capabilities", {"encode"}):
+        if self.closed or not self.engine.can("encode"):
             return False
         if dataset is None:
             want = source
@@ -136,6 +144,10 @@ class Workspace(QObject):
         self._model_id = md.model_id
         self._load_bookmarks()
         self.groups = {"a": None, "b": None}
+        pending, self._restored_groups = self._restored_groups, None
+        if pending is not None and pending[0] in (None, md.source):
+            self.groups = pending[1]  # a session's groups, restored before its data was loaded
+        self.projections = {}
         self.data_ready.emit(md)
         self.groups_changed.emit()
 
@@ -201,6 +213,11 @@ class Workspace(QObject):
             self._bookmarks_loaded = True
             self.bookmarks_changed.emit()
 
+    def ensure_bookmarks(self) -> None:
+        """Read the bookmarks saved for this model now (they are otherwise read when the data
+        arrives or the first bookmark is added); `bookmarks_changed` follows the first time."""
+        self._load_bookmarks()
+
     def add_bookmark(self, name: str, z=None, note: str = "") -> str | None:
         """Bookmark `z` (default: the current latent) under `name`; saved at once. Returns the
         file written, or None when there is nothing to bookmark."""
@@ -259,20 +276,69 @@ class Workspace(QObject):
         self.groups[which] = None if indices is None else np.unique(np.asarray(indices, np.int64))
         self.groups_changed.emit()
 
+    # ---- map projections --------------------------------------------------------------------------------
+    def set_projection(self, kind: str, coords) -> None:
+        """The map's 2-D coordinates of the data points (`kind`: 'pca', 'umap', …), one row per
+        row of `ws.data.ls`; what the map shows and the export writes. Dropped when the data changes."""
+        coords = np.asarray(coords, np.float32)
+        if self.data is not None and len(coords) != len(self.data.ls):
+            raise ValueError(f"{kind}: {len(coords)} points for {len(self.data.ls)} data points")
+        self.projections[kind] = coords
+        self.projections_changed.emit()
+
     # ---- attribute vectors ---------------------------------------------------------------------------------
+    # Saved per model (explorer.workspace.store, by content hash) on every change, and loaded the
+    # first time they are looked at: a restart, or reopening the model, finds them again.
+    def _entries(self) -> list[VectorEntry]:
+        if not self._vectors_loaded:
+            self._vectors_loaded = True
+            self._load_vectors()
+        return self._vectors
+
+    def _store_id(self) -> str | None:
+        try:
+            return self.model_id
+        except TypeError:  # an engine that cannot be identified: nothing is kept for it
+            return None
+
+    def _load_vectors(self) -> None:
+        from explorer.workspace.store import load_vectors
+
+        mid = self._store_id()
+        if mid is None:
+            return
+        have = {e.vector.name for e in self._vectors}
+        d = self.latent_dim
+        for v, active in load_vectors(mid):  # after any added before they were looked at
+            if v.name not in have and v.vector.size == d:
+                self._vectors.append(VectorEntry(v, active))
+                have.add(v.name)
+
+    def _save_vectors(self) -> None:
+        from explorer.workspace.store import save_vectors
+
+        mid = self._store_id()
+        if mid is None:
+            return
+        entries = self._entries()
+        try:
+            save_vectors(mid, [e.vector for e in entries], [e.vector.name for e in entries if e.active])
+        except OSError as e:
+            log.warning("could not save the attribute vectors of %s: %s", mid, e)
+
     @property
     def vectors(self) -> list:
-        return [e.vector for e in self._vectors]
+        return [e.vector for e in self._entries()]
 
     @property
     def active_vectors(self) -> list:
-        return [e.vector for e in self._vectors if e.active]
+        return [e.vector for e in self._entries() if e.active]
 
     def is_active(self, name: str) -> bool:
-        return any(e.active for e in self._vectors if e.vector.name == name)
+        return any(e.active for e in self._entries() if e.vector.name == name)
 
     def vector(self, name: str):
-        for e in self._vectors:
+        for e in self._entries():
             if e.vector.name == name:
                 return e.vector
         raise KeyError(name)
@@ -287,32 +353,49 @@ class Workspace(QObject):
         return f"{name} ({i})"
 
     def add_vector(self, v, active: bool = True) -> None:
-        """Add (or replace, by name) an attribute vector."""
-        for e in self._vectors:
+        """Add (or replace, by name) an attribute vector; saved for this model at once."""
+        for e in self._entries():
             if e.vector.name == v.name:
                 e.vector, e.active = v, active
                 break
         else:
             self._vectors.append(VectorEntry(v, active))
+        self._save_vectors()
         self.vectors_changed.emit()
 
     def remove_vector(self, name: str) -> None:
-        n = len(self._vectors)
+        n = len(self._entries())
         self._vectors = [e for e in self._vectors if e.vector.name != name]
         if len(self._vectors) != n:
+            self._save_vectors()
             self.vectors_changed.emit()
 
+    def rename_vector(self, name: str, new_name: str) -> str:
+        """Rename a vector (the same object: views keyed by it keep it); a taken name gets a
+        ' (2)'. Returns the name it got. KeyError when there is no vector `name`."""
+        v = self.vector(name)
+        new_name = new_name.strip()
+        if not new_name or new_name == name:
+            return name
+        v.name = self.unique_vector_name(new_name)
+        self._save_vectors()
+        self.vectors_changed.emit()
+        return v.name
+
     def set_vector_active(self, name: str, on: bool) -> None:
-        for e in self._vectors:
+        for e in self._entries():
             if e.vector.name == name and e.active != on:
                 e.active = on
+                self._save_vectors()
                 self.vectors_changed.emit()
 
-    def vector_from_groups(self, name: str = ""):
-        """The attribute vector mean(A) − mean(B) from the map's two groups, added to the vectors
-        (and the Arithmetic panel asked onto the screen). Raises ValueError when a group is
-        missing or too small."""
+    def vector_from_groups(self, name: str = "") -> str:
+        """Start making the attribute vector mean(A) − mean(B) from the map's two groups (with its
+        quality measures, in a worker); it joins the vectors and the Arithmetic panel is asked
+        onto the screen when done (`vectors_changed`, `show_requested`). Returns the vector's
+        name; raises ValueError at once when a group is missing or too small."""
         from engines.latent.attributes import from_groups
+        from explorer.workers import run_in_thread
 
         md = self.data
         a, b = self.groups.get("a"), self.groups.get("b")
@@ -323,12 +406,18 @@ class Workspace(QObject):
         if len(a) < 2 or len(b) < 2:
             raise ValueError(f"each group needs at least two images (A has {len(a)}, B has {len(b)})")
         name = self.unique_vector_name(name or "A − B")
-        v = from_groups(md.ls.latents, a, b, name, "groups", split=md.ls.split, model_id=self.model_id,
-                        latent_shape=tuple(self.engine.latent_shape),
-                        meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"})
-        self.add_vector(v)
-        self.show_requested.emit("arithmetic")
-        return v
+        ls = md.ls
+
+        def done(v):
+            if not self.closed:
+                self.add_vector(v)
+                self.show_requested.emit("arithmetic")
+
+        run_in_thread(from_groups, ls.latents, a, b, name, "groups", split=ls.is_train(), model_id=self.model_id,
+                      latent_shape=tuple(ls.latent_shape),
+                      meta={"source": f"groups: {md.source} ({len(a)} − {len(b)} images)"},
+                      on_result=done, on_error=lambda e: self.vector_failed.emit(str(e) or type(e).__name__))
+        return name
 
     # ---- sessions ------------------------------------------------------------------------------------------
     def session_state(self) -> dict:
@@ -339,7 +428,7 @@ class Workspace(QObject):
             "current_label": self.current_label,
             "history": self.history.to_dict(),
             "groups": {k: None if v is None else [int(i) for i in v] for k, v in self.groups.items()},
-            "active_vectors": [e.vector.name for e in self._vectors if e.active],
+            "active_vectors": [v.name for v in self.active_vectors],
         }
 
     def keys_state(self) -> list[dict]:
@@ -377,6 +466,9 @@ class Workspace(QObject):
         for k in ("a", "b"):
             if groups.get(k) is not None:
                 self.groups[k] = np.asarray(groups[k], np.int64)
+        src = state.get("data_source")
+        if self.data is None or (src and src != self.data_source):  # indices into data still to come
+            self._restored_groups = (src, dict(self.groups))
         self.groups_changed.emit()
         if state.get("history"):
             try:
@@ -386,7 +478,6 @@ class Workspace(QObject):
                 notes.append(f"history: {e}")
         if state.get("current") is not None and len(state["current"]) == d:
             self.set_current(state["current"], state.get("current_label", ""), "session", record=False)
-        src = state.get("data_source")
         if src and src != self.data_source:
             self.request_data(src)
         return notes

@@ -128,7 +128,7 @@ class BaseChooser(QWidget):
             self._user_tab = i
 
     def set_model(self, engine, md) -> None:
-        can_encode = engine is not None and "encode" in getattr(engine, "capabilities", ())
+        can_encode = engine is not None and "encode" in engine.capabilities
         self.data.set_data(md)
         self.tabs.setTabEnabled(0, md is not None)
         self.tabs.setTabEnabled(1, engine is not None)

@@ -146,7 +146,7 @@ class EditView(QWidget):
         self.psi.blockSignals(True)
         self.psi.setValue(1.0)
         self.psi.blockSignals(False)
-        self.psi.setVisible(hasattr(engine, "truncate"))
+        self.psi.setVisible(engine is not None and "truncate" in engine.capabilities)
         self._render.cancel()
         self._strip.cancel()
         self.base = None

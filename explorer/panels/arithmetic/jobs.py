@@ -1,92 +1,30 @@
 """What the Arithmetic panel computes, as plain functions run in workers (no Qt here).
 
-- `load_model_data`: the model's identity, then its training data (from the checkpoint's
-  `info.data`, or a data set the user picks) encoded through the HDF5 latent cache; a generator
-  of progress so a new model or Cancel stops it between chunks.
 - `Condition` / `select`: which data images a filter (label, attribute value) keeps: the
   browser's filter and the two groups of a vector.
 - `Recipe` / `make_vector`: an attribute vector from an attribute, a label, or two groups.
 - `render_edit`, `render_strip`, `render_analogy`: decode z + Σ s·Δ, the strip s = −4…4, a − b + c.
 - `base_from_file`, `base_from_sample`: a base latent from the user's image file or the prior.
 
-The math itself lives in `engines.latent` (attributes, cache, neighbours); this module only
-adapts it to the panel's requests.
+The model's data (`explorer.workspace.data.ModelData`) is the Workspace's, loaded once for every
+panel. The math itself lives in `engines.latent` (attributes, cache, neighbours); this module
+only adapts it to the panel's requests.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engines.latent import attributes as attr
-from engines.latent.progress import Progress
+
+if TYPE_CHECKING:  # the Workspace's data; imported for annotations only (this module stays Qt-free)
+    from explorer.workspace.data import ModelData
 
 S_MIN, S_MAX = attr.S_RANGE
 STRIP_S = tuple(float(s) for s in np.linspace(S_MIN, S_MAX, 9))
-
-
-
-# ---- the model's data ----------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class ModelData:
-    ds: object  # engines.data.ImageDataset at the model's spec
-    ls: object  # engines.latent.cache.LatentSet, rows aligned with ds.images
-    source: str
-
-    @property
-    def binary_attributes(self) -> list[str]:
-        return [k for k, v in self.ls.attributes.items() if np.all(np.isin(v, (0.0, 1.0)))]
-
-    @property
-    def continuous_attributes(self) -> list[str]:
-        b = set(self.binary_attributes)
-        return [k for k in self.ls.attributes if k not in b]
-
-    def caption(self, i: int, short: bool = False) -> str:
-        """'#12 · smiling woman · sunglasses, hat': what a data image is, for tooltips and captions
-        (`short`: without the attributes)."""
-        parts = [f"#{i}"]
-        ls = self.ls
-        if ls.labels is not None:
-            lab = int(ls.labels[i])
-            parts.append(ls.label_names[lab] if lab < len(ls.label_names) else str(lab))
-        on = [] if short else [k for k in self.binary_attributes if ls.attributes[k][i] == 1.0]
-        if on:
-            parts.append(", ".join(on))
-        return " · ".join(parts)
-
-    def label_name(self, label: int) -> str:
-        names = self.ls.label_names
-        return names[label] if 0 <= label < len(names) else str(label)
-
-
-def model_identity(engine) -> str:
-    from engines.latent.cache import model_id
-
-    return model_id(engine)
-
-
-def load_model_data(engine, source: str | None):
-    """Generator: yields ("id", model_id), then Progress while encoding; returns ModelData
-    (None when `source` is None: the identity alone, for a model whose data is not at hand)."""
-    from engines.data import load_dataset
-    from engines.latent.cache import encode_dataset
-
-    yield ("id", model_identity(engine))
-    if source is None:
-        return None
-    yield Progress("load", None, f"loading {os.path.basename(source) or source}")
-    ds = load_dataset(source, spec=engine.spec)
-    # Inverting engines (GAN) take seconds per chunk: small chunks keep progress and Cancel prompt,
-    # and big data sets are represented by a subset (engines.gan.inversion.MAP_LIMIT images).
-    chunk = 256
-    if "invert" in getattr(engine, "capabilities", ()):
-        from engines.gan.inversion import inversion_subset
-
-        chunk, ds = 32, inversion_subset(ds)
-    ls = yield from encode_dataset(engine, ds, chunk=chunk)
-    return ModelData(ds, ls, source)
 
 
 # ---- filters and groups ------------------------------------------------------------------------------------
@@ -223,18 +161,10 @@ class Base:
 
 def base_from_file(engine, path: str) -> Base:
     """Read an image file, convert it to the model's spec (resize, channels), encode it."""
-    from PIL import Image, UnidentifiedImageError
+    from engines.latent.image_file import encode_image_file
 
-    from engines.data.dataset import pil_to_spec
-
-    try:
-        with Image.open(path) as pil:
-            pil.load()
-            img = np.array(pil_to_spec(pil, engine.spec))  # writable: torch.from_numpy warns otherwise
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{os.path.basename(path)}: not an image this app can read ({e})") from None
-    z = engine.encode(img[None]).detach().to("cpu").float().reshape(-1).numpy()
-    return Base(z.astype(np.float32), img, "file", f"{os.path.basename(path)} (encoded)")
+    z, img = encode_image_file(engine, path)
+    return Base(z, img, "file", f"{os.path.basename(path)} (encoded)")
 
 
 def base_from_sample(engine, seed: int) -> Base:
@@ -260,7 +190,7 @@ def _decode(engine, zs: np.ndarray, psi: float = 1.0) -> np.ndarray:
     from engines.data.dataset import to_uint8
 
     zs = np.asarray(zs, np.float32)
-    if psi != 1.0 and hasattr(engine, "truncate"):
+    if psi != 1.0 and "truncate" in engine.capabilities:
         zs = np.asarray(engine.truncate(zs, psi), np.float32)
     return to_uint8(engine.decode(zs))
 

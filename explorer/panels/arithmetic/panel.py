@@ -1,16 +1,16 @@
 """The Arithmetic panel (issue #5): attribute vectors, z + s·Δ with live sliders, the strip
 s = −4 … 4, and analogies a − b + c.
 
-Left: the current model's vectors (`arithmetic_vectors.VectorList`). Right, two tabs: Edit (base
-image, decoded result with one slider per active vector, strip of the selected vector) and
-Analogies. On a model change the panel computes the model's identity and encodes its training
-data (from the checkpoint's `info.data`) through the HDF5 latent cache in a worker; every vector,
-decode and encode is computed off the GUI thread. Vectors are kept per model identity while the
-app runs and saved/loaded as JSON carrying that identity, so a vector is never applied to another
-model without the user saying so.
+Left: the model's vectors (`vectors.VectorList`). Right, two tabs: Edit (base image, decoded
+result with one slider per active vector, strip of the selected vector) and Analogies.
 
-Other panels add vectors with `add_vector_from_groups(idx_a, idx_b, name)` (indices into the
-model's training data set, e.g. two selections on the Manifold map).
+Everything the panel works on is the loaded model's Workspace (`ctx.workspace`): its data
+(`ws.request_data`, asked for when the panel is first shown, so a model opened for another panel
+costs nothing here; the data picker asks for another source, which every panel then uses), its
+identity, and its attribute vectors (`ws.vectors`, saved per model by the Workspace, so they
+come back after a restart; a vector made elsewhere, e.g. from two groups on the map, simply
+appears). Every vector, decode and encode is computed off the GUI thread. Vector files carry
+the model's identity, so a vector is never applied to another model without the user saying so.
 """
 from __future__ import annotations
 
@@ -23,53 +23,47 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, 
 
 from engines.data import DataUnavailable, training_source
 
-from explorer.workers import LatestRequestRunner, Worker, run_in_thread
+from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.arithmetic.analogy import AnalogyView
 from explorer.panels.arithmetic.edit import EditView
-from explorer.panels.arithmetic.files import VectorFilesMixin
-from explorer.panels.arithmetic.jobs import Base, Recipe, load_model_data, make_base, make_vector
-from explorer.panels.arithmetic.session import SessionMixin
+from explorer.panels.arithmetic.files import VectorFiles, ask_apply_anyway_dialog
+from explorer.panels.arithmetic.jobs import Base, Recipe, make_base, make_vector
+from explorer.panels.arithmetic.session import ScreenshotDemo, ViewState
 from explorer.panels.arithmetic.vectors import VectorList
 
 DATA_FILTER = "Image data (*.npz *.h5 *.hdf5 *-ubyte *.idx *-ubyte.gz);;All files (*)"
+WS_SIGNALS = ("data_loading", "data_progress", "data_ready", "data_failed", "vectors_changed")
 
 
-class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
+class ArithmeticPanel(Panel):
     name = "arithmetic"
     title = "Arithmetic"
-    data_ready = Signal(object)  # arithmetic_jobs.ModelData, or None when the data cannot be had
+    data_ready = Signal(object)  # explorer.workspace.ModelData, or None when the data cannot be had
     vector_added = Signal(object)  # AttributeVector
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
-        self.engine = None
-        self.info = None
-        self.md = None  # arithmetic_jobs.ModelData once encoded
-        self._loading_source: str | None = None
-        self.model_id = ""
+        self.ws = None  # the loaded model's Workspace
         self.data_error = ""
-        self._loader: Worker | None = None
-        self._by_model: dict[str, list] = {}  # model id → [(vector, active)], while the app runs
-        self._pending_vectors = 0
-        self._deferred: tuple | None = None  # (source,) to encode when the panel is first shown
+        self._deferred = False  # the data is asked for when the panel is first shown
+        self._computing: list[list] = []  # [workspace, vector or None] per vector asked for, in order
         self._queued: list = []  # recipes asked for before the data was ready
-        self._demo: dict | None = None  # screenshot content asked for before the data was ready
-        self._demo_strength = None
-        self._closing = False
-        self.vectors_dir = ""
         self._base_runner = LatestRequestRunner(make_base, self)
         self._base_runner.result.connect(self._on_base)
         self._base_runner.failed.connect(lambda g, r, e: self.ctx.session.report(e, "Could not use this image"))
         self._build()
-        ctx.session.model_changed.connect(self._on_model)
-        self._on_model(ctx.session.engine, ctx.session.info)
+        self.files = VectorFiles(ctx, self, lambda text: self.ask_apply_anyway(text))
+        self.view_state = ViewState(self.edit, self.vectors, self.tabs)
+        self.demo = ScreenshotDemo(self.edit, self.vectors, self.analogy, self.tabs, self.add_vector,
+                                   self.use_data_image)
+        ctx.session.workspace_changed.connect(self._on_workspace)
+        self._on_workspace(ctx.workspace)
 
     # ---- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
         self.vectors = VectorList()
         self.vectors.recipe_requested.connect(self.add_vector)
-        self.vectors.active_changed.connect(self._sync_vectors)
         self.vectors.current_changed.connect(lambda _v: self._sync_vectors())
         self.vectors.save_requested.connect(self.save_dialog)
         self.vectors.load_requested.connect(self.load_dialog)
@@ -115,46 +109,98 @@ class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
         lay.addWidget(left)
         lay.addLayout(right, 1)
 
-    # ---- the model and its data ------------------------------------------------------------------------
-    def _on_model(self, engine, info) -> None:
-        self._remember_vectors()
-        if self._loader is not None:
-            self._loader.quit()
-            self._loader = None
-        self.ctx.session.set_busy("arithmetic", None)
-        self.engine, self.info, self.md, self.model_id = engine, info, None, ""
-        self.data_error, self._deferred, self._queued = "", None, []
+    # ---- the model (its Workspace) and its data ---------------------------------------------------------
+    @property
+    def engine(self):
+        return None if self.ws is None else self.ws.engine
+
+    @property
+    def md(self):
+        """The Workspace's data (explorer.workspace.ModelData), None until it is loaded."""
+        return None if self.ws is None else self.ws.data
+
+    @property
+    def model_id(self) -> str:
+        if self.ws is None:
+            return ""
+        try:
+            return self.ws.model_id
+        except TypeError:  # an engine that cannot be identified
+            return ""
+
+    def _connect(self, ws, on: bool) -> None:
+        slots = (self._on_data_loading, self._on_data_progress, self._on_data, self._on_data_failed,
+                 self.view_state.apply_pending)
+        for name, slot in zip(WS_SIGNALS, slots):
+            if on:
+                getattr(ws, name).connect(slot)
+            else:
+                try:
+                    getattr(ws, name).disconnect(slot)
+                except (RuntimeError, TypeError):
+                    pass
+
+    def _on_workspace(self, ws) -> None:
+        if self.ws is not None:
+            self._connect(self.ws, False)
+        self.ws = ws
+        self.ctx.session.set_busy("data", None)
+        self.data_error, self._deferred, self._queued = "", False, []
+        self.view_state.clear()
         self._base_runner.cancel()
+        engine = self.engine
         self.edit.set_engine(engine)
         self.edit.chooser.set_model(engine, None)
         self.analogy.set_model(engine, None)
         self.vectors.set_data(None)
-        self.vectors.set_model("", ())
-        self.vectors.setEnabled(False)
-        self.data_btn.setEnabled(engine is not None)
-        if engine is None:
+        self.vectors.set_workspace(ws)
+        self.vectors.setEnabled(ws is not None)
+        self.data_btn.setEnabled(ws is not None and ws.can("encode"))
+        if ws is None:
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return
-        if "encode" not in getattr(engine, "capabilities", ()):
+        self._connect(ws, True)
+        if not ws.can("encode"):
             self.data_label.setText(f"{engine.name} cannot encode images: vectors can be loaded from files and "
                                     "applied to samples.")
-            self._start_loading(None)
+            return
+        if ws.data is not None:
+            self._on_data(ws.data)
+            return
+        if ws.loading:
+            self.data_label.setText("Encoding the model's data…")
             return
         try:
-            source = training_source(info)
+            training_source(ws.info)
         except DataUnavailable as e:
             self.data_error = str(e)
             self.data_label.setText(self.data_error)
-            self._start_loading(None)
             return
-        self._start_loading(source)
+        self._deferred = True
+        self.data_label.setText("The model's data is encoded when this panel is shown.")
+        if self.isVisible():
+            self.ensure_data()
+
+    def ensure_data(self) -> None:
+        """Ask the Workspace for the model's data now if it waits for the panel to be shown."""
+        if self._deferred and self.ws is not None:
+            self._deferred = False
+            self.ws.request_data()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.ensure_data()
+
+    @property
+    def loading(self) -> bool:
+        return self.ws is not None and (self.ws.loading or self._deferred)
 
     def use_data(self, source: str) -> None:
-        """Encode another data set (a built-in name or a path) with the current model."""
-        if self.engine is not None:
-            self._remember_vectors()
-            self.md = None
-            self._start_loading(source)
+        """Use another data set (a built-in name or a path) with the current model: the
+        Workspace encodes it, and every panel gets it."""
+        if self.ws is not None:
+            self._deferred = False
+            self.ws.request_data(source)
 
     def _pick_data(self, folder: bool) -> None:
         if folder:
@@ -164,59 +210,23 @@ class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
         if path:
             self.use_data(path)
 
-    def _start_loading(self, source: str | None, now: bool = False) -> None:
-        """Encode `source` (None: only identify the model) — at once when the panel is on screen,
-        else when it is first shown, so a model opened for another panel costs nothing here."""
-        if not (now or self.isVisible()):
-            self._deferred = (source,)
-            if source is not None:
-                self.data_label.setText("The model's data is encoded when this panel is shown.")
-            return
-        self._deferred = None
-        if self._loader is not None:
-            self._loader.quit()
-        w = Worker(load_model_data, self.engine, source)
-        w.yielded.connect(lambda item, w=w: self._on_load_progress(w, item))
-        w.returned.connect(lambda md, w=w: self._on_loaded(w, md))
-        w.errored.connect(lambda e, w=w: self._on_load_failed(w, e))
-        w.finished.connect(lambda w=w: self._on_load_finished(w))
-        self._loader = w
-        self._loading_source = source
-        if source is not None:
-            self.data_error = ""
-            self.data_label.setText(f"Encoding {os.path.basename(source) or source} with this model…")
-            self.ctx.session.set_busy("arithmetic", "encoding data for arithmetic")
-        w.start()
+    def _on_data_loading(self, source: str) -> None:
+        self.data_error = ""
+        self.data_label.setText(f"Encoding {os.path.basename(source.rstrip('/')) or source or 'the data'} "
+                                "with this model…")
+        self.ctx.session.set_busy("data", "encoding the model's data")
 
-    def _on_load_progress(self, w, item) -> None:
-        if w is not self._loader:
-            return
-        if isinstance(item, tuple) and item[0] == "id":
-            self._set_model_id(item[1])
-            return
+    def _on_data_progress(self, item) -> None:
         msg = getattr(item, "message", "")
         frac = getattr(item, "fraction", None)
         self.data_label.setText(f"Preparing the model's data: {msg}")
         pct = f" {100 * frac:.0f}%" if frac is not None else ""
-        self.ctx.session.set_busy("arithmetic", f"encoding data for arithmetic{pct}")
+        self.ctx.session.set_busy("data", f"encoding the model's data{pct}")
 
-    def _set_model_id(self, mid: str) -> None:
-        # Vectors added before the model was identified (a session opened while this panel had
-        # not been shown yet) belong to it too: keep them after the ones remembered for it.
-        early = self.vectors.entries() if not self.model_id else []
-        kept = list(self._by_model.get(mid, ()))
-        names = {v.name for v, _on in kept}
-        kept += [(v, on) for v, on in early if v.name not in names]
-        self.model_id = mid
-        self.vectors.set_model(mid, kept)
-        self.vectors.setEnabled(True)
-
-    def _on_loaded(self, w, md) -> None:
-        if w is not self._loader or md is None:
-            return
-        self.md = md
+    def _on_data(self, md) -> None:
+        self.ctx.session.set_busy("data", None)
         ds, ls = md.ds, md.ls
-        where = "from the cache" if ls.from_cache else "encoded now"
+        where = "from the cache" if getattr(ls, "from_cache", False) else "encoded now"
         self.data_label.setText(f"Data: {ds.name}, {len(ds):,} images at {ds.spec.height}×{ds.spec.width} "
                                 f"({where}); {len(md.binary_attributes) + len(md.continuous_attributes)} attributes, "
                                 f"{len(ls.label_names) if ls.labels is not None else 0} labels.")
@@ -229,37 +239,17 @@ class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
         queued, self._queued = self._queued, []
         for recipe in queued:
             self.add_vector(recipe)
-        if self._demo:
-            self._run_demo()
+        if self.demo.pending:
+            self.demo.run(self.ws)
 
-    def _on_load_failed(self, w, exc) -> None:
-        if w is not self._loader:
-            return
-        self.data_error = str(exc) or type(exc).__name__
-        self.data_label.setText(f"Cannot use the model's data: {self.data_error}")
+    def _on_data_failed(self, message: str) -> None:
+        self.ctx.session.set_busy("data", None)
+        self.data_error = message
+        self.data_label.setText(f"Cannot use the model's data: {message}")
         self.data_ready.emit(None)
-
-    def _on_load_finished(self, w) -> None:
-        if w is self._loader:
-            self._loader = None
-            self.ctx.session.set_busy("arithmetic", None)
-            if self.md is None and self._queued:
-                self._queued = []
-                self.ctx.session.error.emit("Could not make the vector",
-                                            self.data_error or "This model's data is not available.")
-
-    @property
-    def loading(self) -> bool:
-        return self._loader is not None or self._deferred is not None
-
-    def ensure_data(self) -> None:
-        """Start encoding the model's data now if it is waiting for the panel to be shown."""
-        if self._deferred is not None:
-            self._start_loading(self._deferred[0], now=True)
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.ensure_data()
+        if self._queued:
+            self._queued = []
+            self.ctx.session.error.emit("Could not make the vector", message)
 
     # ---- base image ---------------------------------------------------------------------------------
     def use_data_image(self, index: int) -> None:
@@ -285,68 +275,117 @@ class ArithmeticPanel(VectorFilesMixin, SessionMixin, Panel):
         if request[1] is self.engine and self._base_runner.is_current(generation):
             self.edit.set_base(base)
 
-    # ---- vectors -------------------------------------------------------------------------------------
+    # ---- vectors (the Workspace's) ----------------------------------------------------------------------------
     def add_vector(self, recipe: Recipe) -> bool:
-        """Compute a vector from a recipe in a worker; it joins the list (active) when done. While
-        the model's data is still being encoded the recipe waits for it."""
-        md = self.md
+        """Compute a vector from a recipe in a worker; it joins the Workspace's vectors (active)
+        when done. While the model's data is still being encoded the recipe waits for it."""
+        md, ws = self.md, self.ws
         if md is None:
-            if self.engine is not None and self.loading:
+            if self.loading:
                 self._queued.append(recipe)
                 self.ensure_data()
                 return True
             self.ctx.message("This model's data is not available, so vectors cannot be made from it.")
             return False
-        self._pending_vectors += 1
+        job = [ws, None]  # vectors join in the order they were asked for, whichever is done first
+        self._computing.append(job)
         self.ctx.session.set_busy("arithmetic-vector", "computing an attribute vector")
         run_in_thread(make_vector, md, recipe,
-                      on_result=lambda v, md=md: self._on_vector(md, v),
-                      on_error=lambda e: self._on_vector_failed(e))
+                      on_result=lambda v, job=job: self._on_vector(job, v),
+                      on_error=lambda e, job=job: self._on_vector_failed(job, e))
         return True
 
     def add_vector_from_groups(self, idx_a, idx_b, name: str = "A − B", source: str = "map selection") -> bool:
-        """Δ = mean(z[idx_a]) − mean(z[idx_b]) for two groups of the model's training data (indices
-        into that data set, e.g. two selections on the Manifold map); added when computed."""
+        """Δ = mean(z[idx_a]) − mean(z[idx_b]) for two groups of the model's data (indices into
+        the Workspace's data set); added when computed."""
         return self.add_vector(Recipe("indices", name, idx_a=tuple(int(i) for i in np.asarray(idx_a).ravel()),
                                       idx_b=tuple(int(i) for i in np.asarray(idx_b).ravel()), source=source))
 
     def add_vector_from_map(self, source: str, idx_a, idx_b, name: str) -> bool:
-        """Groups picked on another panel's map of data set `source`: this panel switches to that
-        data first when it shows another, so the indices always mean the same images."""
-        current = self.md.source if self.md is not None else (self._deferred[0] if self._deferred else
-                                                                  self._loading_source)
-        if current != source:
-            self.use_data(source)
+        """Groups picked on a map of data set `source` (older callers; the Workspace's
+        `vector_from_groups` is the way now): that data is asked for first when the Workspace
+        holds another, so the indices mean the same images."""
+        ws = self.ws
+        if ws is not None and ws.data_source != source:
+            self._deferred = False
+            ws.request_data(source)
         return self.add_vector_from_groups(idx_a, idx_b, name)
 
-    def _vector_done(self) -> None:
-        self._pending_vectors = max(0, self._pending_vectors - 1)
-        if not self._pending_vectors:
-            self.ctx.session.set_busy("arithmetic-vector", None)
+    @property
+    def _pending_vectors(self) -> int:
+        return len(self._computing)
 
-    def _on_vector(self, md, v) -> None:
-        self._vector_done()
-        if md is not self.md:
-            return  # the model changed meanwhile
-        self.vectors.add(v, active=True)
-        self.vector_added.emit(v)
+    def _on_vector(self, job, v) -> None:
+        job[1] = v
+        self._flush_vectors()
 
-    def _on_vector_failed(self, exc) -> None:
-        self._vector_done()
+    def _on_vector_failed(self, job, exc) -> None:
+        self._computing = [j for j in self._computing if j is not job]
+        self._flush_vectors()
         self.ctx.session.report(exc, "Could not make the vector")
 
-    def _sync_vectors(self) -> None:
-        self.edit.set_vectors(self.vectors.active(), self.vectors.current())
+    def _flush_vectors(self) -> None:
+        """Add the computed vectors at the head of the queue to their Workspace."""
+        while self._computing and self._computing[0][1] is not None:
+            ws, v = self._computing.pop(0)
+            if ws is self.ws and not ws.closed:  # else the model changed meanwhile
+                v.name = ws.unique_vector_name(v.name)
+                ws.add_vector(v, active=True)
+                self.vector_added.emit(v)
+        if not self._computing:
+            self.ctx.session.set_busy("arithmetic-vector", None)
 
-    def _remember_vectors(self) -> None:
-        if self.model_id:
-            self._by_model[self.model_id] = self.vectors.entries()
+    def _sync_vectors(self) -> None:
+        active = self.ws.active_vectors if self.ws is not None else []
+        self.edit.set_vectors(active, self.vectors.current())
+
+    # ---- vector files (VectorFiles) -------------------------------------------------------------------------
+    def save_dialog(self) -> None:
+        self.files.save_dialog()
+
+    def save_vectors_to(self, path: str) -> bool:
+        return self.files.save_to(path)
+
+    def load_dialog(self) -> None:
+        self.files.load_dialog()
+
+    def load_vectors_from(self, path: str) -> int:
+        return self.files.load_from(path)
+
+    def ask_apply_anyway(self, text: str) -> bool:
+        """The explicit 'apply anyway' question for vectors of another model (tests replace this)."""
+        return ask_apply_anyway_dialog(self, text)
+
+    # ---- the view state (sessions) and the screenshot ---------------------------------------------------------
+    def session_state(self) -> dict:
+        """The panel's own view: tab, slider strengths, selected vector, base latent, ψ (the
+        vectors and which are on are the Workspace's)."""
+        return self.view_state.state()
+
+    def restore_session_state(self, d: dict) -> None:
+        self.view_state.restore(d, self.engine, self.ws)
+
+    def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5) -> None:
+        """Real content for `screenshot --panel arithmetic` (see ScreenshotDemo); `tab`
+        edit|analogies."""
+        self.demo.prepare(tab, attribute, s)
+        if self.md is not None:
+            self.demo.run(self.ws)
+
+    def ready_for_screenshot(self) -> bool:
+        """Nothing loading, computing or drawing (and the demo content, if asked for, in place)."""
+        if self.ws is None:
+            return True
+        if self.loading or self._pending_vectors:
+            return False
+        if self.md is None:
+            return True  # the data could not be had: nothing more will come
+        if self.demo.pending is not None or not self.demo.settle(self.ws.active_vectors):
+            return False
+        return not (self.edit.busy or self.analogy.busy or self._base_runner.busy)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        self._closing = True
-        if self._loader is not None:
-            self._loader.quit()
         self._base_runner.cancel()
         self.edit.shutdown()
         self.analogy.shutdown()

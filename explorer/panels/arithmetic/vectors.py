@@ -3,8 +3,10 @@
 Each row shows a vector's name and norm, how it was made, and its quality (verdict, effect size,
 cosine agreement against chance); its check box makes it active (one slider each). Below the
 list, the selected vector's quality in full, then the box that makes a new vector from an
-attribute, a label or two filtered groups, and Remove / Save… / Load…. The panel computes the
-vectors (in a worker) and handles the files; this widget shows them and asks.
+attribute, a label or two filtered groups, and Remove / Save… / Load…. The vectors are the
+Workspace's (`ws.vectors`): the list re-renders on `vectors_changed`, a check box calls
+`ws.set_vector_active`, Remove `ws.remove_vector`. The panel computes new vectors (in a worker)
+and handles the files; this widget shows them and asks.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def summary_lines(v) -> list[str]:
     return [first, source, quality]
 
 
-def details_html(v, current_model_id: str = "") -> str:
+def details_html(v) -> str:
     q = v.quality
     e = html.escape
     rows = [f"<b>{e(v.name)}</b> — {e(v.meta.get('source') or v.method)}"]
@@ -77,16 +79,15 @@ def details_html(v, current_model_id: str = "") -> str:
 
 class VectorList(QWidget):
     recipe_requested = Signal(object)  # arithmetic_jobs.Recipe
-    active_changed = Signal()
     current_changed = Signal(object)  # AttributeVector or None
-    removed = Signal(object)
     save_requested = Signal()
     load_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.md = None
-        self.model_id = ""
+        self.ws = None  # the Workspace whose vectors are shown
+        self._shown: list = []  # the vectors the rows show, in order
         self.list = QListWidget()
         self.list.setIconSize(QSize(14, 14))
         self.list.setWordWrap(True)
@@ -118,7 +119,7 @@ class VectorList(QWidget):
         lay.addWidget(vectors, 1)
         lay.addWidget(self._build_new_box())
 
-        self.list.itemChanged.connect(lambda _i: self.active_changed.emit())
+        self.list.itemChanged.connect(self._on_item_changed)
         self.list.currentItemChanged.connect(self._on_current)
         self.remove_btn.clicked.connect(self.remove_current)
         self.save_btn.clicked.connect(lambda: self.save_requested.emit())
@@ -273,39 +274,62 @@ class VectorList(QWidget):
         if attribute is not None:
             self.attribute.setCurrentIndex(max(0, self.attribute.findData(attribute)))
 
-    # ---- the list --------------------------------------------------------------------------------------
-    def set_model(self, model_id: str, vectors=()) -> None:
-        self.model_id = model_id
+    # ---- the list: the Workspace's vectors ---------------------------------------------------------------
+    def set_workspace(self, ws) -> None:
+        """Show `ws.vectors` (None: no model), re-rendered whenever they change."""
+        if self.ws is not None:
+            try:
+                self.ws.vectors_changed.disconnect(self._render)
+            except (RuntimeError, TypeError):
+                pass
+        self.ws = ws
+        self._shown = []
+        if ws is not None:
+            ws.vectors_changed.connect(self._render)
+        self._render()
+
+    def _render(self) -> None:
+        """Rebuild the rows from the Workspace. The selection stays on the vector it was on; a
+        vector that just arrived is selected (it gets the strip); a fresh list selects its first."""
+        ws = self.ws
+        vectors = [] if ws is None else ws.vectors
+        before = {id(v) for v in self._shown}
+        fresh = not self._shown
+        current = self.current()
+        self._shown = list(vectors)
         self.list.blockSignals(True)
         self.list.clear()
+        for v in vectors:
+            item = QListWidgetItem("\n".join(summary_lines(v)))
+            item.setData(ROLE, v)
+            verdict = v.quality.verdict if v.quality is not None else ""
+            item.setIcon(_dot("#d0453b" if is_foreign(v) else VERDICT_COLOURS.get(verdict, "#999999")))
+            item.setToolTip(details_html(v))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if ws.is_active(v.name) else Qt.CheckState.Unchecked)
+            self.list.addItem(item)
+        new = [v for v in vectors if id(v) not in before]
+        pick = vectors[0] if vectors and fresh else (new[-1] if new else current)
+        row = next((i for i, v in enumerate(vectors) if v is pick), -1)
+        self.list.setCurrentRow(row)
         self.list.blockSignals(False)
-        for v, active in vectors:
-            self.add(v, active=active, select=False)
-        if self.list.count():
-            self.list.setCurrentRow(0)
         self._on_current(self.list.currentItem(), None)
-        self.active_changed.emit()
+
+    def _on_item_changed(self, item) -> None:
+        if self.ws is not None:
+            self.ws.set_vector_active(item.data(ROLE).name, item.checkState() == Qt.CheckState.Checked)
 
     def add(self, v, active: bool = True, select: bool = True) -> None:
-        item = QListWidgetItem("\n".join(summary_lines(v)))
-        item.setData(ROLE, v)
-        verdict = v.quality.verdict if v.quality is not None else ""
-        item.setIcon(_dot("#d0453b" if is_foreign(v) else VERDICT_COLOURS.get(verdict, "#999999")))
-        item.setToolTip(details_html(v, self.model_id))
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        self.list.blockSignals(True)
-        item.setCheckState(Qt.CheckState.Checked if active else Qt.CheckState.Unchecked)
-        self.list.addItem(item)
-        self.list.blockSignals(False)
-        if select:
-            self.list.setCurrentItem(item)
-        self.active_changed.emit()
+        """Add a vector to the Workspace: it shows up, selected, when the Workspace says so
+        (`select` is accepted from older callers; a new vector is always selected)."""
+        if self.ws is not None:
+            self.ws.add_vector(v, active)
 
     def vectors(self) -> list:
         return [self.list.item(i).data(ROLE) for i in range(self.list.count())]
 
     def entries(self) -> list[tuple]:
-        """(vector, active) for every row, in order (the panel keeps them per model)."""
+        """(vector, active) for every row, in order."""
         return [(it.data(ROLE), it.checkState() == Qt.CheckState.Checked)
                 for it in (self.list.item(i) for i in range(self.list.count()))]
 
@@ -317,10 +341,8 @@ class VectorList(QWidget):
         return None if it is None else it.data(ROLE)
 
     def set_active(self, v, on: bool) -> None:
-        for i in range(self.list.count()):
-            it = self.list.item(i)
-            if it.data(ROLE) is v:
-                it.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        if self.ws is not None:
+            self.ws.set_vector_active(v.name, on)
 
     def select_vector(self, v) -> None:
         for i in range(self.list.count()):
@@ -328,13 +350,9 @@ class VectorList(QWidget):
                 self.list.setCurrentRow(i)
 
     def remove_current(self) -> None:
-        row = self.list.currentRow()
-        if row < 0:
-            return
-        item = self.list.takeItem(row)
-        self.removed.emit(item.data(ROLE))
-        self._on_current(self.list.currentItem(), None)
-        self.active_changed.emit()
+        v = self.current()
+        if v is not None and self.ws is not None:
+            self.ws.remove_vector(v.name)
 
     def _on_current(self, item, _prev) -> None:
         v = None if item is None else item.data(ROLE)
@@ -344,5 +362,5 @@ class VectorList(QWidget):
             self.details.setText("No vectors yet: add one from an attribute, a label or two groups below."
                                  if self.list.count() == 0 else "Select a vector to see its quality.")
         else:
-            self.details.setText(details_html(v, self.model_id))
+            self.details.setText(details_html(v))
         self.current_changed.emit(v)

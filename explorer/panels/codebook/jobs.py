@@ -1,14 +1,13 @@
 """Compute behind the Codebook panel, run in workers (no Qt here).
 
-`analyse(engine, source)` encodes the model's data set to code grids once and derives everything
-the panel shows about the codebook: usage counts, perplexity, dead codes, each code decoded as a
-uniform grid of itself, each code's most typical data patch (the occurrence whose encoder vector
-lies nearest to the code vector), and a 2-D map of the code vectors. The other functions answer
-one click or one edit and are cheap.
+`analyse(engine, md)` quantises the Workspace's latents of the model's data set (encoded once
+for every panel) to code grids and derives everything the panel shows about the codebook: usage
+counts, perplexity, dead codes, each code decoded as a uniform grid of itself, each code's most
+typical data patch (the occurrence whose encoder vector lies nearest to the code vector), and a
+2-D map of the code vectors. The other functions answer one click or one edit and are cheap.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,30 +83,47 @@ def umap_coords(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     return reducer.fit_transform(vectors).astype(np.float32)
 
 
-def analyse(engine, source: str, max_images: int = 8000, chunk: int = 256):
-    """Generator yielding `Step`s; returns `CodebookData`."""
-    from engines.data import load_dataset
+def _quantise(engine, latents: np.ndarray):
+    """Flat latents (n, D) as the engine encoded them → (code grids (n, h, w), distance of each
+    cell to its code: the encoder vector's squared distance for 'vq', minus the confidence for
+    'gumbel'), both numpy. The same codes as `engine.encode_indices` of the images: those are
+    the nearest code (or the arg-max logit) of this very latent."""
+    z = torch.as_tensor(np.asarray(latents, np.float32)).reshape(len(latents), *engine.latent_shape).to(engine.device)
+    with engine.lock, torch.inference_mode():
+        idx = engine._indices_of_latent(z)
+        if engine.config.quantizer == "vq":  # distance of each encoder vector to its code
+            e = engine.nets["quantizer"].lookup(idx).float()
+            dist = ((z - e) ** 2).sum(1)
+        else:  # gumbel: the most confident cells are the most typical
+            dist = -torch.log_softmax(z, 1).max(1).values
+    return idx.cpu().numpy(), dist.cpu().numpy()
 
-    yield Step(f"loading {os.path.basename(source) or source}")
-    ds = load_dataset(source, spec=engine.spec)
+
+def code_grids(engine, latents: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """int32 (n, h, w) code grids of a VQ engine's latents (e.g. the Workspace's `data.ls.latents`)."""
+    out = np.zeros((len(latents), *engine.grid), np.int32)
+    for start in range(0, len(latents), chunk):
+        out[start:start + chunk] = _quantise(engine, latents[start:start + chunk])[0]
+    return out
+
+
+def analyse(engine, md, max_images: int = 8000, chunk: int = 256):
+    """Generator yielding `Step`s; returns `CodebookData`. `md` is the Workspace's ModelData: its
+    data set and the latents the engine encoded it to (once, for every panel). The code grids are
+    those latents quantised — the data set is not encoded a second time."""
+    ds = md.ds
     images = ds.images[:max_images]
+    latents = md.ls.latents[:max_images]
+    if len(latents) != len(images) or (len(latents) and latents.shape[1] != int(np.prod(engine.latent_shape))):
+        raise ValueError("the data's latents do not belong to this model")
     k = engine.codebook_size
-    quant = engine.nets["quantizer"]
     vectors = engine.code_vectors().numpy()
     grids = np.zeros((len(images), *engine.grid), np.int32)
     best = np.full(k, np.inf)
     best_at = np.full((k, 3), -1, np.int64)
     for start in range(0, len(images), chunk):
-        yield Step("encoding the data set to code grids", start / max(1, len(images)))
-        z = engine.encode(images[start:start + chunk]).float()
-        with engine.lock, torch.inference_mode():
-            idx = engine._indices_of_latent(z)
-            if engine.config.quantizer == "vq":  # distance of each encoder vector to its code
-                e = quant.lookup(idx).float()
-                dist = ((z - e) ** 2).sum(1)
-            else:  # gumbel: the most confident cells are the most typical
-                dist = -torch.log_softmax(z, 1).max(1).values
-        idx, dist = idx.cpu().numpy(), dist.cpu().numpy()
+        yield Step("quantising the data's latents to code grids", start / max(1, len(images)))
+        idx, dist = _quantise(engine, latents[start:start + chunk])
         grids[start:start + len(idx)] = idx
         flat_i, flat_d = idx.reshape(-1), dist.reshape(-1)
         order = np.lexsort((flat_d, flat_i))  # by code, then distance: the first of each code is its best
@@ -127,7 +143,7 @@ def analyse(engine, source: str, max_images: int = 8000, chunk: int = 256):
     for c in np.nonzero(best_at[:, 0] >= 0)[0]:
         n_, i, j = best_at[c]
         typical[c] = patch(engine, images[n_], i, j)
-    return CodebookData(source, ds.name, len(ds), images, grids, counts, uniform, typical, best_at, vectors,
+    return CodebookData(md.source, ds.name, len(ds), images, grids, counts, uniform, typical, best_at, vectors,
                         pca_coords(vectors), engine.prior_trained)
 
 
@@ -189,16 +205,9 @@ def decode_grid(request) -> np.ndarray:
 def encode_file(engine, path: str) -> tuple[np.ndarray, np.ndarray]:
     """Read an image file, convert it to the model's spec (resize, channels) and encode it:
     (uint8 image, code grid)."""
-    from PIL import Image, UnidentifiedImageError
+    from engines.latent.image_file import read_image
 
-    from engines.data.dataset import pil_to_spec
-
-    try:
-        with Image.open(path) as pil:
-            pil.load()
-            img = np.array(pil_to_spec(pil, engine.spec))
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{os.path.basename(path)}: not an image this app can read ({e})") from None
+    img = read_image(path, engine.spec)
     return img, engine.encode_indices(img[None])[0].cpu().numpy().astype(np.int64)
 
 

@@ -4,8 +4,9 @@ Left: every code as a tile (decoded as a uniform grid of itself, or its most typ
 patch), sortable by usage, dead codes crossed out; under it the usage histogram with the
 perplexity and a 2-D map (PCA or UMAP) of the code vectors coloured by usage. Right, two tabs:
 Code (the selected code's tiles, data patches that quantise to it, and images where it occurs)
-and Token editor (`codebook_editor`). On a model change the panel encodes the model's training
-data once in a worker (when first shown); clicks and edits are answered by workers too.
+and Token editor (`codebook_editor`). The data is the Workspace's (`ws.request_data()`: loaded and
+encoded once for every panel, when this panel is first shown); a worker quantises those latents to
+code grids (no second encode). Clicks and edits are answered by workers too.
 """
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ class CodebookPanel(Panel):
         self.cd: jobs.CodebookData | None = None
         self.selected: int | None = None
         self.message = ""
-        self._loader: Worker | None = None
-        self._deferred: str | None = None
+        self._loader: Worker | None = None  # the analysis of the Workspace's data
+        self._deferred = False  # the data is asked for when the panel is first shown
+        self._waiting = False  # asked the Workspace for its data, not here yet
         self._umap: dict = {}  # id(cd) → coords
         self._umap_running = False
         self._detail_runner = LatestRequestRunner(_detail, self)
@@ -149,7 +151,8 @@ class CodebookPanel(Panel):
             self._loader.quit()
             self._loader = None
         self.ctx.session.set_busy("codebook", None)
-        self.engine, self.info, self.cd, self.selected, self._deferred = engine, info, None, None, None
+        self.engine, self.info, self.cd, self.selected = engine, info, None, None
+        self._deferred = self._waiting = False
         self._detail_runner.cancel()
         self.tiles.clear()
         self.histogram.set_counts(None)
@@ -160,7 +163,7 @@ class CodebookPanel(Panel):
         if engine is None:
             self._say("Open a VQ-VAE model in the library to look inside its codebook.")
             return
-        if "codebook" not in getattr(engine, "capabilities", ()):
+        if "codebook" not in engine.capabilities:
             self._say(f"This is a {engine.name} model: it has no codebook. The Codebook panel shows VQ-VAE "
                       "models (train one with the engine 'vqvae').")
             return
@@ -170,26 +173,66 @@ class CodebookPanel(Panel):
             self._say(str(e))
             return
         self.prior.set_model(engine, info, self.ctx.session.path, source)
-        self._start(source)
+        ws = self.ctx.workspace
+        if ws is not None:
+            ws.data_ready.connect(lambda md, ws=ws: ws is self.ctx.workspace and self._on_data(md))
+            ws.data_progress.connect(lambda p, ws=ws: ws is self.ctx.workspace and self._on_data_progress(p))
+            ws.data_failed.connect(lambda msg, ws=ws: ws is self.ctx.workspace and self._on_data_failed(msg))
+        self._start()
 
     def _say(self, text: str) -> None:
         self.message = text
         self.status.setText(text)
 
-    def _start(self, source: str, now: bool = False) -> None:
+    def _start(self, now: bool = False) -> None:
+        """Analyse the Workspace's data, asking for it first when it is not loaded."""
+        ws = self.ctx.workspace
+        if ws is None:
+            return
         if not (now or self.isVisible()):
-            self._deferred = source
+            self._deferred = True
             self._say("The model's data is encoded when this panel is shown.")
             return
-        self._deferred = None
-        w = Worker(jobs.analyse, self.engine, source)
+        self._deferred = False
+        if ws.data is not None:
+            self._analyse(ws.data)
+            return
+        self._waiting = True
+        source = training_source(self.info)
+        self._say(f"Encoding {os.path.basename(source.rstrip('/')) or source}…")
+        self.ctx.session.set_busy("codebook", "codebook: encoding data")
+        ws.request_data()
+
+    def _on_data_progress(self, p) -> None:
+        if self._waiting:
+            pct = f" {100 * p.fraction:.0f}%" if p.fraction is not None else ""
+            self._say(f"Codebook: {p.message}{pct}")
+
+    def _on_data_failed(self, msg: str) -> None:
+        if self._waiting:
+            self._waiting = False
+            self.ctx.session.set_busy("codebook", None)
+            self._say(f"Cannot analyse the codebook: {msg}")
+
+    def _on_data(self, md) -> None:
+        """The Workspace's data arrived (asked for here or by another panel, or replaced by
+        another source): analyse it, unless the panel has not been shown yet."""
+        self._waiting = False
+        if self._deferred or self.engine is None:
+            return
+        self._analyse(md)
+
+    def _analyse(self, md) -> None:
+        if self._loader is not None:
+            self._loader.quit()
+        w = Worker(jobs.analyse, self.engine, md)
         w.yielded.connect(lambda step, w=w: self._on_progress(w, step))
         w.returned.connect(lambda cd, w=w: self._on_analysed(w, cd))
         w.errored.connect(lambda e, w=w: self._on_failed(w, e))
         w.finished.connect(lambda w=w: self._on_finished(w))
         self._loader = w
-        self._say(f"Encoding {os.path.basename(source) or source} to code grids…")
-        self.ctx.session.set_busy("codebook", "codebook: encoding data")
+        self._say("Quantising the data's latents to code grids…")
+        self.ctx.session.set_busy("codebook", "codebook: code grids")
         w.start()
 
     def showEvent(self, event) -> None:
@@ -198,8 +241,8 @@ class CodebookPanel(Panel):
             self._sized = True
             half = max(1, self._split.width() // 2)
             self._split.setSizes([half, self._split.width() - half])
-        if self._deferred is not None:
-            self._start(self._deferred, now=True)
+        if self._deferred:
+            self._start(now=True)
 
     def _on_progress(self, w, step) -> None:
         if w is self._loader:
@@ -352,9 +395,9 @@ class CodebookPanel(Panel):
                 self.editor.set_brush(brush)
 
     def ready_for_screenshot(self) -> bool:
-        if self.engine is None or "codebook" not in getattr(self.engine, "capabilities", ()):
+        if self.engine is None or "codebook" not in self.engine.capabilities:
             return True
-        if self._loader is not None or self._deferred is not None or self.prior.running:
+        if self._loader is not None or self._deferred or self._waiting or self.prior.running:
             return False
         return self.cd is None or not (self._detail_runner.busy or self.editor.busy or self._umap_running)
 

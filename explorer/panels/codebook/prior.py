@@ -45,7 +45,7 @@ class PriorTrainer(QWidget):
     def set_model(self, engine, info, path, source) -> None:
         self.cancel()
         self.engine, self.info, self.path, self.source = engine, info, path, source
-        ok = engine is not None and source is not None and hasattr(engine, "prior_step")
+        ok = engine is not None and source is not None and "code_prior" in engine.capabilities
         self.setEnabled(ok)
         self.progress.setText("")
         if ok:

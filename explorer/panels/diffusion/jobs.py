@@ -1,23 +1,22 @@
 """The Diffusion panel's computations, run in workers (no Qt here).
 
 A run records every step of a sampler as uint8 frames — x_t and the predicted x̂₀ for each image —
-so the timeline can be scrubbed and played without touching the model again. Runs are cancelled
-through a `threading.Event` checked at every step (the sampler's callback raises `Cancelled`).
+so the timeline can be scrubbed and played without touching the model again. A run is a
+generator driving the engine's step-wise sampler (`sampling_loop`): it yields after every step,
+which is where the panel's worker reports progress and where a Cancel, or a newer request, stops it.
 """
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from engines.data.dataset import to_uint8
+
 MAX_STEPS = 1000
-
-
-class Cancelled(Exception):
-    pass
+MODEL_RANGE = (-1.0, 1.0)  # x_t and x̂₀ live in [−1, 1]
 
 
 @dataclass(frozen=True)
@@ -56,24 +55,6 @@ class Trajectory:
         return self.x_t[-1]
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model-space images ([−1, 1], (N, C, H, W)) → uint8 (N, H, W, C)."""
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def tile(frames: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, H, W, C) → one grid image (H', W', C) with white gaps."""
-    n, h, w, c = frames.shape
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), 255, np.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = frames[i]
-    return out
-
-
 def _labels(engine, req: RunRequest):
     k = engine.config.num_classes
     if k == 0:
@@ -83,9 +64,11 @@ def _labels(engine, req: RunRequest):
     return torch.full((req.n,), req.label, device=engine.device, dtype=torch.long)
 
 
-def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start: torch.Tensor | None = None) -> Trajectory:
-    """Sample with recording. `x_start` (model space) with `req.start_t` runs SDEdit from a noised
-    image; otherwise the run starts from seeded noise like `engine.sample`."""
+def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
+    """Generator: sample with recording, yielding (step, steps) after every step; returns the
+    `Trajectory`. `x_start` (model space) with `req.start_t` runs SDEdit from a noised image;
+    otherwise the run starts from seeded noise like `engine.sample`. Closing it stops the sampler
+    between two steps."""
     import time
 
     from engines.diffusion import samplers as smp
@@ -101,22 +84,19 @@ def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start
     else:
         x = x_start.to(engine.device)
     traj = Trajectory(req, ts, [sched.abar(t) for t in ts])
-
-    def record(rec):
-        if cancel.is_set():
-            raise Cancelled()
-        traj.x_t.append(to_uint8(rec.x_t))
-        traj.x0.append(to_uint8(rec.x0))
-        if rec.index == req.branch_step:
-            # Steps before this one drew the same noise as the original run, so x_t here is
-            # the original's; the noise the sampler draws from now on is new.
-            g.manual_seed(int(req.branch_seed))
-        if progress is not None:
-            progress(rec.index + 1, len(ts))
-
     t0 = time.perf_counter()
-    out = engine.run_sampler(x, ts, req.sampler, req.eta, req.guidance, _labels(engine, req), g, record)
-    final = to_uint8(out * 2 - 1)
+    loop = engine.sampling_loop(x, ts, req.sampler, req.eta, req.guidance, _labels(engine, req), g)
+    if req.branch_step == 0:
+        g.manual_seed(int(req.branch_seed))
+    for rec in loop:
+        traj.x_t.append(to_uint8(rec.x_t, MODEL_RANGE))
+        traj.x0.append(to_uint8(rec.x0, MODEL_RANGE))
+        if rec.index + 1 == req.branch_step:
+            # The steps so far drew the same noise as the original run, so x_t of the branch step
+            # is the original's; the noise the sampler draws from that step on is new.
+            g.manual_seed(int(req.branch_seed))
+        yield rec.index + 1, len(ts)
+    final = to_uint8(loop.result)  # the sampler's result is in [0, 1]
     traj.x_t.append(final)
     traj.x0.append(final)
     traj.seconds = time.perf_counter() - t0
@@ -126,7 +106,7 @@ def run(engine, req: RunRequest, cancel: threading.Event, progress=None, x_start
 def noised(engine, image: np.ndarray, t: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """q(x_t | x₀) for one data image (uint8 (H, W, C)): the model-space tensor and its uint8 view."""
     x = engine.forward_process(image[None], t, seed=seed)
-    return x, to_uint8(x)[0]
+    return x, to_uint8(x, MODEL_RANGE)[0]
 
 
 def noise_job(request):

@@ -5,18 +5,19 @@ grid of seeds), run; every step's x_t and predicted x̂₀ are recorded and cach
 scrubs through them side by side, or plays them at a chosen speed. Forward tab: noise an image
 of the model's data with q(x_t | x₀) at any t (schedule plotted), then run the reverse process
 from that x_t (SDEdit); its trajectory opens in the timeline. All model calls run in workers;
-a run can be cancelled at any step.
+sampling runs through a `LatestRequestRunner` that steps the sampler: a newer run replaces the
+one running, and Cancel stops it, between two steps.
 """
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget,
                                QVBoxLayout)
 
+from engines.data.dataset import tile
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.diffusion import jobs
@@ -28,8 +29,10 @@ SAMPLERS = (("dpm", "DPM-Solver++ (2M)"), ("ddim", "DDIM"), ("ddpm", "DDPM (smal
 GRID_SIZES = (1, 4, 9, 16, 25)
 
 
-class _Progress(QObject):
-    step = Signal(int, int)
+def _sample(request):
+    """The sampling runner's job: (engine, RunRequest, x_start) → the generator `jobs.run`."""
+    engine, req, x_start = request
+    return jobs.run(engine, req, x_start)
 
 
 class DiffusionPanel(Panel):
@@ -46,9 +49,11 @@ class DiffusionPanel(Panel):
         self.data = None
         self.pca: jobs.DataPCA | None = None
         self.running = False
-        self._cancel = threading.Event()
-        self._progress = _Progress()
-        self._progress.step.connect(self._on_progress)
+        self._runner = LatestRequestRunner(_sample, self, interrupt=True)
+        self._runner.progress.connect(self._on_progress)
+        self._runner.result.connect(self._on_run)
+        self._runner.failed.connect(lambda _g, _r, e: self._error("Sampling failed", e))
+        self._runner.busy_changed.connect(self._on_busy)
         self._noised = None  # (model-space x_t, t) of the forward tab
         self._data_pending = False
         self._sdedit_when_noised = False
@@ -141,7 +146,7 @@ class DiffusionPanel(Panel):
         cond = ok and self.engine.config.num_classes > 0
         for w in (self.sampler, self.steps, self.seed, self.count, self.forward):
             w.setEnabled(ok)
-        self.run_btn.setEnabled(ok and not self.running)
+        self.run_btn.setEnabled(ok)  # a new run replaces the one in progress
         self.branch_btn.setEnabled(ok and not self.running and self.traj is not None
                                    and self.traj.request.start_t is None and self.timeline.value() < self.traj.steps)
         self.forward.sdedit_btn.setEnabled(ok and not self.running and self.data is not None)
@@ -161,7 +166,7 @@ class DiffusionPanel(Panel):
         self.reverse.map.set_data(None)
         self._branch_parent = None
         self.compare.setVisible(False)
-        self.engine = engine if engine is not None and engine.name == "diffusion" else None
+        self.engine = engine if engine is not None and "trajectory" in engine.capabilities else None
         self.info = info if self.engine is not None else None
         self.xt_view.set_image(None)
         self.x0_view.set_image(None)
@@ -172,7 +177,8 @@ class DiffusionPanel(Panel):
         self.label.clear()
         if self.engine is None:
             self.status.setText("Open a diffusion model in the library to watch it sample."
-                                if engine is None else f"The Diffusion panel needs a diffusion model; this is a {engine.name}.")
+                                if engine is None else f"The Diffusion panel needs a diffusion model (one that samples step by "
+                                                      f"step); this is a {engine.name}.")
             self.forward.set_schedule(None)
             self._sync_enabled()
             return
@@ -231,25 +237,25 @@ class DiffusionPanel(Panel):
         return jobs.RunRequest(**fields)
 
     def run(self, req: jobs.RunRequest | None = None, x_start=None) -> None:
-        if self.engine is None or self.running:
+        """Sample `req` (default: the controls' settings); a run in progress gives way to it."""
+        if self.engine is None:
             return
         req = req or self.request()
         cached = self.cache.get(req)
         if cached is not None:
+            if self.running:
+                self._runner.cancel()
             self._show_trajectory(cached, "from the cache")
             return
         self.running = True
-        self._cancel = threading.Event()
         self.cancel_btn.setEnabled(True)
         self._sync_enabled()
         self.status.setText(f"sampling {req.n} image{'s' if req.n > 1 else ''} with {req.sampler}, {req.steps} steps…")
         self.ctx.session.set_busy("diffusion", "diffusion sampling")
-        engine, cancel, progress = self.engine, self._cancel, self._progress.step.emit
-        run_in_thread(jobs.run, engine, req, cancel, progress, x_start,
-                      on_result=lambda tr: self._on_run(engine, tr), on_error=self._on_run_error)
+        self._runner.submit((self.engine, req, x_start))
 
     def run_sdedit(self) -> None:
-        if self.engine is None or self._noised is None or self.running:
+        if self.engine is None or self._noised is None:
             return
         x, t, key = self._noised
         label = int(self.label.currentData() if self.label.currentData() is not None else -1)
@@ -271,31 +277,28 @@ class DiffusionPanel(Panel):
         self.run(dataclasses.replace(traj.request, branch_step=k, branch_seed=seed))
 
     def cancel(self) -> None:
-        self._cancel.set()
-
-    def _on_progress(self, k: int, n: int) -> None:
+        """Stop the run in progress between two steps; the trajectory on show stays."""
         if self.running:
-            self.status.setText(f"sampling… step {k} of {n}")
+            self._runner.cancel()
+            self.status.setText("sampling cancelled")
 
-    def _finish_run(self) -> None:
+    def _on_progress(self, _gen, _request, value) -> None:
+        k, n = value
+        self.status.setText(f"sampling… step {k} of {n}")
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            return
         self.running = False
         self.cancel_btn.setEnabled(False)
         self.ctx.session.set_busy("diffusion", None)
         self._sync_enabled()
 
-    def _on_run(self, engine, traj: jobs.Trajectory) -> None:
-        self._finish_run()
-        if engine is not self.engine:
+    def _on_run(self, _gen, request, traj: jobs.Trajectory) -> None:
+        if request[0] is not self.engine:
             return
         self.cache.put(traj.request, traj)
         self._show_trajectory(traj, f"{traj.seconds:.1f} s")
-
-    def _on_run_error(self, exc) -> None:
-        self._finish_run()
-        if isinstance(exc, jobs.Cancelled):
-            self.status.setText("sampling cancelled")
-        else:
-            self._error("Sampling failed", exc)
 
     def _show_trajectory(self, traj: jobs.Trajectory, how: str) -> None:
         self.traj = traj
@@ -312,8 +315,8 @@ class DiffusionPanel(Panel):
         parent = self._branch_parent
         if r.branch_step is not None and parent is not None:
             cols = int(np.ceil(np.sqrt(r.n)))
-            self.original_view.set_image(jobs.tile(parent.result, cols))
-            self.branch_view.set_image(jobs.tile(traj.result, cols))
+            self.original_view.set_image(tile(parent.result, cols, border=False))
+            self.branch_view.set_image(tile(traj.result, cols, border=False))
             self.branch_caption.setText(f"branch from step {r.branch_step + 1}")
             self.status.setText(self.status.text().split(" (")[0] + f" — branched at step {r.branch_step + 1} "
                                 "with new noise; the original result is beside it")
@@ -330,8 +333,8 @@ class DiffusionPanel(Panel):
         k = max(0, min(k, traj.steps))
         self.reverse.map.set_step(k)
         cols = int(np.ceil(np.sqrt(traj.request.n)))
-        self.xt_view.set_image(jobs.tile(traj.x_t[k], cols))
-        self.x0_view.set_image(jobs.tile(traj.x0[k], cols))
+        self.xt_view.set_image(tile(traj.x_t[k], cols, border=False))
+        self.x0_view.set_image(tile(traj.x0[k], cols, border=False))
         if k < traj.steps:
             t, a = traj.t[k], traj.abar[k]
             self.xt_caption.setText(f"x_t, the sampler's state at t = {t}")

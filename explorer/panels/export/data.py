@@ -1,7 +1,10 @@
-"""The Export panel's 'Data…' menu: the latents of the Manifold panel's data set with labels,
-attributes and the map's coordinates (HDF5, or CSV for the coordinates), the Arithmetic panel's
-vectors and the Manifold panel's bookmarks (JSON or HDF5), and a VQ model's codebook usage.
-Everything is written in a worker (`engines.export.data`)."""
+"""The Export panel's 'Data…' menu: the latents of the model's data set (the Workspace's, loaded
+and encoded once for every panel) with labels, attributes and the map's coordinates (HDF5, or CSV
+for the coordinates), the Workspace's attribute vectors and bookmarks (JSON or HDF5), and a VQ
+model's codebook usage. Everything is written in a worker (`engines.export.data`).
+
+When the data is not loaded yet, the export asks the Workspace for it (`ws.request_data()`) and
+runs once `data_ready` arrives: these functions then return WAITING."""
 from __future__ import annotations
 
 import os
@@ -9,6 +12,8 @@ import os
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from explorer.workers import run_in_thread
+
+WAITING = "waiting for the data"
 
 
 def build_menu(panel) -> QMenu:
@@ -34,31 +39,60 @@ def _run(panel, fn, *args, what: str):
                          on_error=lambda e: panel.ctx.session.report(e, f"Could not export the {what}"))
 
 
-def _manifold_data(panel):
-    m = panel._other("manifold")
-    md = getattr(m, "md", None)
-    if md is None:
-        panel.ctx.message("Open the Manifold panel first: it encodes the data set these come from.")
-    return m, md
+def with_data(panel, then):
+    """`then(ws, md)` with the Workspace's data: now when it is loaded (returns what `then`
+    returns), else once it arrives (returns WAITING; nothing happens if loading fails or the model
+    changes meanwhile). None when there is no model or it cannot encode."""
+    ws = panel.ctx.workspace
+    if ws is None:
+        panel.ctx.message("Load a model first.")
+        return None
+    if ws.data is not None:
+        return then(ws, ws.data)
+    if not ws.can("encode"):
+        panel.ctx.message(f"A {ws.engine.name} model cannot encode images: it has no latents of a data set.")
+        return None
+
+    def ready(md):
+        drop()
+        if ws is panel.ctx.workspace:
+            then(ws, md)
+
+    def drop(*_):
+        for sig, slot in ((ws.data_ready, ready), (ws.data_failed, drop)):
+            try:
+                sig.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+
+    ws.data_ready.connect(ready)
+    ws.data_failed.connect(drop)
+    ws.request_data()
+    panel.ctx.message("Encoding the model's data first; the export follows.", 6000)
+    return WAITING
 
 
 def latents(panel, ext: str, path: str | None = None):
     from engines.export import data as dx
 
-    m, md = _manifold_data(panel)
-    if md is None:
-        return None
-    proj = getattr(m, "projection", None)
-    coords = {} if proj is None else {proj.kind: proj.coords}
-    if ext == ".csv" and not coords:
-        panel.ctx.message("The map has no coordinates yet.")
+    ws = panel.ctx.workspace
+    if ws is not None and ws.data is not None and ext == ".csv" and not ws.projections:
+        panel.ctx.message("The map has no coordinates yet: open the Manifold panel to draw it.")
         return None
     path = path or _ask(panel, "Export latents", f"latents{ext}", f"*{ext}")
     if not path:
         return None
-    if ext == ".csv":
-        return _run(panel, dx.write_projection_csv, path, md.ls, coords, what="coordinates")
-    return _run(panel, dx.write_latents, path, md.ls, coords, {"source": md.source}, what="latents")
+
+    def write(ws, md):
+        coords = dict(ws.projections)
+        if ext == ".csv":
+            if not coords:
+                panel.ctx.message("The map has no coordinates yet: open the Manifold panel to draw it.")
+                return None
+            return _run(panel, dx.write_projection_csv, path, md.ls, coords, what="coordinates")
+        return _run(panel, dx.write_latents, path, md.ls, coords, {"source": md.source}, what="latents")
+
+    return with_data(panel, write)
 
 
 def vectors(panel, path: str | None = None):
@@ -75,14 +109,15 @@ def vectors(panel, path: str | None = None):
 def bookmarks(panel, path: str | None = None):
     from engines.export import data as dx
 
-    _m, md = _manifold_data(panel)
-    if md is None:
+    ws = panel.ctx.workspace
+    if ws is None:
         return None
-    if not len(md.bookmarks):
+    ws.ensure_bookmarks()
+    if not len(ws.bookmarks):
         panel.ctx.message("No bookmarks for this model yet.")
         return None
     path = path or _ask(panel, "Export bookmarks", "bookmarks.json", "JSON (*.json);;HDF5 (*.h5)")
-    return _run(panel, dx.write_bookmarks, path, list(md.bookmarks), md.model_id, what="bookmarks") if path else None
+    return _run(panel, dx.write_bookmarks, path, list(ws.bookmarks), ws.model_id, what="bookmarks") if path else None
 
 
 def _codebook_job(engine, info, md_images, path):
@@ -95,13 +130,13 @@ def _codebook_job(engine, info, md_images, path):
 
 
 def codebook(panel, path: str | None = None):
-    engine = panel.engine
-    if engine is None or "codebook" not in engine.capabilities:
+    ws = panel.ctx.workspace
+    if ws is None or not ws.can("codebook"):
         panel.ctx.message("Codebook usage needs a VQ model.")
         return None
-    _m, md = _manifold_data(panel) if panel._other("manifold") is not None else (None, None)
     path = path or _ask(panel, "Export codebook usage", "codebook.h5", "HDF5 (*.h5);;CSV (*.csv)")
     if not path:
         return None
-    return _run(panel, _codebook_job, engine, panel.info, None if md is None else md.ds.images, path,
+    md = ws.data  # the loaded data set when there is one; else the job reads the training data
+    return _run(panel, _codebook_job, ws.engine, ws.info, None if md is None else md.ds.images, path,
                 what="codebook usage")

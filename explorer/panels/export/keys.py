@@ -1,6 +1,10 @@
-"""The keyframe list of the Export panel: key latents with a thumbnail and a label each, in play
-order. Keys come from seeds, from the Manifold panel's current latent and bookmarks, or from a
-session file; the panel decodes thumbnails in a worker and hands them to `set_thumbnails`."""
+"""The keyframe list of the Export panel and where its keys come from.
+
+The keys are the Workspace's (`ws.keys`): `KeyList` shows them (following `keys_changed`) and
+edits them only through `ws.remove_key / move_key / set_keys`, so keys added anywhere (the
+Manifold map, a session) appear here. `KeySources` adds keys from a seed, the current latent, the
+bookmarks or an image file (encoded in a worker) — through the Workspace too. The panel decodes
+thumbnails in a worker and hands them to `KeyList.set_thumbnails`."""
 from __future__ import annotations
 
 import os
@@ -13,14 +17,15 @@ from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QListWidget, QList
 from explorer.widgets.image_grid import thumbnail_pixmap
 from explorer.workers import run_in_thread
 
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
+
 
 class KeyList(QListWidget):
-    changed = Signal()  # keys added, removed, reordered or relabelled
+    changed = Signal()  # the Workspace's keys were added, removed, reordered or relabelled
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.keys: list[np.ndarray] = []
-        self.labels: list[str] = []
+        self.ws = None
         self.setViewMode(QListWidget.ViewMode.IconMode)
         self.setFlow(QListWidget.Flow.LeftToRight)
         self.setWrapping(True)
@@ -32,33 +37,46 @@ class KeyList(QListWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setFixedHeight(92)  # one row on show; more keys scroll
 
-    def add(self, z, label: str) -> None:
-        self.keys.append(np.asarray(z, np.float32).reshape(-1))
-        self.labels.append(label)
+    def set_workspace(self, ws) -> None:
+        """Show `ws.keys` (None: no model, no keys)."""
+        if self.ws is not None:
+            try:
+                self.ws.keys_changed.disconnect(self._rebuild)
+            except (RuntimeError, TypeError):
+                pass
+        self.ws = ws
+        if ws is not None:
+            ws.keys_changed.connect(self._rebuild)
         self._rebuild()
 
-    def set_keys(self, keys, labels) -> None:
-        self.keys = [np.asarray(k, np.float32).reshape(-1) for k in keys]
-        self.labels = list(labels) + [""] * (len(self.keys) - len(labels))
-        self._rebuild()
+    # ---- what is shown (read from the Workspace) -------------------------------------------------------
+    @property
+    def keys(self) -> list[np.ndarray]:
+        return [k.latent for k in self.ws.keys] if self.ws is not None else []
 
+    @property
+    def labels(self) -> list[str]:
+        return [k.label for k in self.ws.keys] if self.ws is not None else []
+
+    # ---- edits (through the Workspace) -----------------------------------------------------------------
     def clear_keys(self) -> None:
-        self.set_keys([], [])
+        if self.ws is not None:
+            self.ws.set_keys([], [])
 
     def remove_selected(self) -> None:
-        rows = sorted({self.row(i) for i in self.selectedItems()}, reverse=True)
-        for r in rows:
-            del self.keys[r], self.labels[r]
-        self._rebuild()
+        if self.ws is None:
+            return
+        rows = {self.row(i) for i in self.selectedItems()}
+        if rows:
+            keep = [k for i, k in enumerate(self.ws.keys) if i not in rows]
+            self.ws.set_keys([k.latent for k in keep], [k.label for k in keep])
 
     def move_selected(self, step: int) -> None:
         r = self.currentRow()
         t = r + step
-        if r < 0 or not 0 <= t < len(self.keys):
+        if self.ws is None or r < 0 or not 0 <= t < len(self.ws.keys):
             return
-        self.keys[r], self.keys[t] = self.keys[t], self.keys[r]
-        self.labels[r], self.labels[t] = self.labels[t], self.labels[r]
-        self._rebuild()
+        self.ws.move_key(r, t)
         self.setCurrentRow(t)
 
     def set_thumbnails(self, images) -> None:
@@ -70,68 +88,72 @@ class KeyList(QListWidget):
 
     def _rebuild(self) -> None:
         self.clear()
-        for i, lab in enumerate(self.labels):
+        for i, (z, lab) in enumerate(zip(self.keys, self.labels)):
             item = QListWidgetItem(lab or f"key {i + 1}")
-            item.setToolTip(f"key {i + 1}: {lab or 'no label'} — |z| = {float(np.linalg.norm(self.keys[i])):.2f}")
+            item.setToolTip(f"key {i + 1}: {lab or 'no label'} — |z| = {float(np.linalg.norm(z)):.2f}")
             self.addItem(item)
         self.changed.emit()
 
 
 class KeySources:
-    """Where the Export panel's keys come from (mixed into the panel: uses `engine`, `keys`,
-    `seed`, `ctx` and the window's other panels)."""
+    """Where new keys come from, all added through the Workspace of the loaded model: the prior
+    latent of a seed (`seed`, a QSpinBox, moves on), the current latent, the bookmarks, or image
+    files encoded in a worker. `parent` is the widget dialogs open over."""
 
-    def _other(self, name: str):
-        win = self.window()
-        return getattr(win, "panels", {}).get(name)
+    def __init__(self, ctx, seed, parent):
+        self.ctx, self.seed, self.parent = ctx, seed, parent
+
+    @property
+    def ws(self):
+        return self.ctx.workspace
 
     def add_seed_key(self) -> None:
         from engines.export.timeline import prior_latents
 
-        if self.engine is None:
+        ws = self.ws
+        if ws is None:
             return
         s = self.seed.value()
-        self.keys.add(prior_latents(self.engine, 1, s)[0], f"seed {s}")
+        ws.add_key(prior_latents(ws.engine, 1, s)[0], f"seed {s}")
         self.seed.setValue(s + 1)
 
     def add_map_key(self) -> None:
-        m = self._other("manifold")
-        z = getattr(m, "z", None)
-        if z is None:
-            self.ctx.message("Pick a latent on the Manifold panel's map first.")
+        ws = self.ws
+        if ws is None or ws.current is None:
+            self.ctx.message("Pick a latent first (on the Manifold panel's map, or in Arithmetic).")
             return
-        self.keys.add(np.asarray(z).reshape(-1), "map")
+        ws.add_key(ws.current, ws.current_label or "map")
 
     def add_bookmark_keys(self) -> None:
-        m = self._other("manifold")
-        md = getattr(m, "md", None)
-        marks = list(md.bookmarks) if md is not None else []
+        ws = self.ws
+        if ws is None:
+            return
+        ws.ensure_bookmarks()
+        marks = list(ws.bookmarks)
         if not marks:
-            self.ctx.message("The Manifold panel has no bookmarks for this model.")
+            self.ctx.message("There are no bookmarks for this model yet (Ctrl+D bookmarks the current latent).")
             return
         for b in marks:
-            self.keys.add(b.latent, b.name)
+            ws.add_key(b.latent, b.name)
 
     def add_image_dialog(self) -> None:
-        from explorer.panels.arithmetic.base import IMAGE_FILTER
-
-        paths, _ = QFileDialog.getOpenFileNames(self, "Images to encode as keys", self.ctx.settings.last_open_dir,
-                                                IMAGE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.parent, "Images to encode as keys",
+                                                self.ctx.settings.last_open_dir, IMAGE_FILTER)
         for p in paths:
             self.add_image_key(p)
 
     def add_image_key(self, path: str):
-        """Encode an image file in a worker; its latent joins the keys when done."""
-        from explorer.panels.arithmetic.jobs import base_from_file
+        """Encode an image file in a worker; its latent joins the keys when done (if the model is
+        still the same)."""
+        from engines.latent.image_file import encode_image_file
 
-        engine = self.engine
-        if engine is None or "encode" not in engine.capabilities:
+        ws = self.ws
+        if ws is None or not ws.can("encode"):
             return None
 
-        def done(base):
-            if engine is self.engine:
-                self.keys.add(base.z, os.path.basename(path))
+        def done(result):
+            if ws is self.ws:
+                ws.add_key(result[0], os.path.basename(path))
 
-        return run_in_thread(base_from_file, engine, path, on_result=done,
+        return run_in_thread(encode_image_file, ws.engine, path, on_result=done,
                              on_error=lambda e: self.ctx.session.report(e, "Cannot use this image"))
-

@@ -1,8 +1,10 @@
 """Export panel: build a video (a walk through key latents, an attribute sweep, a grid of seeds,
 a diffusion trajectory), preview it, and write MP4/GIF/PNG in the background with progress and
-Cancel; File → Save/Open Session keeps everything needed to regenerate it.
+Cancel; a session (File → Save Session, explorer/sessions.py) keeps its export and settings.
 
-Keys come from seeds, from the Manifold panel (its current latent, its bookmarks) or a session.
+The keys and the attribute vectors are the Workspace's (`ws.keys`, `ws.vectors`): keys come from
+seeds, the current latent, the bookmarks, image files or a session, and whatever another panel
+adds to `ws.keys` shows up here. The panel never reaches into another panel.
 The preview renders every frame small in a worker (latest request wins) and plays it at the
 chosen rate; the export runs `engines.export.run_export` in a worker — Cancel closes the
 generator, and the writer removes its temporary file, so nothing appears under the final name.
@@ -25,7 +27,7 @@ from explorer.panels.export.keys import KeyList, KeySources
 from explorer.panels.export.options import ExportOptions
 
 
-class ExportPanel(KeySources, Panel):
+class ExportPanel(Panel):
     name = "export"
     title = "Export"
 
@@ -50,6 +52,8 @@ class ExportPanel(KeySources, Panel):
         self._debounce.setInterval(250)
         self._debounce.timeout.connect(self.refresh_preview)
         ctx.session.model_changed.connect(self._on_model)
+        ctx.session.load_started.connect(lambda _path: self._show_waiting(True))
+        ctx.session.load_failed.connect(lambda _path, _msg: self._show_waiting(False))
         self._on_model(ctx.session.engine, ctx.session.info)
 
     # ---- layout ---------------------------------------------------------------------------------------
@@ -58,12 +62,13 @@ class ExportPanel(KeySources, Panel):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setPrefix("seed ")
+        self.sources = KeySources(self.ctx, self.seed, self)
         self.add_seed_btn = QPushButton("Add")
         self.add_seed_btn.setToolTip("Add the prior latent drawn with this seed (then the seed moves on)")
         self.add_map_btn = QPushButton("From map")
-        self.add_map_btn.setToolTip("Add the Manifold panel's current latent")
+        self.add_map_btn.setToolTip("Add the current latent (picked on the Manifold panel's map)")
         self.add_marks_btn = QPushButton("Bookmarks")
-        self.add_marks_btn.setToolTip("Add every bookmark of the Manifold panel")
+        self.add_marks_btn.setToolTip("Add every bookmark of this model")
         self.add_image_btn = QPushButton("Image…")
         self.add_image_btn.setToolTip("Encode an image file (or several) and add its latent")
         self.remove_btn = QPushButton("Remove")
@@ -141,10 +146,10 @@ class ExportPanel(KeySources, Panel):
         lay.addWidget(scroll)
         lay.addLayout(right, 1)
 
-        self.add_seed_btn.clicked.connect(self.add_seed_key)
-        self.add_map_btn.clicked.connect(self.add_map_key)
-        self.add_marks_btn.clicked.connect(self.add_bookmark_keys)
-        self.add_image_btn.clicked.connect(self.add_image_dialog)
+        self.add_seed_btn.clicked.connect(self.sources.add_seed_key)
+        self.add_map_btn.clicked.connect(self.sources.add_map_key)
+        self.add_marks_btn.clicked.connect(self.sources.add_bookmark_keys)
+        self.add_image_btn.clicked.connect(self.sources.add_image_dialog)
         self.remove_btn.clicked.connect(self.keys.remove_selected)
         self.left_btn.clicked.connect(lambda: self.keys.move_selected(-1))
         self.right_btn.clicked.connect(lambda: self.keys.move_selected(1))
@@ -158,25 +163,47 @@ class ExportPanel(KeySources, Panel):
     def _on_model(self, engine, info) -> None:
         if self.worker is not None and engine is not self.engine:
             self.cancel()
+        ws = self.ctx.workspace
         self.engine, self.info = engine, info
         self.preview_data = None
         self._timer.stop()
         self.view.set_image(None)
-        self.keys.clear_keys()
-        ok = engine is not None
+        self.frame_label.setText("")
+        self.summary.setText("")
+        ok = engine is not None and ws is not None
         for w in (self.add_seed_btn, self.add_map_btn, self.add_marks_btn, self.export_btn):
             w.setEnabled(ok)
         self.add_image_btn.setEnabled(ok and "encode" in engine.capabilities)
         if not ok:
-            self.view.set_placeholder("Load a model in the library to export from it.")
+            self.keys.set_workspace(None)
+            self.options.set_vectors([])
+            self._show_waiting(self.ctx.session.loading)
             return
+        # The model is here: never leave "Load a model" on show while the preview renders.
+        self.view.set_placeholder("Rendering the preview…")
         self.options.set_kinds("trajectory" in engine.capabilities, True)
-        if "sample" in engine.capabilities:
+        ws.vectors_changed.connect(lambda ws=ws: ws is self.ctx.workspace and self._vectors_changed())
+        self.options.set_vectors(self.vectors())
+        if not ws.keys and "sample" in engine.capabilities:
             from engines.export.timeline import prior_latents
 
-            for i, z in enumerate(prior_latents(engine, 4, 0)):
-                self.keys.add(z, f"seed 0·{i}")
+            zs = prior_latents(engine, 4, 0)
+            ws.set_keys(zs, [f"seed 0·{i}" for i in range(len(zs))])
             self.seed.setValue(1)
+        self.keys.set_workspace(ws)
+
+    def _show_waiting(self, loading: bool) -> None:
+        """The placeholder while there is no model: loading one, or none chosen yet."""
+        if self.engine is not None:
+            return
+        if loading:
+            self.view.set_placeholder("Loading the model…")
+        else:
+            self.view.set_placeholder("Load a model in the library to export from it.")
+
+    def _vectors_changed(self) -> None:
+        self.options.set_vectors(self.vectors())
+        self._schedule_preview()
 
     def _keys_changed(self) -> None:
         if self.engine is not None:
@@ -184,16 +211,24 @@ class ExportPanel(KeySources, Panel):
         self._schedule_preview()
 
     def vectors(self) -> list:
-        a = self._other("arithmetic")
-        vl = getattr(a, "vectors", None)
-        return [(v.name, v) for v in vl.vectors()] if vl is not None and hasattr(vl, "vectors") else []
+        """(name, AttributeVector) of the Workspace's vectors, the switched-on ones first."""
+        ws = self.ctx.workspace
+        if ws is None:
+            return []
+        active = ws.active_vectors
+        rest = [v for v in ws.vectors if not ws.is_active(v.name)]
+        return [(v.name, v) for v in active + rest]
+
+    def add_image_key(self, path: str):
+        """Encode an image file in a worker and add it to the keys (see KeySources)."""
+        return self.sources.add_image_key(path)
 
     # ---- spec and preview ---------------------------------------------------------------------------------
     def current_spec(self):
         """The ExportSpec the panel describes now (ValueError when something is missing)."""
         self.options.set_vectors(self.vectors())
-        a = self._other("arithmetic")
-        base = getattr(getattr(getattr(a, "edit", None), "base", None), "z", None)
+        ws = self.ctx.workspace
+        base = None if ws is None else ws.current  # a sweep without keys starts at the current latent
         return self.options.spec(self.engine, self.keys.keys, self.keys.labels, base)
 
     def _schedule_preview(self) -> None:
@@ -320,40 +355,29 @@ class ExportPanel(KeySources, Panel):
     def busy(self) -> bool:
         return self.worker is not None or self._preview.busy or self._thumbs.busy or self._debounce.isActive()
 
-    # ---- sessions (File menu) -------------------------------------------------------------------------------
-    def save_session_dialog(self) -> None:
-        from explorer.panels.export import session as export_session
+    # ---- sessions (explorer/sessions.py collects and restores these) --------------------------------------
+    def session_state(self) -> dict:
+        """The panel's own state in a session: the output settings and the seed box."""
+        return {"output": self.options.output_state(), "seed": self.seed.value()}
 
-        export_session.save_dialog(self)
+    def restore_session_state(self, d: dict) -> None:
+        self.options.set_output_state(d.get("output", {}))
+        self.seed.setValue(int(d.get("seed", 0)))
 
-    def open_session_dialog(self) -> None:
-        from explorer.panels.export import session as export_session
-
-        export_session.open_dialog(self)
-
-    def _apply_pending_session(self, engine, info) -> None:
-        from explorer.panels.export import session as export_session
-
-        s, self._pending_session = getattr(self, "_pending_session", None), None
+    def session_export(self):
+        """The export this panel describes (a session's `export`, what `export --session`
+        regenerates), or None while it is incomplete."""
+        if self.engine is None:
+            return None
         try:
-            self.ctx.session.model_changed.disconnect(self._apply_pending_session)
-        except (RuntimeError, TypeError):
-            pass
-        if s is None or engine is None:
-            return
-        # After this panel's own _on_model (connected first), which reset the keys.
-        notes = export_session.restore(self, s)
-        self.ctx.message("Session restored" + (f" ({'; '.join(notes)})" if notes else ""), 6000)
+            return self.current_spec()
+        except ValueError:
+            return None
 
-    def save_panel_png(self) -> None:
-        """File → Save Panel as PNG: the panel on show, as it looks."""
-        win = self.window()
-        panel = win.tabs.currentWidget() if hasattr(win, "tabs") else self
-        start = os.path.join(self.ctx.settings.last_open_dir or os.path.expanduser("~"), f"{panel.name or 'panel'}.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Save panel as PNG", start, "PNG images (*.png)")
-        if path:
-            ok = panel.grab().save(path if path.lower().endswith(".png") else path + ".png")
-            self.ctx.message(f"Saved {path}" if ok else f"Could not write {path}", 5000)
+    def restore_session_export(self, spec) -> None:
+        self.options.set_vectors(self.vectors())
+        self.options.set_spec(spec)
+        self._schedule_preview()
 
     # ---- screenshots, shutdown ----------------------------------------------------------------------------
     def ready_for_screenshot(self) -> bool:

@@ -1,11 +1,12 @@
 """The right column of the Manifold panel: the current latent decoded large, how typical it is
 (in-distribution gauges), its nearest data neighbours, the history (back/forward) and bookmarks.
 
-It only shows what the panel hands it and reports what the user asks for; it computes nothing."""
+The Inspector only shows what it is handed and reports what the user asks for; `InspectionFeed`
+runs the neighbour search for it in a worker."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
                                QWidget)
 
@@ -169,3 +170,50 @@ class Inspector(QWidget):
     def _on_neighbour(self, i: int) -> None:
         if 0 <= i < len(self._neighbour_indices):
             self.neighbour_clicked.emit(int(self._neighbour_indices[i]))
+
+
+class InspectionFeed(QObject):
+    """Neighbours and gauges of the newest latent, computed in a worker (`jobs.inspect`) and
+    handed to the Inspector: at once for the first, then at most every `interval_ms` while the
+    latent keeps moving (a drag), so the image follows at full rate and the search does not."""
+
+    def __init__(self, inspector: Inspector, fail, interval_ms: int = 120, parent=None):
+        super().__init__(parent)
+        from explorer.panels.manifold.jobs import inspect
+        from explorer.workers import LatestRequestRunner
+
+        self.inspector = inspector
+        self.md = None
+        self._runner = LatestRequestRunner(inspect, self)
+        self._runner.result.connect(self._on_result)
+        self._runner.failed.connect(lambda g, r, e: fail("Could not inspect the latent", e))
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._latest)
+        self._waiting = None
+
+    @property
+    def busy(self) -> bool:
+        return self._runner.busy or self._waiting is not None
+
+    def follow(self, md, z) -> None:
+        self.md, self._waiting = md, z
+        if not self._timer.isActive():
+            self._latest()
+
+    def _latest(self) -> None:
+        z, self._waiting = self._waiting, None
+        if z is not None and self.md is not None:
+            self._runner.submit((self.md, z))
+            self._timer.start()
+
+    def _on_result(self, generation, request, ins) -> None:
+        md, _z = request
+        if md is self.md:
+            self.inspector.show_inspection(md, ins)
+
+    def cancel(self) -> None:
+        self._timer.stop()
+        self._waiting = None
+        self._runner.cancel()

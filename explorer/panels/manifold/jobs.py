@@ -1,9 +1,5 @@
 """What the Manifold panel computes, as plain functions that run in workers (no Qt here).
 
-- `load_model_data`: the model's training data (from the checkpoint's `info.data`, or a data set
-  the user picks) at the engine's image spec, encoded through the HDF5 latent cache, plus the
-  in-distribution reference and the model's bookmarks. A generator: progress per chunk, and a
-  Cancel (a new model) lands between chunks.
 - `project`: PCA / latent axes / plane through three latents (milliseconds); `umap_job` wraps the
   cancellable, cached UMAP run.
 - `render_frame`: map point or latent → latent → decoded image (the scrub, one frame).
@@ -13,102 +9,16 @@
 
 Every function takes the engine as a plain object with `encode`/`decode`/`latent_shape` (and an
 optional `log_prior`), so a GAN with inversion or a diffusion model's deterministic latent plugs in
-without changes here. The math lives in `engines.latent`; this module only adapts it.
+without changes here. The math lives in `engines.latent`; this module only adapts it. The model's
+data (loaded and encoded once, shared by every panel) is the Workspace's (`explorer.workspace`).
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from engines import atomic
-from engines.data import training_source
-from engines.latent.progress import Progress
-
-SCATTER_LIMIT = 10_000  # points drawn on the map; the cache keeps all
 N_NEIGHBOURS = 8
-
-
-
-# ---- the model's data ----------------------------------------------------------------------------------------
-def shown_indices(n: int, limit: int = SCATTER_LIMIT, seed: int = 0) -> np.ndarray:
-    """Which points the scatter draws: all of them up to `limit`, else a fixed random sample
-    (sorted), so the same data set always shows the same points."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-
-
-@dataclass(eq=False)
-class ModelData:
-    ds: object  # engines.data.ImageDataset at the engine's spec
-    ls: object  # engines.latent.cache.LatentSet, rows aligned with ds.images
-    source: str  # what load_dataset was given
-    shown: np.ndarray  # indices of the points drawn on the map
-    indicator: object  # engines.latent.neighbours.InDistribution over the training latents
-    bookmarks: object  # engines.latent.history.Bookmarks of this model
-
-    @property
-    def model_id(self) -> str:
-        return self.ls.model_id
-
-    @property
-    def dim(self) -> int:
-        return self.ls.dim
-
-    def binary(self, name: str) -> bool:
-        return name in self.binary_attributes
-
-    @property
-    def binary_attributes(self) -> list[str]:
-        """The 0/1 attributes (computed once: captions are made while hovering)."""
-        cached = self.__dict__.get("_binary")
-        if cached is None:
-            cached = self.__dict__["_binary"] = [k for k, v in self.ls.attributes.items()
-                                                 if np.all(np.isin(v, (0.0, 1.0)))]
-        return cached
-
-    def caption(self, i: int) -> str:
-        """'#12 · smiling woman · sunglasses, hat': what a data image is."""
-        ls = self.ls
-        parts = [f"#{i}"]
-        if ls.labels is not None:
-            lab = int(ls.labels[i])
-            parts.append(ls.label_names[lab] if 0 <= lab < len(ls.label_names) else str(lab))
-        on = [k for k in self.binary_attributes if ls.attributes[k][i] == 1.0]
-        if on:
-            parts.append(", ".join(on))
-        return " · ".join(parts)
-
-
-def load_model_data(engine, info, source: str | None = None, dataset=None):
-    """Generator: yields Progress, returns ModelData. `source` overrides the checkpoint's data;
-    `dataset` hands over an ImageDataset directly (converted to the engine's spec)."""
-    from engines.data import load_dataset
-    from engines.latent.cache import encode_dataset
-    from engines.latent.neighbours import InDistribution
-
-    if dataset is None:
-        source = source or training_source(info)
-        yield Progress("data", None, f"loading {os.path.basename(source.rstrip('/'))}")
-        dataset = load_dataset(source, spec=engine.spec)
-    else:
-        source = dataset.source or dataset.name
-        if dataset.spec != engine.spec:
-            dataset = dataset.to_spec(engine.spec)
-    # Engines that encode by inversion (GAN) take seconds per chunk: smaller chunks keep the
-    # progress bar moving and let a Cancel land sooner, and big data sets are mapped by a subset.
-    chunk = 256
-    if "invert" in getattr(engine, "capabilities", ()):
-        from engines.gan.inversion import inversion_subset
-
-        chunk, dataset = 32, inversion_subset(dataset)
-    ls = yield from encode_dataset(engine, dataset, chunk=chunk)
-    yield Progress("reference", None, "measuring the training latents")
-    indicator = InDistribution(ls.train, engine, indices=ls.train_idx)
-    return ModelData(dataset, ls, source, shown_indices(len(ls)), indicator, load_bookmarks(ls.model_id))
 
 
 # ---- projections --------------------------------------------------------------------------------------------
@@ -120,31 +30,15 @@ class MapRequest:
     points: tuple = ()  # three latents for "points"
 
 
-def axes_map(latents, i: int, j: int):
-    """Latent axes i, j in their own units (map point = (z_i, z_j)), the other coordinates held at
-    the data mean: for 2-D latents this is the latent space itself."""
-    from engines.latent.planes import Plane
-
-    z = np.asarray(latents, dtype=np.float64)
-    d = z.shape[1]
-    if not (0 <= i < d and 0 <= j < d) or i == j:
-        raise ValueError(f"choose two different latent axes between 0 and {d - 1}")
-    origin = z.mean(0)
-    origin[[i, j]] = 0.0
-    u, v = np.zeros(d), np.zeros(d)
-    u[i] = v[j] = 1.0
-    return Plane(origin, u, v, "axes", {"i": int(i), "j": int(j)})
-
-
 def project(latents, req: MapRequest):
     """A `Projection` for a linear map (exact both ways)."""
     from engines.latent import projection as proj
-    from engines.latent.planes import plane_through
+    from engines.latent.planes import latent_axes_plane, plane_through
 
     if req.kind == "pca":
         return proj.pca_projection(latents)
     if req.kind == "axes":
-        return proj.plane_projection(latents, axes_map(latents, req.i, req.j))
+        return proj.plane_projection(latents, latent_axes_plane(latents, req.i, req.j))
     if req.kind == "points":
         a, b, c = req.points
         return proj.plane_projection(latents, plane_through(a, b, c))
@@ -179,6 +73,7 @@ class FrameRequest:
     point: tuple | None = None  # a map point: the latent is read off the map
     z: np.ndarray | None = None  # or a latent given directly
     origin: str = "drag"  # what asked: drag | click | jump | animate | undo…
+    label: str = ""  # what the latent is ("#12 · smiling woman", "bookmark: home"), travels with it
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,33 +193,3 @@ def atlas_job(req: AtlasRequest):
     yield grid
     batch = 16 if len(grid.latents) > 64 else 8
     yield from decode_atlas(req.engine, grid, batch=batch)
-
-
-# ---- bookmarks ------------------------------------------------------------------------------------------------
-def bookmarks_dir() -> str:
-    from explorer.settings import data_dir
-
-    return os.path.join(data_dir(), "bookmarks")
-
-
-def bookmarks_path(model_id: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
-    return os.path.join(bookmarks_dir(), f"{safe}.json")
-
-
-def load_bookmarks(model_id: str):
-    """The bookmarks saved for this model; an empty set when there are none or the file is bad."""
-    from engines.latent.history import Bookmarks
-
-    try:
-        with open(bookmarks_path(model_id), encoding="utf-8") as f:
-            return Bookmarks.from_dict(json.load(f))
-    except (OSError, ValueError, KeyError, TypeError):
-        return Bookmarks()
-
-
-def save_bookmarks(model_id: str, bookmarks) -> str:
-    """Write atomically (a temporary file renamed over the old one)."""
-    path = bookmarks_path(model_id)
-    atomic.write_json(path, bookmarks.to_dict())
-    return path

@@ -2,143 +2,95 @@
 dragged, the latent atlas, interpolation paths, and what the current latent looks like next to
 the data (nearest neighbours, in-distribution gauges), with history and bookmarks.
 
-Layout: the side form (manifold_controls) on the left, the map (widgets.latent_map) with its
-legend and the path strip in the middle, the inspector (manifold_inspect) on the right.
+The data, the current latent, its history, the bookmarks and the groups A/B are the Workspace's:
+the panel asks for the data when shown (`DataFeed`), makes latents current with `ws.set_current`
+and draws whatever `current_changed` says, so a latent set elsewhere (another panel, undo, a
+session) shows here too. It holds its view: the map (`MapArea`), the path (`PathEditor`), the
+history and bookmark list (`PlaceList`), the form's view state (`ViewState`).
 
-Threads: loading and encoding the data, projections, UMAP, every decode (scrub, path, atlas) and
-the neighbour search run in workers (manifold_jobs); the GUI thread only draws. The scrub goes
-through a LatestRequestRunner: while the cursor moves, the newest position is decoded next and
-older waiting ones are dropped, so the image follows the mouse as fast as the model decodes.
-The panel talks to the engine only through `encode`/`decode`/`latent_shape` (and `log_prior`
-where there is one), so any engine with those plugs in.
+Threads: every projection, decode and search runs in a worker; decodes go through a
+LatestRequestRunner (the newest position next, older waiting ones dropped). A map point's latent is
+known only once decoded (UMAP's inverse runs in the worker): a drag or a click in empty space makes
+it current when its frame arrives; a known latent (data point, bookmark, path frame) at once.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QMenu, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QMenu
 
-from explorer.widgets.latent_map import LatentMap
-from explorer.widgets.map_legend import MapLegend
-from explorer.workers import LatestRequestRunner, Worker
+from explorer.workers import LatestRequestRunner
 from explorer.panels import Panel
 from explorer.panels.manifold.atlas import AtlasView
 from explorer.panels.manifold.controls import MapControls
-from explorer.panels.manifold.inspect import Inspector
-from explorer.panels.manifold.jobs import FrameRequest, MapRequest, axis_titles, inspect, load_model_data, render_frame
-from explorer.panels.manifold.paths import PathActions, PathStrip, PathTool
-from explorer.panels.manifold.places import PlaceActions, Places
-from explorer.panels.manifold.seeds import SeedBrowser
-from explorer.panels.manifold.session import SessionMixin
-from explorer.panels.manifold.state import apply_projection, colouring_for, colour_options, default_atlas, frame_caption
+from explorer.panels.manifold.data import DataFeed
+from explorer.panels.manifold.inspect import InspectionFeed, Inspector
+from explorer.panels.manifold.jobs import FrameRequest, MapRequest, axis_titles, render_frame
+from explorer.panels.manifold.paths import PathEditor
+from explorer.panels.manifold.places import PlaceList
+from explorer.panels.manifold.session import ViewState
+from explorer.panels.manifold.state import (Links, apply_projection, colour_options, default_atlas, frame_caption,
+                                            selection_summary)
 from explorer.panels.manifold.umap import UmapRunner
+from explorer.panels.manifold.view import MapArea, side_scroll
 
 ATLAS_DEBOUNCE_MS = 150
 INSPECT_MS = 120  # neighbours and gauges follow a drag at most ~8 times a second; the image at full rate
+GESTURE = ("drag", "drag-end", "animate")  # origins that coalesce into one history entry per gesture
+NO_MODEL = "Load a model from the library to explore its latent space."
 
 
-class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
+class ManifoldPanel(Panel):
     name = "manifold"
     title = "Manifold"
-    data_ready = Signal(object)  # ModelData
+    data_ready = Signal(object)  # the Workspace's ModelData, once mapped here
     map_ready = Signal(object)  # Projection
     frame_shown = Signal(object)  # Frame
     selection_changed = Signal(object)  # data indices
-    # (data source, indices A, indices B, name): the user asked for the vector A − B (window → Arithmetic)
-    vector_requested = Signal(str, object, object, str)
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
+        self.ws = None  # the loaded model's Workspace
+        self._links = Links()
         self.engine = self.info = None
-        self.md = None  # ModelData
+        self.md = None  # the Workspace's ModelData this map shows
         self.projection = None
-        self.z: np.ndarray | None = None  # the current latent
         self.frame = None  # the last Frame shown
         self.frames_shown = 0
         self.selection = np.zeros(0, np.int64)
-        self._pending = False
-        self._loader: Worker | None = None
-        self._load_gen = 0
-        self._colouring = None
-        self._jump_label = ""
+        self._own = False  # set_current from this panel's own decoded frame: already drawn
+        self._jump_gen = 0  # generation of the newest latent-given frame request
         self._frames = LatestRequestRunner(render_frame, self)
         self._frames.result.connect(self._on_frame)
         self._frames.failed.connect(lambda g, r, e: self._fail("Could not decode", e))
-        self._inspect = LatestRequestRunner(inspect, self)
-        self._inspect.result.connect(self._on_inspection)
-        self._inspect.failed.connect(lambda g, r, e: self._fail("Could not inspect the latent", e))
         self._projector = LatestRequestRunner(apply_projection, self)
         self._projector.result.connect(self._on_projection)
         self._projector.failed.connect(lambda g, r, e: self._map_failed(e))
-        self._inspect_timer = QTimer(self)
-        self._inspect_timer.setSingleShot(True)
-        self._inspect_timer.setInterval(INSPECT_MS)
-        self._inspect_timer.timeout.connect(self._inspect_latest)
-        self._to_inspect = None
-        self._build()
+        self.controls, self.area, self.inspector = MapControls(), MapArea(), Inspector()
+        self.map, self.seeds, self.legend, self.strip = self.area.map, self.area.seeds, self.area.legend, self.area.strip
+        self.map.set_hover_provider(self._hover)
+        lay = QHBoxLayout(self)
+        lay.addWidget(side_scroll(self.controls))
+        lay.addWidget(self.area, 1)
+        lay.addWidget(self.inspector)
+        self.feed = DataFeed(self.controls, self.ctx, self)
+        self.feed.arrived.connect(self._sync)
+        self.feed.message.connect(lambda text: self.md is None and self.area.show_message(text))
+        self.inspection = InspectionFeed(self.inspector, self._fail, INSPECT_MS, self)
         self.umap = UmapRunner(self.controls, self.ctx.session, self)
-        self.places = Places(self.inspector, self.ctx, self)
-        self.paths = PathTool(self)
-        self.paths.changed.connect(self._on_path)
-        self.paths.frame_requested.connect(self._on_path_frame)
-        self.paths.playing_changed.connect(self.controls.set_playing)
-        self.paths.failed.connect(lambda m: self.controls.path_status.setText(f"Could not draw the path: {m}"))
+        self.places = PlaceList(self.inspector, self.ctx, self)
+        self.paths = PathEditor(self.map, self.strip, self.controls, self)
+        self.paths.go.connect(self.go_to)
+        self.paths.gesture_ended.connect(self.places.end_gesture)
+        self.view_state = ViewState(self.controls)
         self.atlas = AtlasView(self.map, self.controls, self)
         self._atlas_timer = QTimer(self)
         self._atlas_timer.setSingleShot(True)
         self._atlas_timer.setInterval(ATLAS_DEBOUNCE_MS)
         self._atlas_timer.timeout.connect(self._refresh_atlas)
         self._connect()
-        self.ctx.session.model_changed.connect(self._on_model)
-        if self.ctx.session.engine is not None:
-            self._on_model(self.ctx.session.engine, self.ctx.session.info)
-        else:
-            self._show_message("Load a model from the library to explore its latent space.")
-
-    # ---- layout ---------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.controls = MapControls()
-        scroll = QScrollArea()
-        scroll.setWidget(self.controls)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(250)
-        scroll.setMaximumWidth(290)
-
-        self.map = LatentMap()
-        self.map.set_hover_provider(self._hover)
-        self.message = QLabel("")
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.message.setStyleSheet("QLabel { color: #444; background: rgba(255,255,255,215); padding: 16px;"
-                                   " border: 1px solid #ccc; border-radius: 4px; }")
-        stack = QWidget()
-        sl = QGridLayout(stack)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.map, 0, 0)
-        self.seeds = SeedBrowser()
-        self.seeds.hide()
-        sl.addWidget(self.seeds, 0, 0)
-        sl.addWidget(self.message, 0, 0, Qt.AlignmentFlag.AlignCenter)
-        self.message.setMaximumWidth(420)
-        self.legend = MapLegend()
-        self.strip = PathStrip()
-        center = QVBoxLayout()
-        center.setSpacing(4)
-        center.addWidget(stack, 1)
-        center.addWidget(self.legend)
-        center.addWidget(self.strip)
-
-        self.inspector = Inspector()
-        lay = QHBoxLayout(self)
-        lay.addWidget(scroll)
-        lay.addLayout(center, 1)
-        lay.addWidget(self.inspector)
+        self.ctx.session.workspace_changed.connect(self._on_workspace)
+        self._on_workspace(self.ctx.session.workspace)
 
     def _connect(self) -> None:
         c, m, ins = self.controls, self.map, self.inspector
@@ -148,10 +100,9 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         c.umap_run.connect(lambda: self.umap.run(self.md))
         c.umap_cancel.connect(self.umap.cancel)
         self.umap.ready.connect(self._show_umap)
-        self.places.go.connect(lambda z, label: self.go_to(z, "history", label))
         c.colour_changed.connect(self._apply_colours)
         c.view_changed.connect(self._atlas_timer.start)
-        c.view_changed.connect(self._on_seed_view)
+        c.view_changed.connect(lambda: self.area.set_seed_mode(c.seed_mode))
         self.seeds.frame.connect(self._on_seed_frame)
         self.seeds.failed.connect(lambda e: self._fail("Could not draw the seeds", e))
         c.atlas_fit_view.connect(self.fit_atlas_to_view)
@@ -159,137 +110,77 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         c.selection_to_mean.connect(self.go_to_selection_mean)
         c.selection_clear.connect(lambda: m.set_selection(np.zeros(0, np.int64)))
         c.path_add_cursor.connect(self.add_cursor_to_path)
-        c.path_clear.connect(self.paths.clear)
-        c.path_changed.connect(lambda: self.paths.set_options(c.path_method.currentData(), c.path_steps.value()))
-        c.path_play.connect(self._on_play)
-        c.loop.toggled.connect(lambda on: setattr(self.paths, "loop", on))
-        c.data_choice.connect(self._choose_data)
         m.cursor_dragged.connect(self._on_drag)
         m.clicked.connect(self._on_click)
         m.selected.connect(self._on_selected)
-        c.groups.vector_requested.connect(
-            lambda a, b, name: self.md is not None and self.vector_requested.emit(self.md.source, a, b, name))
         m.context_requested.connect(self._context_menu)
-        self.legend.toggled.connect(lambda *_: self._apply_visibility())
-        self.strip.clicked.connect(self._on_strip_clicked)
         ins.neighbour_clicked.connect(lambda i: self.go_to_data(i, "neighbour"))
-        ins.bookmark_add.connect(self.add_bookmark)
-
-    def _show_message(self, text: str) -> None:
-        self.message.setText(text)
-        self.message.setVisible(bool(text) and not self.controls.seed_mode)
-
-    # ---- the seed plane (manifold_seeds) ----------------------------------------------------------------
-    def _on_seed_view(self) -> None:
-        on = self.controls.seed_mode
-        self.seeds.setVisible(on)
-        self.map.setVisible(not on)
-        self.message.setVisible(bool(self.message.text()) and not on)
 
     def _on_seed_frame(self, z, image, caption: str, phase: str) -> None:
         if self.projection is not None:  # a map exists: the blend becomes the current latent there
-            self._jump_label = caption
-            self._submit_frame(z=z, origin=phase)
-        else:  # only the prior so far (a GAN's data still being inverted): show it
-            self.z = z
+            self.go_to(z, phase, caption)
+        elif self.ws is not None:  # only the prior so far (a GAN's data still being inverted): show it
+            self._set_current(z, caption, "seeds", record=False)
             self.inspector.show_frame(image, caption)
 
-    # ---- the model and its data --------------------------------------------------------------------------
-    def _on_model(self, engine, info) -> None:
+    # ---- the Workspace and its data ----------------------------------------------------------------------
+    def _on_workspace(self, ws) -> None:
+        """A new model (or none): its Workspace replaces the old one, and the view starts afresh."""
         self._stop_work()
-        self._pending = False
-        self.engine, self.info = engine, info
-        self.md = self.projection = self.z = self.frame = None
+        self._links.clear()
+        self.ws = ws
+        self.engine, self.info = (ws.engine, ws.info) if ws is not None else (None, None)
+        self.md = self.projection = self.frame = None
         self.selection = np.zeros(0, np.int64)
         self.controls.show_selection(0)
-        self.controls.groups.set_data(None)
         self.umap.reset()
-        self.places.set_data(None)
         self.paths.clear()
+        self.paths.set_map(None, None, None)
         self.map.clear_points()
         self.legend.clear_entries()
         self.inspector.clear()
-        self.controls.data_combo.setCurrentIndex(0)
-        self.seeds.set_engine(engine)
-        if engine is None:
-            self._show_message("Load a model from the library to explore its latent space.")
-            return
-        if "encode" not in getattr(engine, "capabilities", {"encode"}):
-            self._show_message(f"{engine.name.upper()} models cannot encode images yet, and the map is made of "
-                               "encoded data.")
-            return
-        self._pending = True
-        self._show_message("Opening the model's data…")
-        if self.isVisible():
-            self.load_data()
+        self.seeds.set_engine(self.engine)
+        self.feed.set_workspace(ws)
+        self.places.set_workspace(ws)
+        self.controls.groups.set_workspace(ws)
+        if ws is None:
+            self.area.show_message(NO_MODEL)
+        elif not ws.can("encode"):
+            self.area.show_message(f"{ws.engine.name.upper()} models cannot encode images yet, and the map is "
+                                   "made of encoded data.")
+        else:
+            self._links.connect(ws.current_changed, self._on_current)
+            self.area.show_message("Opening the model's data…")
+            self._sync()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._pending:
-            self.load_data()
+        self._sync()
 
-    def load_data(self, source: str | None = None, dataset=None) -> None:
-        """Load and encode the data (the checkpoint's training data unless told otherwise)."""
-        if self.engine is None:
+    def _sync(self) -> None:
+        """While shown: ask for the data (once), map new data, draw a latent made current while hidden."""
+        ws = self.ws
+        if ws is None or not self.isVisible() or not ws.can("encode"):
             return
-        self._pending = False
-        if self._loader is not None:
-            self._loader.quit()
-        self._load_gen += 1
-        gen = self._load_gen
-        self.controls.data_bar.setValue(0)
-        self.controls.data_bar.show()
-        self.ctx.session.set_busy("manifold", "encoding the data for the map")
-        w = Worker(load_model_data, self.engine, self.info, source, dataset)
-        w.yielded.connect(lambda p, g=gen: g == self._load_gen and self._on_load_progress(p))
-        w.returned.connect(lambda md, g=gen: g == self._load_gen and self._on_data(md))
-        w.errored.connect(lambda e, g=gen: g == self._load_gen and self._on_load_failed(e))
-        w.finished.connect(lambda g=gen: g == self._load_gen and self._on_load_finished())
-        self._loader = w
-        w.start()
+        md = self.feed.take(self.md)
+        if md is not None:
+            self._on_data(md)
+        elif self.projection is not None and ws.current is not None and (
+                self.frame is None or not np.array_equal(self.frame.z, ws.current)):
+            self._submit_frame(z=ws.current, origin="replace", label=ws.current_label)
 
     def use_dataset(self, dataset) -> None:
-        """Map this ImageDataset instead of the checkpoint's data (tests, other panels)."""
-        self.load_data(dataset=dataset)
-
-    def _choose_data(self, choice: str) -> None:
-        if choice == "?":
-            path, _ = QFileDialog.getOpenFileName(self, "Data to map", self.ctx.settings.last_data_dir,
-                                                  "Image data (*.npz *.h5 *.hdf5 *-ubyte);;All files (*)")
-            if not path:
-                return
-            self.controls.data_combo.setItemText(self.controls.data_combo.count() - 1, os.path.basename(path))
-            choice = path
-        self.load_data(source=choice or None)
-
-    def _on_load_progress(self, p) -> None:
-        if p.fraction is not None:
-            self.controls.data_bar.setValue(int(1000 * p.fraction))
-        self.controls.data_status.setText(p.message)
-        self._show_message(p.message[:1].upper() + p.message[1:] + "…")
-
-    def _on_load_failed(self, e) -> None:
-        self.controls.data_status.setText(str(e))
-        self._show_message(f"{e}\n\nPick another data set under Data.")
-
-    def _on_load_finished(self) -> None:
-        self._loader = None
-        self.controls.data_bar.hide()
-        self.ctx.session.set_busy("manifold", None)
+        """Map this ImageDataset (it becomes the Workspace's data, for every panel)."""
+        self.feed.use_dataset(dataset)
 
     def _on_data(self, md) -> None:
         self.md = md
-        ls = md.ls
-        n_shown = len(md.shown)
-        cached = "from the cache" if ls.from_cache else "encoded now, cached"
-        shown = f", {n_shown:,} drawn" if n_shown < len(ls) else ""
-        self.controls.data_status.setText(f"{md.ds.name}: {len(ls):,} images{shown} · latent {ls.dim}-D · {cached}")
-        self.controls.set_latent_dim(ls.dim)
+        self.feed.describe(md)
+        self.controls.set_latent_dim(md.ls.dim)
         self.controls.set_colour_options(colour_options(md), "label")
-        self.places.set_data(md)
-        self.controls.groups.set_data(md)
+        self.controls.groups.set_selection(np.zeros(0, np.int64))
         self.umap.reset(md)
-        if ls.dim == 2 and self.controls.projection.currentData() == "pca":
+        if md.ls.dim == 2 and self.controls.projection.currentData() == "pca":
             self.controls.set_projection("axes")  # emits → request_map
         else:
             self.request_map()
@@ -328,7 +219,9 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
             return
         projection, coords, tree = value
         self.projection = projection
-        self._show_message("")
+        if len(projection.coords) == len(md.ls):  # the map's coordinates are the Workspace's (exports)
+            self.ws.set_projection(projection.kind.replace(" ", "-"), projection.coords)
+        self.area.show_message("")
         self.map.set_points(coords, md.shown, tree)
         self.map.set_axis_titles(*axis_titles(projection))
         self._apply_colours()
@@ -337,42 +230,41 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         self.controls.set_atlas_extent(extent)
         if projection.kind == "three points":
             self.controls.plane_hint.setText("Points 1, 2, 3 sit at (0,0), (1,0), (0,1). Exact.")
-        self.paths.set_context(self.engine, projection.mapping)
+        self.paths.set_map(self.engine, projection, md)
         self._refresh_atlas()
-        if self.z is None:
+        if self.ws.current is None:
             first = int(md.ls.train_idx[0]) if len(md.ls.train_idx) else 0
             self.go_to_data(first, "start")
         else:
-            self._submit_frame(z=self.z, origin="replace")
+            self._submit_frame(z=self.ws.current, origin="replace", label=self.ws.current_label)
         self.map_ready.emit(projection)
 
     def _map_failed(self, e) -> None:
         self.ctx.message(f"Could not draw the map: {e}")
         self.controls.plane_hint.setText(str(e))
 
-    def _apply_colours(self) -> None:
-        if self.md is None or not len(self.map.coords):
-            return
-        col = colouring_for(self.md, self.controls.colour.currentData() or "none")
-        self._colouring = col
-        self.map.set_colours(col.codes, col.colours)
-        self.map.set_visible_points(None)
-        n, total = len(self.md.shown), len(self.md.ls)
-        note = f"{n:,} of {total:,} points drawn" if n < total else ""
-        self.legend.set_entries(col.title, col.colours, col.entries, note)
-
-    def _apply_visibility(self) -> None:
-        col = self._colouring
-        if col is None:
-            return
-        hidden = np.asarray(sorted(self.legend.hidden), dtype=np.int64)
-        self.map.set_visible_points(None if not len(hidden) else ~np.isin(col.codes, hidden))
-
     # ---- scrub and jumps ----------------------------------------------------------------------------------
-    def _submit_frame(self, point=None, z=None, origin: str = "drag") -> None:
+    def _submit_frame(self, point=None, z=None, origin: str = "drag", label: str = "") -> None:
         if self.projection is None or self.engine is None:
             return
-        self._frames.submit(FrameRequest(self.engine, self.projection.mapping, point, z, origin))
+        gen = self._frames.submit(FrameRequest(self.engine, self.projection.mapping, point, z, origin, label))
+        if z is not None:
+            self._jump_gen = gen
+
+    def _set_current(self, z, label: str, origin: str, record: bool = True) -> None:
+        """A latent this panel has drawn already becomes the Workspace's current latent."""
+        self._own = True
+        try:
+            self.ws.set_current(z, label, origin, record=record, coalesce=origin in GESTURE)
+        finally:
+            self._own = False
+        if origin == "drag-end":
+            self.ws.end_gesture()
+
+    def _on_current(self, z, label: str, origin: str) -> None:
+        """The Workspace's current latent changed (here, in another panel, undo, a session): draw it."""
+        if not self._own and self.isVisible():  # hidden: drawn when shown (_sync)
+            self._submit_frame(z=z, origin=origin, label=label)
 
     def _on_drag(self, x: float, y: float, phase: str) -> None:
         if self.projection is None:
@@ -380,7 +272,6 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         if phase == "start":
             self.paths.stop()
             self.places.end_gesture()
-        self._jump_label = ""
         self.map.set_cursor((x, y))
         self._submit_frame(point=(x, y), origin="drag-end" if phase == "end" else "drag")
 
@@ -389,9 +280,9 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         self._on_drag(x, y, "move")
 
     def go_to(self, z, origin: str = "jump", label: str = "") -> None:
-        """Make z the current latent: decoded, placed on the map, recorded in the history."""
-        self._jump_label = label
-        self._submit_frame(z=np.asarray(z, dtype=np.float32).reshape(-1), origin=origin)
+        """Make z the Workspace's current latent (recorded in its history); drawn on `current_changed`."""
+        if self.ws is not None:
+            self.ws.set_current(np.asarray(z, np.float32).reshape(-1), label, origin, coalesce=origin in GESTURE)
 
     def go_to_data(self, index: int, origin: str = "click") -> None:
         if self.md is not None:
@@ -401,46 +292,34 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         if self.projection is None:
             return
         if self.map.mode == "pick":
-            self.add_path_point(x, y, index)
+            self.paths.add_point(x, y, index)
         elif index >= 0:
             self.go_to_data(index)
         else:
-            self._jump_label = ""
             self.map.set_cursor((x, y))
             self._submit_frame(point=(x, y), origin="click")
 
     def _on_frame(self, generation, request, frame) -> None:
-        if self.projection is None:
+        if self.projection is None or self.ws is None:
             return
+        if request.z is None:  # a map point: its latent is known now, and becomes the current one
+            if generation < self._jump_gen:
+                return  # unless a latent was made current after it was asked for
+            self._set_current(frame.z, request.label, request.origin)
         if request.mapping is not self.projection.mapping:  # decoded on a map that is gone:
-            keep = request.origin if request.origin not in ("drag", "drag-end", "animate") else "replace"
-            self._submit_frame(z=frame.z, origin=keep)  # keep the latent, place it on this one
+            self._submit_frame(z=frame.z, origin="replace", label=request.label)  # place it on this one
             return
-        self.z, self.frame = frame.z, frame
+        self.frame = frame
         self.frames_shown += 1
-        origin = request.origin
-        if origin not in ("drag", "drag-end"):
+        if request.origin not in ("drag", "drag-end"):
             scale = max(1e-9, float(np.linalg.norm(frame.z)))
             self.map.set_cursor(frame.point, on_map=frame.off_map <= 1e-4 * scale)
-        label = self._jump_label if origin not in ("drag", "drag-end", "click") else ""
-        self.inspector.show_frame(frame.image, frame_caption(frame, label, self.projection))
-        self.places.record(frame.z, origin, label)
-        self._to_inspect = frame.z
-        if not self._inspect_timer.isActive():
-            self._inspect_latest()
+        self.inspector.show_frame(frame.image, frame_caption(frame, request.label, self.projection))
+        self.inspection.follow(self.md, frame.z)
         self.frame_shown.emit(frame)
 
-    def _inspect_latest(self) -> None:
-        """Neighbours and gauges of the newest latent, then at most every INSPECT_MS."""
-        z, self._to_inspect = self._to_inspect, None
-        if z is not None and self.md is not None:
-            self._inspect.submit((self.md, z))
-            self._inspect_timer.start()
-
-    def _on_inspection(self, generation, request, ins) -> None:
-        md, _z = request
-        if md is self.md:
-            self.inspector.show_inspection(md, ins)
+    def _apply_colours(self) -> None:
+        self.area.apply_colours(self.md, self.controls.colour.currentData() or "none")
 
     def _hover(self, index: int):
         return self.md.ds.images[index], self.md.caption(index)
@@ -448,14 +327,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
     # ---- selection ---------------------------------------------------------------------------------------------
     def _on_selected(self, indices) -> None:
         self.selection = np.asarray(indices, dtype=np.int64)
-        summary = ""
-        md = self.md
-        if md is not None and len(self.selection) and md.ls.labels is not None:
-            counts = np.bincount(md.ls.labels[self.selection])
-            top = np.argsort(counts)[::-1][:2]
-            summary = ", ".join(f"{counts[t]} {md.ls.label_names[t] if t < len(md.ls.label_names) else t}"
-                                for t in top if counts[t])
-        self.controls.show_selection(len(self.selection), summary)
+        self.controls.show_selection(len(self.selection), selection_summary(self.md, self.selection))
         self.controls.groups.set_selection(self.selection)
         self.selection_changed.emit(self.selection)
 
@@ -464,7 +336,7 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
             self.go_to(self.md.ls.latents[self.selection].mean(0), "selection",
                        f"mean of {len(self.selection)} selected points")
 
-    # ---- atlas (manifold_atlas) ------------------------------------------------------------------------
+    # ---- atlas ------------------------------------------------------------------------
     def _refresh_atlas(self, frame: bool = True) -> None:
         self.atlas.refresh(self.engine, self.projection.mapping if self.projection is not None else None, frame)
 
@@ -481,7 +353,8 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         what = self.md.caption(index) if index >= 0 else "here"
         menu.addAction(f"Go to {what}", lambda: self._on_click(x, y, index) if self.map.mode != "pick"
                        else self.go_to_data(index) if index >= 0 else self.scrub_to(x, y))
-        menu.addAction(f"Add {what} to the path", lambda: self.add_path_point(x, y, index))
+        menu.addAction(f"Add {what} to the path", lambda: self.paths.add_point(x, y, index))
+        menu.addAction(f"Use {what} as an export key", lambda: self.use_as_key(x, y, index))
         if self.controls.atlas_mode:
             menu.addAction("Centre the atlas here", lambda: self.atlas.centre_on(x, y, self.engine, self.projection.mapping))
         if self.controls.atlas_mode and self.atlas.canvas is not None:
@@ -493,30 +366,97 @@ class ManifoldPanel(PathActions, PlaceActions, SessionMixin, Panel):
         menu.addAction("Frame all points", self.map.fit)
         menu.popup(global_pos.toPoint())
 
-    # ---- errors, state, shutdown ------------------------------------------------------------------------
+    def use_as_key(self, x: float, y: float, index: int = -1) -> None:
+        """A place on the map becomes one of the Workspace's export keys (the Export panel shows it):
+        a data point's own latent, or the latent under a free map position (milliseconds: the map's
+        mapping is linear, or a Shepard interpolation on UMAP)."""
+        if self.ws is None or self.projection is None:
+            return
+        if index >= 0:
+            z, label = self.md.ls.latents[index], self.md.caption(index, short=True)
+        else:
+            z, label = self.projection.mapping.to_latent(np.asarray([x, y], np.float64)), f"map ({x:.2f}, {y:.2f})"
+        self.ws.add_key(np.asarray(z, np.float32).reshape(-1), label)
+        self.ctx.message(f"Export key {len(self.ws.keys)}: {label}")
+
+    # ---- history, bookmarks, path, view (held objects; the shortcuts in actions.py call these) -------------
+    @property
+    def z(self) -> np.ndarray | None:
+        """The current latent: the Workspace's."""
+        return self.ws.current if self.ws is not None else None
+
+    @property
+    def history(self):
+        return self.places.history
+
+    def undo(self) -> None:
+        self.places.undo()
+
+    def redo(self) -> None:
+        self.places.redo()
+
+    def shortcut_undo(self) -> None:
+        if self.isVisible():
+            self.undo()
+
+    def shortcut_redo(self) -> None:
+        if self.isVisible():
+            self.redo()
+
+    def shortcut_bookmark(self) -> None:
+        if self.isVisible() and self.z is not None:
+            self.places.add_bookmark(self.places.next_name())
+
+    def add_path_point(self, x: float, y: float, index: int = -1) -> None:
+        self.paths.add_point(x, y, index)
+
+    def add_cursor_to_path(self) -> None:
+        self.paths.add_latent(self.z, "cursor")
+
+    def apply_view(self, projection: str | None = None, colour: str | None = None, view: str | None = None) -> None:
+        self.view_state.apply(projection, colour, view)
+
+    def session_state(self) -> dict:
+        """The panel's own view (the latent, history, bookmarks and groups are the Workspace's)."""
+        return self.view_state.state()
+
+    def restore_session_state(self, d: dict) -> None:
+        self.view_state.restore(d)
+
+    # ---- screenshots -----------------------------------------------------------------------------------------
+    def ready_for_screenshot(self) -> bool:
+        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
+        if self.controls.seed_mode:
+            return self.seeds.complete and self.inspector.image.has_image() and not self.busy
+        return (self.projection is not None and self.inspector.image.has_image() and not self.busy
+                and (not self.controls.atlas_mode or self.atlas.complete))
+
+    def prepare_screenshot(self, view: str | None = None, projection: str | None = None, colour: str | None = None,
+                           path: int = 0, resolution: int | None = None) -> None:
+        """`view` scatter|atlas|seeds, a projection, a colouring, a path through `path` data points of
+        different labels, the atlas resolution."""
+        if path:
+            self.paths.add_labels(path)
+        if resolution:
+            self.controls.atlas_res.setValue(int(resolution))
+        self.apply_view(projection, colour, view)
+        if view == "seeds":
+            self.seeds.move_to(1.5, 1.5, "end")
+
+    # ---- errors, shutdown ------------------------------------------------------------------------------------
     def _fail(self, title: str, e) -> None:
         self.ctx.session.report(e, title)
 
     def _stop_work(self) -> None:
-        if self._loader is not None:
-            self._loader.quit()
-            self._loader = None
-            self._load_gen += 1
-            self.ctx.session.set_busy("manifold", None)
-        self.umap.cancel()
-        for r in (self._frames, self._inspect, self._projector):
-            r.cancel()
-        self.atlas.cancel()
-        self.seeds.cancel()
+        for part in (self.umap, self.inspection, self._frames, self._projector, self.atlas, self.seeds):
+            part.cancel()
         self.paths.shutdown()
 
     def shutdown(self) -> None:
         self._atlas_timer.stop()
-        self._inspect_timer.stop()
         self._stop_work()
 
     @property
     def busy(self) -> bool:
-        return (self._loader is not None or self._frames.busy or self._inspect.busy or self._projector.busy
-                or self.atlas.busy or self.paths.busy or self._to_inspect is not None or self.umap.looking
-                or self.seeds.busy)
+        return (self.feed.loading or self._frames.busy or self.inspection.busy or self._projector.busy
+                or self.atlas.busy or self.paths.busy or self.umap.looking or self.seeds.busy)

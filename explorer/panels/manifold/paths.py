@@ -1,9 +1,9 @@
 """Paths on the map: the picked points, the interpolation between them (computed in a worker:
-latents, the line on the map, the decoded strip) and the animation along it. `PathActions` is
-the Manifold panel's side of it (a mixin): picking points, playing, the strip's clicks.
+latents, the line on the map, the decoded strip) and the animation along it. `PathEditor` is the
+object the Manifold panel holds: picking points, playing, the strip's clicks.
 
 The animation steps through the finely sampled path latents the worker returned (no math on the
-GUI thread) and asks the panel to show each one (`frame_requested`), which goes through the same
+GUI thread) and asks the panel to show each one (`PathEditor.go`), which goes through the same
 latest-request-wins decoder as a drag — so a slow decoder drops frames instead of lagging.
 """
 from __future__ import annotations
@@ -190,22 +190,88 @@ class PathStrip(QWidget):
         return self.grid.highlight
 
 
-class PathActions:
-    """ManifoldPanel's path handling (it owns `paths`, `strip`, `map`, `controls`, `places`)."""
+class PathEditor(QObject):
+    """The path as the Manifold panel edits it: points picked on the map (data points, free map
+    positions or the current latent), the line and numbered points on the map, the decoded strip
+    under it, the form's path controls, and playing along it. It never sets the current latent
+    itself: a frame to show (a strip click, an animation step) goes out as `go(latent, origin,
+    label)` and the panel makes it the Workspace's current latent; `gesture_ended` when playing
+    stops (one history entry per play)."""
 
-    def add_path_point(self, x: float, y: float, index: int = -1) -> None:
+    go = Signal(object, str, str)  # latent, origin ("path" | "animate"), label
+    gesture_ended = Signal()
+
+    def __init__(self, latent_map, strip: PathStrip, controls, parent=None):
+        super().__init__(parent)
+        self.map, self.strip, self.controls = latent_map, strip, controls
+        self.projection = None
+        self.md = None  # the Workspace's ModelData the map shows
+        self.tool = PathTool(self)
+        t, c = self.tool, controls
+        t.changed.connect(self._on_path)
+        t.frame_requested.connect(self._on_frame)
+        t.playing_changed.connect(c.set_playing)
+        t.failed.connect(lambda m: c.path_status.setText(f"Could not draw the path: {m}"))
+        c.path_clear.connect(t.clear)
+        c.path_changed.connect(lambda: t.set_options(c.path_method.currentData(), c.path_steps.value()))
+        c.path_play.connect(self._on_play)
+        c.loop.toggled.connect(lambda on: setattr(t, "loop", on))
+        strip.clicked.connect(self._on_strip_clicked)
+
+    def set_map(self, engine, projection, md) -> None:
+        """The map now shown (None: none): the path is redrawn on it."""
+        self.projection, self.md = projection, md
+        self.tool.set_context(engine, None if projection is None else projection.mapping)
+
+    # ---- what the panel reads --------------------------------------------------------------------------
+    @property
+    def result(self):
+        return self.tool.result
+
+    @property
+    def playing(self) -> bool:
+        return self.tool.playing
+
+    @property
+    def busy(self) -> bool:
+        return self.tool.busy
+
+    def latents(self):
+        return self.tool.latents()
+
+    def clear(self) -> None:
+        self.tool.clear()
+
+    def stop(self) -> None:
+        self.tool.stop()
+
+    def shutdown(self) -> None:
+        self.tool.shutdown()
+
+    # ---- picking ------------------------------------------------------------------------------------------
+    def add_point(self, x: float, y: float, index: int = -1) -> None:
         """A data point (index ≥ 0: its own latent) or the free map position (x, y)."""
         if self.projection is None:
             return
-        if index >= 0:
-            self.paths.add(Knot(z=self.md.ls.latents[index]), self.md.caption(index), index)
+        if index >= 0 and self.md is not None:
+            self.tool.add(Knot(z=self.md.ls.latents[index]), self.md.caption(index), index)
         else:
-            self.paths.add(Knot(point=(x, y), mapping=self.projection.mapping), f"({x:.2f}, {y:.2f})")
+            self.tool.add(Knot(point=(x, y), mapping=self.projection.mapping), f"({x:.2f}, {y:.2f})")
 
-    def add_cursor_to_path(self) -> None:
-        if self.z is not None:
-            self.paths.add(Knot(z=self.z), "cursor")
+    def add_labels(self, n: int) -> None:
+        """A path through the first training image of each of the first `n` labels (screenshots)."""
+        if self.md is None:
+            return
+        ls = self.md.ls
+        labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
+        for lab in np.unique(labels)[:n]:
+            self.add_point(0.0, 0.0, int(ls.train_idx[np.flatnonzero(labels == lab)[0]]))
 
+    def add_latent(self, z, label: str = "cursor") -> None:
+        if z is not None:
+            self.tool.add(Knot(z=np.asarray(z, np.float32).reshape(-1)), label)
+
+    # ---- drawing and playing ---------------------------------------------------------------------------------
     def _on_path(self, result) -> None:
         self.map.set_knots(None if result is None else result.knots_on_map)
         self.map.set_path(None if result is None or not len(result.trace) else result.trace)
@@ -217,20 +283,19 @@ class PathActions:
                                           f"{n} points · {len(result.images)} frames.")
 
     def _on_play(self, on: bool) -> None:
-        if on and not self.paths.play():
+        if on and not self.tool.play():
             self.controls.set_playing(False)
             self.controls.path_status.setText("Pick two or more points to play a path.")
         elif not on:
-            self.paths.stop()
-            self.places.end_gesture()
+            self.tool.stop()
+            self.gesture_ended.emit()
 
-    def _on_path_frame(self, z, strip_index: int) -> None:
+    def _on_frame(self, z, strip_index: int) -> None:
         self.strip.set_highlight(strip_index)
-        self._jump_label = "on the path"
-        self._submit_frame(z=z, origin="animate")
+        self.go.emit(z, "animate", "on the path")
 
     def _on_strip_clicked(self, i: int) -> None:
-        r = self.paths.result
+        r = self.tool.result
         if r is not None and i < len(r.latents):
             self.strip.set_highlight(i)
-            self.go_to(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")
+            self.go.emit(r.latents[i], "path", f"path frame {i + 1}/{len(r.latents)}")

@@ -190,7 +190,7 @@ class SeedBrowser(QWidget):
         self._cache = {}
         self.canvas.images = {}
         self.canvas.update()
-        if engine is not None and "sample" in getattr(engine, "capabilities", ()) and self.isVisible():
+        if engine is not None and "sample" in engine.capabilities and self.isVisible():
             self.refresh()
 
     def refresh(self) -> None:

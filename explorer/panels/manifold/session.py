@@ -1,40 +1,18 @@
-"""The Manifold panel as a whole view: what a session file keeps of it (projection, colouring,
-scatter/atlas/seeds, the current latent) and how `screenshot` sets it up for a picture.
+"""The Manifold panel's own view state: what the map shows and how (projection, latent axes,
+colouring, scatter/atlas/seeds, atlas resolution, path method and steps), as a session
+file keeps it and as `screenshot` sets it up.
 
-A mixin of ManifoldPanel: it reads and sets the panel's controls, map, seeds and paths.
+The current latent, its history, the bookmarks and the groups A/B are the Workspace's and are
+saved with it, not here. `ViewState` only reads and sets the panel's form (`MapControls`).
 """
 from __future__ import annotations
 
-import numpy as np
-from PySide6.QtCore import QTimer
 
+class ViewState:
+    def __init__(self, controls):
+        self.controls = controls
 
-class SessionMixin:
-    def ready_for_screenshot(self) -> bool:
-        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
-        if self.controls.seed_mode:
-            return self.seeds.complete and self.inspector.image.has_image() and not self.busy
-        return (self.projection is not None and self.inspector.image.has_image() and not self.busy
-                and (not self.controls.atlas_mode or self.atlas.complete))
-
-    def prepare_screenshot(self, view: str | None = None, projection: str | None = None, colour: str | None = None,
-                           path: int = 0, resolution: int | None = None) -> None:
-        """Set the panel up for a picture: `view` scatter|atlas, a projection, a colouring, and a
-        path through `path` data points of different labels."""
-        c = self.controls
-        if path and self.md is not None:
-            ls = self.md.ls
-            labels = ls.labels[ls.train_idx] if ls.labels is not None else np.zeros(len(ls.train_idx), np.int64)
-            picks = [int(ls.train_idx[np.flatnonzero(labels == lab)[0]]) for lab in np.unique(labels)[:path]]
-            for i in picks:
-                self.add_path_point(0.0, 0.0, i)
-        if resolution:
-            c.atlas_res.setValue(int(resolution))
-        self.apply_view(projection, colour, view)
-        if view == "seeds":
-            self.seeds.move_to(1.5, 1.5, "end")
-
-    def apply_view(self, projection: str | None = None, colour: str | None = None, view: str | None = None) -> None:
+    def apply(self, projection: str | None = None, colour: str | None = None, view: str | None = None) -> None:
         """Choose a projection, a colouring and what the map shows (scatter|map|atlas|seeds)."""
         c = self.controls
         if projection:
@@ -46,20 +24,24 @@ class SessionMixin:
         elif view in ("scatter", "map", "atlas"):
             c.set_atlas_mode(view == "atlas")
 
-    def session_state(self) -> dict:
+    def state(self) -> dict:
         c = self.controls
         return {"projection": c.projection.currentData(), "colour": c.colour.currentData(),
                 "view": "seeds" if c.seed_mode else "atlas" if c.atlas_mode else "map",
-                "latent": None if self.z is None else [float(x) for x in np.ravel(self.z)]}
+                "axes": [c.axis_i.value(), c.axis_j.value()], "atlas_resolution": c.atlas_res.value(),
+                "path": {"method": c.path_method.currentData(), "steps": c.path_steps.value()}}
 
-    def restore_session_state(self, d: dict) -> None:
-        self.apply_view(d.get("projection"), d.get("colour"), d.get("view"))
-        if d.get("latent") is not None:
-            self._restore_latent(np.asarray(d["latent"], np.float32), tries=120)
-
-    def _restore_latent(self, z, tries: int) -> None:
-        """Go to z once the map is there (a session is often opened while the data still loads)."""
-        if self.projection is not None and self.engine is not None and z.size == self.engine.latent_dim:
-            self.go_to(z, label="session")
-        elif tries > 0 and self.engine is not None:
-            QTimer.singleShot(250, lambda: self._restore_latent(z, tries - 1))
+    def restore(self, d: dict) -> None:
+        c = self.controls
+        axes = d.get("axes")
+        if axes is not None and len(axes) == 2:
+            c.axis_i.setValue(int(axes[0]))
+            c.axis_j.setValue(int(axes[1]))
+        if d.get("atlas_resolution"):
+            c.atlas_res.setValue(int(d["atlas_resolution"]))
+        path = d.get("path") or {}
+        if c.path_method.findData(path.get("method")) >= 0:
+            c.path_method.setCurrentIndex(c.path_method.findData(path["method"]))
+        if path.get("steps"):
+            c.path_steps.setValue(int(path["steps"]))
+        self.apply(d.get("projection"), d.get("colour"), d.get("view"))

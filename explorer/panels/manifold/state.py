@@ -1,6 +1,7 @@
 """Small pieces of the Manifold panel that are neither widgets nor long jobs: laying out a
-projection for the view (in a worker), the colour-by choices, the atlas's default square and
-the caption under the decoded image."""
+projection for the view (in a worker), the colour-by choices, the selection's summary, the
+atlas's default square, the caption under the decoded image, and `Links` (the connections a view
+made to the current Workspace, undone when the Workspace is replaced)."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,6 +42,15 @@ def colouring_for(md, key: str):
     return map_colours.uniform(len(shown), "data points")
 
 
+def selection_summary(md, idx) -> str:
+    """'12 smiling woman, 3 neutral man': the two most common labels of the selected points."""
+    if md is None or not len(idx) or md.ls.labels is None:
+        return ""
+    counts = np.bincount(md.ls.labels[idx])
+    top = np.argsort(counts)[::-1][:2]
+    return ", ".join(f"{counts[t]} {md.label_name(int(t))}" for t in top if counts[t])
+
+
 def default_atlas(projection, coords) -> tuple[tuple[float, float], float]:
     """Centre and half-side of the atlas square: the central 96 % of the points."""
     if projection.kind == "pca":
@@ -65,3 +75,27 @@ def frame_caption(frame, label: str, projection) -> str:
         lines.append("<span style='color:#b26a00'>Far from the data on this UMAP map: the latent is an "
                      "average of distant points.</span>")
     return "<br>".join(lines)
+
+
+class Links:
+    """The signal connections one view made to the current Workspace, undone together when the
+    Workspace is replaced (a new model), so an old Workspace never reaches the view."""
+
+    def __init__(self):
+        self._pairs: list = []
+
+    def connect(self, signal, slot) -> None:
+        signal.connect(slot)
+        self._pairs.append((signal, slot))
+
+    def clear(self) -> None:
+        import warnings
+
+        for signal, slot in self._pairs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                try:
+                    signal.disconnect(slot)
+                except (RuntimeError, TypeError):  # the Workspace is already gone
+                    pass
+        self._pairs = []

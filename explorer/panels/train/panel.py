@@ -23,7 +23,7 @@ from explorer.panels import Panel
 from explorer.panels.train.data_box import DataBox
 from explorer.panels.train.forms import ConfigForm
 from explorer.panels.train.run_controls import RunControls
-from explorer.panels.train.jobs import Started, fixed_images, render_preview, run_name, training_job, unique_path
+from explorer.panels.train.jobs import FIRST_RUN, Started, fixed_images, render_preview, run_name, training_job, unique_path
 from explorer.panels.train.timeline import SampleTimeline
 
 REFRESH_MS = 3000
@@ -178,13 +178,16 @@ class TrainPanel(Panel):
         i = self.engine_combo.findData(t.get("engine", "vae"))
         self.engine_combo.setCurrentIndex(max(0, i))
         self._on_engine()
-        self.epochs.setValue(float(t.get("epochs", 10)))
+        self.epochs.setValue(float(t.get("epochs", FIRST_RUN["epochs"])))
         self.seed.setValue(int(t.get("seed", 0)))
         self.preview_mode.setCurrentIndex(max(0, self.preview_mode.findData(t.get("preview", "samples"))))
         self.loss_plot.log_box.setChecked(bool(t.get("log_scale", True)))
         self.controls.show_device(str(self.ctx.session.device))
         self.leave_resume(reload=False)
-        self.data_box.select(t.get("data", "shapes"), t.get("size"), t.get("channels"))
+        if "data" in t:
+            self.data_box.select(t["data"], t.get("size"), t.get("channels"))
+        else:
+            self.data_box.select(FIRST_RUN["data"], FIRST_RUN["size"], None)
 
     def save_state(self) -> None:
         source, size, channels = self.data_box.current_request()

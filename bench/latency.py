@@ -1,0 +1,143 @@
+"""`python bench/run.py --only decode projection scrub`: decode latency, PCA/UMAP projection
+times and frames/s while dragging across the map, each against the plain library call."""
+from __future__ import annotations
+
+import os
+import sys
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+from harness import Opts, faces_engine, faces_latents, interleaved, row, timed, umap_input  # noqa: E402
+
+
+def bench_decode(o: Opts) -> list[dict]:
+    import numpy as np
+    import torch
+
+    engine, what = faces_engine()
+    dec = engine.nets["decoder"].eval()
+    rng = np.random.default_rng(0)
+    z1 = rng.standard_normal((1, engine.latent_dim)).astype(np.float32)
+    grid = rng.standard_normal((256, engine.latent_dim)).astype(np.float32)  # the cost does not depend on values
+    t1, tg = torch.from_numpy(z1), torch.from_numpy(grid)
+
+    def plain(z):
+        with torch.inference_mode():
+            return torch.sigmoid(dec(z))
+
+    ours1, peer1 = interleaved(lambda: engine.decode(z1), lambda: plain(t1), o.decode_repeat, warmup=5)
+    oursg, peerg = interleaved(lambda: engine.decode(grid), lambda: plain(tg), o.grid_repeat, warmup=1)
+    med = statistics.median
+    peer_name = "the same decoder module called directly"
+    return [row("decode", f"decode 1 image, {what}", 1e3 * med(ours1), "ms", better="lower", peer=1e3 * med(peer1),
+                peer_name=peer_name, notes=f"median of {len(ours1)}, interleaved"),
+            row("decode", "decode 16×16 grid (256 latents)", 1e3 * med(oursg), "ms", better="lower", peer=1e3 * med(peerg),
+                peer_name=peer_name, notes=f"median of {len(oursg)}; {256 / med(oursg):.0f} images/s")]
+
+
+def bench_projection(o: Opts) -> list[dict]:
+    import warnings
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    from engines.latent import projection
+    from engines.latent.progress import run
+
+    ls, lat_s = faces_latents()
+    rows = []
+    med = statistics.median
+    zsyn = np.random.default_rng(0).normal(size=(10_000, 64)).astype(np.float32)
+    zf = np.asarray(ls.latents, np.float32).reshape(len(ls.latents), -1)
+    for label, z in (("10,000×64 synthetic", zsyn), (f"faces latents {len(zf):,}×{zf.shape[1]}", zf)):
+        a, b = interleaved(lambda: projection.pca_projection(z), lambda: PCA(2).fit_transform(z), 5, warmup=1)
+        rows.append(row("projection", f"PCA projection, {label}", 1e3 * med(a), "ms", better="lower",
+                        peer=1e3 * med(b), peer_name="scikit-learn PCA(2).fit_transform", notes="median of 5"))
+
+    zu = umap_input(o)
+    params = projection.UmapParams()
+    key_file = os.path.join(projection.umap_dir(), projection.umap_key(zu, params) + ".npz")
+    if os.path.exists(key_file):
+        os.unlink(key_file)  # a true first run
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    run(projection.run_umap(zu, params), lambda p: stages.setdefault(p.stage, time.perf_counter() - t0))
+    first = time.perf_counter() - t0
+    order = sorted(stages, key=stages.get)
+    times = [stages[s] for s in order] + [first]
+    split = ", ".join(f"{s} {times[i + 1] - times[i]:.0f} s" for i, s in enumerate(order))
+    subset = f" (first {len(zu):,} of {len(zf):,}: --quick)" if len(zu) < len(zf) else ""
+    n = f"{len(zu):,} faces latents{subset}"
+    rows.append(row("projection", f"UMAP first run in process, {n}", first, "s", better="lower",
+                    notes=f"umap-learn inside; numba compile included; {split}"))
+
+    import umap
+
+    def direct():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            umap.UMAP(n_neighbors=params.n_neighbors, min_dist=params.min_dist, random_state=params.seed,
+                      n_jobs=1).fit_transform(zu)
+
+    cached = timed(lambda: run(projection.run_umap(zu, params)))
+    warm, peer = interleaved(lambda: run(projection.run_umap(zu, params, cache=False)), direct, 1)
+    rows.append(row("projection", "UMAP reopened from our disk cache", cached, "s", better="lower", peer=peer[0],
+                    peer_name="umap-learn fit_transform again (warm, no cache)", notes="same latents and parameters"))
+    rows.append(row("projection", "UMAP warm recompute (cache off)", warm[0], "s", better="lower", peer=peer[0],
+                    peer_name="umap-learn fit_transform (warm)",
+                    notes="ours adds staged progress/cancel and the inverse-map index"))
+    return rows
+
+
+def _drag_pair(engine, mapping, points) -> tuple[float, float, float]:
+    """(ours frames/s, peer frames/s, ours p95 frame ms) of the scrub loop — map point → latent →
+    decode, one frame at a time, as bench/scrub.drag — through `engine.decode` (ours) and with the
+    decoder module called directly (peer), alternating frame by frame so load changes hit both."""
+    import numpy as np
+    import torch
+
+    dec = engine.nets["decoder"].eval()
+    ours, peer = [], []
+    for p in points:
+        t0 = time.perf_counter()
+        engine.decode(np.asarray(mapping.to_latent(p), np.float32)[None])
+        t1 = time.perf_counter()
+        z = torch.from_numpy(np.asarray(mapping.to_latent(p), np.float32)[None])
+        with torch.inference_mode():
+            torch.sigmoid(dec(z))
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        peer.append(t2 - t1)
+    return len(points) / sum(ours), len(points) / sum(peer), 1e3 * float(np.percentile(ours, 95))
+
+
+def bench_scrub(o: Opts) -> list[dict]:
+    import scrub
+
+    from engines.latent import projection
+    from engines.latent.progress import run
+
+    engine, what = faces_engine()
+    ls, _ = faces_latents()
+    pca = projection.pca_projection(ls.latents)
+    for _ in range(5):
+        engine.decode(pca.mapping.to_latent(scrub.loop_path(2)[0])[None])
+    path = scrub.loop_path(o.frames)
+    rows = []
+    peer_name = "same loop, decoder module called directly (alternating frames)"
+    ours, peer, p95 = _drag_pair(engine, pca.mapping, path)
+    rows.append(row("scrub", f"drag on the PCA plane ({o.frames} frames)", ours, "frames/s", peer=peer,
+                    peer_name=peer_name, notes=f"{what}; p95 frame {p95:.1f} ms; target ≥ 30"))
+    zu = umap_input(o)
+    um = run(projection.run_umap(zu, projection.UmapParams()))  # from the cache after `projection`
+    lo, hi = um.coords.min(0), um.coords.max(0)
+    upath = (lo + hi) / 2 + scrub.loop_path(o.frames, 0.6) * (hi - lo) / 2 / 1.5
+    ours, peer, p95 = _drag_pair(engine, um.mapping, upath)
+    rows.append(row("scrub", f"drag on the UMAP map ({o.frames} frames)", ours, "frames/s", peer=peer,
+                    peer_name=peer_name, notes=f"Shepard inverse over {len(zu):,} points; p95 frame {p95:.1f} ms"))
+    return rows

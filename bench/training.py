@@ -1,0 +1,147 @@
+"""`python bench/run.py --only train quality`: training images/s per engine against plain PyTorch
+peers, and our VAE's test −ELBO against the PyTorch-examples MLP VAE and pythae's."""
+from __future__ import annotations
+
+import os
+import sys
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+from harness import Opts, dataset, row, timed  # noqa: E402
+
+PYTHAE_NOTE = ("`pip install --dry-run pythae` (0.1.2) keeps torch 2.13.0 and adds only pydantic 2, "
+               "annotated-types, typing-inspection and the no-op `dataclasses` backport")
+
+
+def bench_train(o: Opts) -> list[dict]:
+    import numpy as np
+    import peers
+    import throughput
+    import torch
+
+    import engines
+    from engines.data import to_float
+
+    device = torch.device("cpu")
+    rows = []
+    for data, size, ch in throughput.CASES:
+        ds = dataset(data, size, ch)
+        x = to_float(ds.images[ds.train_idx])
+        for name in engines.names():
+            case = f"{name.upper()} train, {data} {size}×{size}×{ch}"
+            if name == "pca":
+                from sklearn.decomposition import PCA
+
+                n_comp = engines.create("pca", ds.spec, device="cpu").config.n_components
+                flat = x.reshape(len(x), -1).numpy()
+                ours_r, peer_r = [], []
+                for _ in range(1 if o.quick else 2):
+                    ours_r.append(throughput.measure(name, ds, device, 0)["img_per_s"])
+                    peer_r.append(len(flat) / timed(lambda: PCA(n_comp, random_state=0).fit(flat)))
+                rows.append(row("train", case, max(ours_r), "img/s", peer=max(peer_r),
+                                peer_name=f"scikit-learn PCA({n_comp}).fit",
+                                notes=f"closed-form fit of {len(x)} images, best of {len(ours_r)}"))
+            elif name in peers.PLAIN:
+                parts = 1 if o.quick else 2
+                half = o.train_s / parts
+                ours_r, peer_r, note = [], [], ""
+                e_cfg = engines.create(name, ds.spec, device="cpu").config
+                for _ in range(parts):
+                    m = throughput.measure(name, ds, device, half)
+                    ours_r.append(m["img_per_s"])
+                    note = m["note"]
+                    model, loss = peers.plain_model(name, ds.spec, e_cfg.latent_dim, e_cfg.width)
+                    p = peers.train_throughput(model, loss, x, e_cfg.batch_size, half, lr=e_cfg.lr)
+                    peer_r.append(p["img_per_s"])
+                rows.append(row("train", case, float(np.mean(ours_r)), "img/s", peer=float(np.mean(peer_r)),
+                                peer_name=f"plain PyTorch conv {name.upper()} (BatchNorm/ReLU, {p['note'].split(', ')[1]})",
+                                notes=f"ours {note}; {parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")))
+            elif name == "gan":
+                rows += _gan_train_rows(o, ds, x, case, device)
+            else:
+                m = throughput.measure(name, ds, device, o.train_s)
+                rows.append(row("train", case, m["img_per_s"], "img/s", notes=m["note"] + "; no peer written yet"))
+    return rows
+
+
+def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
+    """Ours (default: + encoder for inversion, EMA of G, diversity indicator; and lean: without
+    the encoder and EMA) against the DCGAN example's loop on the same stage plan, interleaved."""
+    import numpy as np
+    import peers
+    import throughput
+    import torch
+
+    import engines
+
+    c = engines.create("gan", ds.spec, device="cpu").config
+    parts = 1 if o.quick else 2
+    half = o.train_s / parts
+    ours, lean, peer, note, pnote = [], [], [], "", ""
+    for _ in range(parts):
+        m = throughput.measure("gan", ds, device, half)
+        ours.append(m["img_per_s"])
+        note = m["note"]
+        lean.append(throughput.measure("gan", ds, device, half, encoder=False, ema_decay=0.0)["img_per_s"])
+        torch.manual_seed(0)
+        p = peers.train_gan_throughput(peers.PlainDCGAN(ds.spec, c.latent_dim, c.width), x, c.batch_size, half, lr=c.lr)
+        peer.append(p["img_per_s"])
+        pnote = p["note"].split(", ")[1]
+    peer_name = f"PyTorch examples' DCGAN loop on our stage plan ({pnote})"
+    tail = f"{parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")
+    return [row("train", case, float(np.mean(ours)), "img/s", peer=float(np.mean(peer)), peer_name=peer_name,
+                notes=f"ours {note}, default: also trains the inversion encoder, EMA of G, diversity indicator; {tail}"),
+            row("train", case.replace("GAN train", "GAN train (no encoder, no EMA)"), float(np.mean(lean)), "img/s",
+                peer=float(np.mean(peer)), peer_name=peer_name,
+                notes=f"ours with encoder=false, ema_decay=0: the peer's work plus a second generator pass (fresh fakes for "
+                      f"the generator step, as n_critic > 1 needs) and the diversity indicator; {tail}")]
+
+
+def bench_quality(o: Opts) -> list[dict]:
+    import peers
+    import torch
+    import vae_vs_mlp as vm
+
+    from engines.data import to_float
+
+    ds = dataset("digits", 28, 1)
+    xtr, xte = to_float(ds.images[ds.train_idx]), to_float(ds.images[ds.test_idx])
+    k, secs = o.quality_k, o.quality_s
+    budget = f"{secs / 60:g} min" if secs >= 60 else f"{secs:g} s"
+    case = f"VAE test −ELBO, digits 28×28, {budget} training each, vs {{}}"
+    smoke = "; --quick: too short to judge quality" if o.quick else ""
+
+    # Ours and the MLP train interleaved in 1 s slices, each for `secs` of its own time, so other
+    # programs' load hits both alike.
+    load0 = os.getloadavg()[0]
+    ours_tr, mlp_tr = vm.OursTrainer(ds, []), vm.MLPTrainer(xtr)
+    e, model = ours_tr.engine, mlp_tr.model
+    rates, _ = vm.race({"ours": ours_tr, "peer": mlp_tr}, secs)
+    ours_rate, rate = rates["ours"], rates["peer"]
+    nelbo, niwae = e.bounds(xte, k=k, generator=torch.Generator().manual_seed(0))
+    ours, ours_iwae = float(nelbo.mean()), float(niwae.mean())
+    head = f"{len(xte)} test images, IWAE-{k}"
+
+    model.eval()
+    m_nelbo, m_niwae = vm.mlp_bounds(model, xte, k=k)
+    rows = [row("quality", case.format("MLP VAE"), ours, "nats/img", better="lower", kind="quality", peer=m_nelbo,
+                peer_name=f"PyTorch-examples MLP VAE 784-400-20 ({peers.n_params(model):,} params)",
+                notes=f"{head} ours {ours_iwae:.1f} vs {m_niwae:.1f}; ours {ours_rate:.0f} img/s "
+                      f"({e.n_parameters():,} params), peer {rate:.0f} img/s{smoke}",
+                load_at_training=load0)]
+
+    version = peers.pythae_version()
+    if version is None:
+        rows.append(row("quality", case.format("pythae"), ours, "nats/img", better="lower", kind="quality", status="skipped",
+                        peer_name="pythae VAE", notes=f"pythae not installed in this venv ({PYTHAE_NOTE})"))
+    else:
+        pm = peers.pythae_vae(latent_dim=e.config.latent_dim)
+        pr = peers.train_pythae(pm, xtr, secs, batch=e.config.batch_size, lr=e.config.lr)
+        p_nelbo, p_niwae = peers.pythae_bounds(pm, xte, k=k)
+        rows.append(row("quality", case.format("pythae"), ours, "nats/img", better="lower", kind="quality", peer=p_nelbo,
+                        peer_name=f"pythae {version} VAE, default MLP nets ({peers.n_params(pm):,} params)",
+                        notes=f"{head} ours {ours_iwae:.1f} vs {p_niwae:.1f}; peer {pr['img_per_s']:.0f} img/s, "
+                              f"batch {e.config.batch_size}, Adam {e.config.lr:g}{smoke}"))
+    return rows
