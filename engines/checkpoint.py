@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from safetensors.torch import save as st_save
 
 from engines import atomic
 from engines import checkpoint_meta as meta_mod
@@ -50,7 +48,9 @@ class CheckpointInfo:
         return list(self.extra.get("latent_shape", []))
 
 
-def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+def _flatten_optimizer(name: str, opt) -> tuple[dict, dict]:
+    import torch
+
     sd = opt.state_dict()
     tensors, plain = {}, {}
     for pid, st in sd["state"].items():
@@ -66,6 +66,8 @@ def save(path: str, engine, data: dict | None = None, metrics: dict | None = Non
          train_state: dict | None = None, thumbnail: np.ndarray | None = None,
          include_optimizer: bool = True) -> str:
     """Write the engine atomically to `path`. `thumbnail`: optional uint8 (H,W,C) sample grid."""
+    import torch
+
     with engine.lock:
         tensors = {f"model/{k}": v for k, v in engine.state_tensors().items()}
         optim_meta = {}
@@ -95,6 +97,8 @@ def save(path: str, engine, data: dict | None = None, metrics: dict | None = Non
 
 
 def _write(path: str, tensors: dict, meta: dict) -> None:
+    from safetensors.torch import save as st_save
+
     meta = {k: v for k, v in meta.items() if k != HASH_KEY}
     meta[HASH_KEY] = content_hash(meta, tensors)
     try:
@@ -168,8 +172,8 @@ def read_thumbnail(path: str) -> np.ndarray | None:
         if e is None or e.dtype != "U8" or len(e.shape) != 3 or e.shape[2] not in (1, 3, 4) \
                 or not (0 < e.shape[0] <= 4096 and 0 < e.shape[1] <= 4096):
             return None
-        with safe_open(path, framework="pt") as st:
-            return st.get_tensor("thumbnail").numpy().copy()
+        with safe_open(path, framework="numpy") as st:
+            return np.array(st.get_tensor("thumbnail"), dtype=np.uint8)
     except Exception:  # noqa: BLE001 - a missing thumbnail never stops the listing
         return None
 
@@ -216,6 +220,8 @@ def _first_mismatch(engine, entries: dict) -> str | None:
 def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
     """Rebuild the engine from the file's (checked) config, then read its weights (and
     optimizer state) straight into it, verifying the content hash and finiteness."""
+    import torch
+
     import engines
 
     with _header(path) as f:
@@ -269,6 +275,8 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
 
 def _read_all(path: str) -> tuple[dict, dict]:
     """(metadata, every tensor on the CPU), verified."""
+    import torch
+
     with _header(path) as f:
         _info(path, f.meta)
         tensors = {n: torch.empty(e.shape, dtype=e.torch_dtype) for n, e in f.tensors.items()}

@@ -22,20 +22,25 @@ import stat
 import struct
 from dataclasses import dataclass
 
-import torch
-
 MAX_HEADER = 100 * 1024 * 1024  # as safetensors' own limit
 MAX_DIMS = 8
 CHUNK = 4 * 1024 * 1024
 HASH_KEY = "content_sha256"
 
-# safetensors dtype name -> (torch dtype, bytes per element)
+# safetensors dtype name -> (torch dtype's name, bytes per element). torch itself is imported only
+# once tensors are read, so a file refused by its header costs no torch import (the CLI's errors
+# come at once).
 DTYPES = {
-    "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2),
-    "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2), "I8": (torch.int8, 1),
-    "U8": (torch.uint8, 1), "BOOL": (torch.bool, 1),
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1),
+    "U8": ("uint8", 1), "BOOL": ("bool", 1),
 }
-DTYPE_NAMES = {t: name for name, (t, _) in DTYPES.items()}
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, DTYPES[name][0])
 
 
 class CheckpointError(ValueError):
@@ -54,8 +59,8 @@ class TensorEntry:
     end: int
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype][0]
+    def torch_dtype(self):
+        return torch_dtype(self.dtype)
 
 
 def _is_int(v) -> bool:
@@ -178,7 +183,7 @@ class CheckedFile:
         from safetensors import safe_open
 
         try:
-            with safe_open(self.path, framework="pt") as f:
+            with safe_open(self.path, framework="numpy") as f:  # header only: no torch needed
                 keys, meta = set(f.keys()), f.metadata() or {}
         except Exception as e:  # noqa: BLE001 - whatever the library raises, it is a damaged file
             reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
@@ -203,6 +208,8 @@ class CheckedFile:
         tensor of the entry's dtype and shape to fill (contiguous), or None / absent to hash
         only. `on_read(name, tensor)` follows each filled tensor. Returns (the content hash,
         the first floating tensor holding NaN/Inf or None)."""
+        import torch
+
         h = content_hasher(self.meta)
         scratch = None
         nonfinite = None
@@ -265,10 +272,13 @@ def content_hasher(meta: dict):
 
 def content_hash(meta: dict, tensors: dict) -> str:
     """The hash `CheckedFile.read` computes, for tensors in memory (before saving them)."""
+    import torch
+
+    names = {torch_dtype(name): name for name in DTYPES}
     h = content_hasher(meta)
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
-        _hash_entry_head(h, name, DTYPE_NAMES[t.dtype], t.shape)
+        _hash_entry_head(h, name, names[t.dtype], t.shape)
         if t.numel():
             h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return h.hexdigest()
