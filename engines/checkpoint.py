@@ -200,17 +200,41 @@ class Loaded:
     info: CheckpointInfo
 
 
-def _first_mismatch(engine, entries: dict) -> str | None:
-    own = engine.nets.state_dict()
+def _shapes(state: dict) -> dict:
+    return {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+
+
+def _probe(cls, spec, cfg) -> dict | None:
+    """The state an engine of this config would have, built on torch's meta device (shapes, no
+    memory): a config inflated in the file (latent_dim = 10⁶, say) is refused by the shape
+    check before anything is allocated. None when the probe cannot run (the real build decides)."""
+    import threading
+
+    import torch
+    from torch import nn
+
+    try:
+        probe = cls.__new__(cls)  # what Engine.__init__ sets before build()
+        probe.spec, probe.config, probe.device, probe.seed = spec, cfg, torch.device("cpu"), 0
+        probe.lock, probe.step = threading.RLock(), 0
+        probe.check_spec(spec)
+        with torch.device("meta"):
+            return _shapes(nn.ModuleDict(probe.build()).state_dict())
+    except Exception:  # noqa: BLE001 - only a shortcut: the real build reports its own errors
+        return None
+
+
+def _first_mismatch(own: dict, entries: dict) -> str | None:
+    """`own`: name -> (shape, dtype) of the engine's state; `entries`: the file's tensors."""
     model = {k[len("model/"):]: e for k, e in entries.items() if k.startswith("model/")}
-    for k, v in own.items():
+    for k, (shape, dtype) in own.items():
         if k not in model:
             return f"missing: {k}"
         e = model[k]
-        if e.shape != tuple(v.shape):
-            return f"wrong shape: {k} {list(e.shape)} vs {list(v.shape)}"
-        if e.torch_dtype != v.dtype:
-            return f"wrong dtype: {k} {e.dtype} vs {str(v.dtype).replace('torch.', '')}"
+        if e.shape != shape:
+            return f"wrong shape: {k} {list(e.shape)} vs {list(shape)}"
+        if e.torch_dtype != dtype:
+            return f"wrong dtype: {k} {e.dtype} vs {str(dtype).replace('torch.', '')}"
     for k in model:
         if k not in own:
             return f"unexpected: {k}"
@@ -228,12 +252,16 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
         info = _info(path, f.meta)
         cls = engines.engine_class(info.engine)
         cfg = meta_mod.check_config(path, cls.Config, info.config)
+        expected = _probe(cls, info.spec, cfg)
+        wrong = _first_mismatch(expected, f.tensors) if expected is not None else None
+        if wrong:
+            raise CheckpointError(f"{path}: weights do not match the {info.engine} architecture ({wrong})")
         try:
             engine = cls(info.spec, cfg, device=device, seed=int(info.train_state.get("seed", 0)))
         except (ValueError, TypeError, RuntimeError, MemoryError, OverflowError) as e:
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             raise CheckpointError(f"{path}: cannot build {info.engine} ({reason})") from None
-        wrong = _first_mismatch(engine, f.tensors)
+        wrong = _first_mismatch(_shapes(engine.nets.state_dict()), f.tensors)
         if wrong:
             raise CheckpointError(f"{path}: weights do not match the {info.engine} architecture ({wrong})")
         own = engine.nets.state_dict()

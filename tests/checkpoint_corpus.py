@@ -170,6 +170,13 @@ def _metadata(c: Corpus, header: dict, body: bytes) -> None:
                         "images_seen": 1},
         "extra": {"latent_shape": [2], "capabilities": ["x"], "parameters": 1},
     }
+    # Settings inflated far beyond the stored weights: refused by their shapes before the engine
+    # would allocate them (on the meta device), not after.
+    cfg = json.loads(meta["config"])
+    for inflated in ({"latent_dim": 10 ** 6}, {"width": 4096}, {"latent_dim": 2 ** 31 - 1, "width": 2 ** 20}):
+        h = legacy(header)
+        h["__metadata__"]["config"] = json.dumps({**cfg, **inflated})
+        c.add("field-config-inflated", join(h, body), "do not match")
     for group, keys in fields.items():
         for field in keys:
             cur0 = json.loads(meta[group])

@@ -194,7 +194,7 @@ def test_library_lists_good_and_bad_files(cases, tmp_path, monkeypatch):
 
 # ---- real subprocesses ---------------------------------------------------------------------
 SAMPLE_KINDS = ("truncate-tensor", "flip-body", "flip-header", "lie-dtype-F16", "lie-offset-beyond",
-                "field-config", "field-spec", "nonfinite", "file-png", "file-fifo")
+                "field-config", "field-config-inflated", "nonfinite", "file-png", "file-fifo")
 
 
 # Peak RSS is measured by a small launcher: a child forked from pytest itself would count pytest's
