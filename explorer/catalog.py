@@ -278,7 +278,21 @@ def read_entry(path: str, source: str) -> Entry:
         info = ckpt.read_info(path)
     except ckpt.CheckpointError as e:
         return Entry(path, source, error=str(e).split(": ", 1)[-1])
-    return Entry(path, source, info, ckpt.read_thumbnail(path))
+    except Exception as e:  # noqa: BLE001 - one unreadable file is listed as such, never ends the listing
+        return Entry(path, source, error=f"unreadable ({type(e).__name__}: {' '.join(str(e).split())[:120]})")
+    entry = Entry(path, source, info, ckpt.read_thumbnail(path))
+    try:  # what the list shows must be printable too
+        entry.summary(), entry.tooltip()
+    except Exception as e:  # noqa: BLE001
+        return Entry(path, source, error=f"damaged metadata ({type(e).__name__}: {' '.join(str(e).split())[:120]})")
+    return entry
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:  # a dangling link, or removed meanwhile: still listed (as unreadable)
+        return 0.0
 
 
 def list_paths(runs_dir: str, opened: list[str]) -> list[tuple[str, str]]:
@@ -295,7 +309,7 @@ def list_paths(runs_dir: str, opened: list[str]) -> list[tuple[str, str]]:
         add(p, "bundled")
     if runs_dir and os.path.isdir(runs_dir):
         runs = glob.glob(os.path.join(runs_dir, "*.safetensors"))
-        for p in sorted(runs, key=lambda p: -os.path.getmtime(p)):  # newest first
+        for p in sorted(runs, key=lambda p: -_mtime(p)):  # newest first
             add(p, "runs")
     for p in opened:
         if os.path.isfile(p):
