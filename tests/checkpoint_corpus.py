@@ -170,13 +170,18 @@ def _metadata(c: Corpus, header: dict, body: bytes) -> None:
                         "images_seen": 1},
         "extra": {"latent_shape": [2], "capabilities": ["x"], "parameters": 1},
     }
-    # Settings inflated far beyond the stored weights: refused by their shapes before the engine
-    # would allocate them (on the meta device), not after.
+    # Settings inflated far beyond the stored weights but inside their ranges: refused by their
+    # shapes before the engine would allocate them (on the meta device), not after. (Values past
+    # an option's range are refused by the range check first: "field-config" cases.)
     cfg = json.loads(meta["config"])
-    for inflated in ({"latent_dim": 10 ** 6}, {"width": 4096}, {"latent_dim": 2 ** 31 - 1, "width": 2 ** 20}):
+    for inflated in ({"latent_dim": 4096}, {"width": 256}, {"latent_dim": 4096, "width": 256}):
         h = legacy(header)
         h["__metadata__"]["config"] = json.dumps({**cfg, **inflated})
         c.add("field-config-inflated", join(h, body), "do not match")
+    for inflated in ({"latent_dim": 10 ** 6}, {"width": 4096}, {"latent_dim": 2 ** 31 - 1, "width": 2 ** 20}):
+        h = legacy(header)
+        h["__metadata__"]["config"] = json.dumps({**cfg, **inflated})
+        c.add("field-config", join(h, body), "must be within")
     for group, keys in fields.items():
         for field in keys:
             cur0 = json.loads(meta[group])

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines import atomic
-from engines import checkpoint_meta as meta_mod
+from engines.checkpoint import meta as meta_mod
 from engines import config as cfgmod
-from engines.checkpoint_file import HASH_KEY, MAX_HEADER, CheckedFile, CheckpointError, content_hash  # noqa: F401
+from engines.checkpoint.file import HASH_KEY, MAX_HEADER, CheckedFile, CheckpointError, content_hash  # noqa: F401
 from engines.spec import ImageSpec
 
 FORMAT = "latent-explorer-checkpoint"
-# 2: the metadata carries `content_sha256` (engines/checkpoint_file.py), required from then on.
+# 2: the metadata carries `content_sha256` (engines/checkpoint/file.py), required from then on.
 # Files of format 1 (no hash) still open, with a warning that they cannot be verified.
 FORMAT_VERSION = 2
 log = logging.getLogger(__name__)

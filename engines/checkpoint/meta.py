@@ -14,7 +14,7 @@ import math
 import typing
 
 from engines import config as cfgmod
-from engines.checkpoint_file import CheckpointError
+from engines.checkpoint.file import CheckpointError
 
 MAX_DEPTH = 16
 
