@@ -115,7 +115,8 @@ def test_resume_of_damaged_state_is_one_line(tmp_path, tiny_dataset, capsys):
     ckpt.save(bad, e, data={"name": "d", "source": data}, train_state={"elapsed_s": "yesterday", "epochs": 1})
     assert main(["train", "--resume", bad, "--data", data, "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "damaged training state" in err[0], err
+    # Refused when the checkpoint's metadata is read (before any training state is used).
+    assert len(err) == 1 and "elapsed_s" in err[0] and "damaged" in err[0], err
     # Weights that hold NaN (written by something else): refused on resume, in process.
     e2 = engines.create("vae", ds.spec, device="cpu", **TINY["vae"])
     with torch.no_grad():
@@ -137,3 +138,36 @@ def test_resume_of_damaged_state_is_one_line(tmp_path, tiny_dataset, capsys):
 def test_train_options_are_bounded(kw):
     with pytest.raises(ConfigError):
         TrainOptions(**kw)
+
+
+def test_prior_training_never_saves_nan_weights(tmp_path, tiny_dataset):
+    """The VQ prior's own loop checks its weights before saving too: a step that leaves NaN in the
+    prior (with a finite loss) stops the run as failed, and the checkpoint on disk is unchanged."""
+    import torch
+
+    import engines
+    from engines import checkpoint as ckpt
+    from engines.vq.prior_train import train_prior
+
+    ds = tiny_dataset(n=32, size=16)
+    e = engines.create("vqvae", ds.spec, device="cpu", seed=0, codebook_size=8, code_dim=4, width=8, prior_dim=16,
+                       prior_layers=1, prior_heads=2)
+    path = str(tmp_path / "vq.safetensors")
+    ckpt.save(path, e)
+    before = open(path, "rb").read()
+    real_step = e.prior_step
+    calls = {"n": 0}
+
+    def poisoned(grids):
+        loss = real_step(grids)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with torch.no_grad():
+                next(e.nets["prior"].parameters()).fill_(float("nan"))
+        return loss
+
+    e.prior_step = poisoned
+    states = [p for p in train_prior(e, ds, epochs=3, out=path, report_every_s=0)]
+    assert states[-1].state == "failed" and "NaN/Inf" in states[-1].message
+    assert open(path, "rb").read() == before
+    assert ckpt.load(path, device="cpu").engine is not None

@@ -17,7 +17,7 @@ import torch
 from engines import checkpoint as ckpt
 from engines.data.dataset import ImageDataset
 from engines.distributed import SINGLE, Processes
-from engines.train import Progress, TrainControl, sample_grid
+from engines.train import Progress, TrainControl, nonfinite_tensors, sample_grid
 
 
 def train_prior(engine, data: ImageDataset, epochs: float | None = None, minutes: float | None = None,
@@ -100,6 +100,10 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
                 acc, acc_n, last_report = 0.0, 0, now
                 yield progress("running")
         if ag.cancel:
+            bad = nonfinite_tensors(engine, optimizer=False)
+            if bad:
+                yield progress("failed", _nonfinite_message(bad, step))
+                return
             yield progress("cancelled", "prior training cancelled", save("cancelled"))
             return
         if control.paused and not dist.active:
@@ -118,6 +122,10 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
         pending = engine.prior_step(grids[perm[pos * bs:(pos + 1) * bs]])
         dist.check_synced(engine)
         step += 1
+    bad = nonfinite_tensors(engine, optimizer=False)
+    if bad:  # nothing is saved: the file on disk stays the last one whose weights are finite
+        yield progress("failed", _nonfinite_message(bad, step))
+        return
     if acc_n:
         last = {"nats_per_token": acc / acc_n}
     if test_grids is not None and len(test_grids) and dist.is_main:
@@ -128,3 +136,8 @@ def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, con
 def _encode_all(engine, images, chunk: int = 512) -> torch.Tensor:
     parts = [engine.encode_indices(images[i:i + chunk]).cpu() for i in range(0, len(images), chunk)]
     return torch.cat(parts) if parts else torch.zeros((0, *engine.grid), dtype=torch.long)
+
+
+def _nonfinite_message(bad: list[str], step: int) -> str:
+    return (f"prior training stopped at step {step}: weights became NaN/Inf ({bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); the checkpoint on disk is the last good one")
