@@ -7,11 +7,11 @@ peak RSS < 500 MB)."""
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+import main_process
 
 import engines
 from engines import bounds
@@ -213,18 +213,10 @@ def test_memory_estimates_refuse_with_the_estimate(models, capsys, monkeypatch):
     assert bounds.available_memory() > 0 and math.isfinite(bounds.available_memory())
 
 
-# Measured by a small launcher process: a child forked straight from pytest (hundreds of MB by
-# then) would count the parent's pages in its own peak RSS, which execve keeps.
-_LAUNCHER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
-
-
 def run_cli(args: list[str], cwd) -> tuple[int, str, int]:
-    """(exit status, stderr, peak RSS in KB of the `main.py` process, resource.getrusage(RUSAGE_CHILDREN))."""
-    r = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, os.path.join(ROOT, "main.py"), *args],
-                       capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT})
-    rss_kb, rc = (int(x) for x in r.stdout.split())
-    return rc, r.stderr, rss_kb
+    """(exit status, stderr, peak RSS in KB of the `main.py` process): tests/main_process.py."""
+    r = main_process.run(args, cwd=str(cwd))
+    return r.rc, r.stderr, int(r.peak_mb * 1024)
 
 
 def test_a_sample_as_real_processes(models):

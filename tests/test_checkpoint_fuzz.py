@@ -10,12 +10,12 @@ import collections
 import glob
 import logging
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+
+import main_process
 import torch
 
 import engines
@@ -197,29 +197,9 @@ SAMPLE_KINDS = ("truncate-tensor", "flip-body", "flip-header", "lie-dtype-F16", 
                 "field-config", "field-config-inflated", "nonfinite", "file-png", "file-fifo")
 
 
-# Peak RSS is measured by a small launcher: a child forked from pytest itself would count pytest's
-# own few hundred MB (ru_maxrss survives fork and exec), not main.py's.
-LAUNCHER = """import resource, subprocess, sys
-rc = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"), timeout=240)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.exit(rc)
-"""
-
-
 def _run_all(commands, folder):
-    """Start every command at once (each under the launcher); (returncode, stderr, peak RSS in MB)."""
-    env = {**os.environ, "PYTHONPATH": ROOT, "QT_QPA_PLATFORM": "offscreen"}
-    procs = []
-    for i, cmd in enumerate(commands):
-        err = os.path.join(folder, f"stderr-{i}.txt")
-        procs.append((subprocess.Popen([sys.executable, "-c", LAUNCHER, err, *cmd], cwd=ROOT, env=env,
-                                       stdout=subprocess.PIPE, text=True), err))
-    out = []
-    for p, err in procs:
-        stdout, _ = p.communicate(timeout=300)
-        with open(err) as f:
-            out.append((p.returncode, f.read(), int(stdout.strip().splitlines()[-1]) / 1024))
-    return out
+    """Every `main.py` command at once (tests/main_process.py); (returncode, stderr, peak RSS in MB)."""
+    return [(r.rc, r.stderr, r.peak_mb) for r in main_process.run_all(commands, cwd=ROOT)]
 
 
 def test_sample_runs_as_main_py_subprocesses(cases, tmp_path):
@@ -231,13 +211,13 @@ def test_sample_runs_as_main_py_subprocesses(cases, tmp_path):
     cmds = []
     for i, (kind, path) in enumerate(chosen):
         if i % 3 == 2:  # `train --resume` takes the same path, with the optimizer state
-            cmds.append([sys.executable, "main.py", "train", "--resume", path, "--epochs", "1", "--device", "cpu"])
+            cmds.append(["train", "--resume", path, "--epochs", "1", "--device", "cpu"])
         else:
-            cmds.append([sys.executable, "main.py", "sample", "--checkpoint", path, "--n", "4",
+            cmds.append(["sample", "--checkpoint", path, "--n", "4",
                          "--out", str(tmp_path / f"s{i}.png"), "--device", "cpu"])
     results = _run_all(cmds, str(tmp_path))
     for (kind, path), cmd, (rc, err, rss) in zip(chosen, cmds, results):
-        print(f"{kind:18s} {cmd[2]:6s} rc={rc} rss={rss:.0f} MB  {err.strip()}")
+        print(f"{kind:18s} {cmd[0]:6s} rc={rc} rss={rss:.0f} MB  {err.strip()}")
         assert rc == 2, (kind, err)
         assert "Traceback" not in err
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (kind, err)

@@ -6,10 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
 import sys
-import tempfile
-import time
 import tracemalloc
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import numpy as np
 import pytest
+
+import main_process
 from PIL import Image
 
 from engines.data import ImageDataset, load_dataset
@@ -75,30 +74,10 @@ def test_malformed_file_is_one_line_data_error(made, name, expect, huge):
     assert not os.path.exists(os.path.join(folder, "PWNED"))  # no pickle payload ever ran
 
 
-# A small Python process runs the command and reports getrusage(RUSAGE_CHILDREN): a child started
-# straight from this (large) test process would inherit its peak RSS in ru_maxrss through
-# vfork/fork, whatever the child itself used.
-_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[2:]).returncode; "
-             "open(sys.argv[1], 'w').write(f'{rc} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')")
-
-
 def _run_cli(args: list[str], report: str, timeout: float = 90.0) -> tuple[int, str, int, float]:
-    """(exit status, stderr, peak RSS in bytes, seconds) of one `python main.py …`."""
-    env = dict(os.environ, PYTHONPATH=ROOT, QT_QPA_PLATFORM="offscreen")
-    with tempfile.TemporaryFile() as err:
-        t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, report, sys.executable, "main.py", *args],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
-            p.wait()
-            raise AssertionError(f"{args}: still running after {timeout:.0f} s") from None
-        seconds = time.monotonic() - t0
-        err.seek(0)
-        rc, rss_kb = map(int, open(report).read().split())
-        return rc, err.read().decode("utf-8", "replace"), rss_kb * 1024, seconds
+    """(exit status, stderr, peak RSS in bytes, seconds) of one `python main.py …` (tests/main_process.py)."""
+    r = main_process.run(args, timeout=timeout)
+    return r.rc, r.stderr, int(r.peak_mb * 2**20), r.seconds
 
 
 def test_cli_sample_exits_2_with_one_line(made, tmp_path):

@@ -16,6 +16,8 @@ import time
 import numpy as np
 import pytest
 
+import main_process
+
 import engines
 from engines import atomic
 from engines import checkpoint as ckpt
@@ -292,8 +294,7 @@ def test_cli_on_a_full_disk_exits_2_with_one_line(disk, model, capsys):
     disk.fill(leave=PAGE)
     env = {**os.environ, "PYTHONPATH": ROOT, "FULL_DISK_DIR": disk.dir}
     pre = [sys.executable, "main.py"] if disk.mounted else [sys.executable, "-c", _INJECT]
-    procs = {k: subprocess.Popen([sys.executable, "-c", _MEASURED] + pre + argvs[k], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for k in SUBPROCESS}
+    procs = {k: main_process.start(argvs[k], env=env, prefix=pre) for k in SUBPROCESS}
     results = {}
     for kind in CLI:
         if kind not in procs:
@@ -302,8 +303,9 @@ def test_cli_on_a_full_disk_exits_2_with_one_line(disk, model, capsys):
             results[kind] = (rc, capsys.readouterr().err, "in process")
     peaks = {}
     for kind, p in procs.items():
-        rc, err, peaks[kind] = _wait_measured(p)
-        results[kind] = (rc, err, "python main.py")
+        r = p.finish(120)
+        peaks[kind] = r.peak_mb
+        results[kind] = (r.rc, r.stderr, "python main.py")
     for kind, (rc, err, how) in results.items():
         lines = [ln for ln in err.splitlines() if ln.strip()]
         print(f"{kind} ({how}, {disk.method}): rc {rc}: {lines[-1] if lines else ''}")
@@ -318,20 +320,6 @@ def test_cli_on_a_full_disk_exits_2_with_one_line(disk, model, capsys):
     assert disk.temps() == []
     print("peak RSS (MB):", {k: round(v) for k, v in peaks.items()})
     assert max(peaks.values()) < 500, peaks
-
-
-# Linux folds the memory of the process that exec'd into a child's ru_maxrss (a child forked from
-# this 700 MB pytest "peaks" at 700 MB): the command runs under a small launcher instead, whose
-# RUSAGE_CHILDREN is the command's own peak.
-_MEASURED = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
-             "print('peak_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
-
-
-def _wait_measured(p):
-    """(exit status, stderr, peak RSS in MB) of a command started under `_MEASURED`."""
-    out, err = p.communicate(timeout=120)
-    peak = [int(ln.split()[1]) for ln in out.splitlines() if ln.startswith("peak_kb ")]
-    return p.returncode, err, peak[-1] / 1024
 
 
 # ---- kill -9 mid-write ------------------------------------------------------------------------------

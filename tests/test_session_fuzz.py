@@ -6,11 +6,11 @@ peak RSS < 500 MB."""
 import copy
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+import main_process
 
 import engines
 from engines import checkpoint as ckpt
@@ -177,18 +177,10 @@ def test_oversized_fifo_and_folder_are_refused_before_reading(tmp_path):
         sess.load(str(tmp_path / "missing.json"))
 
 
-# Measured by a small launcher process: a child forked straight from pytest (hundreds of MB by
-# then) would count the parent's pages in its own peak RSS, which execve keeps.
-_LAUNCHER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
-
-
 def run_cli(args: list[str], cwd) -> tuple[int, str, int]:
-    """(exit status, stderr, peak RSS in KB of the `main.py` process, resource.getrusage(RUSAGE_CHILDREN))."""
-    r = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, os.path.join(ROOT, "main.py"), *args],
-                       capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT})
-    rss_kb, rc = (int(x) for x in r.stdout.split())
-    return rc, r.stderr, rss_kb
+    """(exit status, stderr, peak RSS in KB of the `main.py` process): tests/main_process.py."""
+    r = main_process.run(args, cwd=str(cwd))
+    return r.rc, r.stderr, int(r.peak_mb * 1024)
 
 
 SUBPROCESS_SAMPLE = ("sweep of 1e5 seconds", "deep nesting")
