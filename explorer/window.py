@@ -7,7 +7,7 @@ import os
 from PySide6.QtCore import QByteArray, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QTabWidget)
+                               QSplitter, QTabWidget)
 
 from explorer import actions, catalog, panels, workers
 from explorer.context import Context
@@ -271,13 +271,25 @@ class MainWindow(QMainWindow):
             self.resize(*DEFAULT_SIZE)
         if st.window_state:
             self.restoreState(QByteArray.fromBase64(st.window_state.encode()))
+        for key, splitter in self._splitters():
+            if isinstance(st.splitters.get(key), str):
+                splitter.restoreState(QByteArray.fromBase64(st.splitters[key].encode()))
         if st.last_panel in self.panels:
             self.show_panel(st.last_panel)
+
+    def _splitters(self):
+        """("panel/name", splitter) for every splitter in the panels (name: its objectName, else
+        its place among the panel's splitters), whose positions are remembered in settings."""
+        for name, panel in self.panels.items():
+            for i, sp in enumerate(panel.findChildren(QSplitter)):
+                yield f"{name}/{sp.objectName() or i}", sp
 
     def save_settings(self) -> None:
         st = self.settings
         st.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
         st.window_state = bytes(self.saveState().toBase64()).decode()
+        st.splitters = {**st.splitters, **{key: bytes(sp.saveState().toBase64()).decode()
+                                           for key, sp in self._splitters()}}
         current = self.tabs.currentWidget()
         st.last_panel = getattr(current, "name", st.last_panel)
         from engines.device import pick_device
