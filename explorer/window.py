@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QByteArray, Qt, QUrl
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QSplitter, QTabWidget)
@@ -30,6 +30,7 @@ class MainWindow(QMainWindow):
         self._first_scan = True
         self.errors: list[tuple[str, str]] = []  # every error shown (tests read it)
         self._dialog: QMessageBox | None = None
+        self._splitters_restored = False
         self.setWindowTitle("Latent Explorer")
         self.setAcceptDrops(True)
 
@@ -271,11 +272,21 @@ class MainWindow(QMainWindow):
             self.resize(*DEFAULT_SIZE)
         if st.window_state:
             self.restoreState(QByteArray.fromBase64(st.window_state.encode()))
-        for key, splitter in self._splitters():
-            if isinstance(st.splitters.get(key), str):
-                splitter.restoreState(QByteArray.fromBase64(st.splitters[key].encode()))
         if st.last_panel in self.panels:
             self.show_panel(st.last_panel)
+
+    def _restore_splitters(self) -> None:
+        """Once the window is shown and laid out (a splitter restored before its first resize
+        redistributes its sizes on that resize)."""
+        for key, splitter in self._splitters():
+            if isinstance(self.settings.splitters.get(key), str):
+                splitter.restoreState(QByteArray.fromBase64(self.settings.splitters[key].encode()))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._splitters_restored:
+            self._splitters_restored = True
+            QTimer.singleShot(0, self._restore_splitters)
 
     def _splitters(self):
         """("panel/name", splitter) for every splitter in the panels (name: its objectName, else

@@ -240,7 +240,8 @@ def test_splitter_positions_survive_a_restart(qtbot, tmp_path, monkeypatch):
     w.resize(1280, 800)
     w.show_panel("codebook")
     w.show()
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: w.library_dock.isVisible() and w.library_dock.width() > 0)
+    qtbot.wait(200)
     found = splitters(w)
     assert found, "no panel has a splitter"
     moved = {}
@@ -258,8 +259,12 @@ def test_splitter_positions_survive_a_restart(qtbot, tmp_path, monkeypatch):
     settings = Settings.from_dict(settings.to_dict())  # as written to and read from the file
     w2 = MainWindow(settings, auto_load=False)
     qtbot.addWidget(w2)
+    # The offscreen screen is small: restoreGeometry fits the window into it. Same size as before,
+    # so that the splitters can be compared pixel for pixel.
+    w2.resize(w.size())
     w2.show()
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: w2.library_dock.isVisible() and w2.library_dock.width() > 0)
+    qtbot.wait(200)
     assert w2.tabs.currentWidget() is w2.panels["codebook"]
     again = splitters(w2)
     for (name, i), sizes in moved.items():
