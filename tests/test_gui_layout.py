@@ -183,7 +183,10 @@ def window(qtbot, tmp_path, monkeypatch):
 
     monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
     make_app()
-    w = MainWindow(Settings(runs_dir=str(tmp_path / "runs")), auto_load=False)
+    settings = Settings(runs_dir=str(tmp_path / "runs"))
+    if hasattr(settings, "tip_dismissed"):  # as `main.py screenshot`: the panels, not the first launch's tip
+        settings.tip_dismissed = True
+    w = MainWindow(settings, auto_load=False)
     qtbot.addWidget(w)
     w.show()
     yield w
