@@ -26,6 +26,34 @@ def _wait(app, until, timeout_s: float) -> bool:
     return until()
 
 
+def prepare_panel(app, win, panel: str, train_seconds: float = 0.0, options: dict | None = None,
+                  wait_s: float = 300.0):
+    """Show `panel` in `win` (its model loaded or loading) and wait until it shows its real content
+    (see `render`); returns the panel. The layout tests use it too."""
+    win.show_panel(panel)
+    _wait(app, lambda: not win.session.loading, 60)
+    p = win.panels[panel]
+    if panel == "train":
+        _wait(app, lambda: not p.data_box.loading, 60)
+        if train_seconds > 0:
+            if p.start():
+                _wait(app, lambda: False, train_seconds)
+                p.pause_btn.click() if p.state == "running" else None
+                _wait(app, lambda: p.state == "paused", 10)
+                p.refresh_preview()
+                _wait(app, lambda: not p._sampler.busy, 20)
+                _wait(app, lambda: False, 0.6)  # let the plot redraw
+    ready = getattr(p, "ready_for_screenshot", None)
+    if ready is not None:
+        _wait(app, ready, wait_s)
+        if hasattr(p, "prepare_screenshot"):  # without options a panel shows its default content
+            p.prepare_screenshot(**(options or {}))
+            _wait(app, lambda: False, 0.3)
+            _wait(app, ready, wait_s)
+    _wait(app, lambda: False, 0.5)
+    return p
+
+
 def render(panel: str, out: str, model: str | None = None, size: tuple[int, int] = (1280, 800),
            train_seconds: float = 0.0, data: str | None = None, whole_window: bool = True,
            data_size: int | None = None, options: dict | None = None, wait_s: float = 300.0) -> str:
@@ -61,26 +89,7 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
         win.open_path(model)
         if win.errors:
             raise ScreenshotError(win.errors[-1][1])
-    _wait(app, lambda: not win.session.loading, 60)
-    p = win.panels[panel]
-    if panel == "train":
-        _wait(app, lambda: not p.data_box.loading, 60)
-        if train_seconds > 0:
-            if p.start():
-                _wait(app, lambda: False, train_seconds)
-                p.pause_btn.click() if p.state == "running" else None
-                _wait(app, lambda: p.state == "paused", 10)
-                p.refresh_preview()
-                _wait(app, lambda: not p._sampler.busy, 20)
-                _wait(app, lambda: False, 0.6)  # let the plot redraw
-    ready = getattr(p, "ready_for_screenshot", None)
-    if ready is not None:
-        _wait(app, ready, wait_s)
-        if hasattr(p, "prepare_screenshot"):  # without options a panel shows its default content
-            p.prepare_screenshot(**(options or {}))
-            _wait(app, lambda: False, 0.3)
-            _wait(app, ready, wait_s)
-    _wait(app, lambda: False, 0.5)
+    p = prepare_panel(app, win, panel, train_seconds, options, wait_s)
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     ok = (win if whole_window else p).grab().save(out)
     if panel == "train" and p.running:

@@ -51,6 +51,7 @@ class Settings:
     runs_dir: str = ""  # empty: default_runs_dir()
     window_geometry: str = ""  # base64 of QMainWindow.saveGeometry()
     window_state: str = ""  # base64 of QMainWindow.saveState()
+    splitters: dict = field(default_factory=dict)  # "panel/splitter" -> base64 of QSplitter.saveState()
     last_panel: str = "train"
     last_model: str = ""  # path of the model selected when the app last closed
     last_open_dir: str = ""  # folder of the last File → Open

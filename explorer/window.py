@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QByteArray, Qt, QUrl
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QTabWidget)
+                               QSplitter, QTabWidget)
 
 from explorer import actions, catalog, panels, workers
 from explorer.context import Context
@@ -30,6 +30,7 @@ class MainWindow(QMainWindow):
         self._first_scan = True
         self.errors: list[tuple[str, str]] = []  # every error shown (tests read it)
         self._dialog: QMessageBox | None = None
+        self._splitters_restored = False
         self.setWindowTitle("Latent Explorer")
         self.setAcceptDrops(True)
 
@@ -293,10 +294,32 @@ class MainWindow(QMainWindow):
         if st.last_panel in self.panels:
             self.show_panel(st.last_panel)
 
+    def _restore_splitters(self) -> None:
+        """Once the window is shown and laid out (a splitter restored before its first resize
+        redistributes its sizes on that resize)."""
+        for key, splitter in self._splitters():
+            if isinstance(self.settings.splitters.get(key), str):
+                splitter.restoreState(QByteArray.fromBase64(self.settings.splitters[key].encode()))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._splitters_restored:
+            self._splitters_restored = True
+            QTimer.singleShot(0, self._restore_splitters)
+
+    def _splitters(self):
+        """("panel/name", splitter) for every splitter in the panels (name: its objectName, else
+        its place among the panel's splitters), whose positions are remembered in settings."""
+        for name, panel in self.panels.items():
+            for i, sp in enumerate(panel.findChildren(QSplitter)):
+                yield f"{name}/{sp.objectName() or i}", sp
+
     def save_settings(self) -> None:
         st = self.settings
         st.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
         st.window_state = bytes(self.saveState().toBase64()).decode()
+        st.splitters = {**st.splitters, **{key: bytes(sp.saveState().toBase64()).decode()
+                                           for key, sp in self._splitters()}}
         current = self.tabs.currentWidget()
         st.last_panel = getattr(current, "name", st.last_panel)
         from engines.device import pick_device

@@ -347,3 +347,66 @@ def test_a_session_reopens_everything_in_a_fresh_window(qtbot, make_window, tmp_
     state = m2.session_state()
     assert state["projection"] == "axes" and state["view"] == manifold_state["view"]
     assert not w1.errors and not w2.errors
+
+
+def test_output_name_disagreeing_with_the_format_is_asked_about(qtbot, window, tmp_path, monkeypatch):
+    """`walk.mp4` asked as GIF: never silently `walk.mp4.gif`; the question's three answers."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from explorer.panels.export import options
+
+    p = _open(qtbot, window, _model(tmp_path))
+    p.options.set_format(".gif")
+    typed = str(tmp_path / "walk.mp4")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (typed, "*.gif")))
+    started, asked = [], []
+    monkeypatch.setattr(p, "export_to", lambda path, spec=None: started.append(path))
+
+    def answer(a):
+        def ask(parent, name, name_ext, chosen_ext):
+            asked.append((name, name_ext, chosen_ext))
+            return a
+        return ask
+
+    p.export_dialog(ask=answer(options.CANCEL))
+    assert started == [] and asked == [(typed, ".mp4", ".gif")]
+    p.export_dialog(ask=answer(options.RENAME))
+    assert started[-1] == str(tmp_path / "walk.gif") and p.options.format.currentData() == ".gif"
+    p.export_dialog(ask=answer(options.USE_NAME))
+    assert started[-1] == typed and p.options.format.currentData() == ".mp4"  # the form follows the name
+    assert len(asked) == 3 and len(started) == 2
+    # Agreeing names and names without an extension are not asked about.
+    p.options.set_format(".gif")
+    for name, expected in (("loop.GIF", "loop.GIF"), ("loop", "loop.gif")):
+        typed = str(tmp_path / name)
+        p.export_dialog(ask=answer(options.CANCEL))
+        assert started[-1] == str(tmp_path / expected)
+    assert len(asked) == 3
+    # A name with an extension Export does not write: only rename (added to) or cancel.
+    assert options.output_name(None, "/x/walk.avi", ".gif", ask=answer(options.USE_NAME)) is None
+    assert options.output_name(None, "/x/walk.avi", ".gif", ask=answer(options.RENAME)) == ("/x/walk.avi.gif", ".gif")
+    assert asked[-1] == ("/x/walk.avi", None, ".gif")
+
+
+def test_the_format_question_offers_three_answers(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from explorer.panels.export import options
+
+    seen = []
+
+    def click(label_start):
+        def go():
+            box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+            seen.append(sorted(b.text() for b in box.buttons()))
+            next(b for b in box.buttons() if b.text().replace("&", "").startswith(label_start)).click()
+        QTimer.singleShot(50, go)
+
+    click("Write MP4")
+    assert options.ask_format(window, "/x/walk.mp4", ".mp4", ".gif") == options.USE_NAME
+    click("Save as walk.gif")
+    assert options.ask_format(window, "/x/walk.mp4", ".mp4", ".gif") == options.RENAME
+    click("Cancel")
+    assert options.ask_format(window, "/x/walk.mp4", ".mp4", ".gif") == options.CANCEL
+    assert len(seen) == 3 and len(seen[0]) == 3

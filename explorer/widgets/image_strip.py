@@ -129,8 +129,8 @@ class ImageStrip(QWidget):
                 p.drawRect(r.adjusted(0, 0, -1, -1))
             text = self._captions[i] if i < len(self._captions) else ""
             if text:
-                # Centred text may use the gaps on both sides (neighbouring captions are centred too).
-                cap = QRect(r.left() - self.gap, r.bottom() + 2, r.width() + 2 * self.gap, ch)
+                # Centred text may use half of the gap on each side: neighbouring captions never overlap.
+                cap = QRect(r.left() - self.gap // 2, r.bottom() + 2, r.width() + 2 * (self.gap // 2), ch)
                 font = self.font()
                 font.setPointSizeF(font.pointSizeF() * 0.92)
                 font.setBold(i == self._highlight)

@@ -109,7 +109,7 @@ class LatentMap(pg.PlotWidget):
         self._hover_index = -1
         self._sel_start = None
         self._lasso: list[tuple[float, float]] = []
-        self.setMinimumSize(240, 240)
+        self.setMinimumSize(220, 220)
         pi = self.getPlotItem()
         pi.showGrid(x=True, y=True, alpha=0.15)
         pi.hideButtons()

@@ -25,6 +25,21 @@ SLOTS = ("a", "b", "c")
 K = 5
 
 
+class _FittingButton(QPushButton):
+    """A button with a long text, shown whole when it fits and a short text otherwise (never a
+    cut one)."""
+
+    def __init__(self, text: str, short: str):
+        super().__init__(text)
+        self._long, self._short = text, short
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        pad = self.sizeHint().width() - self.fontMetrics().horizontalAdvance(self.text())
+        fits = self.fontMetrics().horizontalAdvance(self._long) + pad <= self.width()
+        self.setText(self._long if fits else self._short)
+
+
 class AnalogyView(QWidget):
     rendered = Signal(object)  # engines.latent.attributes.AnalogyResult
 
@@ -44,10 +59,11 @@ class AnalogyView(QWidget):
     def _build(self) -> None:
         self.browser = DataBrowser()
         self.browser.picked.connect(self.fill_active)
-        pick_box = QGroupBox("Pick images (click a slot, then an image)")
+        pick_box = QGroupBox("Pick images")
+        pick_box.setToolTip("Click a slot (a, b or c), then an image")
         pl = QVBoxLayout(pick_box)
         pl.addWidget(self.browser)
-        pick_box.setMinimumWidth(220)
+        pick_box.setMinimumWidth(150)
 
         self.slot_group = QButtonGroup(self)
         self.slot_group.setExclusive(True)
@@ -61,11 +77,11 @@ class AnalogyView(QWidget):
             btn.setFixedWidth(40)
             self.slot_group.addButton(btn, i)
             view = ImageGrid(placeholder=name)
-            view.setFixedSize(88, 88)
+            view.setFixedSize(72, 72)
             cap = QLabel("")
             cap.setWordWrap(True)
             cap.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            cap.setMinimumWidth(80)
+            cap.setMinimumWidth(64)
             col = 2 * i
             if signs[i]:
                 sign = QLabel(f"<span style='font-size:20pt'>{signs[i]}</span>")
@@ -79,7 +95,8 @@ class AnalogyView(QWidget):
         slots.addWidget(QLabel("<span style='font-size:20pt'>=</span>"), 1, 6, Qt.AlignmentFlag.AlignCenter)
         self.slot_buttons[0].setChecked(True)
 
-        self.example_btn = QPushButton(f"{EXAMPLE[0].capitalize()} − {EXAMPLE[1]} + {EXAMPLE[2]}")
+        self.example_btn = _FittingButton(f"{EXAMPLE[0].capitalize()} − {EXAMPLE[1]} + {EXAMPLE[2]}",
+                                          "Example: a − b + c")
         self.example_btn.setToolTip("Fill a, b, c with the slides' example: a smiling woman, the neutral woman "
                                     "nearest to her in latent space, and a neutral man")
         self.another_btn = QToolButton()
@@ -87,7 +104,7 @@ class AnalogyView(QWidget):
         self.another_btn.setToolTip("Another example of the same kind (new random faces)")
         self.example_btn.clicked.connect(lambda: self.example())
         self.another_btn.clicked.connect(lambda: self.example(self._seed + 1))
-        # The long button may be clipped in a narrow window rather than widen the whole panel.
+        # The long button shows its short text in a narrow window rather than widen the whole panel.
         self.example_btn.setMinimumWidth(140)
         self.example_btn.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         ex = QHBoxLayout()

@@ -23,9 +23,10 @@ class DataBrowser(QWidget):
     def __init__(self, parent=None, side: int = 64):
         super().__init__(parent)
         self.md = None
-        self.filter = ConditionEditor()
+        self.filter = ConditionEditor(vertical=True)
         self.browser = ThumbBrowser(side=side)
         self.count = QLabel("")
+        self.count.setWordWrap(True)  # "8,000 of 8,000 images" in a narrow column
         self.random_btn = QPushButton("Random")
         self.random_btn.setToolTip("Pick a random image among those shown")
         self._rng = np.random.default_rng(0)

@@ -56,7 +56,7 @@ class EditView(QWidget):
     # ---- layout -------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.chooser = BaseChooser()
-        self.chooser.setMinimumWidth(220)
+        self.chooser.setMinimumWidth(200)
         base_box = QGroupBox("Base image")
         bl = QVBoxLayout(base_box)
         bl.addWidget(self.chooser)
@@ -222,8 +222,11 @@ class EditView(QWidget):
 
     def _submit_strip(self) -> None:
         v = self.strip_vector
-        self.strip_box.setTitle("Strip" if v is None else f"Strip for “{v.name}”: z + s·Δ, s = −4 … 4 "
-                                "(other sliders held; click an image to use its s)")
+        # A short title (a long one would widen the panel past a 1024-pixel window); the rest in its tooltip.
+        name = "" if v is None else (v.name if len(v.name) <= 24 else v.name[:23] + "…")
+        self.strip_box.setTitle("Strip" if v is None else f"Strip for “{name}”: z + s·Δ")
+        self.strip_box.setToolTip("" if v is None else f"“{v.name}”: z + s·Δ for s = −4 … 4, the other sliders "
+                                  "held; click an image to use its s")
         if self.engine is None or self.base is None or v is None:
             if v is None:
                 self.strip.clear()

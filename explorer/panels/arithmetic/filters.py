@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from explorer.panels.arithmetic.jobs import Condition
 
@@ -16,7 +16,7 @@ from explorer.panels.arithmetic.jobs import Condition
 class ConditionEditor(QWidget):
     changed = Signal()
 
-    def __init__(self, parent=None, any_text: str = "any"):
+    def __init__(self, parent=None, any_text: str = "any", vertical: bool = False):
         super().__init__(parent)
         self.any_text = any_text
         self.label = QComboBox()
@@ -28,7 +28,7 @@ class ConditionEditor(QWidget):
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             c.setMinimumContentsLength(8)
             c.currentIndexChanged.connect(lambda _i: self.changed.emit())
-        lay = QHBoxLayout(self)
+        lay = QVBoxLayout(self) if vertical else QHBoxLayout(self)  # vertical: for a narrow column
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.label, 1)
         lay.addWidget(self.attribute, 1)

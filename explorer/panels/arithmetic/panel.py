@@ -72,7 +72,7 @@ class ArithmeticPanel(Panel):
         left.setWidgetResizable(True)
         left.setFrameShape(QFrame.Shape.NoFrame)
         left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setMinimumWidth(280)
+        left.setMinimumWidth(230)
         left.setMaximumWidth(380)
 
         self.data_label = QLabel("")

@@ -106,6 +106,7 @@ class VectorList(QWidget):
         self.load_btn.setToolTip("Load vectors saved from this model")
         files = QHBoxLayout()
         for b in (self.remove_btn, self.save_btn, self.load_btn):
+            b.setMinimumWidth(b.fontMetrics().horizontalAdvance(b.text()) + 16)  # three in a narrow column
             files.addWidget(b)
 
         vectors = QGroupBox("Attribute vectors")
@@ -128,7 +129,8 @@ class VectorList(QWidget):
 
     # ---- the "new vector" box --------------------------------------------------------------------
     def _build_new_box(self) -> QGroupBox:
-        box = QGroupBox("New vector Δ = mean(A) − mean(B)")
+        box = QGroupBox("New vector Δ")
+        box.setToolTip("Δ = mean(A) − mean(B): the difference between the mean latents of two groups of images")
         self.kind = QComboBox()
         self.kind.addItem("from an attribute", "attribute")
         self.kind.addItem("from labels", "label")
@@ -138,6 +140,7 @@ class VectorList(QWidget):
         attr_page = QWidget()
         af = QFormLayout(attr_page)
         af.setContentsMargins(0, 0, 0, 0)
+        af.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.attribute = QComboBox()
         self.attr_method = QComboBox()
         self.attr_method.addItem("upper − lower half", "median")
@@ -151,6 +154,7 @@ class VectorList(QWidget):
         label_page = QWidget()
         lf = QFormLayout(label_page)
         lf.setContentsMargins(0, 0, 0, 0)
+        lf.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.label_a = QComboBox()
         self.label_b = QComboBox()
         lf.addRow("A", self.label_a)
@@ -160,8 +164,9 @@ class VectorList(QWidget):
         group_page = QWidget()
         gf = QFormLayout(group_page)
         gf.setContentsMargins(0, 0, 0, 0)
-        self.group_a = ConditionEditor()
-        self.group_b = ConditionEditor(any_text="rest:")
+        gf.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.group_a = ConditionEditor(vertical=True)
+        self.group_b = ConditionEditor(any_text="rest:", vertical=True)
         gf.addRow("A", self.group_a)
         gf.addRow("minus B", self.group_b)
         self.group_count = QLabel("")
@@ -172,6 +177,7 @@ class VectorList(QWidget):
         self.add_btn = QPushButton("Add vector")
         self.add_btn.setDefault(True)
         form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow column: labels above their fields
         form.addRow("Make", self.kind)
         form.addRow(self.pages)
         form.addRow("Name", self.name_edit)

@@ -50,7 +50,7 @@ class UsageHistogram(QWidget):
         self.plot.addItem(pg.InfiniteLine(pos=100.0 / k, angle=0, pen=pg.mkPen((200, 60, 60), width=1, style=Qt.PenStyle.DashLine)))
         if used < k:  # where the dead codes start
             self.plot.addItem(pg.InfiniteLine(pos=used - 0.5, angle=90, pen=pg.mkPen((220, 40, 40), width=1)))
-        self.plot.setTitle(f"<span style='font-size:9pt'>{used}/{k} used · perplexity {perplexity:.1f}</span>")
+        self.plot.setTitle(f"<span style='font-size:9pt'>{used}/{k} used<br>perplexity {perplexity:.1f}</span>")
         self.plot.setToolTip(f"Share of all code cells per code, most used first. {used} of {k} codes are used "
                              f"(red line: where the dead codes start); perplexity {perplexity:.1f} is the "
                              f"effective number of codes ({k} if all were used equally, dashed line).")

@@ -64,11 +64,15 @@ class TokenEditor(QWidget):
         self._show_temp()
         self.random_btn.setToolTip("Encode a random image of the data set")
         self.sample_btn.setToolTip("Draw a new code grid from the prior at this temperature")
-        top = QHBoxLayout()
-        for w in (self.index, self.random_btn, self.file_btn, self.sample_btn, QLabel("T"), self.temp,
-                  self.temp_label):
-            top.addWidget(w)
-        top.addStretch(1)
+        # Two rows, so that the tab stays narrow enough for a 1024-pixel-wide window.
+        top = QVBoxLayout()
+        for ws in ((self.index, self.random_btn, self.file_btn), (self.sample_btn, QLabel("T"), self.temp,
+                                                                  self.temp_label)):
+            r = QHBoxLayout()
+            for w in ws:
+                r.addWidget(w)
+            r.addStretch(1)
+            top.addLayout(r)
 
         self.canvas = TokenCanvas()
         self.canvas.painted.connect(self.paint)
@@ -102,21 +106,19 @@ class TokenEditor(QWidget):
         self.opacity.setValue(45)
         self.opacity.setFixedWidth(90)
         self.opacity.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
-        row = QHBoxLayout()
-        for w in (self.brush_label, self.swap_from, self.swap_btn):
-            row.addWidget(w)
-        row.addStretch(1)
-        row2 = QHBoxLayout()
-        for w in (self.inpaint_btn, self.undo_btn, self.reset_btn, QLabel("overlay"), self.opacity):
-            row2.addWidget(w)
-        row2.addStretch(1)
+        rows = QVBoxLayout()  # short rows: the tab stays narrow enough for a 1024-pixel-wide window
+        for ws in ((self.brush_label, None, QLabel("overlay"), self.opacity), (self.swap_from, self.swap_btn, None),
+                   (self.inpaint_btn, self.undo_btn, self.reset_btn, None)):
+            r = QHBoxLayout()
+            for w in ws:
+                r.addStretch(1) if w is None else r.addWidget(w)
+            rows.addLayout(r)
         self.note = QLabel()
         self.note.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addLayout(pics, 1)
-        lay.addLayout(row)
-        lay.addLayout(row2)
+        lay.addLayout(rows)
         lay.addWidget(self.note)
         self._update_buttons()
 

@@ -120,10 +120,12 @@ class CodebookPanel(Panel):
         cl = QVBoxLayout(code_tab)
         cl.addWidget(self.code_title)
         cl.addLayout(pair)
-        cl.addWidget(QLabel("<b>Patches that quantise to it</b> (cell and half a cell around it)"))
-        cl.addWidget(self.patches)
-        cl.addWidget(QLabel("<b>Where it occurs</b> (cells outlined in red)"))
-        cl.addWidget(self.occurrences)
+        for text, view in (("<b>Patches that quantise to it</b> (cell and half a cell around it)", self.patches),
+                           ("<b>Where it occurs</b> (cells outlined in red)", self.occurrences)):
+            caption = QLabel(text)
+            caption.setWordWrap(True)
+            cl.addWidget(caption)
+            cl.addWidget(view)
         cl.addStretch(1)
         self.editor = TokenEditor()
         self.editor.brush_changed.connect(lambda _c: self._mark())
@@ -137,8 +139,8 @@ class CodebookPanel(Panel):
         split.addWidget(self.tabs)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
-        self.tabs.setMinimumWidth(420)
-        left.setMinimumWidth(420)
+        self.tabs.setMinimumWidth(400)
+        left.setMinimumWidth(300)
         self._split = split
         lay = QVBoxLayout(self)
         lay.addWidget(self.status)

@@ -58,7 +58,6 @@ class ForwardView(QWidget):
         self.t_slider.setRange(0, 999)
         self.t_slider.setValue(500)
         self.t_label = QLabel()
-        self.t_label.setMinimumWidth(210)
         self.sdedit_btn = QPushButton("Denoise from t")
         self.sdedit_btn.setToolTip("Run the chosen sampler from x_t back to an image (SDEdit); "
                                    "its trajectory also opens in the Reverse tab")
@@ -73,13 +72,14 @@ class ForwardView(QWidget):
         controls.addWidget(self.noise_seed, 0, 2)
         controls.addWidget(self.sdedit_btn, 0, 3)
         controls.addWidget(QLabel("t"), 1, 0, Qt.AlignmentFlag.AlignRight)
-        controls.addWidget(self.t_slider, 1, 1, 1, 2)
-        controls.addWidget(self.t_label, 1, 3)
+        controls.addWidget(self.t_slider, 1, 1, 1, 3)
+        # Its own row: t, ᾱ_t and the SNR are never cut, whatever the window's width.
+        controls.addWidget(self.t_label, 2, 1, 1, 3)
         controls.setColumnStretch(1, 1)
         controls.setColumnStretch(2, 1)
 
         self.plot = SchedulePlot()
-        self.plot.setMinimumWidth(200)
+        self.plot.setMinimumWidth(160)
         left = QVBoxLayout()
         left.addLayout(row, 1)
         left.addLayout(controls)

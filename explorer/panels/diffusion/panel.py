@@ -105,12 +105,14 @@ class DiffusionPanel(Panel):
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.setEnabled(False)
         top = QHBoxLayout()
-        for w in (self.sampler, self.steps, self.eta, self.guidance, self.label, self.seed, self.count):
+        for w in (self.sampler, self.steps, self.eta, self.guidance, self.label):
             top.addWidget(w)
         top.addStretch(1)
         self.status = QLabel("Open a diffusion model in the library to watch it sample.")
         self.status.setWordWrap(True)
-        status_row = QHBoxLayout()
+        status_row = QHBoxLayout()  # seed and count here: one row of all would be too wide for 1024 pixels
+        status_row.addWidget(self.seed)
+        status_row.addWidget(self.count)
         status_row.addWidget(self.run_btn)
         status_row.addWidget(self.cancel_btn)
         status_row.addWidget(self.status, 1)

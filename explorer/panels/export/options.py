@@ -7,13 +7,60 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QListWidget, QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout,
-                               QWidget)
+                               QListWidget, QMessageBox, QPushButton, QSizePolicy, QSpinBox, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 KINDS = (("Latent walk through keys", "interpolate"), ("Attribute sweep z + s·Δ", "sweep"),
          ("Grid of seeds", "grid"), ("Diffusion trajectory", "diffusion"),
          ("Training progress (checkpoints)", "progress"))
 FORMATS = (("MP4 video (H.264)", ".mp4"), ("GIF (looping)", ".gif"), ("PNG (image / frame sequence)", ".png"))
+USE_NAME, RENAME, CANCEL = "name", "rename", "cancel"  # the answers of `ask_format`
+
+
+def ask_format(parent, name: str, name_ext: str | None, chosen_ext: str) -> str:
+    """Ask what to do with an output `name` whose extension disagrees with the chosen format:
+    USE_NAME (write the name's format; offered when `name_ext` is one Export writes), RENAME
+    (write the chosen format under a name ending in `chosen_ext`) or CANCEL."""
+    chosen = chosen_ext[1:].upper()
+    renamed = os.path.basename(output_rename(name, chosen_ext, name_ext))
+    if name_ext:
+        text = (f"“{os.path.basename(name)}” is a {name_ext[1:].upper()} name, but the format chosen is {chosen}.")
+    else:
+        text = f"“{os.path.basename(name)}” does not end in .mp4, .gif or .png; the format chosen is {chosen}."
+    box = QMessageBox(QMessageBox.Icon.Question, "Output name and format", text, QMessageBox.StandardButton.NoButton,
+                      parent)
+    use = box.addButton(f"Write {name_ext[1:].upper()}", QMessageBox.ButtonRole.AcceptRole) if name_ext else None
+    rename = box.addButton(f"Save as {renamed}", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(rename)
+    box.exec()
+    clicked = box.clickedButton()
+    return USE_NAME if use is not None and clicked is use else RENAME if clicked is rename else CANCEL
+
+
+def output_rename(path: str, chosen_ext: str, name_ext: str | None) -> str:
+    """`path` ending in `chosen_ext`: a known extension is replaced, anything else kept and added to."""
+    return (os.path.splitext(path)[0] if name_ext else path) + chosen_ext
+
+
+def output_name(parent, path: str, chosen_ext: str, ask=ask_format) -> tuple[str, str] | None:
+    """The file to write for a name typed in the save dialog and the chosen format's extension:
+    `(path, ext)`, or None when the user cancels. A name without an extension gets the chosen one;
+    a name whose extension disagrees is never renamed silently: `ask(parent, path, name_ext,
+    chosen_ext)` says USE_NAME, RENAME or CANCEL (tests pass their own `ask`)."""
+    base, ext = os.path.splitext(path)
+    ext = ext.lower()
+    if ext == chosen_ext:
+        return path, chosen_ext
+    if not ext or not os.path.basename(base):
+        return path + chosen_ext, chosen_ext
+    known = ext if ext in {e for _, e in FORMATS} else None
+    answer = ask(parent, path, known, chosen_ext)
+    if answer == USE_NAME and known:
+        return path, known
+    if answer == RENAME:
+        return output_rename(path, chosen_ext, known), chosen_ext
+    return None
 
 
 def _spin(lo, hi, value, step=1.0, decimals=2, suffix=""):
@@ -293,6 +340,9 @@ class ExportOptions(QWidget):
 
     def output_state(self) -> dict:
         return {"format": self.format.currentData(), "width": self.width.value()}
+
+    def set_format(self, ext: str) -> None:
+        _select(self.format, ext)
 
     def set_output_state(self, d: dict) -> None:
         _select(self.format, d.get("format", ".mp4"))

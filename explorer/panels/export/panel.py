@@ -24,7 +24,7 @@ from explorer.workers import LatestRequestRunner, Worker
 from explorer.panels import Panel
 from explorer.panels.export.jobs import PreviewRequest, export, preview, thumbnails
 from explorer.panels.export.keys import KeyList, KeySources
-from explorer.panels.export.options import ExportOptions
+from explorer.panels.export.options import ExportOptions, output_name
 
 
 class ExportPanel(Panel):
@@ -287,7 +287,9 @@ class ExportPanel(Panel):
         self.frame_label.setText(f"frame {self._frame + 1} / {len(p.frames)}")
 
     # ---- export -------------------------------------------------------------------------------------------
-    def export_dialog(self) -> None:
+    def export_dialog(self, ask=None) -> None:
+        """Ask for a file and export to it; a name whose extension disagrees with the chosen format
+        is asked about (`ask`, as options.output_name; tests pass their own)."""
         try:
             spec = self.current_spec()
         except ValueError as e:
@@ -296,10 +298,15 @@ class ExportPanel(Panel):
         ext = self.options.extension(spec)
         start = os.path.join(self.ctx.settings.last_open_dir or os.path.expanduser("~"), f"export{ext}")
         path, _ = QFileDialog.getSaveFileName(self, "Export", start, f"*{ext}")
-        if path:
-            if not path.lower().endswith(ext):
-                path += ext
-            self.export_to(path, spec)
+        if not path:
+            return
+        chosen = output_name(self, path, ext, **({"ask": ask} if ask else {}))
+        if chosen is None:
+            return
+        path, written = chosen
+        if written != ext:  # the name's format: the form shows what is written
+            self.options.set_format(written)
+        self.export_to(path, spec)
 
     def export_to(self, path: str, spec=None) -> Worker | None:
         """Start writing `path` in a worker (the tests call this directly)."""

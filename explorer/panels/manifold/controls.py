@@ -31,6 +31,7 @@ def _form() -> QFormLayout:
     f = QFormLayout()
     f.setContentsMargins(0, 0, 0, 0)
     f.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    f.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow side column: labels above their fields
     return f
 
 

@@ -15,8 +15,8 @@ from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.thumb_grid import ThumbGrid
 
 VERDICT_COLOURS = {"typical": "#2e7d32", "unusual": "#b26a00", "far from the data": "#c62828"}
-IMAGE_MIN = 256
-WIDTH = 310  # the column's width (fixed, so per-frame text changes never relayout the panel)
+IMAGE_MIN = 220
+WIDTH = 272  # the column's width (fixed, so per-frame text changes never relayout the panel)
 
 
 class Inspector(QWidget):
@@ -37,7 +37,7 @@ class Inspector(QWidget):
         self.caption.setTextFormat(Qt.TextFormat.RichText)
         # Fixed sizes: a label whose text changes every frame must not relayout the column.
         line = self.caption.fontMetrics().height()
-        self.caption.setFixedSize(WIDTH, 3 * line + 4)
+        self.caption.setFixedSize(WIDTH, 4 * line + 4)
 
         self.verdict = QLabel("")
         self.verdict.setTextFormat(Qt.TextFormat.RichText)

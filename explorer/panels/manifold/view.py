@@ -82,6 +82,6 @@ def side_scroll(form: QWidget) -> QScrollArea:
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(250)
+    scroll.setMinimumWidth(230)
     scroll.setMaximumWidth(290)
     return scroll

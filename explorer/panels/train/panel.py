@@ -104,7 +104,7 @@ class TrainPanel(Panel):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(310)
+        scroll.setMinimumWidth(290)
         scroll.setMaximumWidth(400)
 
         self.controls = RunControls()

@@ -68,10 +68,13 @@ class RunControls(QWidget):
 
         row1 = QHBoxLayout()
         for label, w in ((self.epochs_label, self.epochs), (QLabel("Seed"), self.seed),
-                         (QLabel("Device"), self.device), (QLabel("Save as"), self.save_as)):
+                         (QLabel("Device"), self.device)):
             row1.addWidget(label)
             row1.addWidget(w)
-        row1.setStretchFactor(self.save_as, 1)
+        row1.addStretch(1)
+        save_row = QHBoxLayout()  # a row of its own: in a 1024-pixel window the name would get a sliver
+        save_row.addWidget(QLabel("Save as"))
+        save_row.addWidget(self.save_as, 1)
         row2 = QHBoxLayout()
         for b in (self.start_btn, self.pause_btn, self.cancel_btn):
             row2.addWidget(b)
@@ -79,6 +82,7 @@ class RunControls(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(row1)
+        lay.addLayout(save_row)
         lay.addLayout(row2)
         lay.addWidget(self.status)
 
