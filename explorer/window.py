@@ -50,21 +50,14 @@ class MainWindow(QMainWindow):
             panel = spec.load()(self.ctx)
             self.panels[spec.name] = panel
             self.tabs.addTab(panel, spec.title)
-        from PySide6.QtWidgets import QVBoxLayout, QWidget
-
         from explorer.widgets.first_run_tip import FirstRunTip
 
-        self.tip = FirstRunTip()
+        self.tip = FirstRunTip()  # in the tab bar's corner: no room taken from the panels
         self.tip.show_panel.connect(self.show_panel)
         self.tip.dismissed.connect(lambda: setattr(self.settings, "tip_dismissed", True))
+        self.tabs.setCornerWidget(self.tip, Qt.Corner.TopRightCorner)
         self.tip.setVisible(not self.settings.tip_dismissed)
-        central = QWidget()
-        lay = QVBoxLayout(central)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        lay.addWidget(self.tip)
-        lay.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
+        self.setCentralWidget(self.tabs)
         # After the panels: a session opened while its model loads is applied after their own
         # model handlers have run.
         self.sessions = SessionFiles(self.ctx, self.panels, self)

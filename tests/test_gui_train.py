@@ -288,8 +288,12 @@ def test_first_launch_tip_points_at_train_manifold_arithmetic_until_dismissed(qt
     st = Settings(runs_dir=str(tmp_path / "runs"))
     w = MainWindow(st, auto_load=False)
     qtbot.addWidget(w)
+    w.resize(1024, 700)
     w.show()
+    qtbot.wait(50)
     assert w.tip.isVisible()
+    bar = w.tabs.tabBar()  # in the tab bar's corner: every tab still shows at the smallest size
+    assert bar.sizeHint().width() <= bar.width() and w.tabs.currentWidget().height() > 550
     text = w.tip.label.text()
     for name in ("train", "manifold", "arithmetic"):
         assert f"href='{name}'" in text
