@@ -166,3 +166,12 @@ def test_fill_refuses_wrong_shapes_and_layout_keys(three, tmp_path):
     lf = h5layout.read(h5layout.write(str(tmp_path / "c.h5"), ls))
     assert (lf.split == 2).sum() == 60 - 10 - len(ls.test_idx)
     np.testing.assert_array_equal(lf.train_idx, ls.train_idx)
+
+
+def test_names_hdf5_cannot_hold_are_refused_and_the_cache_goes_on(three, tmp_path):
+    files, engine, data = three
+    ls = cache.from_file(h5layout.read(files["cache"]))
+    ls.attributes = {"a/b": ls.attributes["height"]}
+    with pytest.raises(ValueError, match="cannot name an HDF5 dataset"):
+        h5layout.write(str(tmp_path / "slash.h5"), ls)
+    assert not cache._write(str(tmp_path / "slash.h5"), ls) and not os.path.exists(tmp_path / "slash.h5")

@@ -197,8 +197,8 @@ def _write(path: str, ls: LatentSet) -> bool:
         # disk itself crashes the process when the file is closed (see atomic.write_hdf5).
         h5layout.write(path, ls)
         return True
-    except OSError:  # atomic.WriteError included: the cache is best effort, the old file stays
-        return False
+    except (OSError, ValueError):  # atomic.WriteError included; ValueError: a name HDF5 cannot hold.
+        return False  # the cache is best effort, the old file stays
 
 
 def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,

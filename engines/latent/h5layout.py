@@ -99,6 +99,9 @@ def fill(h, ls, coords: dict | None = None, extra: dict | None = None, compress:
     for k, v in coords.items():
         if v.shape != (n, 2):
             raise ValueError(f"projection '{k}' has shape {v.shape}, expected ({n}, 2)")
+    for k in list(ls.attributes) + list(coords):
+        if not k or "/" in k or k in (".", ".."):
+            raise ValueError(f"'{k}' cannot name an HDF5 dataset (no '/', not empty)")
     desc = dict(getattr(ls, "data_description", None) or {})
     spec = desc.get("spec") or {}
     a = h.attrs
