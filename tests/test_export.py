@@ -221,7 +221,7 @@ def test_latents_h5_and_projection_csv_round_trip(engine, tmp_path, tiny_dataset
     p = dx.write_latents(str(tmp_path / "l.h5"), ls, {"pca": pca})
     back = dx.read_latents(p)
     assert np.array_equal(back["latents"], ls.latents) and np.array_equal(back["labels"], ls.labels)
-    assert np.array_equal(back["projections"]["pca"], pca)
+    assert np.array_equal(back["coords"]["pca"], pca)
     assert np.array_equal(back["attributes"]["height"], ls.attributes["height"])
     assert back["model_id"] == ls.model_id and back["split"].sum() == len(ls.test_idx)
     c = dx.write_projection_csv(str(tmp_path / "p.csv"), ls, {"pca": pca})

@@ -66,7 +66,7 @@ def test_grid_sweep_and_data_exports(model, tmp_path):
     from engines.export.data import read_latents
 
     d = read_latents(h5)
-    assert d["latents"].shape == (48, 3) and d["projections"]["pca"].shape == (48, 2)
+    assert d["latents"].shape == (48, 3) and d["coords"]["pca"].shape == (48, 2)
     assert main(["export", "--checkpoint", path, "--out", str(tmp_path / "p.csv")]) == 0  # data from the checkpoint
     sc = str(tmp_path / "sc.png")
     assert main(["export", "--checkpoint", path, "--kind", "grid", "--n", "4", "--scale", "3", "--out", sc]) == 0

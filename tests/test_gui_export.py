@@ -241,7 +241,7 @@ def test_data_menu_writes_the_maps_latents(qtbot, window, tmp_path, tiny_dataset
     out2 = str(tmp_path / "lat2.h5")
     assert export_data.latents(p, ".h5", out2) is not None
     qtbot.waitUntil(lambda: os.path.exists(out2), timeout=10_000)
-    assert np.allclose(read_latents(out2)["projections"]["pca"], coords)
+    assert np.allclose(read_latents(out2)["coords"]["pca"], coords)
     assert export_data.latents(p, ".csv", str(tmp_path / "map.csv")) is not None
     qtbot.waitUntil(lambda: os.path.exists(tmp_path / "map.csv"), timeout=10_000)
     assert export_data.bookmarks(p, str(tmp_path / "b.json")) is None  # none yet: a message, no file

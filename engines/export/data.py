@@ -1,7 +1,8 @@
 """Data exports: a data set's latents with labels, attributes and projections (HDF5, and CSV for
 the projections), attribute vectors and bookmarks (JSON or HDF5), codebook usage (VQ engines).
 
-Every file carries the model's identity (`cache.model_id`) so that what it holds can be traced
+Latents use the one layout of `engines.latent.h5layout` (shared with `main.py encode` and the
+latent cache). Every file carries the model's identity (`cache.model_id`) so that what it holds can be traced
 to the weights that made it; writes go to a temporary name renamed into place when complete.
 """
 from __future__ import annotations
@@ -44,35 +45,15 @@ def _stamp(h, kind: str, model_id: str) -> None:
 
 
 def write_latents(path: str, ls, projections: dict | None = None, extra_attrs: dict | None = None) -> str:
-    """A `cache.LatentSet` to HDF5: `latents` (N, D), `labels`, `attributes/<name>`, `split`
-    (0 train, 1 test), `projections/<name>` (N, 2); attrs: model_id, latent_shape, label_names."""
-    projections = projections or {}
+    """A `cache.LatentSet` to HDF5 in the one latents layout (`engines.latent.h5layout`, gzip):
+    `latents`, `labels` + `label_names`, `split`, `attributes/<name>`, `coords/<projection>`."""
+    from engines.latent import h5layout
+
     n = len(ls)
-    for name, c in projections.items():
+    for name, c in (projections or {}).items():
         if np.asarray(c).shape != (n, 2):
             raise ExportError(f"projection '{name}' has shape {np.asarray(c).shape}, expected ({n}, 2)")
-
-    def write(h):
-        _stamp(h, "latents", ls.model_id)
-        h.attrs["data_id"] = ls.data_id
-        h.attrs["engine"] = ls.engine
-        h.attrs["data_name"] = ls.data_name
-        h.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
-        h.attrs["label_names"] = json.dumps(list(ls.label_names))
-        for k, v in (extra_attrs or {}).items():
-            h.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
-        h.create_dataset("latents", data=np.asarray(ls.latents, np.float32), compression="gzip")
-        h.create_dataset("split", data=(~ls.is_train()).astype(np.uint8))
-        if ls.labels is not None:
-            h.create_dataset("labels", data=np.asarray(ls.labels, np.int64))
-        g = h.create_group("attributes")
-        for k, v in ls.attributes.items():
-            g.create_dataset(k, data=np.asarray(v, np.float32))
-        p = h.create_group("projections")
-        for k, v in projections.items():
-            p.create_dataset(k, data=np.asarray(v, np.float32))
-
-    return _atomic_hdf5(path, write)
+    return _atomic_hdf5(path, lambda h: h5layout.fill(h, ls, projections, extra_attrs, compress=True))
 
 
 def write_projection_csv(path: str, ls, projections: dict) -> str:
@@ -101,15 +82,15 @@ def write_projection_csv(path: str, ls, projections: dict) -> str:
 
 
 def read_latents(path: str) -> dict:
-    """What `write_latents` wrote, as plain arrays (tests, notebooks)."""
-    import h5py
+    """A latents file (any writer's) as plain arrays (tests, notebooks): `h5layout.read`'s fields,
+    with the root attributes alongside."""
+    from dataclasses import asdict
 
-    with h5py.File(path, "r") as h:
-        out = {"latents": h["latents"][()], "split": h["split"][()],
-               "attributes": {k: v[()] for k, v in h["attributes"].items()},
-               "projections": {k: v[()] for k, v in h["projections"].items()},
-               "labels": h["labels"][()] if "labels" in h else None}
-        out.update({k: (v.decode() if isinstance(v, bytes) else v) for k, v in h.attrs.items()})
+    from engines.latent import h5layout
+
+    lf = h5layout.read(path)
+    out = dict(lf.attrs)
+    out.update(asdict(lf))
     return out
 
 

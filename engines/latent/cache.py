@@ -2,7 +2,7 @@
 
 `encode_dataset(engine, data)` is a generator (progress per chunk, Cancel between chunks) that
 returns a `LatentSet`: the flattened latents of every image plus the labels, attributes and
-train/test split they are coloured and grouped by. The result is stored as HDF5 under
+train/test split they are coloured and grouped by. The result is stored as HDF5 (the one latents layout, `h5layout`) under
 `<cache>/latents/<model_id>-<data_id>.h5` (`<cache>` = $LATENT_EXPLORER_CACHE or the user cache
 dir) and read back on the next call in milliseconds.
 
@@ -24,11 +24,11 @@ from typing import Generator
 
 import numpy as np
 
-from engines import atomic
+from engines.latent import h5layout
 from engines.latent.progress import Progress, run
 
-FORMAT = "latent-explorer-latents"
-FORMAT_VERSION = 1
+FORMAT = h5layout.FORMAT  # also salts model_id and data_id
+FORMAT_VERSION = h5layout.FORMAT_VERSION
 CHUNK = 256  # images per encode call: a Cancel lands within one chunk (≈ 0.1–0.5 s on a CPU)
 
 
@@ -138,6 +138,7 @@ class LatentSet:
     test_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     engine: str = ""
     data_name: str = ""
+    data_description: dict = field(default_factory=dict)  # ImageDataset.describe(): name, source, spec, …
     path: str | None = None  # the cache file, None when not cached
     from_cache: bool = False
 
@@ -164,67 +165,40 @@ def cache_path(mid: str, did: str) -> str:
 
 
 def _read(path: str, mid: str, did: str, n: int) -> LatentSet | None:
-    """The cached set, or None when the file is missing, unreadable or does not match."""
+    """The cached set, or None when the file is missing, unreadable, from another layout version
+    (older cache files simply miss and are rebuilt) or does not match."""
     if not os.path.isfile(path):
         return None
-    import h5py
-
     try:
-        with h5py.File(path, "r") as f:
-            a = f.attrs
-            if a.get("format") != FORMAT or int(a.get("format_version", -1)) != FORMAT_VERSION:
-                return None
-            if a.get("model_id") != mid or a.get("data_id") != did:
-                return None
-            z = f["latents"][()]
-            if z.ndim != 2 or len(z) != n or not np.all(np.isfinite(z)):
-                return None
-            labels = f["labels"][()] if "labels" in f else None
-            names = json.loads(a.get("attribute_names", "[]"))
-            attrs = f["attributes"][()] if names else np.zeros((n, 0), np.float32)
-            return LatentSet(
-                latents=z.astype(np.float32, copy=False),
-                latent_shape=tuple(json.loads(a["latent_shape"])),
-                model_id=mid, data_id=did,
-                labels=None if labels is None else labels.astype(np.int64),
-                label_names=json.loads(a.get("label_names", "[]")),
-                attributes={k: attrs[:, i].astype(np.float32) for i, k in enumerate(names)},
-                train_idx=f["train_idx"][()].astype(np.int64),
-                test_idx=f["test_idx"][()].astype(np.int64),
-                engine=str(a.get("engine", "")), data_name=str(a.get("data_name", "")),
-                path=path, from_cache=True,
-            )
-    except (OSError, KeyError, ValueError, TypeError):
-        return None  # corrupt, truncated or foreign: rebuilt by the caller
+        lf = h5layout.read(path)
+    except h5layout.LayoutError:
+        return None  # corrupt, truncated, foreign or old: rebuilt by the caller
+    if lf.model_id != mid or lf.data_id != did or len(lf.latents) != n or not np.all(np.isfinite(lf.latents)):
+        return None
+    ls = from_file(lf)
+    ls.from_cache = True
+    return ls
+
+
+def from_file(lf: h5layout.LatentFile) -> LatentSet:
+    """A `LatentSet` from a checked latents file (any of the three writers')."""
+    return LatentSet(
+        latents=lf.latents, latent_shape=lf.latent_shape, model_id=lf.model_id, data_id=lf.data_id,
+        labels=lf.labels, label_names=list(lf.label_names), attributes=dict(lf.attributes),
+        train_idx=lf.train_idx, test_idx=lf.test_idx, engine=lf.engine,
+        data_name=str(lf.data.get("name") or lf.attrs.get("data_name", "")), data_description=dict(lf.data),
+        path=lf.path,
+    )
 
 
 def _write(path: str, ls: LatentSet) -> bool:
-    def fill(f):
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["model_id"] = ls.model_id
-        f.attrs["data_id"] = ls.data_id
-        f.attrs["engine"] = ls.engine
-        f.attrs["data_name"] = ls.data_name
-        f.attrs["latent_shape"] = json.dumps(list(ls.latent_shape))
-        f.attrs["label_names"] = json.dumps(list(ls.label_names))
-        names = list(ls.attributes)
-        f.attrs["attribute_names"] = json.dumps(names)
-        f.create_dataset("latents", data=ls.latents)
-        if ls.labels is not None:
-            f.create_dataset("labels", data=ls.labels)
-        if names:
-            f.create_dataset("attributes", data=np.stack([ls.attributes[k] for k in names], 1))
-        f.create_dataset("train_idx", data=ls.train_idx)
-        f.create_dataset("test_idx", data=ls.test_idx)
-
     try:
         # Built in memory and written as bytes through engines.atomic: HDF5 writing to a full
         # disk itself crashes the process when the file is closed (see atomic.write_hdf5).
-        atomic.write_hdf5(path, fill)
+        h5layout.write(path, ls)
         return True
-    except OSError:  # atomic.WriteError included: the cache is best effort, the old file stays
-        return False
+    except (OSError, ValueError):  # atomic.WriteError included; ValueError: a name HDF5 cannot hold.
+        return False  # the cache is best effort, the old file stays
 
 
 def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,
@@ -262,7 +236,7 @@ def encode_dataset(engine, data, chunk: int = CHUNK, cache: bool = True,
         label_names=list(data.label_names),
         attributes={k: np.asarray(v, np.float32) for k, v in data.attributes.items()},
         train_idx=np.asarray(data.train_idx, np.int64), test_idx=np.asarray(data.test_idx, np.int64),
-        engine=str(getattr(engine, "name", "")), data_name=str(data.name),
+        engine=str(getattr(engine, "name", "")), data_name=str(data.name), data_description=data.describe(),
     )
     if model_id(engine) != mid:
         # The weights changed while encoding (a training thread stepped the model): the latents

@@ -78,7 +78,7 @@ class ScatterMap:
         # Typical spacing of the map points: the median distance to the nearest other point.
         d, _ = self.tree.query(self.coords[: min(len(self.coords), 5000)], k=2)
         self.spacing = float(np.median(d[:, 1])) or 1.0
-        self._lat_sq = (self.latents ** 2).sum(1)
+        self._latent_nn = None  # the k-NN index over the latents, built when first needed
 
     @property
     def dim(self) -> int:
@@ -98,14 +98,19 @@ class ScatterMap:
         return z[0] if single else z
 
     def knn_latent(self, z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact k nearest data latents of each row of z (M, D): distances and indices, ascending."""
+        """Exact k nearest data latents of each row of z (M, D): distances and indices, ascending
+        (scikit-learn's `NearestNeighbors`, fitted on first use)."""
+        if self._latent_nn is None:
+            from sklearn.neighbors import NearestNeighbors
+
+            self._latent_nn = NearestNeighbors().fit(self.latents)
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
-        d2 = (z ** 2).sum(1, keepdims=True) - 2.0 * z @ self.latents.T + self._lat_sq
         k = min(k, len(self.latents))
-        idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        # Recompute the chosen distances directly: the expansion above loses precision near 0.
+        _, idx = self._latent_nn.kneighbors(z, n_neighbors=min(k + 4, len(self.latents)))
+        # Spare candidates re-ranked by distances recomputed directly (a brute-force ranking by the
+        # |z|² − 2z·x + |x|² expansion loses precision near 0).
         d = np.linalg.norm(self.latents[idx] - z[:, None, :], axis=2)
-        order = np.argsort(d, axis=1)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(d, order, 1), np.take_along_axis(idx, order, 1)
 
     def to_map(self, z) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Nearest data latents and the in-distribution indicator (the Inspect panel).
 
-Nearest neighbours are brute force: for ≤ 50,000 latents a chunked distance matrix is a few
-milliseconds per query and exact, with no index to build or invalidate.
+Nearest neighbours are exact, through scikit-learn's `NearestNeighbors` ('auto': a k-d tree for
+few dimensions, brute force for many): `Index` is built once and queried many times; `nearest`
+keeps the index of the last few latent arrays it was asked about.
 
 "Is this latent like the data?" is answered two ways:
 
@@ -18,12 +19,11 @@ milliseconds per query and exact, with no index to build or invalidate.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-CHUNK = 2048  # query rows per distance block: bounds memory at CHUNK × N floats
 
 # Verdict thresholds on the nearest-neighbour percentile.
 TYPICAL, UNUSUAL = 90.0, 99.0
@@ -35,44 +35,82 @@ class Neighbours:
     distances: np.ndarray  # float32 (M, k), Euclidean
 
 
-def _t(x) -> torch.Tensor:
+def _np(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        t = x.detach().to("cpu", torch.float32)
-    else:
-        t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, dtype=np.float32)))
-    return t.reshape(len(t), -1) if t.dim() > 1 else t.reshape(1, -1)
+        x = x.detach().to("cpu", torch.float32).numpy()
+    a = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    return a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(1, -1)
+
+
+def _t(x) -> torch.Tensor:
+    return torch.from_numpy(_np(x))
+
+
+class Index:
+    """Exact Euclidean k-nearest-neighbour search over fixed latents (N, D), by scikit-learn's
+    `NearestNeighbors` ('auto': a k-d or ball tree where that pays, brute force otherwise; exact
+    either way). Build once, query many times; `nearest` is the one-shot form."""
+
+    def __init__(self, latents, algorithm: str = "auto"):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.db = _np(latents)
+        self.nn = NearestNeighbors(algorithm=algorithm).fit(self.db) if len(self.db) else None
+
+    def __len__(self) -> int:
+        return len(self.db)
+
+    def query(self, queries, k: int = 8, exclude: np.ndarray | None = None) -> Neighbours:
+        """The k nearest latents to each query (M, D) (or one (D,)); `exclude` (M,) optionally
+        names one index per query to skip (the query's own data point)."""
+        q = _np(queries)
+        if q.shape[1] != self.db.shape[1]:
+            raise ValueError(f"queries have {q.shape[1]} dimensions, the latents {self.db.shape[1]}")
+        n = len(self.db)
+        k_eff = min(int(k), n - (1 if exclude is not None else 0))
+        if k_eff < 1:
+            raise ValueError("not enough latents to search")
+        if len(q) == 0:
+            return Neighbours(np.zeros((0, k_eff), np.int64), np.zeros((0, k_eff), np.float32))
+        # A few spare candidates, re-ranked by distances recomputed directly: brute force ranks by
+        # |q|² − 2q·x + |x|², which loses precision for near-identical vectors (a point's distance
+        # to itself comes out 1e-7, not 0).
+        _, idx = self.nn.kneighbors(q, n_neighbors=min(n, k_eff + 5))
+        d = np.linalg.norm(self.db[idx] - q[:, None, :], axis=2)
+        if exclude is not None:
+            d[idx == np.asarray(exclude, np.int64).reshape(-1, 1)] = np.inf
+        order = np.argsort(d, axis=1, kind="stable")[:, :k_eff]
+        idx, d = np.take_along_axis(idx, order, 1), np.take_along_axis(d, order, 1)
+        return Neighbours(idx.astype(np.int64), d.astype(np.float32))
+
+
+# Indexes of the latents `nearest` was last asked about, by array object (weak-referenced, so an
+# index never outlives or is reused for its array; like cache's image digests this assumes latent
+# arrays are not modified in place, which nothing does). The Inspect panel asks about the same
+# data latents on every scrub: a k-d tree built once answers in about a millisecond.
+_INDEXES: dict[int, tuple[weakref.ref, Index]] = {}
+_KEEP = 4
+
+
+def index_of(latents) -> Index:
+    """An `Index` over `latents`, built once per numpy array (anything else: built each call)."""
+    if not isinstance(latents, np.ndarray):
+        return Index(latents)
+    key = id(latents)
+    hit = _INDEXES.get(key)
+    if hit is not None and hit[0]() is latents:
+        return hit[1]
+    ix = Index(latents)
+    while len(_INDEXES) >= _KEEP:
+        _INDEXES.pop(next(iter(_INDEXES)), None)
+    _INDEXES[key] = (weakref.ref(latents, lambda _r, k=key: _INDEXES.pop(k, None)), ix)
+    return ix
 
 
 def nearest(latents, queries, k: int = 8, exclude: np.ndarray | None = None) -> Neighbours:
     """The k nearest of `latents` (N, D) to each query (M, D) (or one (D,)), by Euclidean distance.
     `exclude` (M,) optionally names one index per query to skip (the query's own data point)."""
-    db = _t(latents)
-    q = _t(queries)
-    if q.shape[1] != db.shape[1]:
-        raise ValueError(f"queries have {q.shape[1]} dimensions, the latents {db.shape[1]}")
-    n = len(db)
-    k_eff = min(int(k), n - (1 if exclude is not None else 0))
-    if k_eff < 1:
-        raise ValueError("not enough latents to search")
-    idx_out, d_out = [], []
-    db_sq = (db * db).sum(1)
-    with torch.inference_mode():
-        for s in range(0, len(q), CHUNK):
-            qc = q[s:s + CHUNK]
-            d2 = (qc * qc).sum(1, keepdim=True) - 2.0 * qc @ db.T + db_sq
-            if exclude is not None:
-                ex = torch.as_tensor(np.asarray(exclude)[s:s + CHUNK], dtype=torch.long)
-                d2[torch.arange(len(qc)), ex] = float("inf")
-            # Take a few spare candidates by the fast expansion, then rank them by exact distances
-            # (the expansion loses precision for near-identical vectors).
-            cand = torch.topk(d2, min(n, k_eff + 4), dim=1, largest=False).indices
-            exact = (db[cand] - qc[:, None, :]).norm(dim=2)
-            if exclude is not None:
-                exact[cand == ex[:, None]] = float("inf")
-            order = exact.argsort(dim=1)[:, :k_eff]
-            idx_out.append(torch.gather(cand, 1, order))
-            d_out.append(torch.gather(exact, 1, order))
-    return Neighbours(torch.cat(idx_out).numpy().astype(np.int64), torch.cat(d_out).numpy().astype(np.float32))
+    return index_of(latents).query(queries, k=k, exclude=exclude)
 
 
 @dataclass(frozen=True)
@@ -92,13 +130,14 @@ class InDistribution:
     def __init__(self, train_latents, engine=None, indices: np.ndarray | None = None,
                  reference: int = 2000, seed: int = 0):
         self.db = _t(train_latents)
+        self.index = Index(self.db)
         self.indices = np.arange(len(self.db)) if indices is None else np.asarray(indices)
         if len(self.db) < 2:
             raise ValueError("the in-distribution indicator needs at least two training latents")
         rng = np.random.default_rng(seed)
         ref = rng.choice(len(self.db), size=min(reference, len(self.db)), replace=False)
         # Leave-one-out nearest-neighbour distances of a sample of training latents.
-        nn = nearest(self.db, self.db[ref], k=1, exclude=ref)
+        nn = self.index.query(self.db[ref], k=1, exclude=ref)
         self.reference_nn = np.sort(nn.distances[:, 0].astype(np.float64))
         self.median_nn = float(np.median(self.reference_nn)) or 1e-12
         self.engine = engine if engine is not None and "log_prior" in engine.capabilities else None
@@ -122,7 +161,7 @@ class InDistribution:
 
     def batch(self, z) -> list[Indicator]:
         q = _t(z)
-        nn = nearest(self.db, q, k=1)
+        nn = self.index.query(q, k=1)
         d = nn.distances[:, 0].astype(np.float64)
         pct = 100.0 * np.searchsorted(self.reference_nn, d, side="left") / len(self.reference_nn)
         lp = self._log_prior(q) if self.engine is not None else None

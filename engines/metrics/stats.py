@@ -54,12 +54,17 @@ def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048):
 
 
 def knn_radii(feats: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Distance from each point to its k-th nearest *other* point in the same set."""
-    out = torch.empty(len(feats), dtype=feats.dtype)
-    for i, d in _pairwise(feats, feats):
-        # The point itself is at distance 0, so the k-th neighbour is the (k+1)-th smallest.
-        out[i:i + len(d)] = d.kthvalue(k + 1, dim=1).values
-    return out
+    """Distance from each point to its k-th nearest *other* point in the same set (exact k-NN by
+    scikit-learn's `NearestNeighbors`)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.asarray(torch.as_tensor(feats).detach().cpu().numpy())
+    # Each point is its own nearest neighbour (distance 0), so the k-th other one is column k of
+    # the k + 1 nearest. Distances recomputed directly over a few spare candidates (a brute-force
+    # ranking by the |a|² − 2a·b + |b|² expansion is not exact near 0).
+    _, idx = NearestNeighbors().fit(x).kneighbors(x, n_neighbors=min(len(x), k + 5))
+    d = np.sort(np.linalg.norm(x[idx] - x[:, None, :], axis=2), axis=1)
+    return torch.as_tensor(d[:, k], dtype=feats.dtype)
 
 
 def _inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
