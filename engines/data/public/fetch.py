@@ -1,0 +1,139 @@
+"""Downloading a public set's files with pooch (checksums, retries, temp file + rename) into the
+user data folder, or using files placed there by hand (verified the same way).
+
+Folder: $LATENT_EXPLORER_DATA_DIR, else platformdirs' user data dir / "datasets"; each set in a
+sub-folder named after it, its files under their official names. $LATENT_EXPLORER_DATA_MIRROR
+replaces every set's base URL (the file name is appended).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from engines.data.dataset import DataError
+from engines.data.public.registry import PublicSet, RemoteFile
+
+RETRIES = 2  # pooch's retry_if_failed (tests set 0)
+TIMEOUT = 60  # seconds without data before a download is given up
+
+
+class DownloadError(DataError):
+    """A file could not be downloaded (network, missing mirror, cancelled)."""
+
+
+class ChecksumError(DataError):
+    """A file's checksum does not match the registry's; nothing is kept."""
+
+
+class Cancelled(DownloadError):
+    pass
+
+
+def data_dir() -> str:
+    d = os.environ.get("LATENT_EXPLORER_DATA_DIR")
+    if d:
+        return os.path.abspath(os.path.expanduser(d))
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("latent-explorer", appauthor=False), "datasets")
+
+
+def set_dir(s: PublicSet) -> str:
+    return os.path.join(data_dir(), s.name)
+
+
+def base_url(s: PublicSet) -> str | None:
+    mirror = os.environ.get("LATENT_EXPLORER_DATA_MIRROR")
+    if mirror:
+        return mirror.rstrip("/") + "/"
+    return s.base_url
+
+
+def manual_hint(s: PublicSet) -> str:
+    names = ", ".join(f.name for f in s.files)
+    how = f" ({s.manual})" if s.manual else ""
+    return (f"place {names} by hand in {set_dir(s)}{how}, or set LATENT_EXPLORER_DATA_MIRROR to a mirror's URL")
+
+
+class _Progress:
+    """A tqdm-like object for pooch: reports bytes over all of a set's files; raises Cancelled."""
+
+    def __init__(self, report, done_before: int, total: int, cancel: threading.Event | None):
+        self.report, self.done_before, self.grand_total, self.cancel = report, done_before, total, cancel
+        self.total = 0  # set by pooch from Content-Length
+        self.n = 0
+
+    def update(self, k):
+        self.n += k
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("download cancelled")
+        if self.report is not None:
+            self.report(self.done_before + self.n, self.grand_total)
+
+    def reset(self):
+        self.n = 0
+
+    def close(self):
+        pass
+
+
+def _verify_local(path: str, f: RemoteFile) -> None:
+    import pooch
+
+    algo, _, want = f.hash.partition(":")
+    got = pooch.file_hash(path, alg=algo)
+    if got.lower() != want.lower():
+        raise ChecksumError(f"{path}: checksum mismatch ({algo} {got}, expected {want}); the file is refused — "
+                            "delete it and place or download the official file again")
+
+
+def fetch(s: PublicSet, progress=None, cancel: threading.Event | None = None) -> list[str]:
+    """The set's files, verified: those already in its folder are checked, missing ones downloaded.
+    `progress(done_bytes, total_bytes)` is called while downloading; setting `cancel` stops it."""
+    import pooch
+
+    folder = set_dir(s)
+    total = s.download_size
+    done = 0
+    paths = []
+    for f in s.files:
+        path = os.path.join(folder, f.name)
+        if os.path.isfile(path):
+            _verify_local(path, f)
+        else:
+            _download(s, f, folder, _Progress(progress, done, total, cancel))
+        done += f.size
+        if progress is not None:
+            progress(done, total)
+        paths.append(path)
+    del pooch
+    return paths
+
+
+def _download(s: PublicSet, f: RemoteFile, folder: str, bar: _Progress) -> None:
+    import pooch
+    import requests
+
+    base = base_url(s)
+    if not base:
+        raise DownloadError(f"{s.name}: {f.name} has no reliable download address; {manual_hint(s)}")
+    url = base + f.name
+    p = pooch.create(path=folder, base_url=base, registry={f.name: f.hash}, retry_if_failed=RETRIES)
+    try:
+        p.fetch(f.name, downloader=pooch.HTTPDownloader(progressbar=bar, timeout=TIMEOUT))
+    except Cancelled:
+        raise
+    except ValueError as e:
+        if "hash" in str(e).lower():
+            raise ChecksumError(f"{url}: checksum mismatch, the download is refused and not kept "
+                                f"(expected {f.hash})") from None
+        raise DownloadError(f"{url}: could not download ({_reason(e)}); {manual_hint(s)}") from None
+    except (requests.RequestException, OSError) as e:
+        raise DownloadError(f"{url}: could not download ({_reason(e)}); {manual_hint(s)}") from None
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if len(text) > 160:
+        text = text[:157] + "…"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
