@@ -11,8 +11,8 @@ import threading
 
 from engines.data.dataset import DataError, ImageDataset
 from engines.data.public.convert import is_cached as _is_cached, open_cache, convert
-from engines.data.public.fetch import (Cancelled, ChecksumError, DownloadError, data_dir, fetch, manual_hint,
-                                       set_dir)
+from engines.data.public.fetch import Cancelled, ChecksumError, DownloadError, data_dir, manual_hint, set_dir
+from engines.data.public.fetch import fetch as fetch_files  # (the name `fetch` stays the module)
 from engines.data.public.registry import PUBLIC, PublicSet, RemoteFile
 
 __all__ = ["PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError", "data_dir",
@@ -36,7 +36,7 @@ def load_public(name: str, progress=None, cancel: threading.Event | None = None)
     s = _get(name)
     folder = set_dir(s)
     if not _is_cached(folder):
-        fetch(s, progress=progress, cancel=cancel)
+        fetch_files(s, progress=progress, cancel=cancel)
         convert(s, folder)
     return open_cache(s, folder)
 

@@ -58,8 +58,9 @@ def manual_hint(s: PublicSet) -> str:
 class _Progress:
     """A tqdm-like object for pooch: reports bytes over all of a set's files; raises Cancelled."""
 
-    def __init__(self, report, done_before: int, total: int, cancel: threading.Event | None):
+    def __init__(self, report, done_before: int, size: int, total: int, cancel: threading.Event | None):
         self.report, self.done_before, self.grand_total, self.cancel = report, done_before, total, cancel
+        self.size = size  # the registry's size of this file: pooch counts whole 1 kB chunks
         self.total = 0  # set by pooch from Content-Length
         self.n = 0
 
@@ -68,7 +69,7 @@ class _Progress:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("download cancelled")
         if self.report is not None:
-            self.report(self.done_before + self.n, self.grand_total)
+            self.report(self.done_before + min(self.n, self.size), self.grand_total)
 
     def reset(self):
         self.n = 0
@@ -101,7 +102,7 @@ def fetch(s: PublicSet, progress=None, cancel: threading.Event | None = None) ->
         if os.path.isfile(path):
             _verify_local(path, f)
         else:
-            _download(s, f, folder, _Progress(progress, done, total, cancel))
+            _download(s, f, folder, _Progress(progress, done, f.size, total, cancel))
         done += f.size
         if progress is not None:
             progress(done, total)
@@ -119,6 +120,9 @@ def _download(s: PublicSet, f: RemoteFile, folder: str, bar: _Progress) -> None:
         raise DownloadError(f"{s.name}: {f.name} has no reliable download address; {manual_hint(s)}")
     url = base + f.name
     p = pooch.create(path=folder, base_url=base, registry={f.name: f.hash}, retry_if_failed=RETRIES)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # its retry notes and download banner: the caller reports progress and the one error
     try:
         p.fetch(f.name, downloader=pooch.HTTPDownloader(progressbar=bar, timeout=TIMEOUT))
     except Cancelled:
@@ -130,9 +134,24 @@ def _download(s: PublicSet, f: RemoteFile, folder: str, bar: _Progress) -> None:
         raise DownloadError(f"{url}: could not download ({_reason(e)}); {manual_hint(s)}") from None
     except (requests.RequestException, OSError) as e:
         raise DownloadError(f"{url}: could not download ({_reason(e)}); {manual_hint(s)}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _reason(e: BaseException) -> str:
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        return f"HTTP {e.response.status_code} {e.response.reason or ''}".strip()
+    if isinstance(e, requests.Timeout):
+        return "timed out"
+    if isinstance(e, requests.ConnectionError):
+        text = str(e)
+        for what in ("Connection refused", "Name or service not known", "No route to host",
+                     "Temporary failure in name resolution", "Connection reset", "IncompleteRead"):
+            if what in text:
+                return f"{type(e).__name__}: {what}"
+        return f"{type(e).__name__}: cannot connect"
     text = " ".join(str(e).split())
     if len(text) > 160:
         text = text[:157] + "…"
