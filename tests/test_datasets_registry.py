@@ -87,6 +87,7 @@ class Server:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
+        self.slow = 0.0  # seconds between 1 kB chunks
         self.requests: list[str] = []
         outer = self
 
@@ -101,7 +102,17 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
-                self.wfile.write(blob[:len(blob) // 2] if name in outer.truncate else blob)
+                blob = blob[:len(blob) // 2] if name in outer.truncate else blob
+                if not outer.slow:
+                    self.wfile.write(blob)
+                    return
+                for i in range(0, len(blob), 1024):
+                    try:
+                        self.wfile.write(blob[i:i + 1024])
+                        self.wfile.flush()
+                    except OSError:  # the client went away (cancelled)
+                        return
+                    time.sleep(outer.slow)
 
             def log_message(self, *args):
                 pass

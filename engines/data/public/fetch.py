@@ -143,6 +143,8 @@ def _reason(e: BaseException) -> str:
 
     if isinstance(e, requests.HTTPError) and e.response is not None:
         return f"HTTP {e.response.status_code} {e.response.reason or ''}".strip()
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "the transfer was cut short"
     if isinstance(e, requests.Timeout):
         return "timed out"
     if isinstance(e, requests.ConnectionError):
