@@ -308,3 +308,16 @@ def test_the_registry_is_complete():
             algo, _, h = f.hash.partition(":")
             assert (algo, len(h)) in (("md5", 32), ("sha256", 64)) and f.size > 0
     assert PUBLIC["celeba"].n_attributes == 40 and PUBLIC["celeba"].base_url is None
+
+
+def test_a_mirror_url_with_the_set_name_serves_sets_whose_files_share_names(server, monkeypatch):
+    mnist, fashion = mnist_files(seed=5), mnist_files(seed=6)
+    serve(server, monkeypatch, "mnist", mnist)
+    server.files.clear()
+    serve(server, monkeypatch, "fashion-mnist", fashion)
+    server.files.clear()
+    server.files.update({f"mnist/{k}": v for k, v in mnist.items()} | {f"fashion-mnist/{k}": v for k, v in fashion.items()})
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", server.url + "{name}")
+    a, b = load_dataset("mnist"), load_dataset("fashion-mnist")
+    assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))
+    assert b.label_names[0] == "T-shirt/top"

@@ -3,7 +3,9 @@ user data folder, or using files placed there by hand (verified the same way).
 
 Folder: $LATENT_EXPLORER_DATA_DIR, else platformdirs' user data dir / "datasets"; each set in a
 sub-folder named after it, its files under their official names. $LATENT_EXPLORER_DATA_MIRROR
-replaces every set's base URL (the file name is appended).
+replaces every set's base URL (the file name is appended); since MNIST's, Fashion-MNIST's and
+KMNIST's files share their names, a mirror holding several sets may put `{name}` in the URL
+(https://mirror.example/datasets/{name}/), which becomes the set's name.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def set_dir(s: PublicSet) -> str:
 def base_url(s: PublicSet) -> str | None:
     mirror = os.environ.get("LATENT_EXPLORER_DATA_MIRROR")
     if mirror:
-        return mirror.rstrip("/") + "/"
+        return mirror.replace("{name}", s.name).rstrip("/") + "/"
     return s.base_url
 
 

@@ -91,7 +91,9 @@ KMNIST = PublicSet(
     citation="T. Clanuwat, M. Bober-Irizar, A. Kitamoto, A. Lamb, K. Yamamoto, D. Ha. Deep Learning for "
              "Classical Japanese Literature. arXiv:1812.01718 (2018).",
     homepage="https://github.com/rois-codh/kmnist",
-    label_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    # kmnist_classmap.csv: U+304A … U+3092, with their romanisations.
+    label_names=("お (o)", "き (ki)", "す (su)", "つ (tsu)", "な (na)", "は (ha)", "ま (ma)", "や (ya)", "れ (re)",
+                 "を (wo)"),
 )
 
 CIFAR10 = PublicSet(
