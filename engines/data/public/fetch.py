@@ -27,8 +27,8 @@ class ChecksumError(DataError):
     """A file's checksum does not match the registry's; nothing is kept."""
 
 
-class Cancelled(DownloadError):
-    pass
+class Cancelled(Exception):
+    """The download was cancelled. Not a ValueError: pooch retries ValueErrors (its hash check)."""
 
 
 def data_dir() -> str:
@@ -93,8 +93,6 @@ def _verify_local(path: str, f: RemoteFile) -> None:
 def fetch(s: PublicSet, progress=None, cancel: threading.Event | None = None) -> list[str]:
     """The set's files, verified: those already in its folder are checked, missing ones downloaded.
     `progress(done_bytes, total_bytes)` is called while downloading; setting `cancel` stops it."""
-    import pooch
-
     folder = set_dir(s)
     total = s.download_size
     done = 0
@@ -109,7 +107,6 @@ def fetch(s: PublicSet, progress=None, cancel: threading.Event | None = None) ->
         if progress is not None:
             progress(done, total)
         paths.append(path)
-    del pooch
     return paths
 
 
