@@ -23,6 +23,8 @@ Benchmarks (names for --only, run in this order):
   codebook    Codebook panel latencies on the bundled faces VQ-VAE: analysis, a painted cell's decode,
               a code's detail, a prior sample, inpainting (bench/codebook.py)
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
+  datasets    time to open each downloaded public set from its cache (bench/public_sets.py); sets not
+              downloaded on the machine are listed as skipped
 
 Ours and peer run in the same process, interleaved where the measurement allows it, with the same
 thread count (`--threads`, default 2: torch intra-op threads and BLAS via threadpoolctl). The load
@@ -50,6 +52,7 @@ if BENCH not in sys.path:
     sys.path.insert(0, BENCH)
 
 import common  # noqa: E402  (puts the project on sys.path)
+from public_sets import bench_datasets  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
@@ -72,6 +75,7 @@ BENCHMARKS = {
     "gan": bench_gan,
     "codebook": bench_codebook,
     "gui": bench_gui,
+    "datasets": bench_datasets,
 }
 
 

@@ -28,11 +28,11 @@ EVALUATE_SAMPLES = 1000  # as `main.py evaluate`'s default
 
 
 def _training_data(info, spec):
-    """The data set a checkpoint was trained on (a built-in name, or its file if still there)."""
-    from engines.data import BUILTIN, load_dataset
+    """The data set a checkpoint was trained on (a built-in or public name, or its file if still there)."""
+    from engines.data import BUILTIN, PUBLIC, load_dataset
 
     name, source = info.data.get("name") or "", info.data.get("source") or ""
-    if name in BUILTIN:
+    if name in BUILTIN or (name in PUBLIC and source in ("", name)):
         return load_dataset(name, spec=spec)
     if source and os.path.exists(source):
         return load_dataset(source, spec=spec)

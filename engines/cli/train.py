@@ -12,7 +12,7 @@ from engines.cli.terminal import ProgressBar, _drive, _dur
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--engine", help="pca, ae, vae, …  (see `info`)")
-    t.add_argument("--data", help="built-in data set (shapes, faces, digits) or a folder/.npz/.h5/IDX path")
+    t.add_argument("--data", help="built-in data set (shapes, faces, digits), public one downloaded on first use (mnist, fashion-mnist, kmnist, cifar10, celeba; see `datasets`) or a folder/.npz/.h5/IDX path")
     t.add_argument("--size", type=IMAGE_SIDE, help="resize images to SIZE×SIZE, 8 to 256 (default: the data set's own size)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     g = t.add_mutually_exclusive_group()

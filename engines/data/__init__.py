@@ -10,6 +10,8 @@ from engines.spec import ImageSpec
 from engines.data.dataset import DataError, ImageDataset, convert_images, fixed_split, to_float, to_uint8
 
 BUILTIN = ("shapes", "faces", "digits")
+# Public sets, downloaded on first use (engines/data/public/): mnist, fashion-mnist, kmnist, cifar10, celeba.
+from engines.data.public.registry import PUBLIC  # noqa: E402
 
 
 class DataUnavailable(ValueError):
@@ -21,7 +23,7 @@ def training_source(info) -> str:
     `load_dataset` accepts."""
     data = getattr(info, "data", None) or {}
     name, source = data.get("name") or "", data.get("source") or ""
-    if name in BUILTIN:
+    if name in BUILTIN or (name in PUBLIC and source in ("", name)):
         return name
     if source and os.path.exists(source):
         return source
@@ -30,6 +32,7 @@ def training_source(info) -> str:
 
 # Native form of each built-in set: (channels, side).
 NATIVE = {"shapes": (3, 32), "faces": (3, 64), "digits": (1, 8)}
+NATIVE.update({k: (v.shape[2], v.shape[0]) for k, v in PUBLIC.items()})
 
 
 def load_dataset(name_or_path: str, spec: ImageSpec | None = None, size: int | None = None,
@@ -64,11 +67,15 @@ def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
         from engines.data.digits import load_digits
 
         return load_digits()
+    if name_or_path in PUBLIC and not os.path.lexists(name_or_path):
+        from engines.data.public import load_public
+
+        return load_public(name_or_path)
     if not os.path.lexists(name_or_path):  # a broken or looping link goes on, to be named as such
-        raise DataError(f"{name_or_path}: no such built-in data set ({', '.join(BUILTIN)}) or file")
+        raise DataError(f"{name_or_path}: no such built-in or public data set ({', '.join(BUILTIN + tuple(PUBLIC))}) or file")
     from engines.data.files import load_path
 
     return load_path(name_or_path)
 
 
-__all__ = ["BUILTIN", "DataError", "ImageDataset", "load_dataset", "convert_images", "fixed_split", "to_float", "to_uint8"]
+__all__ = ["BUILTIN", "PUBLIC", "DataError", "ImageDataset", "load_dataset", "convert_images", "fixed_split", "to_float", "to_uint8"]

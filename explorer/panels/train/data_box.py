@@ -1,16 +1,19 @@
-"""Picking a training data set: a built-in one or the user's folder/.npz/HDF5/IDX, resized
-and converted on request, with a preview grid of real images and what the set contains.
-Loading runs in a worker (generating a built-in set takes seconds)."""
+"""Picking a training data set: a built-in one, a public one (MNIST, CIFAR-10, CelebA…: downloaded
+on first use, with a progress bar and Cancel) or the user's folder/.npz/HDF5/IDX, resized and
+converted on request, with a preview grid of real images and what the set contains.
+Loading and downloading run in workers (generating a built-in set takes seconds)."""
 from __future__ import annotations
 
 import os
+import queue
+import threading
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QVBoxLayout)
+                               QProgressBar, QPushButton, QVBoxLayout)
 
 from explorer.widgets.image_grid import ImageGrid
-from explorer.workers import LatestRequestRunner
+from explorer.workers import LatestRequestRunner, Worker
 from explorer.panels.train.jobs import data_preview
 
 SIZES = (("native size", None), ("8×8", 8), ("16×16", 16), ("28×28", 28), ("32×32", 32), ("64×64", 64))
@@ -25,6 +28,53 @@ def _load(request):
     source, size, channels = request
     ds = load_dataset(source, size=size, channels=channels)
     return ds, data_preview(ds)
+
+
+def download(name: str, cancel: threading.Event):
+    """In a worker: download and convert the public set `name`, yielding (done, total) bytes, then
+    "converting"; returns True when it is cached. The download itself runs in a thread of its own
+    so that this generator yields regularly: the worker's quit() lands at a yield, and the
+    generator's `finally` then cancels the download (pooch removes its temp file)."""
+    from engines.data.public import load_public
+
+    q: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def run():
+        try:
+            load_public(name, progress=lambda done, total: q.put((done, total)), cancel=cancel)
+        except BaseException as e:  # noqa: BLE001 - handed to the generator, raised there
+            outcome["error"] = e
+        finally:
+            q.put(None)
+
+    t = threading.Thread(target=run, name=f"download-{name}", daemon=True)
+    t.start()
+    try:
+        while True:
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                yield None
+                continue
+            if item is None:
+                break
+            yield item
+            if item[0] >= item[1]:
+                yield "converting"
+        if "error" in outcome:
+            raise outcome["error"]
+        return True
+    finally:
+        cancel.set()  # no-op once it is done
+        t.join()
+
+
+def public_label(name: str) -> str:
+    from engines.data.public import PUBLIC, is_cached
+
+    size = PUBLIC[name].download_size
+    return f"{name} ({'downloaded' if is_cached(name) else f'{size / 1e6:,.0f} MB download'})"
 
 
 def describe(ds) -> str:
@@ -45,8 +95,12 @@ class DataBox(QGroupBox):
     dataset_changed = Signal(object)  # ImageDataset, or None while loading / after an error
     user_data_added = Signal(str)  # a path the user picked (the window remembers it)
 
-    def __init__(self, builtin=("shapes", "faces", "digits"), user_paths=(), parent=None):
+    def __init__(self, builtin=("shapes", "faces", "digits"), user_paths=(), parent=None, public=None):
         super().__init__("Data set", parent)
+        from engines.data.public import PUBLIC
+
+        self.public = tuple(PUBLIC) if public is None else tuple(public)
+        self._download = None  # (name, Worker, cancel Event) while a public set downloads
         self.dataset = None
         self.request = None
         self.last_error = ""
@@ -58,6 +112,11 @@ class DataBox(QGroupBox):
         self.source.setToolTip("A built-in data set, or one of your own (Add… picks a folder or file)")
         for name in builtin:
             self.source.addItem(name, name)
+        for name in self.public:
+            self.source.addItem(public_label(name), name)
+            s = PUBLIC[name]
+            self.source.setItemData(self.source.count() - 1, f"{s.title} — {s.licence}; {s.homepage}",
+                                    Qt.ItemDataRole.ToolTipRole)
         for p in user_paths:
             self._add_user_item(p)
         self.size = QComboBox()
@@ -76,6 +135,14 @@ class DataBox(QGroupBox):
         self.preview.setMinimumSize(120, 100)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setToolTip("Downloading the public data set (once; then it opens from the cache)")
+        self.cancel_download = QPushButton("Cancel")
+        self.cancel_download.setToolTip("Stop the download (nothing partial is kept)")
+        self.cancel_download.clicked.connect(self.stop_download)
+        self.progress.hide()
+        self.cancel_download.hide()
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -93,6 +160,10 @@ class DataBox(QGroupBox):
         lay.addLayout(form)
         lay.addLayout(add)
         lay.addWidget(self.preview, 1)
+        down = QHBoxLayout()
+        down.addWidget(self.progress, 1)
+        down.addWidget(self.cancel_download)
+        lay.addLayout(down)
         lay.addWidget(self.summary)
 
         self.source.currentIndexChanged.connect(self.reload)
@@ -150,9 +221,91 @@ class DataBox(QGroupBox):
         self.request = request
         self.dataset = None
         self.last_error = ""
-        self.summary.setText(f"Loading {self.source.currentText()}…")
         self.dataset_changed.emit(None)
+        name = request[0]
+        if self._download is not None and self._download[0] != name:
+            self.stop_download()
+        if name in self.public and not self._public_cached(name):
+            self._start_download(name)
+            return
+        self.summary.setText(f"Loading {self.source.currentText()}…")
         self._runner.submit(request)
+
+    # ---- downloading a public set -------------------------------------------------------------
+    @staticmethod
+    def _public_cached(name: str) -> bool:
+        from engines.data.public import is_cached
+
+        return is_cached(name)
+
+    @property
+    def downloading(self) -> bool:
+        return self._download is not None
+
+    def _start_download(self, name: str) -> None:
+        if self._download is not None:  # already on its way
+            return
+        self._runner.cancel()
+        cancel = threading.Event()
+        worker = Worker(download, name, cancel)
+        self._download = (name, worker, cancel)
+        worker.yielded.connect(self._on_download_progress)
+        worker.returned.connect(lambda ok, w=worker: self._on_downloaded(w, ok))
+        worker.errored.connect(lambda e, w=worker: self._on_download_failed(w, e))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{name}: %p%")
+        self.progress.show()
+        self.cancel_download.show()
+        self.preview.set_image(None)
+        self.preview.set_placeholder("Downloading…")
+        self.summary.setText(f"Downloading {name} (once; later it opens from the cache)…")
+        worker.start("long")
+
+    def stop_download(self) -> None:
+        """Cancel the running download (the Cancel button)."""
+        if self._download is None:
+            return
+        name, worker, cancel = self._download
+        cancel.set()
+        worker.quit()
+        self._end_download()
+        self.summary.setText(f"Download of {name} cancelled; nothing partial is kept.")
+        self.preview.set_placeholder("No data set")
+
+    def _end_download(self) -> None:
+        self._download = None
+        self.progress.hide()
+        self.cancel_download.hide()
+
+    def _on_download_progress(self, value) -> None:
+        if self._download is None or value is None:
+            return
+        if value == "converting":
+            self.progress.setValue(1000)
+            self.summary.setText(f"Converting {self._download[0]} into the cache (once)…")
+            return
+        done, total = value
+        self.progress.setValue(int(1000 * done / total) if total else 0)
+        self.progress.setFormat(f"{self._download[0]}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB")
+
+    def _on_downloaded(self, worker, ok) -> None:
+        if self._download is None or self._download[1] is not worker:
+            return
+        name = self._download[0]
+        self._end_download()
+        if not ok:
+            return
+        i = self.source.findData(name)
+        if i >= 0:
+            self.source.setItemText(i, public_label(name))
+        if self.source.currentData() == name:
+            self.reload()
+
+    def _on_download_failed(self, worker, exc) -> None:
+        if self._download is None or self._download[1] is not worker:
+            return
+        self._end_download()
+        self._on_failed(self._runner.generation, self.request, exc)
 
     def set_dataset(self, ds, label: str | None = None) -> None:
         """Use a data set already in memory (scripts and tests)."""

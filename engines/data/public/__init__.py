@@ -1,0 +1,52 @@
+"""Public data sets by name (`mnist`, `fashion-mnist`, `kmnist`, `cifar10`, `celeba`).
+
+`load_public("mnist")` downloads the official files on first use (pooch: checksums, retries, a temp
+file renamed into place only once verified), converts them once into a cache, and from then on
+opens the cache (memory-mapped, milliseconds). See registry.py for the files, fetch.py for where
+they go and convert.py for the cache.
+"""
+from __future__ import annotations
+
+import threading
+
+from engines.data.dataset import DataError, ImageDataset
+from engines.data.public.convert import is_cached as _is_cached, open_cache, convert
+from engines.data.public.fetch import Cancelled, ChecksumError, DownloadError, data_dir, manual_hint, set_dir
+from engines.data.public.fetch import fetch as fetch_files  # (the name `fetch` stays the module)
+from engines.data.public.registry import PUBLIC, PublicSet, RemoteFile
+
+__all__ = ["PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError", "data_dir",
+           "describe", "is_cached", "load_public", "manual_hint", "set_dir"]
+
+
+def _get(name: str) -> PublicSet:
+    try:
+        return PUBLIC[name]
+    except KeyError:
+        raise DataError(f"{name}: no such public data set ({', '.join(PUBLIC)})") from None
+
+
+def is_cached(name: str) -> bool:
+    return _is_cached(set_dir(_get(name)))
+
+
+def load_public(name: str, progress=None, cancel: threading.Event | None = None) -> ImageDataset:
+    """The set, from its cache; downloading (`progress(done, total)` bytes) and converting first
+    when it is not cached yet."""
+    s = _get(name)
+    folder = set_dir(s)
+    if not _is_cached(folder):
+        fetch_files(s, progress=progress, cancel=cancel)
+        convert(s, folder)
+    return open_cache(s, folder)
+
+
+def describe(name: str) -> dict:
+    """One row of `main.py datasets`."""
+    s = _get(name)
+    h, w, c = s.shape
+    return {"name": s.name, "kind": "public", "title": s.title, "images": s.n_images,
+            "shape": [h, w, c], "classes": len(s.label_names), "attributes": s.n_attributes,
+            "download_bytes": s.download_size, "licence": s.licence, "citation": s.citation,
+            "homepage": s.homepage, "cached": is_cached(name), "folder": set_dir(s),
+            "files": [{"name": f.name, "hash": f.hash, "bytes": f.size} for f in s.files]}

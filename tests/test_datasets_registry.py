@@ -1,0 +1,326 @@
+"""Public data sets by name, against a local HTTP server on 127.0.0.1 that serves small generated
+files under the official names; the registry's checksums are replaced by the generated files'.
+No test touches the internet."""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import struct
+import tarfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engines.data import load_dataset, training_source
+from engines.data.public import PUBLIC, ChecksumError, DownloadError, fetch as fetchmod, is_cached, load_public
+from engines.data.public.registry import CELEBA_ATTRIBUTES, RemoteFile
+
+
+# ---- generated files under the official names ------------------------------------------------------
+def _idx(a: np.ndarray) -> bytes:
+    head = struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
+    return gzip.compress(head + a.astype(np.uint8).tobytes())
+
+
+def mnist_files(n_train=64, n_test=16, seed=0) -> dict[str, bytes]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        out[f"{prefix}-images-idx3-ubyte.gz"] = _idx(rng.integers(0, 256, (n, 28, 28)))
+        out[f"{prefix}-labels-idx1-ubyte.gz"] = _idx(np.arange(n) % 10)
+    return out
+
+
+def cifar_files(per_batch=4) -> dict[str, bytes]:
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+        for name in names + ["batches.meta.txt"]:
+            if name.endswith(".bin"):
+                rows = rng.integers(0, 256, (per_batch, 3073)).astype(np.uint8)
+                rows[:, 0] = np.arange(per_batch) % 10
+                blob = rows.tobytes()
+            else:
+                blob = b"airplane\nautomobile\n"
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return {"cifar-10-binary.tar.gz": buf.getvalue()}
+
+
+def celeba_files(n=6) -> dict[str, bytes]:
+    rng = np.random.default_rng(2)
+    z = io.BytesIO()
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in names:
+            im = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (218, 178, 3)).astype(np.uint8)).save(im, "JPEG")
+            zf.writestr(f"img_align_celeba/{name}", im.getvalue())
+    attrs = rng.choice([-1, 1], (n, 40))
+    attr_txt = f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + " \n" + "".join(
+        f"{name} " + " ".join(f"{v:2d}" for v in row) + "\n" for name, row in zip(names, attrs))
+    part_txt = "".join(f"{name} {i % 3}\n" for i, name in enumerate(names))
+    return {"img_align_celeba.zip": z.getvalue(), "list_attr_celeba.txt": attr_txt.encode(),
+            "list_eval_partition.txt": part_txt.encode()}
+
+
+GENERATED = {"mnist": mnist_files, "fashion-mnist": lambda: mnist_files(seed=3), "kmnist": lambda: mnist_files(seed=4),
+             "cifar10": cifar_files, "celeba": celeba_files}
+
+
+# ---- the local server ------------------------------------------------------------------------------------
+class Server:
+    """http.server in a thread on 127.0.0.1; `files` name → bytes; `truncate` names are sent with
+    their full Content-Length but only half their bytes; `requests` counts the GETs."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.slow = 0.0  # seconds between 1 kB chunks
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                name = self.path.lstrip("/")
+                outer.requests.append(name)
+                blob = outer.files.get(name)
+                if blob is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                blob = blob[:len(blob) // 2] if name in outer.truncate else blob
+                if not outer.slow:
+                    self.wfile.write(blob)
+                    return
+                for i in range(0, len(blob), 1024):
+                    try:
+                        self.wfile.write(blob[i:i + 1024])
+                        self.wfile.flush()
+                    except OSError:  # the client went away (cancelled)
+                        return
+                    time.sleep(outer.slow)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    s = Server()
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", s.url)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_DIR", str(tmp_path / "datasets"))
+    monkeypatch.setattr(fetchmod, "RETRIES", 0)
+    monkeypatch.setattr(fetchmod, "TIMEOUT", 10)
+
+
+def serve(server, monkeypatch, name, files=None):
+    """Serve the generated files of `name` and point the registry's checksums at them."""
+    files = files or GENERATED[name]()
+    server.files.update(files)
+    s = PUBLIC[name]
+    monkeypatch.setitem(PUBLIC, name, dataclasses.replace(s, files=tuple(
+        RemoteFile(f.name, "sha256:" + hashlib.sha256(files[f.name]).hexdigest(), len(files[f.name])) for f in s.files)))
+    return files
+
+
+def folder(name):
+    return os.path.join(os.environ["LATENT_EXPLORER_DATA_DIR"], name)
+
+
+# ---- tests ---------------------------------------------------------------------------------------------------
+def test_first_use_downloads_and_caches_then_opens_from_the_cache_without_the_server(server, monkeypatch):
+    files = serve(server, monkeypatch, "mnist")
+    seen = []
+    ds = load_public("mnist", progress=lambda done, total: seen.append((done, total)))
+    assert len(ds) == 80 and ds.spec.height == 28 and ds.spec.channels == 1
+    assert len(ds.train_idx) == 64 and len(ds.test_idx) == 16
+    assert ds.label_names == [str(i) for i in range(10)] and ds.labels[:3].tolist() == [0, 1, 2]
+    total = sum(len(b) for b in files.values())
+    assert seen and seen[-1] == (total, total) and all(0 <= d <= t for d, t in seen)
+    assert sorted(server.requests) == sorted(files)
+    assert is_cached("mnist")
+    server.stop()
+    server.stop = lambda: None
+    t0 = time.perf_counter()
+    again = load_dataset("mnist")
+    assert time.perf_counter() - t0 < 1.0
+    assert np.array_equal(np.asarray(again.images), np.asarray(ds.images))
+    assert np.array_equal(again.test_idx, ds.test_idx)
+    assert training_source(type("Info", (), {"data": again.describe()})()) == "mnist"
+
+
+@pytest.mark.parametrize("name", ["cifar10", "celeba"])
+def test_cifar_and_celeba_convert_without_pickle(server, monkeypatch, name):
+    serve(server, monkeypatch, name)
+    ds = load_dataset(name)
+    if name == "cifar10":
+        assert len(ds) == 24 and ds.spec.height == 32 and ds.spec.channels == 3
+        assert len(ds.test_idx) == 4 and len(ds.train_idx) == 20 and len(ds.label_names) == 10
+    else:
+        assert len(ds) == 6 and ds.spec.height == 64 and ds.spec.channels == 3 and ds.labels is None
+        assert sorted(ds.attributes) == sorted(CELEBA_ATTRIBUTES)
+        assert set(np.unique(ds.attributes["Smiling"])) <= {0.0, 1.0}
+        assert ds.train_idx.tolist() == [0, 3] and ds.test_idx.tolist() == [2, 5]  # partition 1 (valid) in neither
+    assert load_dataset(name, size=16).spec.height == 16
+
+
+def test_a_mismatched_file_is_refused_and_nothing_is_kept(server, monkeypatch):
+    serve(server, monkeypatch, "mnist")
+    server.files["train-labels-idx1-ubyte.gz"] = _idx(np.arange(64) % 7)  # not what the checksum says
+    with pytest.raises(ChecksumError, match="checksum mismatch") as e:
+        load_public("mnist")
+    assert "\n" not in str(e.value) and "train-labels-idx1-ubyte.gz" in str(e.value)
+    assert not os.path.exists(os.path.join(folder("mnist"), "train-labels-idx1-ubyte.gz"))
+    assert not is_cached("mnist")
+    assert not [f for f in os.listdir(folder("mnist")) if f != "train-images-idx3-ubyte.gz"]
+
+
+def test_a_wrong_file_placed_by_hand_is_refused(server, monkeypatch):
+    files = serve(server, monkeypatch, "kmnist")
+    os.makedirs(folder("kmnist"))
+    for n, b in files.items():
+        with open(os.path.join(folder("kmnist"), n), "wb") as f:
+            f.write(b if n != "t10k-labels-idx1-ubyte.gz" else b[:-1] + b"x")
+    server.stop()
+    server.stop = lambda: None
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        load_dataset("kmnist")
+    assert not is_cached("kmnist")
+
+
+def test_files_placed_by_hand_are_used_without_a_server(monkeypatch):
+    files = celeba_files()
+    PUBLIC_C = PUBLIC["celeba"]
+    monkeypatch.setitem(PUBLIC, "celeba", dataclasses.replace(PUBLIC_C, files=tuple(
+        RemoteFile(f.name, "md5:" + hashlib.md5(files[f.name]).hexdigest(), f.size) for f in PUBLIC_C.files)))
+    with pytest.raises(DownloadError, match="by hand in .*celeba") as e:  # no mirror, no reliable host
+        load_dataset("celeba")
+    assert "\n" not in str(e.value)
+    os.makedirs(folder("celeba"), exist_ok=True)
+    for n, b in files.items():
+        with open(os.path.join(folder("celeba"), n), "wb") as f:
+            f.write(b)
+    assert len(load_dataset("celeba")) == 6
+
+
+def test_a_truncated_transfer_is_not_used_and_restarts_next_time(server, monkeypatch):
+    serve(server, monkeypatch, "fashion-mnist")
+    server.truncate.add("train-images-idx3-ubyte.gz")
+    with pytest.raises(DownloadError) as e:
+        load_public("fashion-mnist")
+    assert "train-images-idx3-ubyte.gz" in str(e.value) and "\n" not in str(e.value)
+    assert os.listdir(folder("fashion-mnist")) == []  # no partial file, no temp file
+    server.truncate.clear()
+    assert len(load_public("fashion-mnist")) == 80
+
+
+def test_cancelling_leaves_nothing_and_is_not_retried(server, monkeypatch):
+    serve(server, monkeypatch, "mnist")
+    monkeypatch.setattr(fetchmod, "RETRIES", 2)  # pooch retries ValueErrors after a pause; a cancel is none
+    cancel = threading.Event()
+    cancel.set()
+    t0 = time.perf_counter()
+    with pytest.raises(fetchmod.Cancelled):
+        load_public("mnist", cancel=cancel)
+    assert time.perf_counter() - t0 < 0.9 and server.requests == ["train-images-idx3-ubyte.gz"]
+    assert os.listdir(folder("mnist")) == []
+
+
+def test_the_server_being_down_is_one_line_naming_the_url_and_the_manual_way(server, monkeypatch, capsys):
+    from engines.cli.main import main
+
+    serve(server, monkeypatch, "mnist")
+    url = server.url
+    server.stop()
+    server.stop = lambda: None
+    assert main(["train", "--engine", "pca", "--data", "mnist", "--out", os.devnull + ".safetensors"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and url + "train-images-idx3-ubyte.gz" in err and "by hand" in err
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", url + "missing/")  # a mirror without the files
+    server2 = Server()
+    try:
+        monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", server2.url + "missing/")
+        with pytest.raises(DownloadError, match="HTTP 404"):
+            load_public("mnist")
+    finally:
+        server2.stop()
+
+
+def test_main_datasets_lists_every_set(server, monkeypatch, capsys):
+    from engines.cli.main import main
+
+    serve(server, monkeypatch, "mnist")
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("shapes", "faces", "digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "celeba"):
+        assert f"\n{name} " in "\n" + out
+    assert main(["datasets", "--fetch", "mnist"]) == 0
+    capsys.readouterr()
+    assert main(["datasets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["mnist"]["cached"] and not rows["cifar10"]["cached"]
+    assert rows["celeba"]["attributes"] == 40 and rows["celeba"]["shape"] == [64, 64, 3]
+    assert all(r["licence"] for r in rows.values())
+
+
+def test_train_with_data_mnist_through_the_cli(server, monkeypatch, tmp_path):
+    from engines.cli.main import main
+    from engines.checkpoint import read_info
+
+    serve(server, monkeypatch, "mnist")
+    out = str(tmp_path / "m.safetensors")
+    assert main(["train", "--engine", "vae", "--data", "mnist", "--size", "16", "--epochs", "1",
+                 "--set", "batch_size=32", "--out", out]) == 0
+    info = read_info(out)
+    assert info.data["name"] == "mnist"
+
+
+def test_the_registry_is_complete():
+    for s in PUBLIC.values():
+        assert s.files and s.licence and s.citation and s.homepage.startswith("http")
+        for f in s.files:
+            algo, _, h = f.hash.partition(":")
+            assert (algo, len(h)) in (("md5", 32), ("sha256", 64)) and f.size > 0
+    assert PUBLIC["celeba"].n_attributes == 40 and PUBLIC["celeba"].base_url is None
+
+
+def test_a_mirror_url_with_the_set_name_serves_sets_whose_files_share_names(server, monkeypatch):
+    mnist, fashion = mnist_files(seed=5), mnist_files(seed=6)
+    serve(server, monkeypatch, "mnist", mnist)
+    server.files.clear()
+    serve(server, monkeypatch, "fashion-mnist", fashion)
+    server.files.clear()
+    server.files.update({f"mnist/{k}": v for k, v in mnist.items()} | {f"fashion-mnist/{k}": v for k, v in fashion.items()})
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", server.url + "{name}")
+    a, b = load_dataset("mnist"), load_dataset("fashion-mnist")
+    assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))
+    assert b.label_names[0] == "T-shirt/top"

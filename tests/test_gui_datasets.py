@@ -1,0 +1,72 @@
+"""The Train panel's data picker lists the public sets with their download size; choosing one that
+is not cached downloads it in a worker with a determinate progress bar and Cancel (local server)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from test_datasets_registry import Server, _data_dir, folder, serve  # noqa: E402,F401  (fixtures)
+
+from engines.data.public import is_cached  # noqa: E402
+
+
+@pytest.fixture
+def server(monkeypatch):
+    s = Server()
+    monkeypatch.setenv("LATENT_EXPLORER_DATA_MIRROR", s.url)
+    yield s
+    s.stop()
+
+
+def _box(qtbot):
+    from explorer.panels.train.data_box import DataBox
+
+    box = DataBox(builtin=("digits",), public=("mnist", "cifar10"))
+    qtbot.addWidget(box)
+    qtbot.waitUntil(lambda: not box.loading, timeout=10_000)
+    return box
+
+
+def test_picker_lists_public_sets_and_downloads_with_progress(qtbot, server, monkeypatch):
+    serve(server, monkeypatch, "mnist")
+    server.slow = 0.002
+    box = _box(qtbot)
+    texts = [box.source.itemText(i) for i in range(box.source.count())]
+    assert any(t.startswith("mnist (") and "MB download" in t for t in texts)
+    assert any(t.startswith("cifar10 (170 MB download") for t in texts)
+    values = []
+    box.progress.valueChanged.connect(values.append)
+    box.source.setCurrentIndex(box.source.findData("mnist"))
+    assert box.downloading and box.progress.isVisibleTo(box) and box.cancel_download.isVisibleTo(box)
+    qtbot.waitUntil(lambda: box.dataset is not None, timeout=30_000)
+    assert len(box.dataset) == 80 and not box.downloading and not box.progress.isVisibleTo(box)
+    assert values and values == sorted(values) and values[-1] == 1000 and any(0 < v < 1000 for v in values)
+    assert box.source.itemText(box.source.findData("mnist")) == "mnist (downloaded)"
+
+
+def test_cancel_stops_the_download_and_keeps_nothing(qtbot, server, monkeypatch):
+    serve(server, monkeypatch, "mnist")
+    server.slow = 0.05  # ~3 s for the image file
+    box = _box(qtbot)
+    box.source.setCurrentIndex(box.source.findData("mnist"))
+    qtbot.waitUntil(lambda: box.progress.value() > 0, timeout=10_000)
+    worker = box._download[1]
+    box.cancel_download.click()
+    assert not box.downloading and "cancelled" in box.summary.text()
+    from explorer.workers import live_count
+
+    qtbot.waitUntil(lambda: live_count() == 0, timeout=15_000)  # the download thread has stopped
+    assert worker.quitting and not os.listdir(folder("mnist"))  # pooch removed its temp file
+    assert not is_cached("mnist") and box.dataset is None
+
+
+def test_a_failed_download_shows_the_one_line_error(qtbot, server, monkeypatch):
+    serve(server, monkeypatch, "mnist")
+    server.files.clear()  # the mirror lacks the files
+    box = _box(qtbot)
+    box.source.setCurrentIndex(box.source.findData("mnist"))
+    qtbot.waitUntil(lambda: bool(box.last_error), timeout=15_000)
+    assert "HTTP 404" in box.last_error and "by hand" in box.last_error and not box.downloading
