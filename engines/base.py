@@ -31,7 +31,8 @@ class Batch(NamedTuple):
 def as_images(x, device: torch.device) -> torch.Tensor:
     """Accept float tensors in [0,1] (N,C,H,W) or uint8 numpy/tensors (N,H,W[,C]) and return the former."""
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        # A read-only array (a memory-mapped data cache) is copied: torch must not alias it.
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
     if x.dtype == torch.uint8:
         if x.dim() == 3:
             x = x.unsqueeze(-1)

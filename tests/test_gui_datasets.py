@@ -70,3 +70,27 @@ def test_a_failed_download_shows_the_one_line_error(qtbot, server, monkeypatch):
     box.source.setCurrentIndex(box.source.findData("mnist"))
     qtbot.waitUntil(lambda: bool(box.last_error), timeout=15_000)
     assert "HTTP 404" in box.last_error and "by hand" in box.last_error and not box.downloading
+
+
+def test_manifold_and_arithmetic_pickers_offer_the_public_sets_and_map_one(qtbot, server, monkeypatch, make_window):
+    """A digits model on the map of MNIST (served locally): the Manifold's data picker and the
+    Arithmetic panel's 'Use other data…' list the public sets; choosing one downloads it through
+    the Workspace's data load, and every panel then shows that data."""
+    serve(server, monkeypatch, "mnist")
+    w = make_window("manifold")
+    combo = w.panels["manifold"].controls.data_combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert any(t.startswith("Public: mnist (") for t in texts) and any(t.startswith("Public: celeba (") for t in texts)
+    menu = [a.text() for a in w.panels["arithmetic"].data_btn.menu().actions()]
+    assert any(t.startswith("Public: fashion-mnist (") for t in menu)
+    model = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "models",
+                         "pca-digits-28.safetensors")
+    with qtbot.waitSignal(w.session.model_changed, timeout=10_000):
+        w.session.load(model)
+    ws = w.ctx.workspace
+    combo.setCurrentIndex(combo.findData("mnist"))
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: ws.data is not None and ws.data.source == "mnist", timeout=60_000)
+    assert len(ws.data.ls) == 80 and is_cached("mnist")
+    w.show_panel("arithmetic")
+    qtbot.waitUntil(lambda: w.panels["arithmetic"].md is ws.data, timeout=20_000)

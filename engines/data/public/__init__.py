@@ -15,7 +15,7 @@ from engines.data.public.fetch import Cancelled, ChecksumError, DownloadError, d
 from engines.data.public.fetch import fetch as fetch_files  # (the name `fetch` stays the module)
 from engines.data.public.registry import PUBLIC, PublicSet, RemoteFile
 
-__all__ = ["PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError", "data_dir",
+__all__ = ["PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError", "choice_label", "data_dir",
            "describe", "is_cached", "load_public", "manual_hint", "set_dir"]
 
 
@@ -39,6 +39,12 @@ def load_public(name: str, progress=None, cancel: threading.Event | None = None)
         fetch_files(s, progress=progress, cancel=cancel)
         convert(s, folder)
     return open_cache(s, folder)
+
+
+def choice_label(name: str) -> str:
+    """'mnist (12 MB download)' or 'mnist (downloaded)': how a data picker lists the set."""
+    size = _get(name).download_size
+    return f"{name} ({'downloaded' if is_cached(name) else f'{size / 1e6:,.0f} MB download'})"
 
 
 def describe(name: str) -> dict:

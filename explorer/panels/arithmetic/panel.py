@@ -84,6 +84,10 @@ class ArithmeticPanel(Panel):
 
         for name in BUILTIN:
             menu.addAction(f"Built-in: {name}", lambda n=name: self.use_data(n))
+        from engines.data.public import PUBLIC, choice_label
+
+        for name in PUBLIC:  # a set not downloaded yet is downloaded when chosen (status bar: Cancel)
+            menu.addAction(f"Public: {choice_label(name)}", lambda n=name: self.use_data(n))
         menu.addSeparator()
         menu.addAction("Folder of images…", lambda: self._pick_data(folder=True))
         menu.addAction("Data file (.npz, .h5, IDX)…", lambda: self._pick_data(folder=False))

@@ -71,7 +71,16 @@ class MapControls(QWidget):
         self.data_combo.addItem("The model's training data", "")
         for name in ("faces", "digits", "shapes"):
             self.data_combo.addItem(f"Built-in: {name}", name)
+        from engines.data.public import PUBLIC, choice_label
+
+        for name in PUBLIC:  # a set not downloaded yet is downloaded when chosen (status bar: Cancel)
+            self.data_combo.addItem(f"Public: {choice_label(name)}", name)
         self.data_combo.addItem("Other file or folder…", "?")
+        # Long entries ("Public: fashion-mnist (31 MB download)") must not widen the column: the
+        # box keeps a fixed width and the list that drops down shows them whole.
+        self.data_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.data_combo.setMinimumContentsLength(16)
+        self.data_combo.view().setMinimumWidth(300)
         self.data_combo.setToolTip("Which images are encoded and drawn on the map")
         self.data_combo.activated.connect(lambda _i: self.data_choice.emit(self.data_combo.currentData()))
         self.data_status = _hint("")

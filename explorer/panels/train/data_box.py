@@ -71,10 +71,9 @@ def download(name: str, cancel: threading.Event):
 
 
 def public_label(name: str) -> str:
-    from engines.data.public import PUBLIC, is_cached
+    from engines.data.public import choice_label
 
-    size = PUBLIC[name].download_size
-    return f"{name} ({'downloaded' if is_cached(name) else f'{size / 1e6:,.0f} MB download'})"
+    return choice_label(name)
 
 
 def describe(ds) -> str:
