@@ -15,10 +15,14 @@ from explorer.workers import LatestRequestRunner, run_in_thread
 
 
 def _load_checkpoint(request):
+    """In a worker: the checkpoint, and the model's content hash (which keys what the Workspace
+    keeps per model: hashing the weights is not work for the GUI thread)."""
     from engines import checkpoint as ckpt
+    from engines.latent.cache import model_id
 
     path, device = request
-    return ckpt.load(path, device=device, with_optimizer=False)
+    loaded = ckpt.load(path, device=device, with_optimizer=False)
+    return loaded, model_id(loaded.engine)
 
 
 class ModelSession(QObject):
@@ -70,7 +74,7 @@ class ModelSession(QObject):
         self.load_started.emit(path)
         return self._loader.submit((path, self._device))
 
-    def set_model(self, engine, info, path: str | None = None) -> None:
+    def set_model(self, engine, info, path: str | None = None, model_id: str | None = None) -> None:
         """Make `engine` the loaded model: a fresh Workspace for it replaces the old one (whose
         late results are dropped), then `workspace_changed` and `model_changed` follow."""
         from explorer.workspace import Workspace
@@ -80,7 +84,7 @@ class ModelSession(QObject):
         if self.workspace is not None:
             self.workspace.close()
             self.workspace.deleteLater()
-        self.workspace = Workspace(engine, info, self.path, self) if engine is not None else None
+        self.workspace = Workspace(engine, info, self.path, self, model_id=model_id) if engine is not None else None
         if self.workspace is not None:
             self.workspace.show_requested.connect(self.show_requested)
         self.workspace_changed.emit(self.workspace)
@@ -95,7 +99,8 @@ class ModelSession(QObject):
         if not self._loader.is_current(generation):
             return  # a newer click is being loaded; do not flash this one
         self.set_busy("load", None)
-        self.set_model(loaded.engine, loaded.info, request[0])
+        loaded, mid = loaded
+        self.set_model(loaded.engine, loaded.info, request[0], model_id=mid)
 
     def _on_load_failed(self, generation, request, exc) -> None:
         if self._loader.is_current(generation):

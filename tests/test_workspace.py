@@ -204,3 +204,23 @@ def test_keys_are_kept_per_model_across_restarts(qtbot, vae):
     assert third.keys == []
     third.add_key(np.zeros(4), "fresh")
     assert [k.label for k in _workspace(vae).keys] == ["fresh"]
+
+
+def test_a_model_loaded_by_the_session_is_hashed_in_the_worker(qtbot, vae, monkeypatch):
+    """Opening a model hashes its weights in the loader's worker: the Workspace gets the id with it,
+    so nothing kept per model (keys, vectors, bookmarks) costs the GUI thread a hash of the weights."""
+    import threading
+
+    from engines.latent import cache
+    from explorer.app import make_app
+    from explorer.session import ModelSession
+
+    make_app()
+    threads = []
+    real = cache.model_id
+    monkeypatch.setattr(cache, "model_id", lambda e: threads.append(threading.current_thread()) or real(e))
+    s = ModelSession("cpu")
+    with qtbot.waitSignal(s.model_changed, timeout=20_000):
+        s.load(vae)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert s.workspace.model_id == real(s.engine)

@@ -56,7 +56,10 @@ class Workspace(QObject):
     projections_changed = Signal()
     show_requested = Signal(str)  # a panel name: a cross-panel action wants it on show
 
-    def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None):
+    def __init__(self, engine, info=None, path: str | None = None, parent: QObject | None = None,
+                 model_id: str | None = None):
+        """`model_id`: the engine's content hash when the caller has it (computed in the loader's
+        worker); otherwise it is computed on first use."""
         super().__init__(parent)
         from engines.latent.history import Bookmarks, History
 
@@ -65,7 +68,7 @@ class Workspace(QObject):
         self._loader = None  # the Worker loading data
         self._loading_source: str | None = None
         self._load_gen = 0
-        self._model_id: str | None = None
+        self._model_id: str | None = model_id
         self.history = History()
         self.bookmarks = Bookmarks()
         self._bookmarks_loaded = False

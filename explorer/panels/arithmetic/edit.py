@@ -11,8 +11,9 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from explorer.widgets.scroll import vertical_scroll
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets import png_export
 from explorer.widgets.image_strip import ImageStrip
@@ -112,13 +113,7 @@ class EditView(QWidget):
         self.slider_area.addWidget(self.no_sliders)
         holder = QWidget()
         holder.setLayout(self.slider_area)
-        scroll = QScrollArea()
-        scroll.setWidget(holder)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMaximumHeight(112)
-        scroll.setMinimumHeight(34)
+        scroll = vertical_scroll(holder, min_height=34, max_height=112)
         sl = QVBoxLayout(self.slider_box)
         sl.setContentsMargins(6, 4, 6, 4)
         sl.addWidget(scroll)

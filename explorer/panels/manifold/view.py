@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from explorer.widgets.scroll import vertical_scroll
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.map_legend import MapLegend
 from explorer.panels.manifold.paths import PathStrip
@@ -77,11 +78,4 @@ class MapArea(QWidget):
 
 def side_scroll(form: QWidget) -> QScrollArea:
     """The side form in a narrow vertical scroll area."""
-    scroll = QScrollArea()
-    scroll.setWidget(form)
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(230)
-    scroll.setMaximumWidth(290)
-    return scroll
+    return vertical_scroll(form, min_width=230, max_width=290)

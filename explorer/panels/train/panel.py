@@ -13,8 +13,9 @@ import os
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QScrollArea, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+                               QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
+from explorer.widgets.scroll import vertical_scroll
 from explorer.widgets import png_export
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.loss_plot import LossPlot
@@ -99,13 +100,7 @@ class TrainPanel(Panel):
         ll.addWidget(self.data_box)
         ll.addWidget(model)
         ll.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(290)
-        scroll.setMaximumWidth(400)
+        scroll = vertical_scroll(left, min_width=290, max_width=400)
 
         self.controls = RunControls()
         c = self.controls
