@@ -82,29 +82,47 @@ GENERATED = {"mnist": mnist_files, "fashion-mnist": lambda: mnist_files(seed=3),
 # ---- the local server ------------------------------------------------------------------------------------
 class Server:
     """http.server in a thread on 127.0.0.1; `files` name → bytes; `truncate` names are sent with
-    their full Content-Length but only half their bytes; `requests` counts the GETs."""
+    their full Content-Length but only half their bytes, then the connection closes; `requests`
+    counts the GETs and `ranges` their Range headers (None without); with `range_support` a Range
+    request is answered 206 with the bytes from that offset (else 200 and the whole file)."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
         self.slow = 0.0  # seconds between 1 kB chunks
         self.requests: list[str] = []
+        self.ranges: list[str | None] = []
+        self.sent: list[int] = []  # body bytes written per GET
+        self.range_support = True
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 name = self.path.lstrip("/")
                 outer.requests.append(name)
+                asked = self.headers.get("Range")
+                outer.ranges.append(asked)
                 blob = outer.files.get(name)
                 if blob is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                start = int(asked.split("=")[1].split("-")[0]) if asked and outer.range_support else 0
+                if start >= len(blob) > 0:
+                    self.send_error(416)
+                    return
+                if asked and outer.range_support:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(blob) - 1}/{len(blob)}")
+                else:
+                    self.send_response(200)
+                blob = blob[start:]
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
                 blob = blob[:len(blob) // 2] if name in outer.truncate else blob
+                outer.sent.append(0)
                 if not outer.slow:
                     self.wfile.write(blob)
+                    outer.sent[-1] = len(blob)
                     return
                 for i in range(0, len(blob), 1024):
                     try:
@@ -112,6 +130,7 @@ class Server:
                         self.wfile.flush()
                     except OSError:  # the client went away (cancelled)
                         return
+                    outer.sent[-1] = i + len(blob[i:i + 1024])
                     time.sleep(outer.slow)
 
             def log_message(self, *args):
@@ -160,12 +179,16 @@ def folder(name):
 def test_first_use_downloads_and_caches_then_opens_from_the_cache_without_the_server(server, monkeypatch):
     files = serve(server, monkeypatch, "mnist")
     seen = []
-    ds = load_public("mnist", progress=lambda done, total: seen.append((done, total)))
+    ds = load_public("mnist", progress=lambda done, total, stage: seen.append((done, total, stage)))
     assert len(ds) == 80 and ds.spec.height == 28 and ds.spec.channels == 1
     assert len(ds.train_idx) == 64 and len(ds.test_idx) == 16
     assert ds.label_names == [str(i) for i in range(10)] and ds.labels[:3].tolist() == [0, 1, 2]
     total = sum(len(b) for b in files.values())
-    assert seen and seen[-1] == (total, total) and all(0 <= d <= t for d, t in seen)
+    down = [(d, t) for d, t, stage in seen if stage == "download"]
+    assert down and down[-1] == (total, total) and all(0 <= d <= t for d, t in down)
+    stages = [stage for *_, stage in seen]
+    assert stages == sorted(stages, key=["download", "convert"].index)  # every download report before converting
+    assert [(d, t) for d, t, stage in seen if stage == "convert"] == [(0, 2), (1, 2), (2, 2)]  # train, test files
     assert sorted(server.requests) == sorted(files)
     assert is_cached("mnist")
     server.stop()
@@ -232,15 +255,93 @@ def test_files_placed_by_hand_are_used_without_a_server(monkeypatch):
     assert len(load_dataset("celeba")) == 6
 
 
-def test_a_truncated_transfer_is_not_used_and_restarts_next_time(server, monkeypatch):
-    serve(server, monkeypatch, "fashion-mnist")
-    server.truncate.add("train-images-idx3-ubyte.gz")
+def test_a_truncated_transfer_is_not_used_and_resumes_next_time(server, monkeypatch):
+    """The server announces the whole Content-Length, sends half and closes: the half is kept as
+    `.part` (never under the official name, never converted); the next call asks for the rest with
+    a Range request and gets only the missing bytes."""
+    files = serve(server, monkeypatch, "fashion-mnist")
+    name = "train-images-idx3-ubyte.gz"
+    server.truncate.add(name)
     with pytest.raises(DownloadError) as e:
         load_public("fashion-mnist")
-    assert "train-images-idx3-ubyte.gz" in str(e.value) and "\n" not in str(e.value)
-    assert os.listdir(folder("fashion-mnist")) == []  # no partial file, no temp file
+    assert name in str(e.value) and "\n" not in str(e.value) and "cut short" in str(e.value)
+    half = len(files[name]) // 2
+    assert os.listdir(folder("fashion-mnist")) == [name + ".part"]  # no file under its name, no temp file
+    have = os.path.getsize(os.path.join(folder("fashion-mnist"), name + ".part"))
+    assert 0 < have <= half  # what arrived, less what requests still held when the connection broke
+    assert not is_cached("fashion-mnist")
     server.truncate.clear()
-    assert len(load_public("fashion-mnist")) == 80
+    n = len(server.requests)
+    ds = load_public("fashion-mnist")
+    assert len(ds) == 80 and np.asarray(ds.images)[:64, ..., 0].tobytes() == gzip.decompress(files[name])[16:]
+    assert server.requests[n] == name and server.ranges[n] == f"bytes={have}-"
+    assert server.sent[n] == len(files[name]) - have  # only the missing bytes travelled
+    assert sorted(os.listdir(folder("fashion-mnist"))) == sorted(list(files) + ["cache-v1"])
+
+
+def test_a_server_without_ranges_restarts_the_file(server, monkeypatch):
+    files = serve(server, monkeypatch, "mnist")
+    name = "train-images-idx3-ubyte.gz"
+    server.truncate.add(name)
+    with pytest.raises(DownloadError):
+        load_public("mnist")
+    server.truncate.clear()
+    server.range_support = False  # answers 200 with the whole file to a Range request
+    n = len(server.requests)
+    assert len(load_public("mnist")) == 80
+    assert server.ranges[n] is not None and server.sent[n] == len(files[name])
+    assert not [f for f in os.listdir(folder("mnist")) if f.endswith(".part") or f.startswith("tmp")]
+
+
+def test_a_stale_partial_file_longer_than_the_file_restarts(server, monkeypatch):
+    files = serve(server, monkeypatch, "mnist")
+    name = "t10k-labels-idx1-ubyte.gz"
+    os.makedirs(folder("mnist"))
+    with open(os.path.join(folder("mnist"), name + ".part"), "wb") as f:
+        f.write(b"x" * (len(files[name]) + 10))  # the server answers 416; the partial file is dropped
+    assert len(load_public("mnist")) == 80
+    i = server.requests.index(name)
+    assert server.ranges[i] == f"bytes={len(files[name]) + 10}-" and server.ranges[i + 1] is None
+
+
+KILLED = """
+import dataclasses, json, os, sys
+from engines.data.public import PUBLIC, RemoteFile, load_public
+files = json.loads(os.environ["TEST_FILES"])
+PUBLIC["mnist"] = dataclasses.replace(PUBLIC["mnist"], files=tuple(RemoteFile(n, h, s) for n, h, s in files))
+load_public("mnist")
+"""
+
+
+def test_a_killed_download_resumes_in_the_next_process(server, monkeypatch):
+    """A process killed mid-transfer (SIGKILL: no cleanup at all) leaves `.part` and pooch's empty
+    temp file; the next process resumes from the partial bytes and tidies the temp file away."""
+    import signal
+    import subprocess
+    import sys
+
+    files = serve(server, monkeypatch, "mnist", mnist_files(n_train=128))
+    name = "train-images-idx3-ubyte.gz"
+    server.slow = 0.02  # ~2 s for the 100 kB image file
+    env = dict(os.environ, TEST_FILES=json.dumps([[f.name, f.hash, f.size] for f in PUBLIC["mnist"].files]),
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED], env=env)
+    part = os.path.join(folder("mnist"), name + ".part")
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.isfile(part) and os.path.getsize(part) > 20_000):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    have = os.path.getsize(part)
+    assert 0 < have < len(files[name]) and not is_cached("mnist")
+    server.slow = 0.0
+    n = len(server.requests)
+    ds = load_public("mnist")
+    assert len(ds) == 144 and server.ranges[n] == f"bytes={have}-"
+    assert sorted(os.listdir(folder("mnist"))) == sorted(list(files) + ["cache-v1"])  # no .part, no tmp…
 
 
 def test_cancelling_leaves_nothing_and_is_not_retried(server, monkeypatch):

@@ -55,11 +55,16 @@ def cmd_datasets(a) -> int:
 
 
 def _fetch(name: str) -> int:
-    from engines.data.public import load_public
+    from engines.data.public import load_public, progress_line
 
-    def report(done, total):
-        sys.stderr.write(f"\r{name}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB")
-        sys.stderr.flush()
+    last = [""]
+
+    def report(done, total, stage):
+        line = progress_line(name, done, total, stage)
+        if line != last[0]:
+            sys.stderr.write(f"\r{line:{len(last[0])}s}")
+            sys.stderr.flush()
+            last[0] = line
 
     ds = load_public(name, progress=report)
     sys.stderr.write("\n")

@@ -11,12 +11,13 @@ import threading
 
 from engines.data.dataset import DataError, ImageDataset
 from engines.data.public.convert import is_cached as _is_cached, open_cache, convert
-from engines.data.public.fetch import Cancelled, ChecksumError, DownloadError, data_dir, manual_hint, set_dir
+from engines.data.public.fetch import (CONVERT, DOWNLOAD, Cancelled, ChecksumError, DownloadError, data_dir,
+                                       manual_hint, set_dir)
 from engines.data.public.fetch import fetch as fetch_files  # (the name `fetch` stays the module)
 from engines.data.public.registry import PUBLIC, PublicSet, RemoteFile
 
-__all__ = ["PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError", "choice_label", "data_dir",
-           "describe", "is_cached", "load_public", "manual_hint", "set_dir"]
+__all__ = ["CONVERT", "DOWNLOAD", "PUBLIC", "PublicSet", "RemoteFile", "Cancelled", "ChecksumError", "DownloadError",
+           "choice_label", "data_dir", "describe", "is_cached", "load_public", "manual_hint", "progress_line", "set_dir"]
 
 
 def _get(name: str) -> PublicSet:
@@ -31,14 +32,22 @@ def is_cached(name: str) -> bool:
 
 
 def load_public(name: str, progress=None, cancel: threading.Event | None = None) -> ImageDataset:
-    """The set, from its cache; downloading (`progress(done, total)` bytes) and converting first
-    when it is not cached yet."""
+    """The set, from its cache; downloading and converting first when it is not cached yet, with
+    `progress(done, total, stage)`: stage "download" counts bytes, then "convert" counts files or
+    images. Setting `cancel` stops either with `Cancelled`, leaving no partial file or cache."""
     s = _get(name)
     folder = set_dir(s)
     if not _is_cached(folder):
         fetch_files(s, progress=progress, cancel=cancel)
-        convert(s, folder)
+        convert(s, folder, progress=progress, cancel=cancel)
     return open_cache(s, folder)
+
+
+def progress_line(name: str, done: int, total: int, stage: str) -> str:
+    """'mnist: 3.2 of 11.6 MB' while downloading, 'celeba: converting 1,024 of 202,599' after."""
+    if stage == DOWNLOAD:
+        return f"{name}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB"
+    return f"{name}: converting {done:,} of {total:,}"
 
 
 def choice_label(name: str) -> str:

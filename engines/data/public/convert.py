@@ -4,6 +4,11 @@ memory-mapped), `labels.npy`, `split.npy` (0 train, 1 valid, 2 test), `attribute
 N×K) and `meta.json`. Written into a temp folder and renamed into place (engines/atomic.py), so a
 cache is either complete or absent. No pickle anywhere: IDX, CIFAR-10's binary version, CelebA's
 JPEGs and text files are parsed directly.
+
+Converting reports `progress(done, total, "convert")` (files for the small sets, images for
+CelebA, whose 202,599 JPEGs take minutes) and stops at `cancel` (a threading.Event) with
+`Cancelled`; the temp folder is then removed, so a cancelled (or killed: engines/atomic.py removes
+dead processes' temps) conversion leaves no half-written cache.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import zipfile
 import numpy as np
 
 from engines.data.dataset import DataError, ImageDataset
+from engines.data.public.fetch import CONVERT, Cancelled
 from engines.data.public.registry import CELEBA_ATTRIBUTES, PublicSet
 
 CACHE = "cache-v1"
@@ -53,12 +59,25 @@ def open_cache(s: PublicSet, folder: str) -> ImageDataset:
                         source=s.name)
 
 
-def convert(s: PublicSet, folder: str) -> None:
+class Step:
+    """`step(done, total)`: reports converting progress and raises Cancelled once `cancel` is set."""
+
+    def __init__(self, progress=None, cancel=None):
+        self.progress, self.cancel = progress, cancel
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("converting cancelled")
+        if self.progress is not None:
+            self.progress(done, total, CONVERT)
+
+
+def convert(s: PublicSet, folder: str, progress=None, cancel=None) -> None:
     """Build the cache from the verified files in `folder` (atomically)."""
     from engines import atomic
 
     with atomic.replacing(cache_path(folder), folder=True, what=f"the {s.name} cache") as tmp:
-        meta = CONVERTERS[s.kind](s, folder, tmp)
+        meta = CONVERTERS[s.kind](s, folder, tmp, Step(progress, cancel))
         meta.update(format=FORMAT, version=1, name=s.name, title=s.title)
         with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1)
@@ -69,11 +88,12 @@ def _save(tmp: str, name: str, a: np.ndarray) -> None:
 
 
 # ---- MNIST family ---------------------------------------------------------------------------------
-def _idx(s: PublicSet, folder: str, tmp: str) -> dict:
+def _idx(s: PublicSet, folder: str, tmp: str, step: Step) -> dict:
     from engines.data.idx import read_idx
 
     parts = []
-    for prefix, which in (("train", TRAIN), ("t10k", TEST)):
+    for i, (prefix, which) in enumerate((("train", TRAIN), ("t10k", TEST))):
+        step(i, 2)
         x = read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"))
         y = read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"))
         if x.dtype != np.uint8 or x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
@@ -83,6 +103,7 @@ def _idx(s: PublicSet, folder: str, tmp: str) -> dict:
     _save(tmp, "images.npy", np.concatenate([p[0] for p in parts])[..., None])
     _save(tmp, "labels.npy", np.concatenate([p[1] for p in parts]))
     _save(tmp, "split.npy", np.concatenate([p[2] for p in parts]))
+    step(2, 2)
     return {"labels": True, "label_names": list(s.label_names), "attributes": []}
 
 
@@ -90,7 +111,7 @@ def _idx(s: PublicSet, folder: str, tmp: str) -> dict:
 CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
-def _cifar(s: PublicSet, folder: str, tmp: str) -> dict:
+def _cifar(s: PublicSet, folder: str, tmp: str, step: Step) -> dict:
     path = os.path.join(folder, s.files[0].name)
     batches = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
     found = {}
@@ -99,6 +120,7 @@ def _cifar(s: PublicSet, folder: str, tmp: str) -> dict:
             for m in tar:
                 base = os.path.basename(m.name)
                 if m.isfile() and base in batches:
+                    step(len(found), len(batches))
                     if m.size % CIFAR_RECORD:
                         raise DataError(f"{path}: {m.name} is {m.size} bytes, not whole {CIFAR_RECORD}-byte records")
                     found[base] = np.frombuffer(tar.extractfile(m).read(), np.uint8).reshape(-1, CIFAR_RECORD)
@@ -115,6 +137,7 @@ def _cifar(s: PublicSet, folder: str, tmp: str) -> dict:
     _save(tmp, "labels.npy", labels)
     n_test = len(found["test_batch.bin"])
     _save(tmp, "split.npy", np.r_[np.full(len(rows) - n_test, TRAIN, np.uint8), np.full(n_test, TEST, np.uint8)])
+    step(len(batches), len(batches))
     return {"labels": True, "label_names": list(s.label_names), "attributes": []}
 
 
@@ -126,7 +149,10 @@ def _celeba_table(path: str, skip: int) -> tuple[list[str], list[list[str]]]:
     return (head[-1] if head else []), body
 
 
-def _celeba(s: PublicSet, folder: str, tmp: str) -> dict:
+REPORT_EVERY = 256  # CelebA images between two progress reports
+
+
+def _celeba(s: PublicSet, folder: str, tmp: str, step: Step) -> dict:
     from PIL import Image
 
     side = s.shape[0]
@@ -146,7 +172,12 @@ def _celeba(s: PublicSet, folder: str, tmp: str) -> dict:
     try:
         with zipfile.ZipFile(zpath) as z:
             members = {os.path.basename(n): n for n in z.namelist() if n.lower().endswith(".jpg")}
+            n = len(files)
             for i, f in enumerate(files):
+                if i % REPORT_EVERY == 0:
+                    step(i, n)
+                elif step.cancel is not None and step.cancel.is_set():
+                    step(i, n)  # raises Cancelled
                 if f not in members:
                     raise DataError(f"{zpath}: {f} is missing")
                 with Image.open(io.BytesIO(z.read(members[f]))) as im:
@@ -157,6 +188,7 @@ def _celeba(s: PublicSet, folder: str, tmp: str) -> dict:
     del out
     _save(tmp, "split.npy", split)
     _save(tmp, "attributes.npy", attrs)
+    step(len(files), len(files))
     return {"labels": False, "label_names": [], "attributes": list(names)}
 
 

@@ -1,6 +1,13 @@
 """Downloading a public set's files with pooch (checksums, retries, temp file + rename) into the
 user data folder, or using files placed there by hand (verified the same way).
 
+A partial download is never used, and it resumes: the bytes that arrived are kept in
+`<file>.part` beside the file (a transfer cut short, a killed process), and the next attempt asks
+for the rest with an HTTP Range request through pooch's own HTTPDownloader. A server that ignores
+Range answers with the whole file, which then replaces the partial one (a restart). Only when all
+the bytes are there does pooch check the checksum and give the file its name; a mismatch removes it
+(so the next attempt restarts from nothing). Cancelling removes the partial file too.
+
 Folder: $LATENT_EXPLORER_DATA_DIR, else platformdirs' user data dir / "datasets"; each set in a
 sub-folder named after it, its files under their official names. $LATENT_EXPLORER_DATA_MIRROR
 replaces every set's base URL (the file name is appended); since MNIST's, Fashion-MNIST's and
@@ -15,6 +22,7 @@ import threading
 from engines.data.dataset import DataError
 from engines.data.public.registry import PublicSet, RemoteFile
 
+DOWNLOAD, CONVERT = "download", "convert"  # the stages `progress(done, total, stage)` reports
 RETRIES = 2  # pooch's retry_if_failed (tests set 0)
 TIMEOUT = 60  # seconds without data before a download is given up
 
@@ -65,16 +73,20 @@ class _Progress:
         self.size = size  # the registry's size of this file: pooch counts whole 1 kB chunks
         self.total = 0  # set by pooch from Content-Length
         self.n = 0
+        self.start = 0  # bytes already there when this transfer began (a resumed download)
+
+    def resume_at(self, start: int) -> None:
+        self.start = self.n = start
 
     def update(self, k):
         self.n += k
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("download cancelled")
         if self.report is not None:
-            self.report(self.done_before + min(self.n, self.size), self.grand_total)
+            self.report(self.done_before + min(self.n, self.size), self.grand_total, DOWNLOAD)
 
     def reset(self):
-        self.n = 0
+        self.n = self.start
 
     def close(self):
         pass
@@ -92,20 +104,22 @@ def _verify_local(path: str, f: RemoteFile) -> None:
 
 def fetch(s: PublicSet, progress=None, cancel: threading.Event | None = None) -> list[str]:
     """The set's files, verified: those already in its folder are checked, missing ones downloaded.
-    `progress(done_bytes, total_bytes)` is called while downloading; setting `cancel` stops it."""
+    `progress(done_bytes, total_bytes, "download")` is called while downloading; setting `cancel`
+    stops it."""
     folder = set_dir(s)
     total = s.download_size
     done = 0
     paths = []
     for f in s.files:
         path = os.path.join(folder, f.name)
+        _remove_empty_pooch_temps(folder)
         if os.path.isfile(path):
             _verify_local(path, f)
         else:
             _download(s, f, folder, _Progress(progress, done, f.size, total, cancel))
         done += f.size
         if progress is not None:
-            progress(done, total)
+            progress(done, total, DOWNLOAD)
         paths.append(path)
     return paths
 
@@ -122,9 +136,11 @@ def _download(s: PublicSet, f: RemoteFile, folder: str, bar: _Progress) -> None:
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel("ERROR")  # its retry notes and download banner: the caller reports progress and the one error
+    part = os.path.join(folder, f.name + PART)
     try:
-        p.fetch(f.name, downloader=pooch.HTTPDownloader(progressbar=bar, timeout=TIMEOUT))
+        p.fetch(f.name, downloader=_Resuming(part, bar))
     except Cancelled:
+        _remove(part)
         raise
     except ValueError as e:
         if "hash" in str(e).lower():
@@ -135,6 +151,76 @@ def _download(s: PublicSet, f: RemoteFile, folder: str, bar: _Progress) -> None:
         raise DownloadError(f"{url}: could not download ({_reason(e)}); {manual_hint(s)}") from None
     finally:
         logger.setLevel(level)
+
+
+PART = ".part"  # the bytes of an unfinished download, kept for the next attempt to resume
+
+
+class _Resuming:
+    """A pooch downloader: pooch.HTTPDownloader appending to `part`, asking for the bytes after
+    those already there (HTTP Range). A requests response hook sees the status before any byte is
+    written: 206 from where we asked appends; 200 (a server without Range) starts `part` again;
+    416 (nothing after that offset: a stale or foreign partial file) starts again from nothing.
+    When the transfer completes, `part` becomes pooch's temp file, which pooch verifies and renames."""
+
+    def __init__(self, part: str, bar: _Progress):
+        self.part, self.bar = part, bar
+
+    def __call__(self, url, output_file, pooch_obj, check_only=False):
+        import pooch
+        import requests
+
+        for _ in range(2):
+            have = os.path.getsize(self.part) if os.path.isfile(self.part) else 0
+            with open(self.part, "ab") as out:
+                def on_response(r, *args, **kwargs):
+                    if r.status_code == 206 and _range_start(r) == have:
+                        self.bar.resume_at(have)
+                    elif r.status_code in (200, 206, 416):  # the whole file (or an unusable range): restart
+                        out.truncate(0)
+                        self.bar.resume_at(0)
+                    return r
+
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                try:
+                    pooch.HTTPDownloader(progressbar=self.bar, timeout=TIMEOUT, headers=headers,
+                                         hooks={"response": on_response})(url, out, pooch_obj)
+                except requests.HTTPError as e:
+                    if have and e.response is not None and e.response.status_code == 416:
+                        continue  # `part` was emptied: ask for the whole file
+                    raise
+            os.replace(self.part, output_file)
+            return None
+        raise requests.HTTPError(f"{url}: the server refuses every byte range")
+
+
+def _range_start(r) -> int | None:
+    """Where a 206 response's Content-Range ("bytes 100-199/200") starts."""
+    value = r.headers.get("Content-Range", "")
+    unit, _, rest = value.partition(" ")
+    try:
+        return int(rest.split("-", 1)[0]) if unit == "bytes" else None
+    except ValueError:
+        return None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_empty_pooch_temps(folder: str) -> None:
+    """pooch's empty temp files ("tmp…") left by a killed process (the bytes are in `.part`)."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for n in names:
+        p = os.path.join(folder, n)
+        if n.startswith("tmp") and os.path.isfile(p) and os.path.getsize(p) == 0:
+            _remove(p)
 
 
 def _reason(e: BaseException) -> str:

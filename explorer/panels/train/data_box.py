@@ -31,8 +31,8 @@ def _load(request):
 
 
 def download(name: str, cancel: threading.Event):
-    """In a worker: download and convert the public set `name`, yielding (done, total) bytes, then
-    "converting"; returns True when it is cached. The download itself runs in a thread of its own
+    """In a worker: download and convert the public set `name`, yielding (done, total, stage):
+    bytes while downloading, then files or images while converting; returns True when it is cached. The download itself runs in a thread of its own
     so that this generator yields regularly: the worker's quit() lands at a yield, and the
     generator's `finally` then cancels the download (pooch removes its temp file)."""
     from engines.data.public import load_public
@@ -42,7 +42,7 @@ def download(name: str, cancel: threading.Event):
 
     def run():
         try:
-            load_public(name, progress=lambda done, total: q.put((done, total)), cancel=cancel)
+            load_public(name, progress=lambda done, total, stage: q.put((done, total, stage)), cancel=cancel)
         except BaseException as e:  # noqa: BLE001 - handed to the generator, raised there
             outcome["error"] = e
         finally:
@@ -60,8 +60,6 @@ def download(name: str, cancel: threading.Event):
             if item is None:
                 break
             yield item
-            if item[0] >= item[1]:
-                yield "converting"
         if "error" in outcome:
             raise outcome["error"]
         return True
@@ -136,9 +134,9 @@ class DataBox(QGroupBox):
         self.summary.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setToolTip("Downloading the public data set (once; then it opens from the cache)")
+        self.progress.setToolTip("Downloading and converting the public data set (once; then it opens from the cache)")
         self.cancel_download = QPushButton("Cancel")
-        self.cancel_download.setToolTip("Stop the download (nothing partial is kept)")
+        self.cancel_download.setToolTip("Stop the download or conversion (nothing partial is kept)")
         self.cancel_download.clicked.connect(self.stop_download)
         self.progress.hide()
         self.cancel_download.hide()
@@ -279,13 +277,14 @@ class DataBox(QGroupBox):
     def _on_download_progress(self, value) -> None:
         if self._download is None or value is None:
             return
-        if value == "converting":
-            self.progress.setValue(1000)
-            self.summary.setText(f"Converting {self._download[0]} into the cache (once)…")
-            return
-        done, total = value
+        from engines.data.public import CONVERT, progress_line
+
+        done, total, stage = value
+        name = self._download[0]
+        if stage == CONVERT and not self.summary.text().startswith("Converting"):
+            self.summary.setText(f"Converting {name} into the cache (once)…")
         self.progress.setValue(int(1000 * done / total) if total else 0)
-        self.progress.setFormat(f"{self._download[0]}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB")
+        self.progress.setFormat(progress_line(name, done, total, stage))
 
     def _on_downloaded(self, worker, ok) -> None:
         if self._download is None or self._download[1] is not worker:
