@@ -425,3 +425,49 @@ def test_a_mirror_url_with_the_set_name_serves_sets_whose_files_share_names(serv
     a, b = load_dataset("mnist"), load_dataset("fashion-mnist")
     assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))
     assert b.label_names[0] == "T-shirt/top"
+
+
+def test_celeba_conversion_reports_progress_and_a_cancel_leaves_no_cache(server, monkeypatch):
+    """Converting CelebA's JPEGs (minutes for the real 202,599) goes through the same progress
+    channel as the download, stage "convert", counting images; cancelling it midway leaves no
+    cache and no temp folder, keeps the verified downloads, and the next call converts them
+    without the server."""
+    import sys
+
+    convmod = sys.modules["engines.data.public.convert"]  # (the package exports a function of that name)
+    from engines.data.public import Cancelled
+
+    files = serve(server, monkeypatch, "celeba", celeba_files(n=9))
+    monkeypatch.setattr(convmod, "REPORT_EVERY", 2)
+    seen, cancel = [], threading.Event()
+
+    def progress(done, total, stage):
+        seen.append((done, total, stage))
+        if stage == "convert" and done >= 4:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        load_public("celeba", progress=progress, cancel=cancel)
+    assert [(d, t) for d, t, s in seen if s == "convert"] == [(0, 9), (2, 9), (4, 9)]
+    assert seen[0][2] == "download" and seen.index((0, 9, "convert")) > max(
+        i for i, r in enumerate(seen) if r[2] == "download")
+    assert sorted(os.listdir(folder("celeba"))) == sorted(files)  # no cache-v1, no .tmp-… folder
+    assert not is_cached("celeba")
+    server.stop()
+    server.stop = lambda: None
+    seen.clear()
+    ds = load_public("celeba", progress=lambda d, t, s: seen.append((d, t, s)))
+    assert len(ds) == 9 and [r for r in seen if r[2] == "download"][-1][0] == sum(len(b) for b in files.values())
+    assert [(d, t) for d, t, s in seen if s == "convert"] == [(0, 9), (2, 9), (4, 9), (6, 9), (8, 9), (9, 9)]
+
+
+def test_main_datasets_fetch_shows_download_then_converting(server, monkeypatch, capsys):
+    from engines.cli.main import main
+
+    serve(server, monkeypatch, "celeba", celeba_files(n=4))
+    assert main(["datasets", "--fetch", "celeba"]) == 0
+    captured = capsys.readouterr()
+    assert "celeba: 4 images cached" in captured.out
+    lines = captured.err.replace("\n", "\r").split("\r")
+    assert any(" of " in ln and ln.strip().endswith("MB") for ln in lines)
+    assert "celeba: converting 0 of 4" in lines and "celeba: converting 4 of 4" in [ln.strip() for ln in lines]

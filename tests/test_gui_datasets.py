@@ -37,13 +37,19 @@ def test_picker_lists_public_sets_and_downloads_with_progress(qtbot, server, mon
     texts = [box.source.itemText(i) for i in range(box.source.count())]
     assert any(t.startswith("mnist (") and "MB download" in t for t in texts)
     assert any(t.startswith("cifar10 (170 MB download") for t in texts)
-    values = []
-    box.progress.valueChanged.connect(values.append)
+    seen = []
+    box.progress.valueChanged.connect(lambda v: seen.append((v, box.progress.format())))
     box.source.setCurrentIndex(box.source.findData("mnist"))
     assert box.downloading and box.progress.isVisibleTo(box) and box.cancel_download.isVisibleTo(box)
     qtbot.waitUntil(lambda: box.dataset is not None, timeout=30_000)
     assert len(box.dataset) == 80 and not box.downloading and not box.progress.isVisibleTo(box)
-    assert values and values == sorted(values) and values[-1] == 1000 and any(0 < v < 1000 for v in values)
+    down = [v for v, text in seen if text.endswith(" MB")]
+    conv = [v for v, text in seen if "converting" in text]
+    reports = [text.endswith(" MB") for _, text in seen[1:]]  # (seen[0]: the bar reset to 0 as it appears)
+    assert reports == [True] * len(down) + [False] * len(conv)  # the download, then converting
+    for values in (down, conv):
+        assert values and values == sorted(values) and values[-1] == 1000 and any(0 < v < 1000 for v in values)
+    assert seen[-1][1] == "mnist: converting 2 of 2"
     assert box.source.itemText(box.source.findData("mnist")) == "mnist (downloaded)"
 
 
@@ -94,3 +100,33 @@ def test_manifold_and_arithmetic_pickers_offer_the_public_sets_and_map_one(qtbot
     assert len(ws.data.ls) == 80 and is_cached("mnist")
     w.show_panel("arithmetic")
     qtbot.waitUntil(lambda: w.panels["arithmetic"].md is ws.data, timeout=20_000)
+
+
+def test_converting_shows_in_the_progress_bar_and_cancel_leaves_no_cache(qtbot, server, monkeypatch):
+    """CelebA's conversion (JPEGs → 64×64 cache) shows its own progress in the same bar, and the
+    same Cancel stops it: no cache, no temp folder; the verified downloads stay."""
+    import sys
+    import time
+
+    from test_datasets_registry import celeba_files
+
+    convmod = sys.modules["engines.data.public.convert"]
+    files = serve(server, monkeypatch, "celeba", celeba_files(n=40))
+    monkeypatch.setattr(convmod, "REPORT_EVERY", 1)
+    crop = convmod._crop
+    monkeypatch.setattr(convmod, "_crop", lambda im, side: (time.sleep(0.1), crop(im, side))[1])  # ~4 s in all
+    from explorer.panels.train.data_box import DataBox
+
+    box = DataBox(builtin=("digits",), public=("celeba",))
+    qtbot.addWidget(box)
+    qtbot.waitUntil(lambda: not box.loading, timeout=10_000)
+    box.source.setCurrentIndex(box.source.findData("celeba"))
+    qtbot.waitUntil(lambda: "converting 3 of 40" in box.progress.format(), timeout=20_000)
+    assert box.summary.text().startswith("Converting celeba") and box.cancel_download.isVisibleTo(box)
+    assert 0 < box.progress.value() < 1000
+    box.cancel_download.click()
+    from explorer.workers import live_count
+
+    qtbot.waitUntil(lambda: live_count() == 0, timeout=15_000)
+    assert sorted(os.listdir(folder("celeba"))) == sorted(files)  # no cache-v1, no .tmp-… folder
+    assert not is_cached("celeba") and box.dataset is None and not box.downloading

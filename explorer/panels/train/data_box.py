@@ -283,8 +283,8 @@ class DataBox(QGroupBox):
         name = self._download[0]
         if stage == CONVERT and not self.summary.text().startswith("Converting"):
             self.summary.setText(f"Converting {name} into the cache (once)…")
-        self.progress.setValue(int(1000 * done / total) if total else 0)
         self.progress.setFormat(progress_line(name, done, total, stage))
+        self.progress.setValue(int(1000 * done / total) if total else 0)
 
     def _on_downloaded(self, worker, ok) -> None:
         if self._download is None or self._download[1] is not worker:
