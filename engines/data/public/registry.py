@@ -1,11 +1,14 @@
 """The public data sets known by name: their official files, sizes, checksums, licence, citation.
 
 Checksums are md5 (pooch's "md5:…" form), as the publishers give them (the CIFAR page, the
-Fashion-MNIST README) or, for MNIST, KMNIST and CelebA, as torchvision pins them; every value here
-was cross-checked against several independent public copies (torchvision's datasets/mnist.py and
-celeba.py and other loaders) but could not be checked against the real files on the machine where
-this was written (no internet there). Sizes are in bytes and only size the progress bar and the
-"download size" shown; the checksum is what is verified.
+Fashion-MNIST README) or, for MNIST, KMNIST and CelebA, as torchvision pins them. Sizes are in
+bytes; they size the progress bar and the "download size" shown, the checksum is what is verified.
+No real file could be downloaded where this was written; every md5 and size was cross-checked
+against public copies instead (the sources per set are named beside it):
+- md5s: copies of torchvision's MNIST.resources, KMNIST.resources and CelebA.file_list (several
+  independent repositories each), the Fashion-MNIST README's table, the CIFAR page's table;
+- sizes: the MNIST page's file list, Keras/torchvision download logs whose progress totals are the
+  servers' Content-Length (Fashion-MNIST, KMNIST, CelebA), a CIFAR-10 download checked byte-exact.
 """
 from __future__ import annotations
 
@@ -51,7 +54,8 @@ def _idx_files(md5s, sizes):
 
 MNIST = PublicSet(
     name="mnist", title="MNIST handwritten digits",
-    # md5 as pinned by torchvision for these files since 2017 (identical on both hosts).
+    # md5 as pinned by torchvision for these files since 2017 (identical on both hosts); sizes as the
+    # MNIST page lists them.
     files=_idx_files(("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
                       "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
                      (9912422, 28881, 1648877, 4542)),
@@ -67,7 +71,8 @@ MNIST = PublicSet(
 
 FASHION_MNIST = PublicSet(
     name="fashion-mnist", title="Fashion-MNIST (Zalando)",
-    # md5 as published in the zalandoresearch/fashion-mnist README.
+    # md5 as published in the zalandoresearch/fashion-mnist README; sizes as Keras download logs
+    # show them (same files on Keras's mirror).
     files=_idx_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
                       "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
                      (26421880, 29515, 4422102, 5148)),
@@ -83,8 +88,8 @@ FASHION_MNIST = PublicSet(
 
 KMNIST = PublicSet(
     name="kmnist", title="Kuzushiji-MNIST (cursive Japanese hiragana)",
-    # md5 as pinned by torchvision's KMNIST. Size of the training images: from a torchvision download
-    # log; the other three sizes are recalled, not verified (they only size the progress bar).
+    # md5 as pinned by torchvision's KMNIST; all four sizes as a torchvision download log from
+    # codh.rois.ac.jp shows them (its progress totals: 18165135, 29497, 3041136, 5120).
     files=_idx_files(("bdb82020997e1d708af4cf47b453dcf7", "e144d726b3acfaa3e44228e80efcd344",
                       "5c965bf0a639b31b8f53240b1b52f4d7", "7320c461ea6c1c855c0b718fb2a4b134"),
                      (18165135, 29497, 3041136, 5120)),
@@ -101,7 +106,8 @@ KMNIST = PublicSet(
 
 CIFAR10 = PublicSet(
     name="cifar10", title="CIFAR-10 (binary version)",
-    # md5 and size as published on the CIFAR page for the binary version ("162 MB").
+    # md5 as published on the CIFAR page for the binary version ("162 MB"); size as a download
+    # verified against that md5 reports it.
     files=(RemoteFile("cifar-10-binary.tar.gz", "md5:c32a1d4ab5d03f1284b67883e8d87530", 170052171),),
     base_url="https://www.cs.toronto.edu/~kriz/",
     shape=(32, 32, 3), n_images=60000, kind="cifar-bin",
@@ -123,7 +129,7 @@ CELEBA_ATTRIBUTES = (
 CELEBA = PublicSet(
     name="celeba", title="CelebA aligned faces, 64×64, 40 attributes",
     # md5 as pinned by torchvision's CelebA (the files on the authors' Google Drive); sizes as a
-    # torchvision download log shows them.
+    # torchvision download log shows them (list_eval_partition.txt: 202,599 CRLF lines of 14 bytes).
     files=(RemoteFile("img_align_celeba.zip", "md5:00d2c5bc6d35e252742224ab0c1e8fcb", 1443490838),
            RemoteFile("list_attr_celeba.txt", "md5:75e246fa4810816ffd6ee81facbd244c", 26721026),
            RemoteFile("list_eval_partition.txt", "md5:d32c9cbf5e040fd4025c592c306e6668", 2836386)),
