@@ -74,6 +74,7 @@ class _Progress:
         self.total = 0  # set by pooch from Content-Length
         self.n = 0
         self.start = 0  # bytes already there when this transfer began (a resumed download)
+        self.last_step = -1
 
     def resume_at(self, start: int) -> None:
         self.start = self.n = start
@@ -83,7 +84,11 @@ class _Progress:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("download cancelled")
         if self.report is not None:
-            self.report(self.done_before + min(self.n, self.size), self.grand_total, DOWNLOAD)
+            done = self.done_before + min(self.n, self.size)
+            step = done * 1000 // max(self.grand_total, 1)  # at most ~1000 reports a set, not one per kB
+            if step != self.last_step:
+                self.last_step = step
+                self.report(done, self.grand_total, DOWNLOAD)
 
     def reset(self):
         self.n = self.start
