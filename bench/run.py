@@ -25,6 +25,9 @@ Benchmarks (names for --only, run in this order):
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
   datasets    time to open each downloaded public set from its cache (bench/public_sets.py); sets not
               downloaded on the machine are listed as skipped
+  datasets-standin  every public set through the real pipeline on generated STAND-IN files of the
+              official formats served on 127.0.0.1: first use (download + convert + open) against
+              opening from the cache (bench/standin/; for machines without internet)
 
 Ours and peer run in the same process, interleaved where the measurement allows it, with the same
 thread count (`--threads`, default 2: torch intra-op threads and BLAS via threadpoolctl). The load
@@ -52,7 +55,7 @@ if BENCH not in sys.path:
     sys.path.insert(0, BENCH)
 
 import common  # noqa: E402  (puts the project on sys.path)
-from public_sets import bench_datasets  # noqa: E402
+from public_sets import bench_datasets, bench_datasets_standin  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
@@ -76,6 +79,7 @@ BENCHMARKS = {
     "codebook": bench_codebook,
     "gui": bench_gui,
     "datasets": bench_datasets,
+    "datasets-standin": bench_datasets_standin,
 }
 
 

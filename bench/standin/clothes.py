@@ -195,6 +195,7 @@ def _render(rng, fn, n, y, x) -> np.ndarray:
     img += rng.normal(0, 6, img.shape) * (img > 8)  # fabric texture on the item only
     # a little jitter of position (whole pixels) keeps the classes from being pixel-aligned
     shifts = rng.integers(-1, 2, (n, 2))
+    padded = np.pad(img, ((0, 0), (1, 1), (1, 1)))  # shifted in, not wrapped round
     for k, (dy, dx) in enumerate(shifts):
-        img[k] = np.roll(img[k], (dy, dx), axis=(0, 1))
+        img[k] = padded[k, 1 - dy:1 - dy + SIDE, 1 - dx:1 - dx + SIDE]
     return np.clip(img, 0, 255).astype(np.uint8)
