@@ -89,6 +89,12 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
         win.open_path(model)
         if win.errors:
             raise ScreenshotError(win.errors[-1][1])
+    if data and panel != "train":  # the data the model's panels map and use, instead of its own
+        _wait(app, lambda: not win.session.loading, 60)
+        ws = win.ctx.workspace
+        if ws is None:
+            raise ScreenshotError("--data for this panel needs a model (--model)")
+        ws.request_data(data)
     p = prepare_panel(app, win, panel, train_seconds, options, wait_s)
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     ok = (win if whole_window else p).grab().save(out)
@@ -117,7 +123,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="file.png")
     p.add_argument("--size", default="1280x800", help="window size WIDTHxHEIGHT")
     p.add_argument("--train-seconds", type=float, default=0.0, help="Train panel: train this long first")
-    p.add_argument("--data", help="Train panel: data set to select")
+    p.add_argument("--data", help="data set: the Train panel's choice; for the other panels, the data the "
+                                  "model's map and vectors use instead of its training data")
     p.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
     p.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
     return p

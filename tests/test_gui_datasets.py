@@ -130,3 +130,21 @@ def test_converting_shows_in_the_progress_bar_and_cancel_leaves_no_cache(qtbot, 
     qtbot.waitUntil(lambda: live_count() == 0, timeout=15_000)
     assert sorted(os.listdir(folder("celeba"))) == sorted(files)  # no cache-v1, no .tmp-… folder
     assert not is_cached("celeba") and box.dataset is None and not box.downloading
+
+
+def test_screenshot_data_option_maps_a_public_set_on_the_manifold(server, monkeypatch, tmp_path):
+    """`screenshot --panel manifold --model … --data mnist`: the model's map shows that data
+    (downloaded from the local server), not its training data."""
+    from PIL import Image
+
+    from engines.data.public import PUBLIC
+    from explorer.screenshot import main as shot
+
+    serve(server, monkeypatch, "mnist")
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(tmp_path / "home"))
+    model = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "models",
+                         "pca-digits-28.safetensors")
+    out = str(tmp_path / "m.png")
+    assert shot(["--panel", "manifold", "--model", model, "--data", "mnist", "--size", "900x600", "--out", out]) == 0
+    assert is_cached("mnist") and min(Image.open(out).size) >= 600
+    assert sorted(server.requests) == sorted(PUBLIC["mnist"].files[i].name for i in range(4))  # fetched for the map
