@@ -32,9 +32,10 @@ def _load(request):
 
 def download(name: str, cancel: threading.Event):
     """In a worker: download and convert the public set `name`, yielding (done, total, stage):
-    bytes while downloading, then files or images while converting; returns True when it is cached. The download itself runs in a thread of its own
-    so that this generator yields regularly: the worker's quit() lands at a yield, and the
-    generator's `finally` then cancels the download (pooch removes its temp file)."""
+    bytes while downloading, then files or images while converting; returns True when it is
+    cached. The download itself runs in a thread of its own so that this generator yields
+    regularly: the worker's quit() lands at a yield, and the generator's `finally` then cancels
+    the download or conversion (its partial file or temp folder is removed)."""
     from engines.data.public import load_public
 
     q: queue.Queue = queue.Queue()
@@ -134,7 +135,8 @@ class DataBox(QGroupBox):
         self.summary.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setToolTip("Downloading and converting the public data set (once; then it opens from the cache)")
+        self.progress.setToolTip("Downloading and converting the public data set "
+                                 "(once; then it opens from the cache)")
         self.cancel_download = QPushButton("Cancel")
         self.cancel_download.setToolTip("Stop the download or conversion (nothing partial is kept)")
         self.cancel_download.clicked.connect(self.stop_download)
