@@ -89,6 +89,7 @@ class Server:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
+        self.truncate_once: set[str] = set()  # cut short the first time only
         self.slow = 0.0  # seconds between 1 kB chunks
         self.requests: list[str] = []
         self.ranges: list[str | None] = []
@@ -118,7 +119,9 @@ class Server:
                 blob = blob[start:]
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
-                blob = blob[:len(blob) // 2] if name in outer.truncate else blob
+                cut = name in outer.truncate or name in outer.truncate_once
+                outer.truncate_once.discard(name)
+                blob = blob[:len(blob) // 2] if cut else blob
                 outer.sent.append(0)
                 if not outer.slow:
                     self.wfile.write(blob)
@@ -277,6 +280,18 @@ def test_a_truncated_transfer_is_not_used_and_resumes_next_time(server, monkeypa
     assert server.requests[n] == name and server.ranges[n] == f"bytes={have}-"
     assert server.sent[n] == len(files[name]) - have  # only the missing bytes travelled
     assert sorted(os.listdir(folder("fashion-mnist"))) == sorted(list(files) + ["cache-v1"])
+
+
+def test_pooch_retry_resumes_a_cut_transfer_within_one_call(server, monkeypatch):
+    files = serve(server, monkeypatch, "mnist")
+    monkeypatch.setattr(fetchmod, "RETRIES", 1)  # pooch tries again (after a 1 s pause) with our downloader
+    name = "train-images-idx3-ubyte.gz"
+    server.truncate_once.add(name)
+    assert len(load_public("mnist")) == 80
+    first, second = [i for i, r in enumerate(server.requests) if r == name]
+    assert server.ranges[first] is None and server.ranges[second].startswith("bytes=")
+    start = int(server.ranges[second][6:-1])
+    assert 0 < start <= server.sent[first] and server.sent[second] == len(files[name]) - start  # only the rest
 
 
 def test_a_server_without_ranges_restarts_the_file(server, monkeypatch):
