@@ -150,3 +150,85 @@ def test_inference_calls_an_overridden_train():
         stack.enter_context(e.inference())
         assert not e.nets["extra"].training
     assert e.nets["extra"].calls == [False, True] and e.nets["extra"].training
+
+
+# ---- export encoders ------------------------------------------------------------------------------------
+def _walk_frames(channels: int, n: int = 6, size: int = 48) -> np.ndarray:
+    """Upscaled smooth images (like an exported latent walk) with a held frame in the middle."""
+    rng = np.random.default_rng(channels)
+    small = np.cumsum(rng.normal(size=(n, size // 4, size // 4, channels)), 1) * 12 + 128
+    f = np.repeat(np.repeat(np.clip(small, 0, 255).astype(np.uint8), 4, 1), 4, 2)
+    f[3] = f[2]  # a held frame
+    return f
+
+
+def _old_gif(frames: np.ndarray, path: str, delay_ms: int) -> None:
+    """The GIF writer before issue #22: every frame quantized, then Pillow's save_all."""
+    from PIL import Image
+
+    ims = [Image.fromarray(f[..., 0], "L") if f.shape[-1] == 1 else
+           Image.fromarray(f, "RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+           for f in frames]
+    ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=delay_ms, disposal=1,
+                optimize=False, loop=0)
+
+
+def _decoded_gif(path: str) -> tuple[list[np.ndarray], list[int], int]:
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
+        im.seek(0)
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+        return frames, durations, im.info.get("loop")
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_gif_frames_equal_the_old_writer_pixel_for_pixel(tmp_path, channels):
+    from engines.export.writers import GifWriter
+
+    frames = _walk_frames(channels)
+    w = GifWriter(str(tmp_path / "new.gif"), fps=24)
+    with w:
+        w.append(frames[:4])
+        w.append(frames[4:])
+        w.commit()
+    _old_gif(frames, str(tmp_path / "old.gif"), w.delay_ms)
+    new, new_d, new_loop = _decoded_gif(str(tmp_path / "new.gif"))
+    old, old_d, old_loop = _decoded_gif(str(tmp_path / "old.gif"))
+    assert len(new) == len(old) == len(frames) - 1  # the held frame is stored once ...
+    assert new_d == old_d and new_d[2] == 2 * w.delay_ms  # ... and shown twice as long
+    assert new_loop == old_loop == 0
+    for a, b in zip(new, old):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_png_sequence_decodes_to_the_frames(tmp_path, channels):
+    from PIL import Image
+
+    from engines.export.encode import encode_png
+    from engines.export.writers import PngWriter
+
+    frames = _walk_frames(channels, n=5)
+    w = PngWriter(str(tmp_path / "seq.png"), fps=24, sequence=True)
+    with w:
+        w.append(frames[:2])
+        w.append(frames[2:])
+        folder = w.commit()
+    names = sorted(os.listdir(folder))
+    assert names == [f"frame_{i:05d}.png" for i in range(5)]
+    for name, f in zip(names, frames):
+        with Image.open(os.path.join(folder, name)) as im:
+            assert im.mode == ("L" if channels == 1 else "RGB")
+            assert np.array_equal(np.asarray(im).reshape(f.shape), f)
+    # Rows that differ, odd sizes, all byte values: the "Up" filter's wrap-around decodes exactly.
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    import io
+
+    with Image.open(io.BytesIO(encode_png(noise))) as im:
+        assert np.array_equal(np.asarray(im), noise)
