@@ -232,3 +232,37 @@ def test_png_sequence_decodes_to_the_frames(tmp_path, channels):
 
     with Image.open(io.BytesIO(encode_png(noise))) as im:
         assert np.array_equal(np.asarray(im), noise)
+
+
+def test_to_uint8_equals_the_old_conversion():
+    from engines.data.dataset import to_uint8
+
+    x = torch.rand(3, 3, 5, 4) * 1.4 - 0.2  # outside [0, 1] too, and exact halves below
+    x[0, 0, 0, :3] = torch.tensor([0.5 / 255, 1.5 / 255, 254.5 / 255])
+    for lo_hi in ((0.0, 1.0), (-1.0, 1.0)):
+        lo, hi = lo_hi
+        y = (x - lo) / (hi - lo) if lo_hi != (0.0, 1.0) else x
+        old = y.clamp(0, 1).mul(255).round().numpy().astype(np.uint8).transpose(0, 2, 3, 1)
+        new = to_uint8(x, lo_hi)
+        assert new.dtype == np.uint8 and new.flags.c_contiguous and np.array_equal(new, old)
+    with torch.inference_mode():
+        z = torch.rand(2, 1, 4, 4)
+    assert np.array_equal(to_uint8(z), z.clamp(0, 1).mul(255).round().numpy().astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def test_gif_frames_of_an_upscaled_image_are_quantized_small_to_the_same_bytes(monkeypatch):
+    """Quantizing a pixel-repeated frame at its own resolution gives the full-size quantization's
+    bytes exactly (the shortcut of encode.quantize), on walk-like frames and on noise."""
+    from engines.export import encode
+
+    rng = np.random.default_rng(0)
+    frames = list(_walk_frames(3, n=4, size=64)) + [rng.integers(0, 256, (16, 24, 3), np.uint8).repeat(5, 0).repeat(5, 1)]
+    shortcut = [encode.encode_gif_frame(f) for f in frames]
+    assert [encode.block_size(f) for f in frames] == [4, 4, 4, 4, 5]
+    monkeypatch.setattr(encode, "block_size", lambda f: 1)
+    assert [encode.encode_gif_frame(f) for f in frames] == shortcut
+    # Not a pixel-repeated frame: found out, quantized at full size.
+    odd = frames[0].copy()
+    odd[5, 7] += 1
+    monkeypatch.undo()
+    assert encode.block_size(odd) == 1 and encode.block_size(frames[0][:, :-1]) == 1
