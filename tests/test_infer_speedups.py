@@ -52,7 +52,7 @@ def test_pca_path_is_chosen_by_shape(monkeypatch):
     monkeypatch.setattr(torch, "svd_lowrank", lambda *a, **kw: calls.append("randomized") or _lowrank(*a, **kw))
     xc = torch.from_numpy(_spectrum_data(600, 500).astype(np.float32))
     xc -= xc.mean(0)
-    top_components(xc, 16, 256, seed=0)  # q = 48: an eighth of the smaller side
+    top_components(xc, 16, 256, seed=0)  # q = 48: under a quarter of the smaller side
     top_components(xc, 150, 256, seed=0)  # q = 316 > 500 / 4: a full SVD is no slower
     top_components(xc[:200], 16, 256, seed=0)  # 200 ≤ exact_limit
     assert calls == ["randomized"]

@@ -23,9 +23,11 @@ class PCAConfig:
     batch_size: int = option(256, "images per chunk when evaluating", minimum=1, maximum=BATCH_MAX)
 
 
-# A randomized SVD (Halko et al. 2011) with this many extra directions beyond k and this many
-# power iterations gives the top components to float precision (≤ 1e-5 from scikit-learn's full
-# SVD on digits and faces, tests/test_infer_speedups.py), in a fraction of a full SVD's time.
+# A randomized SVD (Halko et al. 2011) on q = 2k + OVERSAMPLE directions with this many power
+# iterations gives the top components to float precision: within 1e-6 of a full SVD on digits
+# (k = 16) and 4e-5 on faces 64×64 (scikit-learn's randomized solver: 6e-6 and 9e-5), 1e-4 on
+# slowly decaying spectra (tests/test_infer_speedups.py), in a fraction of a full SVD's time.
+# (q = k + 16 is 25% faster on faces but 3e-4 off on the slow spectrum.)
 OVERSAMPLE = 16
 POWER_ITERATIONS = 6
 
@@ -124,8 +126,12 @@ class PCAEngine(Engine):
             b.noise_variance.fill_(rest / max(d - k, 1))
             b.fitted.fill_(True)
             self.step += 1
-        rec = self.decode(self.encode(x.view(n, *self.spec.shape)[:2048]))
-        mse = float(((rec - x[:2048].view(-1, *self.spec.shape)) ** 2).mean())
+        # Reconstruction error on up to 2048 images, in chunks (small temporaries: ~3× faster at 64×64×3).
+        sq, m = 0.0, min(n, 2048)
+        for chunk in x[:m].split(256):
+            chunk = chunk.view(-1, *self.spec.shape)
+            sq += float(((self.decode(self.encode(chunk)) - chunk) ** 2).sum(dtype=torch.float64))
+        mse = sq / max(m * d, 1)
         return {"mse": mse, "explained_variance": float(var.sum()) / max(total, 1e-12)}
 
     def train_step(self, batch):
