@@ -256,7 +256,8 @@ def test_gif_frames_of_an_upscaled_image_are_quantized_small_to_the_same_bytes(m
     from engines.export import encode
 
     rng = np.random.default_rng(0)
-    frames = list(_walk_frames(3, n=4, size=64)) + [rng.integers(0, 256, (16, 24, 3), np.uint8).repeat(5, 0).repeat(5, 1)]
+    noise = rng.integers(0, 256, (16, 24, 3), np.uint8).repeat(5, 0).repeat(5, 1)
+    frames = list(_walk_frames(3, n=4, size=64)) + [noise]
     shortcut = [encode.encode_gif_frame(f) for f in frames]
     assert [encode.block_size(f) for f in frames] == [4, 4, 4, 4, 5]
     monkeypatch.setattr(encode, "block_size", lambda f: 1)
@@ -266,3 +267,13 @@ def test_gif_frames_of_an_upscaled_image_are_quantized_small_to_the_same_bytes(m
     odd[5, 7] += 1
     monkeypatch.undo()
     assert encode.block_size(odd) == 1 and encode.block_size(frames[0][:, :-1]) == 1
+
+
+def test_a_net_added_after_a_decode_is_switched_too():
+    e = engines.create("vae", ImageSpec(1, 16, 16), device="cpu", latent_dim=4, width=8)
+    e.decode(torch.zeros(1, 4))  # the module list is cached here
+    e.nets["extra"] = torch.nn.Dropout(0.5)
+    e.nets.train()
+    with e.inference():
+        assert not e.nets["extra"].training
+    assert e.nets["extra"].training
