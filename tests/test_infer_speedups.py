@@ -277,3 +277,12 @@ def test_a_net_added_after_a_decode_is_switched_too():
     with e.inference():
         assert not e.nets["extra"].training
     assert e.nets["extra"].training
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_pca_fit_reports_the_reconstruction_error_of_decode_encode(whiten):
+    x = torch.from_numpy(_spectrum_data(300, 256).astype(np.float32)).view(300, 1, 16, 16).clamp(0, 1)
+    e = engines.create("pca", ImageSpec(1, 16, 16), device="cpu", n_components=8, whiten=whiten)
+    m = e.fit(x)
+    expected = float(((e.decode(e.encode(x)) - x) ** 2).mean())
+    assert m["mse"] == pytest.approx(expected, rel=1e-5)
