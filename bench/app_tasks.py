@@ -27,10 +27,44 @@ def bench_diffusion(o: Opts) -> list[dict]:
     return out
 
 
+def _peer_export(engine, spec, path: str) -> int:
+    """The same frames (decoded by the same render) written the usual way, one step after the
+    other: imageio-ffmpeg's `write_frames` (libx264, same CRF and preset), Pillow's `save_all` of
+    octree-quantized frames, Pillow's PNG `save` per frame. Returns the frame count."""
+    import numpy as np
+    from PIL import Image
+
+    from engines.export.job import frame_batches
+
+    batches, _, fps, _ = frame_batches(engine, spec)
+    frames = np.concatenate(list(batches))
+    if path.endswith(".mp4"):
+        import imageio_ffmpeg
+
+        h, w = frames.shape[1:3]
+        gen = imageio_ffmpeg.write_frames(path, (w, h), fps=fps, codec="libx264", quality=None, macro_block_size=1,
+                                          output_params=["-crf", "18", "-preset", "medium"], pix_fmt_out="yuv420p")
+        gen.send(None)
+        for f in frames:
+            gen.send(np.ascontiguousarray(f))
+        gen.close()
+    elif path.endswith(".gif"):
+        ims = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+               for f in frames]
+        ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=40, disposal=1, loop=0)
+    else:
+        os.makedirs(path[:-4], exist_ok=True)
+        for i, f in enumerate(frames):
+            Image.fromarray(f).save(os.path.join(path[:-4], f"frame_{i:05d}.png"))
+    return len(frames)
+
+
 def bench_export(o: Opts) -> list[dict]:
     """Frames/s of exporting a looping slerp walk of the faces VAE at 512×512 (nearest-neighbour ×8),
-    split into decode (decode + upscale + uint8 on the device) and write (video encoding / PNG
-    compression) time. The issue's bar: encoding may not be the bottleneck by more than 2×."""
+    split into decode (decode + upscale + uint8 on the device) and write (the writer's own time:
+    video encoding / GIF quantizing / PNG compression, in its thread while the next batch decodes).
+    The issue's bar: write/decode ≤ 2. Peer: the same frames decoded, then written with the plain
+    library calls (`_peer_export`), alternating with ours."""
     import shutil
     import tempfile
 
@@ -43,20 +77,33 @@ def bench_export(o: Opts) -> list[dict]:
     spec = ExportSpec("interpolate", FrameStyle.for_width(engine.spec, 512), timeline=tl)
     out_dir = tempfile.mkdtemp(prefix="bench-export-")
     rows = []
+    peer_names = {"walk.mp4": "imageio-ffmpeg write_frames (libx264, CRF 18, medium)",
+                  "walk.gif": "Pillow quantize (fast octree) + save_all", "walk.png": "Pillow save per frame"}
     try:
         for case, name in zip(EXPORT_CASES, ("walk.mp4", "walk.gif", "walk.png")):
-            timing = Timing()
-            t0 = time.perf_counter()
-            r = run(run_export(engine, spec, os.path.join(out_dir, name), timing=timing))
-            total = time.perf_counter() - t0
+            repeats = 1 if o.quick else 2
+            best, peer_best, timing = 0.0, 0.0, None
+            for rep in range(repeats):  # ours and the peer alternate; the best of each
+                t_ = Timing()
+                t0 = time.perf_counter()
+                r = run(run_export(engine, spec, os.path.join(out_dir, f"{rep}-{name}"), timing=t_))
+                fps = r.frames / (time.perf_counter() - t0)
+                if fps > best:
+                    best, timing = fps, t_
+                t0 = time.perf_counter()
+                n = _peer_export(engine, spec, os.path.join(out_dir, f"peer{rep}-{name}"))
+                peer_best = max(peer_best, n / (time.perf_counter() - t0))
             ratio = timing.write_s / max(timing.decode_s, 1e-9)
             verdict = "OK" if ratio <= 2 else "TOO SLOW"
             w, h = r.size
-            rows.append(row("export", f"export {case} ({r.frames} frames {w}×{h})", r.frames / total, "frames/s",
+            wall = timing.extra.get("wall_s", 0.0)
+            rows.append(row("export", f"export {case} ({r.frames} frames {w}×{h})", best, "frames/s",
+                            peer=peer_best, peer_name=peer_names[name],
                             notes=f"{what}; decode {timing.decode_s:.2f} s ({r.frames / max(timing.decode_s, 1e-9):.0f}"
                                   f" frames/s), write {timing.write_s:.2f} s ({r.frames / max(timing.write_s, 1e-9):.0f}"
-                                  f" frames/s): write/decode {ratio:.2f}, target ≤ 2: {verdict}",
-                            decode_s=timing.decode_s, write_s=timing.write_s))
+                                  f" frames/s, in a thread), wall {wall:.2f} s: write/decode {ratio:.2f}, "
+                                  f"target ≤ 2: {verdict}; best of {repeats}",
+                            decode_s=timing.decode_s, write_s=timing.write_s, wall_s=wall))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     return rows

@@ -77,7 +77,7 @@ def test_export_benchmark_rows(bench_run):
         bench_run._SHARED.clear()
     assert [r["case"].split(" (")[0] for r in rows] == [f"export {c}" for c in bench_run.EXPORT_CASES]
     for r in rows:
-        assert r["status"] == "ok" and r["unit"] == "frames/s" and r["ours"] > 0
+        assert r["status"] == "ok" and r["unit"] == "frames/s" and r["ours"] > 0 and r["peer"] > 0
         assert r["decode_s"] > 0 and r["write_s"] > 0 and "write/decode" in r["notes"]
         assert "8 frames 512×512" in r["case"]
 

@@ -204,12 +204,15 @@ def to_float(images: np.ndarray):
 def to_uint8(x, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """float tensor (N,C,H,W) with values in `value_range` (default [0,1]; diffusion's model space:
     (−1, 1)) → uint8 numpy (N,H,W,C)."""
+    import torch
+
     lo, hi = value_range
-    x = x.detach().float()
-    if (lo, hi) != (0.0, 1.0):
-        x = (x - lo) / (hi - lo)
-    arr = x.clamp(0, 1).mul(255).round().to("cpu").numpy().astype(np.uint8)
-    return arr.transpose(0, 2, 3, 1)
+    with torch.inference_mode():  # one float temporary, the rest in place; uint8 made by torch, channels last
+        x = x.detach().float()
+        if (lo, hi) != (0.0, 1.0):
+            x = (x - lo) / (hi - lo)
+        u8 = x.clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+        return u8.to("cpu").contiguous().numpy()
 
 
 def tile(imgs: np.ndarray, cols: int | None = None, pad: int = 1, fill: int = 255, border: bool = True) -> np.ndarray:

@@ -95,6 +95,11 @@ class Plane:
         p = (z - self.origin) @ self._pinv.T
         return p[0] if single else p
 
+    def offsets_to_map(self, dz: np.ndarray) -> np.ndarray:
+        """`to_map` of latents given as offsets from the origin (M, D), in their own dtype (float32
+        stays float32: one matrix product, for the whole data set at once)."""
+        return dz @ self._pinv.T.astype(dz.dtype, copy=False)
+
     def distance(self, z) -> np.ndarray:
         """How far each latent lies off the plane (0 for latents on it)."""
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
@@ -150,21 +155,30 @@ def data_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
     return Plane(p.origin, p.u, p.v, "axes", {"i": int(i), "j": int(j), "units": "std"})
 
 
-def pca_plane(latents, components: tuple[int, int] = (0, 1)) -> Plane:
-    """The plane of two principal axes of the latents (default the top two) through their mean.
-    u, v are the principal directions scaled by the standard deviation along them, so map
-    units are standard deviations and the map of the data is its usual PCA scatter, whitened.
-    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same map."""
-    z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean (D,) float64, centred latents (N, D) float32, variances (D,) descending, directions
+    (D, D) as columns) of the latents: an eigen-decomposition of the D×D covariance. The covariance
+    is one float32 matrix product of the centred data (what scikit-learn's covariance solver does;
+    O(N·D²), ~1 ms for 10,000 × 64), the eigen-decomposition runs in float64."""
+    z = np.asarray(latents, dtype=np.float32).reshape(len(latents), -1)
     n, d = z.shape
     if n < 2 or d < 2:
         raise ValueError(f"a PCA plane needs at least 2 latents of at least 2 dimensions, got {z.shape}")
-    mean = z.mean(0)
-    # Eigen-decomposition of the D×D covariance: O(N·D²) and < 10 ms for 10k × 64.
-    cov = np.cov(z - mean, rowvar=False).reshape(d, d)
+    mean = z.mean(0, dtype=np.float64)
+    zc = z - mean.astype(np.float32)
+    cov = (zc.T @ zc).astype(np.float64) / (n - 1)
     var, vecs = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
-    var, vecs = var[order], vecs[:, order]
+    return mean, zc, var[order], vecs[:, order]
+
+
+def pca_plane(latents, components: tuple[int, int] = (0, 1), fitted=None) -> Plane:
+    """The plane of two principal axes of the latents (default the top two) through their mean.
+    u, v are the principal directions scaled by the standard deviation along them, so map
+    units are standard deviations and the map of the data is its usual PCA scatter, whitened.
+    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same map.
+    `fitted`: `pca_fit(latents)` when the caller has it already."""
+    mean, _, var, vecs = fitted if fitted is not None else pca_fit(latents)
     a, b = components
     dirs = []
     for k in (a, b):
