@@ -150,28 +150,43 @@ def data_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
     return Plane(p.origin, p.u, p.v, "axes", {"i": int(i), "j": int(j), "units": "std"})
 
 
+def principal_axes(x, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """PCA of the rows of x (N, D): their mean, the variances along the top `k` principal axes
+    (all when None), descending, those axes as unit columns (D, k), and the total variance.
+    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same axes.
+    An eigen-decomposition of the D×D covariance: all of it (LAPACK) for small D or most axes,
+    else only the top k eigenpairs (ARPACK's Lanczos from a fixed start: 0.4 s instead of 4 s for
+    the top 8 of 2048 features)."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    n, d = x.shape
+    mean = x.mean(0)
+    xc = x - mean
+    cov = xc.T @ xc / max(n - 1, 1)
+    k = d if k is None else int(k)
+    if d > 256 and k < d // 2:
+        from scipy.sparse.linalg import eigsh
+
+        var, vecs = eigsh(cov, k=k, which="LA", v0=np.ones(d))
+    else:
+        var, vecs = np.linalg.eigh(cov)
+    order = np.argsort(var)[::-1][:k]
+    var, vecs = np.maximum(var[order], 0.0), vecs[:, order]
+    vecs = vecs * np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
+    return mean, var, vecs, float(np.trace(cov))
+
+
 def pca_plane(latents, components: tuple[int, int] = (0, 1)) -> Plane:
     """The plane of two principal axes of the latents (default the top two) through their mean.
     u, v are the principal directions scaled by the standard deviation along them, so map
-    units are standard deviations and the map of the data is its usual PCA scatter, whitened.
-    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same map."""
+    units are standard deviations and the map of the data is its usual PCA scatter, whitened."""
     z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
     n, d = z.shape
     if n < 2 or d < 2:
         raise ValueError(f"a PCA plane needs at least 2 latents of at least 2 dimensions, got {z.shape}")
-    mean = z.mean(0)
     # Eigen-decomposition of the D×D covariance: O(N·D²) and < 10 ms for 10k × 64.
-    cov = np.cov(z - mean, rowvar=False).reshape(d, d)
-    var, vecs = np.linalg.eigh(cov)
-    order = np.argsort(var)[::-1]
-    var, vecs = var[order], vecs[:, order]
+    mean, var, vecs, total = principal_axes(z)
     a, b = components
-    dirs = []
-    for k in (a, b):
-        w = vecs[:, k]
-        w = w * np.sign(w[np.argmax(np.abs(w))])
-        dirs.append(w * np.sqrt(max(var[k], 1e-24)))
-    total = float(var.sum())
+    dirs = [vecs[:, k] * np.sqrt(max(var[k], 1e-24)) for k in (a, b)]
     explained = [float(var[a] / total), float(var[b] / total)] if total > 0 else [0.0, 0.0]
     return Plane(mean, dirs[0], dirs[1], "pca", {"components": [int(a), int(b)], "explained": explained})
 
