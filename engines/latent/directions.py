@@ -77,8 +77,8 @@ class Directions:
 
     def describe(self, i: int) -> str:
         if self.variance_ratio is not None:
-            return f"{TITLES[self.method]} PC {i + 1} · {100 * self.variance_ratio[i]:.1f} % of the variance"
-        return f"{TITLES[self.method]} {i + 1} · eigenvalue {self.eigenvalues[i]:.3g}"
+            return f"PC {i + 1} · {100 * self.variance_ratio[i]:.1f} % of the variance"
+        return f"eigenvector {i + 1} · eigenvalue {self.eigenvalues[i]:.3g}"
 
     def to_vectors(self, model_id: str = "", latent_shape=(), effect=None) -> list[AttributeVector]:
         """The directions as attribute vectors Δ = σₖ·uₖ (a slider at s moves s standard deviations),
