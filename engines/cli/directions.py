@@ -15,8 +15,8 @@ def add_parser(sub) -> None:
     d.add_argument("--checkpoint", required=True)
     d.add_argument("--method", required=True, choices=("ganspace", "sefa"))
     d.add_argument("--n", type=number(int, 1, 4096), default=8, help="directions, the top K (default 8)")
-    d.add_argument("--data", help="data set whose latents GANSpace decomposes and σ is measured on "
-                   "(engines that encode exactly; default: the one the model was trained on)")
+    d.add_argument("--data", help="GANSpace on engines that encode exactly: the data set whose latents it "
+                   "decomposes (default: the one the model was trained on)")
     d.add_argument("--out", help="strip.png: one row per direction, −3σ … +3σ around a prior sample")
     d.add_argument("--seed", type=SEED, default=0, help="the prior sample the strips start from")
     d.add_argument("--scale", type=number(int, 1, 16), default=1, help="nearest-neighbour upscaling of the PNG")
@@ -51,12 +51,12 @@ def cmd_directions(a) -> int:
     top = dirs.max_directions(engine, a.method)
     if a.n > top:  # before any data is encoded
         raise UsageError(f"--n {a.n}: {dirs.TITLES[a.method]} on this {engine.name} model gives at most {top} directions")
-    latents = _data_latents(loaded, engine, a.data) if dirs.uses_data(engine) else None
+    latents = _data_latents(loaded, engine, a.data) if dirs.uses_data(engine, a.method) else None
     try:
         found = dirs.compute(engine, a.method, a.n, latents=latents, seed=0)
     except dirs.DirectionsError as e:
         raise UsageError(str(e)) from None
-    rep = dirs.report(engine, found, dirs.reference_latents(engine, latents))
+    rep = dirs.report(engine, found, latents)
     if a.out:
         _write_strips(a, engine, found)
     if a.json:

@@ -16,9 +16,9 @@ SeFa (Shen & Zhou 2021) — closed form from the weights: the first layer maps z
 the directions n that change its output the most, max ‖A n‖² with ‖n‖ = 1, are the eigenvectors
 of AᵀA, sorted by eigenvalue. Any engine with `latent_layer` (GAN generator, VAE/AE decoder) has it.
 
-A direction's step is one standard deviation σₖ of the model's latents along it: the encoded
-data's latents when the engine encodes exactly (the same for SeFa, so both methods' effects
-compare), the prior's samples otherwise. `effect` is the mean absolute pixel change (images in
+A direction's step is one standard deviation σₖ along it of the latents the method works on:
+GANSpace on an engine that encodes exactly, the encoded data's latents it decomposed; otherwise
+(a GAN's GANSpace, every SeFa, which decomposes the generator's input layer) the prior's samples. `effect` is the mean absolute pixel change (images in
 [0, 1]) of that step from 64 fixed prior samples; `random_effect` the same for random unit
 directions (mean of 8): a direction that matters changes the image more than a random one.
 
@@ -122,9 +122,10 @@ def support(engine, method: str) -> str | None:
     return None
 
 
-def uses_data(engine) -> bool:
-    """Whether the engine's directions come from (GANSpace) and are scaled by its encoded data."""
-    return "encode_exact" in engine.capabilities
+def uses_data(engine, method: str = "ganspace") -> bool:
+    """Whether `method`'s directions on this engine come from (and are scaled by) its encoded data:
+    GANSpace on engines that encode exactly."""
+    return method == "ganspace" and "encode_exact" in engine.capabilities
 
 
 def free_dims(engine) -> int:
@@ -134,7 +135,7 @@ def free_dims(engine) -> int:
 def max_directions(engine, method: str, n_latents: int | None = None) -> int:
     """The most directions `method` gives on this engine (the free latent size; fewer data points)."""
     d = free_dims(engine)
-    if method == "ganspace" and uses_data(engine) and n_latents is not None:
+    if uses_data(engine, method) and n_latents is not None:
         d = min(d, max(n_latents - 1, 0))
     return d
 
@@ -155,12 +156,12 @@ def ganspace(engine, k: int, latents=None, samples: int = SAMPLES, seed: int = 0
     exactly) or of a GAN's first-layer activations regressed back to z (module docstring)."""
     t0 = time.perf_counter()
     _check(engine, "ganspace", k, None if latents is None else len(latents))
-    if uses_data(engine):
+    if uses_data(engine, "ganspace"):
         if latents is None:
             raise DirectionsError(f"GANSpace on a {engine.name} model needs its encoded data")
         z = np.asarray(latents, np.float64).reshape(len(latents), -1)
         mean, var, vecs, total = principal_axes(z, k)
-        out = Directions("ganspace", vecs.T, np.sqrt(var), "encoded data latents", var, var / max(total, 1e-300),
+        out = Directions("ganspace", vecs.T, (z @ vecs).std(0), "encoded data latents", var, var / max(total, 1e-300),
                          meta={"samples": int(len(z))})
     else:
         out = _ganspace_activations(engine, k, samples, seed)
@@ -196,7 +197,7 @@ def _ganspace_activations(engine, k: int, samples: int, seed: int) -> Directions
 
 def sefa(engine, k: int, latents=None, samples: int = SAMPLES, seed: int = 0) -> Directions:
     """SeFa's top-k directions: eigenvectors of AᵀA for the first linear layer's weight A, sorted
-    by eigenvalue; σ from `latents` (the encoded data) or from prior samples."""
+    by eigenvalue; σ from prior samples (`latents` is not used: the weights take the prior's z)."""
     t0 = time.perf_counter()
     _check(engine, "sefa", k, None)
     layer = engine.latent_layer()
@@ -209,7 +210,7 @@ def sefa(engine, k: int, latents=None, samples: int = SAMPLES, seed: int = 0) ->
     vecs = vecs * np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(k)])
     u = np.zeros((k, engine.latent_dim))
     u[:, :d] = vecs.T
-    ref = reference_latents(engine, latents, samples, seed)
+    ref = reference_latents(engine, "sefa", None, samples, seed)
     out = Directions("sefa", u, (ref @ u.T).std(0), "first linear layer's weight AᵀA", eigenvalues=ev,
                      meta={"weight_shape": list(a.shape)})
     return _timed(out, t0)
@@ -217,6 +218,8 @@ def sefa(engine, k: int, latents=None, samples: int = SAMPLES, seed: int = 0) ->
 
 def compute(engine, method: str, k: int, latents=None, seed: int = 0) -> Directions:
     """`method`'s top-k directions (`latents`: the encoded data, for engines that encode exactly)."""
+    if method not in METHODS:
+        raise DirectionsError(support(engine, method))
     return (ganspace if method == "ganspace" else sefa)(engine, k, latents=latents, seed=seed)
 
 
@@ -235,9 +238,10 @@ def _timed(d: Directions, t0: float) -> Directions:
     return d
 
 
-def reference_latents(engine, latents=None, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
-    """The latents a step's σ is measured on: the encoded data when given, else prior samples."""
-    if latents is not None:
+def reference_latents(engine, method: str, latents=None, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    """The latents `method`'s σ is measured on (random directions' too): the encoded data
+    `latents` where the method decomposes them (`uses_data`), else prior samples."""
+    if latents is not None and uses_data(engine, method):
         return np.asarray(latents, np.float64).reshape(len(latents), -1)
     return prior_latents(engine, samples, seed).astype(np.float64)
 
@@ -267,11 +271,11 @@ def random_effect(engine, reference, count: int = RANDOM_DIRECTIONS, n: int = EF
     return float(effects(engine, r, sigma, n, seed).mean())
 
 
-def report(engine, directions: Directions, reference) -> dict:
+def report(engine, directions: Directions, latents=None) -> dict:
     """What `main.py directions --json` prints: the directions, their variance or eigenvalues,
     their effect against random directions', and how orthonormal they are."""
     eff = effects(engine, directions.vectors, directions.sigma)
-    rnd = random_effect(engine, reference)
+    rnd = random_effect(engine, reference_latents(engine, directions.method, latents))
     f = lambda a: None if a is None else [float(x) for x in a]  # noqa: E731
     return {"method": directions.method, "engine": engine.name, "k": directions.k,
             "latent_size": int(engine.latent_dim), "source": directions.source,

@@ -26,7 +26,7 @@ def find_directions(req: FindRequest) -> list:
     e = req.engine
     found = dirs.compute(e, req.method, req.k, latents=req.latents)
     effect = dirs.effects(e, found.vectors, found.sigma)
-    rnd = dirs.random_effect(e, dirs.reference_latents(e, req.latents))
+    rnd = dirs.random_effect(e, dirs.reference_latents(e, req.method, req.latents))
     vectors = found.to_vectors(req.model_id, e.latent_shape, effect=effect)
     for v in vectors:
         v.meta["random_effect"] = rnd

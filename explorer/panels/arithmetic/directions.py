@@ -193,8 +193,8 @@ class DirectionsView(QWidget):
         why = dirs.support(ws.engine, self.method.currentData())
         if why:
             return why[0].upper() + why[1:] + "."
-        if dirs.uses_data(ws.engine) and self.md is None:
-            return "Waiting for the model's encoded data (GANSpace decomposes it; σ is measured on it)."
+        if dirs.uses_data(ws.engine, self.method.currentData()) and self.md is None:
+            return "Waiting for the model's encoded data (GANSpace decomposes it)."
         return None
 
     def _update_controls(self, *_) -> None:
@@ -221,7 +221,7 @@ class DirectionsView(QWidget):
             return False
         ws, method, k = self.ws, self.method.currentData(), self.k.value()
         latents = None
-        if dirs.uses_data(ws.engine):
+        if dirs.uses_data(ws.engine, method):
             ls = self.md.ls
             latents = ls.latents[ls.train_idx] if len(ls.train_idx) else ls.latents
         self._finding += 1
