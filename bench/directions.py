@@ -91,7 +91,8 @@ def bench_directions(o: Opts) -> list[dict]:
         rows.append(row("directions", case, statistics.median(t_ours), "s", better="lower",
                         peer=statistics.median(t_peer), peer_name=peer_name,
                         notes=f"top 8; median of {repeat}; top direction's effect {effect:.3f} vs random "
-                              f"{rnd:.3f} (mean |Δpixel| of a 1σ step); orthonormal error {found.orthonormal_error:.0e}"))
+                              f"{rnd:.3f} (mean |Δpixel| of a 1σ step); orthonormal error "
+                              f"{found.orthonormal_error:.0e}"))
     if _gan() is None:
         rows.append(row("directions", "GAN cases", None, "s", status="skipped",
                         notes="no bundled GAN (assets/build_models.py gan-faces-64)"))

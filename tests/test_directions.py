@@ -118,7 +118,8 @@ def test_what_each_engine_supports():
     pca = engines.create("pca", spec, device="cpu", n_components=3)
     assert dirs.support(pca, "ganspace") is None
     assert "no first linear layer" in dirs.support(pca, "sefa")
-    for name, cfg in (("diffusion", {"width": 8, "levels": 2}), ("vqvae", {"codebook_size": 4, "code_dim": 2, "width": 8})):
+    for name, cfg in (("diffusion", {"width": 8, "levels": 2}),
+                      ("vqvae", {"codebook_size": 4, "code_dim": 2, "width": 8})):
         e = engines.create(name, spec, device="cpu", **cfg)
         for m in dirs.METHODS:
             assert "not a vector" in dirs.support(e, m)

@@ -50,7 +50,8 @@ def cmd_directions(a) -> int:
         raise UsageError(why)
     top = dirs.max_directions(engine, a.method)
     if a.n > top:  # before any data is encoded
-        raise UsageError(f"--n {a.n}: {dirs.TITLES[a.method]} on this {engine.name} model gives at most {top} directions")
+        raise UsageError(f"--n {a.n}: {dirs.TITLES[a.method]} on this {engine.name} model gives at most "
+                         f"{top} directions")
     latents = _data_latents(loaded, engine, a.data) if dirs.uses_data(engine, a.method) else None
     try:
         found = dirs.compute(engine, a.method, a.n, latents=latents, seed=0)

@@ -18,9 +18,10 @@ of AᵀA, sorted by eigenvalue. Any engine with `latent_layer` (GAN generator, V
 
 A direction's step is one standard deviation σₖ along it of the latents the method works on:
 GANSpace on an engine that encodes exactly, the encoded data's latents it decomposed; otherwise
-(a GAN's GANSpace, every SeFa, which decomposes the generator's input layer) the prior's samples. `effect` is the mean absolute pixel change (images in
-[0, 1]) of that step from 64 fixed prior samples; `random_effect` the same for random unit
-directions (mean of 8): a direction that matters changes the image more than a random one.
+(a GAN's GANSpace, every SeFa, which decomposes the generator's input layer) the prior's
+samples. `effect` is the mean absolute pixel change (images in [0, 1]) of that step from 64
+fixed prior samples; `random_effect` the same for random unit directions (mean of 8): a
+direction that matters changes the image more than a random one.
 
 Layer-restricted edits (GANSpace's "apply to layers a–b") need a generator that reads the
 latent at every layer (StyleGAN's w, BigGAN's skip-z). Ours read z once, at the first layer, so
@@ -28,6 +29,7 @@ an edit always acts on all layers; `LAYER_NOTE` says so wherever the option woul
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -234,8 +236,7 @@ def _check(engine, method: str, k: int, n_latents: int | None) -> None:
 
 
 def _timed(d: Directions, t0: float) -> Directions:
-    object.__setattr__(d, "seconds", time.perf_counter() - t0)
-    return d
+    return dataclasses.replace(d, seconds=time.perf_counter() - t0)
 
 
 def reference_latents(engine, method: str, latents=None, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:

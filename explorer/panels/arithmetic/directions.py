@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
@@ -116,8 +116,8 @@ class DirectionsView(QWidget):
         self.method = QComboBox()
         self.method.addItem("GANSpace (PCA)", "ganspace")
         self.method.addItem("SeFa (closed form)", "sefa")
-        self.method.setToolTip("GANSpace: principal components of the encoded data's latents, or of a GAN's first-layer "
-                               "activations carried back to z.\nSeFa: eigenvectors of AᵀA for the first linear "
+        self.method.setToolTip("GANSpace: principal components of the encoded data's latents, or of a GAN's "
+                               "first-layer activations carried back to z.\nSeFa: eigenvectors of AᵀA for the first linear "
                                "layer's weight A.")
         self.k = QSpinBox()
         self.k.setRange(1, 8)

@@ -44,8 +44,9 @@ def is_foreign(v) -> bool:
 def summary_lines(v) -> list[str]:
     """Three short lines: name and norm, where it came from, its quality (a direction: its effect)."""
     if is_direction(v):
+        nan = float("nan")
         return [f"{v.name}   σ {v.meta.get('sigma', 0):.2f}", v.meta.get("source", v.method),
-                f"effect {v.meta.get('effect', float('nan')):.3f} vs random {v.meta.get('random_effect', float('nan')):.3f}"]
+                f"effect {v.meta.get('effect', nan):.3f} vs random {v.meta.get('random_effect', nan):.3f}"]
     q = v.quality
     source = v.meta.get("source") or v.method
     if q is not None:
