@@ -138,6 +138,7 @@ class DirectionsView(QWidget):
         self.holder.setContentsMargins(0, 0, 0, 0)
         self.empty = QLabel("No directions yet: pick a method and find them. They need no labels.")
         self.empty.setStyleSheet("color: palette(placeholder-text);")
+        self.empty.setWordWrap(True)
         self.holder.addWidget(self.empty)
         self.holder.addStretch(1)
         inner = QWidget()
