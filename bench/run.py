@@ -20,6 +20,8 @@ Benchmarks (names for --only, run in this order):
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
+  directions  GANSpace and SeFa (top 8) on the bundled faces GAN and VAE (bench/directions.py); peers:
+              scikit-learn PCA in the same pipeline, SeFa's np.linalg.eig(AᵀA)
   codebook    Codebook panel latencies on the bundled faces VQ-VAE: analysis, a painted cell's decode,
               a code's detail, a prior sample, inpainting (bench/codebook.py)
   gui         longest GUI event-loop stall while the Train panel trains (bench/gui_stall.py)
@@ -56,6 +58,7 @@ if BENCH not in sys.path:
 
 import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets, bench_datasets_standin  # noqa: E402
+from directions import bench_directions  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
@@ -76,6 +79,7 @@ BENCHMARKS = {
     "diffusion": bench_diffusion,
     "export": bench_export,
     "gan": bench_gan,
+    "directions": bench_directions,
     "codebook": bench_codebook,
     "gui": bench_gui,
     "datasets": bench_datasets,

@@ -62,9 +62,25 @@ CAPABILITIES: dict[str, tuple[str, tuple[str, ...]]] = {
                   "cell_box")),
     "code_prior": ("a learned prior over code grids (train, score, sample, inpaint)",
                    ("prior_trained", "prior_step", "prior_nll", "sample_indices", "inpaint")),
+    "latent_layer": ("the decoder/generator reads the flat latent through one linear layer (`latent_layer`): "
+                     "SeFa's closed-form directions and GANSpace on a generator's first-layer activations",
+                     ("latent_layer",)),
     "trajectory": ("step-wise sampling from noise, every step observable (`sample_loop`, `sampling_loop`, "
                    "`schedule`, `forward_process`)", ("sample_loop", "sampling_loop", "forward_process", "denoiser")),
 }
+
+
+class LatentLayer(NamedTuple):
+    """What an engine with 'latent_layer' hands out (`engine.latent_layer()`): the weight A (out × D)
+    of the first linear layer its decoder/generator applies to the latent, that layer's activations
+    as a function of latents (after its normalisation and non-linearity: `features(z)` → (N, F)),
+    and how many leading latent entries are free (the rest, e.g. a conditional GAN's class
+    weights, are left alone by edit directions)."""
+    weight: torch.Tensor
+    features: object  # callable: latents (N, D) → activations (N, F); call under engine.inference()
+    free_dims: int
+
+
 # The metrics `likelihood` may report (engines.metrics.METRICS says what each means).
 LIKELIHOOD_METRICS = ("elbo_nats", "iwae_nats", "iwae_k", "bpd")
 

@@ -17,9 +17,9 @@ SMALL = {"pca": {"n_components": 2}, "ae": {"latent_dim": 2, "width": 8}, "vae":
 # What each family can do, written out by hand: a change to a declaration must change this too.
 EXPECTED = {
     "pca": {"encode", "encode_exact", "decode", "sample", "log_prior"},
-    "ae": {"encode", "encode_exact", "decode", "sample", "denoise"},
-    "vae": {"encode", "encode_exact", "decode", "sample", "likelihood", "log_prior"},
-    "gan": {"encode", "encode_approx", "decode", "sample", "invert", "truncate", "log_prior"},
+    "ae": {"encode", "encode_exact", "decode", "sample", "denoise", "latent_layer"},
+    "vae": {"encode", "encode_exact", "decode", "sample", "likelihood", "log_prior", "latent_layer"},
+    "gan": {"encode", "encode_approx", "decode", "sample", "invert", "truncate", "log_prior", "latent_layer"},
     "diffusion": {"encode", "encode_approx", "decode", "sample", "likelihood", "trajectory"},
     "vqvae": {"encode", "encode_exact", "decode", "sample", "codebook", "code_prior"},
 }

@@ -1,5 +1,5 @@
 """Every `python main.py …` example in README.md runs as written, on a fresh folder without `runs/`
-(placeholders F / DIFF / VQ are the bundled models; lengths are shrunk to keep the suite fast:
+(placeholders F / DIFF / VQ / GAN are the bundled models; lengths are shrunk to keep the suite fast:
 --minutes/--epochs of the training examples, --n and --size of the big ones, and a diffusion run's
 end-of-training reconstruction check uses 2 DDIM steps instead of 20)."""
 import glob
@@ -11,7 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "assets", "models")
 PLACEHOLDERS = {"F": os.path.join(MODELS, "vae-faces-64.safetensors"),
                 "DIFF": os.path.join(MODELS, "diffusion-digits-28.safetensors"),
-                "VQ": os.path.join(MODELS, "vqvae-faces-64.safetensors")}
+                "VQ": os.path.join(MODELS, "vqvae-faces-64.safetensors"),
+                "GAN": os.path.join(MODELS, "gan-faces-64.safetensors")}
 SHRINK = {"--minutes": "0.01", "--epochs": "0.02", "--n": "16", "--size": "128"}
 
 

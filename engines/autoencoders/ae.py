@@ -23,7 +23,7 @@ class AEConfig(EngineConfig):
 class AEEngine(Engine):
     name = "ae"
     Config = AEConfig
-    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "denoise"})
+    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "denoise", "latent_layer"})
 
     def build(self):
         c = self.config
@@ -36,6 +36,10 @@ class AEEngine(Engine):
     @property
     def latent_shape(self):
         return (self.config.latent_dim,)
+
+    def latent_layer(self):
+        """The decoder's first linear layer z → features (SeFa; `engines.base.LatentLayer`)."""
+        return self.nets["decoder"].latent_layer(self.config.latent_dim)
 
     def _encode(self, x):
         return self.nets["encoder"](x)

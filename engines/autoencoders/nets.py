@@ -81,6 +81,12 @@ class ConvDecoder(nn.Module):
     def forward(self, z):
         return self.body(self.head(z).view(len(z), *self.start_shape))
 
+    def latent_layer(self, free_dims: int):
+        """The first linear layer's weight and activations (linear → SiLU): `engines.base.LatentLayer`."""
+        from engines.base import LatentLayer
+
+        return LatentLayer(self.head[0].weight, self.head, free_dims)
+
 
 class LatentGaussian(nn.Module):
     """A full-covariance Gaussian fitted to training latents: the sampling prior for models

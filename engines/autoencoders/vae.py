@@ -40,7 +40,7 @@ class _LogSigma(nn.Module):
 class VAEEngine(Engine):
     name = "vae"
     Config = VAEConfig
-    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "likelihood", "log_prior"})
+    capabilities = frozenset({"encode", "encode_exact", "decode", "sample", "likelihood", "log_prior", "latent_layer"})
 
     def build(self):
         c = self.config
@@ -55,6 +55,10 @@ class VAEEngine(Engine):
     @property
     def latent_shape(self):
         return (self.config.latent_dim,)
+
+    def latent_layer(self):
+        """The decoder's first linear layer z → features (SeFa; `engines.base.LatentLayer`)."""
+        return self.nets["decoder"].latent_layer(self.config.latent_dim)
 
     # ---- model pieces ---------------------------------------------------------------------
     def posterior(self, x):

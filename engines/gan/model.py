@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engines.base import Batch, Engine, INFER_CHUNK, as_images
+from engines.base import Batch, Engine, INFER_CHUNK, LatentLayer, as_images
 from engines.config import (CLASSES_MAX, LATENT_MAX, LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, ConfigError,
                             EngineConfig, option)
 from engines.data.dataset import DataError
@@ -62,7 +62,8 @@ class GANConfig(EngineConfig):
 class GANEngine(Engine):
     name = "gan"
     Config = GANConfig
-    capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "invert", "truncate", "log_prior"})
+    capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "invert", "truncate", "log_prior",
+                              "latent_layer"})
     sampling_options = {"truncation": float, "label": int}
     # Train panel: terms plotted apart from the losses, on a linear 0…1 scale.
     health_terms = ("d_real_acc", "d_fake_acc", "diversity")
@@ -159,6 +160,12 @@ class GANEngine(Engine):
 
     def _decode(self, z):
         return (self.sampler(z).float() + 1) * 0.5
+
+    def latent_layer(self) -> LatentLayer:
+        """The sampling generator's first linear layer z → features (SeFa, GANSpace); class weights
+        of a conditional latent are not free."""
+        g = self.sampler
+        return LatentLayer(g.head.weight, g.first_features, self.config.latent_dim)
 
     # ---- training ---------------------------------------------------------------------------
     def _loss(self, batch):  # the adversarial game has no single objective; see train_step

@@ -54,6 +54,10 @@ class DCGANGenerator(nn.Module):
         h = self.head(z).view(len(z), *self.start_shape)
         return torch.tanh(self.body(self.head_act(h)))
 
+    def first_features(self, z):
+        """The first layer's activations (linear → batch norm → ReLU), flattened: what GANSpace's PCA sees."""
+        return self.head_act(self.head(z).view(len(z), *self.start_shape)).flatten(1)
+
 
 class _UpBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, up: bool):
@@ -84,6 +88,11 @@ class ResNetGenerator(nn.Module):
 
     def forward(self, z):
         return torch.tanh(self.out(self.blocks(self.head(z).view(len(z), *self.start_shape))))
+
+    def first_features(self, z):
+        """The first layer's activations (linear, then the first block's batch norm and ReLU), flattened."""
+        main = self.blocks[0].main
+        return main[1](main[0](self.head(z).view(len(z), *self.start_shape))).flatten(1)
 
 
 class _DownBlock(nn.Module):

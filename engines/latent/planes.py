@@ -155,6 +155,31 @@ def data_axes_plane(latents, i: int = 0, j: int = 1) -> Plane:
     return Plane(p.origin, p.u, p.v, "axes", {"i": int(i), "j": int(j), "units": "std"})
 
 
+def principal_axes(x, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """PCA of the rows of x (N, D): their mean, the variances along the top `k` principal axes
+    (all when None), descending, those axes as unit columns (D, k), and the total variance.
+    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same axes.
+    An eigen-decomposition of the D×D covariance: all of it (LAPACK) for small D or most axes,
+    else only the top k eigenpairs (ARPACK's Lanczos from a fixed start: 0.4 s instead of 4 s for
+    the top 8 of 2048 features)."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    n, d = x.shape
+    mean = x.mean(0)
+    xc = x - mean
+    cov = xc.T @ xc / max(n - 1, 1)
+    k = d if k is None else int(k)
+    if d > 256 and k < d // 2:
+        from scipy.sparse.linalg import eigsh
+
+        var, vecs = eigsh(cov, k=k, which="LA", v0=np.ones(d))
+    else:
+        var, vecs = np.linalg.eigh(cov)
+    order = np.argsort(var)[::-1][:k]
+    var, vecs = np.maximum(var[order], 0.0), vecs[:, order]
+    vecs = vecs * np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
+    return mean, var, vecs, float(np.trace(cov))
+
+
 def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(mean (D,) float64, centred latents (N, D) float32, variances (D,) descending, directions
     (D, D) as columns) of the latents: an eigen-decomposition of the D×D covariance. The covariance

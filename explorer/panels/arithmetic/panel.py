@@ -1,8 +1,9 @@
 """The Arithmetic panel (issue #5): attribute vectors, z + s·Δ with live sliders, the strip
-s = −4 … 4, and analogies a − b + c.
+s = −4 … 4, analogies a − b + c, and unsupervised edit directions (GANSpace, SeFa; issue #20).
 
-Left: the model's vectors (`vectors.VectorList`). Right, two tabs: Edit (base image, decoded
-result with one slider per active vector, strip of the selected vector) and Analogies.
+Left: the model's vectors (`vectors.VectorList`). Right, three tabs: Edit (base image, decoded
+result with one slider per active vector, strip of the selected vector), Analogies, and
+Directions (`directions.DirectionsView`: found without labels, kept as vectors).
 
 Everything the panel works on is the loaded model's Workspace (`ctx.workspace`): its data
 (`ws.request_data`, asked for when the panel is first shown, so a model opened for another panel
@@ -26,6 +27,7 @@ from engines.data import DataUnavailable, training_source
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.arithmetic.analogy import AnalogyView
+from explorer.panels.arithmetic.directions import DirectionsView
 from explorer.panels.arithmetic.edit import EditView
 from explorer.panels.arithmetic.files import VectorFiles, ask_apply_anyway_dialog
 from explorer.panels.arithmetic.jobs import Base, Recipe, make_base, make_vector
@@ -105,6 +107,8 @@ class ArithmeticPanel(Panel):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.edit, "Edit: z + s·Δ")
         self.tabs.addTab(self.analogy, "Analogies: a − b + c")
+        self.directions = DirectionsView(self.ctx, self.edit)
+        self.tabs.addTab(self.directions, "Directions: GANSpace, SeFa")
 
         right = QVBoxLayout()
         right.addLayout(top)
@@ -158,6 +162,7 @@ class ArithmeticPanel(Panel):
         self.analogy.set_model(engine, None)
         self.vectors.set_data(None)
         self.vectors.set_workspace(ws)
+        self.directions.set_workspace(ws)
         self.vectors.setEnabled(ws is not None)
         self.data_btn.setEnabled(ws is not None and ws.can("encode"))
         if ws is None:
@@ -237,6 +242,7 @@ class ArithmeticPanel(Panel):
         self.vectors.set_data(md)
         self.edit.chooser.set_model(self.engine, md)
         self.analogy.set_model(self.engine, md)
+        self.directions.set_data(md)
         self.data_ready.emit(md)
         if self.edit.base is None:
             self.use_data_image(int(ls.test_idx[0]) if len(ls.test_idx) else 0)
@@ -369,9 +375,14 @@ class ArithmeticPanel(Panel):
     def restore_session_state(self, d: dict) -> None:
         self.view_state.restore(d, self.engine, self.ws)
 
-    def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5) -> None:
+    def prepare_screenshot(self, tab: str = "edit", attribute: str | None = None, s: float = 1.5,
+                           method: str = "ganspace", k: int = 5) -> None:
         """Real content for `screenshot --panel arithmetic` (see ScreenshotDemo); `tab`
-        edit|analogies."""
+        edit|analogies|directions (`method`'s top k, the first at s)."""
+        if tab == "directions":
+            self.tabs.setCurrentWidget(self.directions)
+            self.directions.demo(method, k, s)
+            return
         self.demo.prepare(tab, attribute, s)
         if self.md is not None:
             self.demo.run(self.ws)
@@ -386,10 +397,11 @@ class ArithmeticPanel(Panel):
             return True  # the data could not be had: nothing more will come
         if self.demo.pending is not None or not self.demo.settle(self.ws.active_vectors):
             return False
-        return not (self.edit.busy or self.analogy.busy or self._base_runner.busy)
+        return not (self.edit.busy or self.analogy.busy or self.directions.busy or self._base_runner.busy)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def shutdown(self) -> None:
         self._base_runner.cancel()
         self.edit.shutdown()
         self.analogy.shutdown()
+        self.directions.shutdown()

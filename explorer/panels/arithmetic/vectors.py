@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QStackedWidget, QVBoxLayout, QWidget)
 
+from engines.latent.directions import is_direction
 from explorer.panels.arithmetic.filters import ConditionEditor
 from explorer.panels.arithmetic.jobs import Recipe, select
 
@@ -41,7 +42,11 @@ def is_foreign(v) -> bool:
 
 
 def summary_lines(v) -> list[str]:
-    """Three short lines: name and norm, where it came from, its quality."""
+    """Three short lines: name and norm, where it came from, its quality (a direction: its effect)."""
+    if is_direction(v):
+        nan = float("nan")
+        return [f"{v.name}   σ {v.meta.get('sigma', 0):.2f}", v.meta.get("source", v.method),
+                f"effect {v.meta.get('effect', nan):.3f} vs random {v.meta.get('random_effect', nan):.3f}"]
     q = v.quality
     source = v.meta.get("source") or v.method
     if q is not None:
@@ -57,7 +62,13 @@ def details_html(v) -> str:
     q = v.quality
     e = html.escape
     rows = [f"<b>{e(v.name)}</b> — {e(v.meta.get('source') or v.method)}"]
-    if q is not None:
+    if is_direction(v):
+        rows.append(f"An unsupervised direction ({e(v.meta.get('decomposed', ''))}); Δ is one standard deviation "
+                    f"σ = {v.meta.get('sigma', 0):.3f} along it, so s counts standard deviations.")
+        if "effect" in v.meta:
+            rows.append(f"A step of one σ changes the pixels by {v.meta['effect']:.3f} on average; a random "
+                        f"direction by {v.meta.get('random_effect', float('nan')):.3f}.")
+    elif q is not None:
         colour = VERDICT_COLOURS.get(q.verdict, "#555")
         rows.append(f"<span style='color:{colour}'><b>{e(q.verdict)}</b></span> · groups of {q.n_a:,} and "
                     f"{q.n_b:,} images")
@@ -70,7 +81,8 @@ def details_html(v) -> str:
             rows.append(f"Held-out accuracy of the direction {100 * q.heldout_accuracy:.0f} %")
     else:
         rows.append("Quality not measured (the file did not include it).")
-    rows.append(f"‖Δ‖ = {v.norm:.3f}; s = 1 adds the whole average difference.")
+    if not is_direction(v):
+        rows.append(f"‖Δ‖ = {v.norm:.3f}; s = 1 adds the whole average difference.")
     if is_foreign(v):
         rows.append(f"<span style='color:#d0453b'>⚠ Made with another model ({e(v.model_id or 'unknown')}); "
                     "applied anyway at your request — its direction means something else here.</span>")
