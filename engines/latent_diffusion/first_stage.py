@@ -54,15 +54,16 @@ class KLAutoencoder(nn.Module):
     def __init__(self, image_channels: int, latent_channels: int, width: int):
         super().__init__()
         w1, w2 = width, 2 * width
+        # Residual blocks at the two lower resolutions only: full-resolution ones cost most on a CPU.
         self.encoder = nn.Sequential(
-            nn.Conv2d(image_channels, w1, 3, padding=1), _Res(w1),
+            nn.Conv2d(image_channels, w1, 3, padding=1), nn.SiLU(),
             nn.Conv2d(w1, w2, 4, stride=2, padding=1), _Res(w2),
             nn.Conv2d(w2, w2, 4, stride=2, padding=1), _Res(w2),
             _norm(w2), nn.SiLU(), nn.Conv2d(w2, 2 * latent_channels, 3, padding=1))
         self.decoder = nn.Sequential(
             nn.Conv2d(latent_channels, w2, 3, padding=1), _Res(w2),
             nn.ConvTranspose2d(w2, w2, 4, stride=2, padding=1), _Res(w2),
-            nn.ConvTranspose2d(w2, w1, 4, stride=2, padding=1), _Res(w1),
+            nn.ConvTranspose2d(w2, w1, 4, stride=2, padding=1),
             _norm(w1), nn.SiLU(), nn.Conv2d(w1, image_channels, 3, padding=1))
 
     def posterior(self, x):

@@ -30,6 +30,7 @@ from engines.latent_diffusion import first_stage as fs
 class LatentDiffusionConfig(DiffusionConfig):
     width: int = option(64, "channels of the U-Net's first level (later levels 2×)", minimum=8, maximum=WIDTH_MAX)
     blocks: int = option(2, "residual blocks per U-Net level", minimum=1, maximum=4)
+    target: str = option("v", "what the network predicts: the noise ε, the clean latent x₀, or v = √ᾱ ε − √(1−ᾱ) x₀ (ε blows up at the noisiest steps without clipping)", choices=("eps", "x0", "v"))
     clip: bool = option(False, "clip the predicted x₀ to [−1, 1] while sampling (off: latents are unbounded)")
     latent_channels: int = option(4, "channels c of the built-in autoencoder's latent grid (H/4 × W/4 × c)", minimum=1, maximum=64)
     ae_width: int = option(32, "channels of the built-in autoencoder's first level (2× after)", minimum=4, maximum=WIDTH_MAX)
