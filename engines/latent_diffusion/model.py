@@ -55,6 +55,10 @@ class LatentDiffusionEngine(DiffusionEngine):
     name = "latent-diffusion"
     Config = LatentDiffusionConfig
     capabilities = frozenset({"encode", "encode_approx", "decode", "sample", "trajectory"})
+    # Train panel: plotted apart from the two stages' losses, on a linear scale.
+    health_terms = ("stage", "scale")
+    health_caption = ("Stage 1 trains the autoencoder (ae_* curves above), stage 2 the diffusion over its latents "
+                      "(loss); scale: the latents' scale factor 1/std, measured when stage 2 starts")
 
     def check_spec(self, spec):
         if not (self.config.autoencoder or self.config.first_stage):
