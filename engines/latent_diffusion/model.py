@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engines.base import Batch, as_images
+from engines.base import Batch, Engine, as_images
 from engines.config import LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, option
 from engines.diffusion.model import DiffusionConfig, DiffusionEngine
 from engines.latent_diffusion import first_stage as fs
@@ -166,6 +166,9 @@ class LatentDiffusionEngine(DiffusionEngine):
             return out
 
     # ---- evaluation --------------------------------------------------------------------------------
+    # The pixel model's variational bound would be one on latents here, not on the images: none.
+    likelihood = Engine.likelihood
+
     @torch.no_grad()
     def evaluate(self, x, max_images: int = 2000, quick: bool = False):
         x = as_images(x, self.device)
