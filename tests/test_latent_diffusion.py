@@ -10,8 +10,7 @@ import torch
 import engines
 from engines import checkpoint as ckpt
 from engines.cli import main
-from engines.config import ConfigError
-from engines.train import TrainControl, TrainOptions, run_to_end, train
+from engines.train import TrainControl, TrainOptions, train
 
 TINY = dict(ae_width=8, latent_channels=2, width=8, blocks=1, levels=1, timesteps=100, batch_size=16,
             sample_steps=5, latent_steps=10, num_classes=3, ae_epochs=2.0, ae_lr=3e-3, lr=3e-3)
