@@ -179,10 +179,16 @@ def test_a_bad_autoencoder_is_one_clear_line(tmp_path, npz_data, capsys):
     assert main(base + ["--set", f"autoencoder={bad}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "autoencoder" in err[0]
-    with pytest.raises(ValueError, match="multiples of 4"):
-        from engines.spec import ImageSpec
+    from engines.config import ConfigError
+    from engines.spec import ImageSpec
 
+    with pytest.raises(ValueError, match="multiples of 4"):
         _engine(ImageSpec(1, 10, 10))
+    models = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "models")
+    with pytest.raises(ConfigError, match="is for 28×28×1 images, this model for 16×16×1"):
+        _engine(ImageSpec(1, 16, 16), autoencoder=os.path.join(models, "ae-digits-28.safetensors"))
+    with pytest.raises(ConfigError, match="no exact encoder"):  # a diffusion model only inverts
+        _engine(ImageSpec(1, 28, 28), autoencoder=os.path.join(models, "diffusion-digits-28.safetensors"))
 
 
 def test_diffusion_panel_runs_show_decoded_images(trained):
