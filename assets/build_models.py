@@ -37,6 +37,10 @@ MODELS = {
     "diffusion-digits-28": ("diffusion", "digits", 28, 1, 25, ["width=16", "batch_size=32", "lr=1e-3", "ema_decay=0.995",
                                                                "num_classes=10", "target=v"]),
     "vqvae-faces-64": ("vqvae", "faces", 64, 3, 8, ["codebook_size=256"]),
+    # Both stages in one run: 10 epochs of the KL autoencoder (28 px → 7×7×4), then 40 of the U-Net on
+    # its scaled latents (class-conditional, v-prediction, as the pixel model).
+    "latent-diffusion-digits-28": ("latent-diffusion", "digits", 28, 1, 50, [
+        "ae_epochs=10", "ae_width=16", "width=32", "batch_size=32", "lr=1e-3", "ema_decay=0.995", "num_classes=10"]),
 }
 # Models with a prior over codes, trained after the model itself: name -> prior epochs.
 PRIOR_EPOCHS = {"vqvae-faces-64": 4}

@@ -17,6 +17,9 @@ Benchmarks (names for --only, run in this order):
   diffusion   digits 28: training images/s, seconds per 100 samples at 10/25/50 steps (DDIM,
               DPM-Solver++), cfid after equal training time (bench/diffusion.py); peer: diffusers'
               UNet2DModel + DDIMScheduler (bench-only: pip install diffusers)
+  latent_diffusion  digits 28: latent vs pixel diffusion — cfid at DDIM 25 of latent after T s of
+              training against pixel after 2T s, seconds per 100 samples at 10/25 DDIM steps
+              (bench/latent_diffusion.py); peer: our pixel diffusion engine
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
@@ -62,6 +65,7 @@ from directions import bench_directions  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
+from latent_diffusion import bench_latent_diffusion  # noqa: E402
 from report import compare, contention_probe, cpu_name, header, versions  # noqa: E402
 from training import _gan_train_rows, bench_quality, bench_train  # noqa: E402
 
@@ -77,6 +81,7 @@ BENCHMARKS = {
     "projection": bench_projection,
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
+    "latent_diffusion": bench_latent_diffusion,
     "export": bench_export,
     "gan": bench_gan,
     "directions": bench_directions,

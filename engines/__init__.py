@@ -12,6 +12,7 @@ _REGISTRY = {
     "vae": "engines.autoencoders.vae:VAEEngine",
     "gan": "engines.gan.model:GANEngine",
     "diffusion": "engines.diffusion.model:DiffusionEngine",
+    "latent-diffusion": "engines.latent_diffusion.model:LatentDiffusionEngine",
     "vqvae": "engines.vq.model:VQVAEEngine",
 }
 

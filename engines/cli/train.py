@@ -79,7 +79,7 @@ def _train(a, dist, device) -> int:
                         dist=dist)
     control = TrainControl()
     bar = ProgressBar()
-    keys = ("loss", "neg_elbo", "kl", "mse", "d_loss", "g_loss", "diversity")
+    keys = ("stage", "loss", "ae_loss", "neg_elbo", "kl", "mse", "d_loss", "g_loss", "diversity")
     last = _drive(train(engine, data, opts, control), control,
                   lambda p: bar.update(p, keys) if dist.is_main else None)
     if last is None:

@@ -54,7 +54,7 @@ class DiffusionEngine(Engine):
     def build(self):
         c = self.config
         mults = (1, 2, 2, 2, 2)[: c.levels]
-        unet = UNet(self.spec, width=c.width, mults=mults, blocks=c.blocks, attn_size=c.attn_size,
+        unet = UNet(self.unet_spec, width=c.width, mults=mults, blocks=c.blocks, attn_size=c.attn_size,
                     num_classes=c.num_classes, dropout=c.dropout)
         ema = copy.deepcopy(unet)
         for p in ema.parameters():
@@ -64,6 +64,26 @@ class DiffusionEngine(Engine):
     @property
     def latent_shape(self):
         return tuple(self.spec.shape)
+
+    # ---- the space the diffusion runs in (pixels here; a latent grid in latent diffusion) ------
+    @property
+    def unet_spec(self):
+        """What the U-Net sees: `.channels`, `.height`, `.width` of the diffused tensors."""
+        return self.spec
+
+    def to_model(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] → the diffused space (x₀ of the forward process): [−1, 1] pixels here."""
+        return x * 2 - 1
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """A tensor of the diffused space (x_t, x̂₀) → images in [0, 1]: what a trajectory shows."""
+        return ((x + 1) / 2).clamp_(0, 1)
+
+    def view_images(self, x: torch.Tensor) -> torch.Tensor:
+        """`view` for callers outside the sampling loop (the Diffusion panel, the export), under
+        the engine's lock in inference mode."""
+        with self.inference():
+            return self.view(torch.as_tensor(x, dtype=torch.float32).to(self.device))
 
     @property
     def schedule(self) -> NoiseSchedule:
@@ -124,7 +144,7 @@ class DiffusionEngine(Engine):
     # ---- training ---------------------------------------------------------------------------
     def _loss(self, batch: Batch):
         c, sched = self.config, self.schedule
-        x0 = batch.x * 2 - 1
+        x0 = self.to_model(batch.x)
         n = len(x0)
         t = torch.randint(0, sched.T, (n,), generator=self.rng, device=x0.device)
         noise = torch.randn(x0.shape, generator=self.rng, device=x0.device)
@@ -149,10 +169,15 @@ class DiffusionEngine(Engine):
         loss = F.mse_loss(out, goal)
         return loss, {"loss": loss}
 
+    def ema_age(self) -> int:
+        """Steps the U-Net has trained (the EMA's warm-up counts from its first step)."""
+        return self.step
+
     def train_step(self, batch):
         out = super().train_step(batch)
         with self.lock, torch.no_grad():
-            d = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+            age = self.ema_age()
+            d = min(self.config.ema_decay, (1 + age) / (10 + age))
             for pe, p in zip(self.nets["ema"].parameters(), self.nets["unet"].parameters()):
                 pe.lerp_(p.detach(), 1 - d)
             for be, b in zip(self.nets["ema"].buffers(), self.nets["unet"].buffers()):
@@ -181,7 +206,7 @@ class DiffusionEngine(Engine):
         x_t = torch.as_tensor(x_t, dtype=torch.float32).to(self.device)
         den = self.denoiser(labels, guidance)
         return smp.Loop(smp.make(sampler, self.schedule, timesteps, generator, eta), den, x_t, guard=self.inference,
-                        finish=lambda x: ((x + 1) / 2).clamp_(0, 1))
+                        finish=self.view)
 
     def run_sampler(self, x_t: torch.Tensor, timesteps: list[int], sampler: str | None = None, eta: float = 0.0,
                     guidance: float | None = None, labels: torch.Tensor | None = None,
@@ -223,16 +248,17 @@ class DiffusionEngine(Engine):
         den = self.denoiser(None, 1.0, clip=False)
         inverse = smp.DDIMInverse(self.schedule, self.schedule.timesteps(self.config.latent_steps),
                                   refine=self.config.inversion_refine)
-        return smp.Loop(inverse, den, x * 2 - 1).run()
+        return smp.Loop(inverse, den, self.to_model(x)).run()
 
     def _decode(self, z):
         den = self.denoiser(None, 1.0)
-        return (smp.Loop(smp.DDIM(self.schedule, self.schedule.timesteps(self.config.latent_steps)), den, z).run() + 1) / 2
+        return self.view(smp.Loop(smp.DDIM(self.schedule, self.schedule.timesteps(self.config.latent_steps)), den, z).run())
 
     # ---- forward process ----------------------------------------------------------------------
     def forward_process(self, x, t: int, noise: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
-        """x_t ~ q(x_t | x₀) for images x in [0, 1]; returned in model space ([−1, 1] scale)."""
-        x0 = as_images(x, self.device) * 2 - 1
+        """x_t ~ q(x_t | x₀) for images x in [0, 1]; returned in model space ([−1, 1] scale; `view` shows it)."""
+        with self.inference():
+            x0 = self.to_model(as_images(x, self.device))
         if noise is None:
             g = torch.Generator(device=self.device).manual_seed(int(seed))
             noise = torch.randn(x0.shape, generator=g, device=self.device)

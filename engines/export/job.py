@@ -298,20 +298,21 @@ def _diffusion_frames(engine, spec: ExportSpec, timing: Timing):
     hold = max(1, int(round(ds.hold_s * ds.fps)))
 
     def frame(parts, caption: str) -> np.ndarray:
-        x = torch.cat([((p.float() + 1) / 2).clamp(0, 1) for p in parts])
+        x = torch.cat(parts)  # images in [0, 1]
         f = finish(x, style, engine.spec, len(x))[0]
         return draw_caption(f, caption) if style.labels else f
 
     def gen():
         t0 = time.perf_counter()
         for rec in loop:
-            parts = {"x_t": [rec.x_t], "x0": [rec.x0], "both": [rec.x_t, rec.x0]}[ds.show]
+            shown = {"x_t": (rec.x_t,), "x0": (rec.x0,), "both": (rec.x_t, rec.x0)}[ds.show]
+            parts = [engine.view_images(p) for p in shown]  # the engine's space as images
             out = frame(parts, f"step {rec.index + 1}, t = {int(rec.t)}")[None]
             timing.decode_s += time.perf_counter() - t0  # sampling and frame making together
             timing.frames += 1
             yield out
             t0 = time.perf_counter()
-        last = loop.result.float() * 2 - 1  # back to model space for `frame`
+        last = loop.result.float()
         end = frame([last] * rows, f"done after {len(loop)} steps")
         timing.decode_s += time.perf_counter() - t0
         timing.frames += hold

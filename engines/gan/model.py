@@ -67,6 +67,8 @@ class GANEngine(Engine):
     sampling_options = {"truncation": float, "label": int}
     # Train panel: terms plotted apart from the losses, on a linear 0…1 scale.
     health_terms = ("d_real_acc", "d_fake_acc", "diversity")
+    health_caption = ("Training health: D's accuracy on real and fake images (both near 1: D wins; near ½: balanced) "
+                      "and sample diversity (≈1: as varied as the data; →0: collapse)")
 
     def build(self):
         c = self.config

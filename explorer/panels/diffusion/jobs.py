@@ -16,7 +16,6 @@ import torch
 from engines.data.dataset import to_uint8
 
 MAX_STEPS = 1000
-MODEL_RANGE = (-1.0, 1.0)  # x_t and x̂₀ live in [−1, 1]
 
 
 @dataclass(frozen=True)
@@ -89,8 +88,9 @@ def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
     if req.branch_step == 0:
         g.manual_seed(int(req.branch_seed))
     for rec in loop:
-        traj.x_t.append(to_uint8(rec.x_t, MODEL_RANGE))
-        traj.x0.append(to_uint8(rec.x0, MODEL_RANGE))
+        # The engine shows its own space: pixels as they are, a latent grid decoded to an image.
+        traj.x_t.append(to_uint8(engine.view_images(rec.x_t)))
+        traj.x0.append(to_uint8(engine.view_images(rec.x0)))
         if rec.index + 1 == req.branch_step:
             # The steps so far drew the same noise as the original run, so x_t of the branch step
             # is the original's; the noise the sampler draws from that step on is new.
@@ -106,7 +106,7 @@ def run(engine, req: RunRequest, x_start: torch.Tensor | None = None):
 def noised(engine, image: np.ndarray, t: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """q(x_t | x₀) for one data image (uint8 (H, W, C)): the model-space tensor and its uint8 view."""
     x = engine.forward_process(image[None], t, seed=seed)
-    return x, to_uint8(x, MODEL_RANGE)[0]
+    return x, to_uint8(engine.view_images(x))[0]
 
 
 def noise_job(request):

@@ -119,8 +119,6 @@ class TrainPanel(Panel):
         # linear plot: they live in [0, 1] and mean something else than a loss.
         self.health_plot = LossPlot()
         self.health_plot.log_box.setChecked(False)
-        self.health_plot.set_caption("Training health: D's accuracy on real and fake images (both near 1: D wins; "
-                                     "near ½: balanced) and sample diversity (≈1: as varied as the data; →0: collapse)")
         self.health_plot.plot.getPlotItem().setLabel("left", "share / ratio")
         self.health_plot.hide()
         self.timeline = SampleTimeline()
@@ -364,6 +362,7 @@ class TrainPanel(Panel):
         if isinstance(item, Started):
             self.engine = item.engine
             self.health_plot.setVisible(bool(getattr(self.engine, "health_terms", ())))
+            self.health_plot.set_caption(getattr(self.engine, "health_caption", ""))
             if self.state == "starting":
                 self._set_state("running")
             self.refresh_preview()
