@@ -180,7 +180,7 @@ def test_cli_prints_the_table_and_writes_csv_and_samples(models, tmp_path, capsy
                "--csv", str(out), "--samples", str(png)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "digits (1,797 images, 8×8 grey): 2 models" in text and "−ELBO (nats/image)" in text
+    assert "digits (1,797 images, 8×8 grey): 2 models" in text and "−ELBO (nats/image)" in text and "ms per sample" in text
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     assert [r["engine"] for r in rows] == ["vae", "gan"] and rows[1]["elbo_nats"] == ""
     assert Image.open(png).size == (2 * 9 + 1, 2 * 9 + 1)  # 2 rows (models) × 2 seeds of 8 px, 1 px gaps

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Column:
     key: str  # the row's key, and the CSV header
-    title: str  # for people
+    title: str  # for people (a line break where a narrow header wraps)
     better: str = ""  # "lower" | "higher" | ""
     kind: str = "number"  # number | text | count | seconds | share
     always: bool = False  # shown even when no model fills it
@@ -30,14 +30,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("cfid", "FD", "lower", tip="Fréchet distance of classifier features, samples vs test images"),
     Column("precision", "precision", "higher", "share", tip="share of samples inside the test images' manifold (realism)"),
     Column("recall", "recall", "higher", "share", tip="share of test images inside the samples' manifold (variety)"),
-    Column("coverage", "mode coverage", "higher", "share", tip="share of classes the samples cover"),
-    Column("elbo_nats", "−ELBO (nats/image)", "lower", tip="bound on −log p(x) on the test split"),
+    Column("coverage", "mode\ncoverage", "higher", "share", tip="share of classes the samples cover"),
+    Column("elbo_nats", "−ELBO\n(nats/image)", "lower", tip="bound on −log p(x) on the test split"),
     Column("bpd", "bits/dim", "lower", tip="bound on −log p(x) on the test split, bits per dimension"),
-    Column("psnr", "reconstruction PSNR (dB)", "higher", tip="test images encoded and decoded"),
+    Column("psnr", "reconstruction\nPSNR (dB)", "higher", tip="test images encoded and decoded"),
     Column("parameters", "parameters", kind="count", always=True, tip="numbers in the model's weights"),
-    Column("train_s", "training time", kind="seconds", always=True),
-    Column("ms_per_sample", "ms per sample", "lower", always=True, tip="one batch of samples, after a warm-up"),
-    Column("n_samples", "samples scored", kind="count", tip="samples the FD, precision and recall are computed over"),
+    Column("train_s", "training\ntime", kind="seconds", always=True),
+    Column("ms_per_sample", "ms per\nsample", "lower", always=True, tip="one batch of samples, after a warm-up"),
+    Column("n_samples", "samples\nscored", kind="count", tip="samples the FD, precision and recall are computed over"),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 LIKELIHOOD_KEYS = ("elbo_nats", "bpd")
@@ -97,7 +97,7 @@ class Table:
 
     def text(self) -> str:
         """Aligned, for a terminal."""
-        head = [c.title for c in self.columns]
+        head = [c.title.replace("\n", " ") for c in self.columns]
         body = [[cell(c, r.get(c.key)) for c in self.columns] for r in self.rows]
         w = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
         lines = ["  ".join(h.ljust(w[i]) if i < 2 else h.rjust(w[i]) for i, h in enumerate(head))]
