@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     c.add_argument("--n", type=number(int, 1, 100_000), default=1000,
                    help="samples the FD, precision and recall are computed over (an evaluation stored in a "
                         "checkpoint with this count is reused)")
-    c.add_argument("--seeds", type=number(int, 1, 64), default=8, help="samples shown per model (seeds SEED, SEED+1, …)")
+    c.add_argument("--seeds", type=number(int, 1, 64), default=8, help="samples shown per model: each model's sample(SEEDS, seed=SEED)")
     c.add_argument("--seed", type=SEED, default=0)
     c.add_argument("--json", action="store_true", help="print the rows as one JSON object instead of a table")
     c.add_argument("--device", default="auto")
@@ -62,8 +62,7 @@ def cmd_compare(a) -> int:
     if a.json:
         print(json.dumps({"data": result.data.describe(), "rows": table.rows}, allow_nan=False))
     else:
-        print(f"{result.data.describe()}: {len(result.models)} models, samples from seeds "
-              f"{a.seed}–{a.seed + a.seeds - 1}")
+        print(f"{result.data.describe()}: {len(result.models)} models, samples from seed {a.seed}")
         print(table.text())
         for m in result.models:
             if m.metrics_source == "stored":

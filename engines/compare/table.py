@@ -33,7 +33,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("coverage", "mode\ncoverage", "higher", "share", tip="share of classes the samples cover"),
     Column("elbo_nats", "−ELBO\n(nats/image)", "lower", tip="bound on −log p(x) on the test split"),
     Column("bpd", "bits/dim", "lower", tip="bound on −log p(x) on the test split, bits per dimension"),
-    Column("psnr", "reconstruction\nPSNR (dB)", "higher", tip="test images encoded and decoded"),
+    Column("psnr", "recon.\nPSNR (dB)", "higher", tip="reconstruction PSNR: test images encoded and decoded"),
     Column("parameters", "parameters", kind="count", always=True, tip="numbers in the model's weights"),
     Column("train_s", "training\ntime", kind="seconds", always=True),
     Column("ms_per_sample", "ms per\nsample", "lower", always=True, tip="one batch of samples, after a warm-up"),

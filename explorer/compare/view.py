@@ -79,13 +79,12 @@ class CompareView(QWidget):
         self._row_of = {int(d): i for i, d in enumerate(comp.map_index)}
         colouring = (map_colours.by_categories(comp.labels, comp.label_names, "label")
                      if comp.labels is not None and len(comp.labels) else map_colours.uniform(len(comp.map_index)))
-        seeds = comp.seeds
         for col, m in enumerate(comp.models):
             title = QLabel(f"<b>{m.name}</b> &nbsp;<span style='color:#666'>{FAMILY.get(m.engine, m.engine)}</span>")
             title.setToolTip(m.path)
             grid = ThumbGrid(min_cell=36, max_cell=72, max_rows=2)
-            grid.set_images(list(m.samples), tips=[f"seed {s}" for s in seeds])
-            grid.setToolTip(f"{m.name}: sample(1, seed=s) for seeds {seeds[0]}–{seeds[-1]}")
+            grid.set_images(list(m.samples))
+            grid.setToolTip(f"{m.name}: its sample({len(m.samples)}, seed={comp.options.seed})")
             lm = LatentMap()
             lm.setMinimumSize(160, 160)
             if m.coords is not None and len(m.coords):
@@ -111,7 +110,7 @@ class CompareView(QWidget):
         stored = [m.name for m in comp.models if m.metrics_source == "stored"]
         n = comp.options.n_metrics
         self.note.setText(
-            f"{comp.data.describe()} · samples from seeds {seeds[0]}–{seeds[-1]} · FD, precision, recall and coverage "
+            f"{comp.data.describe()} · samples: each model's sample({comp.options.seeds}, seed={comp.options.seed}) · FD, precision, recall and coverage "
             f"over {n:,} samples in the data set's classifier features (lower FD is better)"
             + (f" · from the evaluation stored in {', '.join(stored)}" if stored else "")
             + " · hover a point: the same data point is ringed on every map")
@@ -139,9 +138,15 @@ class CompareView(QWidget):
                 if r.get(c.key) is None and c.kind != "text":
                     item.setToolTip("this family has none" if c.key in ("elbo_nats", "bpd") else "not measured")
                 t.setItem(i, j, item)
-        t.resizeColumnsToContents()
-        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        h = t.horizontalHeader().height() + sum(t.rowHeight(i) for i in range(t.rowCount())) + 2 * t.frameWidth()
+        t.setWordWrap(False)
+        head = t.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for j, c in enumerate(table.columns):  # model names and durations whole
+            if c.key in ("model", "train_s"):
+                head.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
+        t.resizeRowsToContents()
+        # The header's two-line titles and every row, no scrolling (its height before it is shown is stale).
+        h = head.sizeHint().height() + sum(t.rowHeight(i) for i in range(t.rowCount())) + 2 * t.frameWidth() + 2
         t.setFixedHeight(h)
 
     # ---- linked hover -----------------------------------------------------------------------------------------
