@@ -45,6 +45,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("view.panel.codebook", "&Codebook Panel", "&View", "panel:codebook", "Ctrl+4"),
     Action("view.panel.diffusion", "&Diffusion Panel", "&View", "panel:diffusion", "Ctrl+5"),
     Action("view.panel.export", "&Export Panel", "&View", "panel:export", "Ctrl+6"),
+    Action("view.compare", "C&ompare Models…", "&View", "open_compare", "Ctrl+K",
+           "Two to four models of the same data set side by side: samples, metrics, maps", separator_before=True),
     Action("view.library", "Model &Library", "&View", "toggle_library", "Ctrl+L",
            "Show or hide the model library", checkable=True, separator_before=True),
     Action("view.refresh", "&Refresh Library", "&View", "refresh_library", "F5"),

@@ -59,6 +59,7 @@ def _evaluate(path: str, device, n: int, progress) -> dict:
 class Library(QWidget):
     model_selected = Signal(str)  # path: the window loads it into the session
     resume_requested = Signal(str)  # path: continue training it in the Train panel
+    compare_requested = Signal(str)  # path: open the Compare window with it ticked
     refreshed = Signal(list)  # catalog entries
     evaluated = Signal(str, object)  # path, evaluation result (dict) (already stored in the checkpoint)
     evaluation_failed = Signal(str, str)  # path, message
@@ -217,9 +218,13 @@ class Library(QWidget):
         evaluate.setToolTip("Score the model on its data set's test split (sample quality, likelihood, "
                             "reconstruction) and keep the result in the checkpoint, like `main.py evaluate`")
         evaluate.triggered.connect(lambda: self.evaluate(path))
+        compare = QAction("Compare with…", menu, enabled=e.ok)
+        compare.setToolTip("Side by side with other models of the same data set: samples, metrics, maps")
+        compare.triggered.connect(lambda: self.compare_requested.emit(path))
         menu.addAction(load)
         menu.addAction(resume)
         menu.addAction(evaluate)
+        menu.addAction(compare)
         if e.source == "opened":
             forget = QAction("Remove from list", menu)
             forget.triggered.connect(lambda: (self.settings.forget("opened_files", path), self.refresh()))

@@ -109,6 +109,64 @@ def render(panel: str, out: str, model: str | None = None, size: tuple[int, int]
     return out
 
 
+def render_compare(models: list[str], out: str, size: tuple[int, int] = (1280, 800), n_metrics: int | None = None,
+                   hover: int | None = 0, wait_s: float = 1800.0) -> str:
+    """The Compare window over `models` (2 to 4 checkpoints), once its comparison has finished;
+    `hover`: hover the first map's point nearest this data point (its index on the map's list of
+    points), so the picture shows the linked rings."""
+    if not out.lower().endswith(".png"):
+        raise ScreenshotError("--out must end in .png")
+    for m in models:
+        if not os.path.isfile(m):
+            raise ScreenshotError(f"{m}: no such file")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("LATENT_EXPLORER_HOME"):
+        os.environ["LATENT_EXPLORER_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-shot-")
+    from explorer import workers
+    from explorer.app import make_app
+    from explorer.settings import Settings
+    from explorer.window import MainWindow
+
+    app = make_app([sys.argv[0]])
+    win = MainWindow(settings=Settings(tip_dismissed=True), auto_load=False)
+    _wait(app, lambda: not win.library.scanning, 20)
+    for m in models:
+        if win.library.entry(m) is None:
+            win.library.add_opened(m)
+    _wait(app, lambda: not win.library.scanning, 20)
+    win.open_compare([os.path.abspath(m) for m in models])
+    cw = win.compare_window
+    cw.set_checked([e.path for m in models for e in [win.library.entry(m)] if e is not None])
+    cw.resize(*size)
+    if n_metrics:
+        cw.n_samples.setValue(n_metrics)
+    if not cw.start():
+        raise ScreenshotError(cw.errors[-1] if cw.errors else "the comparison did not start")
+    _wait(app, lambda: not cw.running, wait_s)
+    if cw.view.comparison is None:
+        raise ScreenshotError(cw.errors[-1] if cw.errors else "the comparison did not finish")
+    _wait(app, lambda: False, 0.5)
+    maps = [m for m in cw.view.maps if len(m.coords)]
+    if hover is not None and maps:
+        from PySide6.QtCore import QPoint, QPointF
+        from PySide6.QtTest import QTest
+
+        lm = maps[0]
+        x, y = lm.coords[min(hover, len(lm.coords) - 1)]
+        p = lm.mapFromScene(lm.vb.mapViewToScene(QPointF(float(x), float(y))))
+        QTest.mouseMove(lm.viewport(), QPoint(int(p.x()), int(p.y())))
+        _wait(app, lambda: False, 0.5)
+    os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
+    ok = cw.grab().save(out)
+    cw.close()
+    win.shutdown()
+    workers.wait_all(60_000)
+    win.close()
+    if not ok:
+        raise ScreenshotError(f"{out}: could not write the PNG")
+    return out
+
+
 HELP = "render a panel of the app offscreen to a PNG"
 
 
@@ -127,6 +185,9 @@ def build_parser():
                                   "model's map and vectors use instead of its training data")
     p.add_argument("--data-size", type=int, help="Train panel: resize the data set's images to N×N")
     p.add_argument("--panel-only", action="store_true", help="grab the panel, not the whole window")
+    p.add_argument("--compare", nargs="+", metavar="CHECKPOINT",
+                   help="instead of a panel: the Compare window over these 2 to 4 checkpoints, once compared")
+    p.add_argument("--compare-n", type=int, help="--compare: samples the FD, precision and recall use")
     return p
 
 
@@ -141,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             w, h = (int(v) for v in a.size.lower().split("x"))
         except ValueError:
             raise ScreenshotError(f"--size expects WIDTHxHEIGHT, got '{a.size}'") from None
-        path = render(a.panel, a.out, a.model, (w, h), a.train_seconds, a.data, whole_window=not a.panel_only,
-                      data_size=a.data_size)
+        if a.compare:
+            path = render_compare(a.compare, a.out, (w, h), n_metrics=a.compare_n)
+        else:
+            path = render(a.panel, a.out, a.model, (w, h), a.train_seconds, a.data, whole_window=not a.panel_only,
+                          data_size=a.data_size)
     except ScreenshotError as e:
         sys.stderr.write(f"error: {str(e).splitlines()[0]}\n")
         return USAGE_ERROR

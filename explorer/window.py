@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         s.show_requested.connect(self.show_panel)
         self.library.model_selected.connect(s.load)
         self.library.resume_requested.connect(self.resume_training)
+        self.library.compare_requested.connect(lambda path: self.open_compare([path]))
         self.library.refreshed.connect(self._on_library_refreshed)
         train = self.panels.get("train")
         if train is not None:
@@ -194,6 +195,19 @@ class MainWindow(QMainWindow):
         if path:
             ok = panel.grab().save(path if path.lower().endswith(".png") else path + ".png")
             self.statusBar().showMessage(f"Saved {path}" if ok else f"Could not write {path}", 5000)
+
+    def open_compare(self, paths=()) -> None:
+        """View → Compare Models…: the Compare window over the library's models (`paths` ticked)."""
+        from explorer.compare.window import CompareWindow
+
+        cw = getattr(self, "compare_window", None)
+        if cw is None:
+            cw = self.compare_window = CompareWindow(self.library.entries, self.session.device, parent=self)
+            self.library.refreshed.connect(lambda entries: cw.set_entries(entries, cw.checked_paths()))
+        if paths:
+            cw.set_checked(list(paths) + [p for p in cw.checked_paths() if p not in paths])
+        cw.show()
+        cw.raise_()
 
     def show_panel(self, name: str) -> None:
         panel = self.panels.get(name)
@@ -330,6 +344,9 @@ class MainWindow(QMainWindow):
         every worker is waited for and their last signals are delivered while we still exist."""
         for p in self.panels.values():
             p.shutdown()
+        cw = getattr(self, "compare_window", None)
+        if cw is not None:
+            cw.cancel()
         # Delivering the workers' last signals can start a last short job (a final preview):
         # repeat until nothing is left.
         for _ in range(10):

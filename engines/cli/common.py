@@ -31,8 +31,9 @@ def _user_errors() -> tuple:
     from engines import UnknownEngine
     from engines.export.writers import ExportError
     from engines.atomic import WriteError
+    from engines.compare import CompareError
 
-    return (DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError,
+    return (CompareError, DistributedError, UsageError, CheckpointError, ConfigError, DataError, DeviceError, UnknownEngine, ExportError,
             WriteError)
 
 

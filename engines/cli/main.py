@@ -1,4 +1,4 @@
-"""`python main.py train|sample|encode|info|datasets|directions …` — the command line, headless (never imports Qt or
+"""`python main.py train|sample|encode|compare|info|datasets|directions …` — the command line, headless (never imports Qt or
 the explorer). One module per command (`add_parser(sub)` + `cmd_…`), shared helpers in common.py;
 this module builds the parser from them and dispatches.
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from engines.cli import datasets, directions, encode, evaluate, export, info, sample, train, train_prior
+from engines.cli import compare, datasets, directions, encode, evaluate, export, info, sample, train, train_prior
 from engines.cli.common import USAGE_ERROR, UsageError, _Parser, _user_errors
 
 __all__ = ["build_parser", "main", "UsageError", "USAGE_ERROR"]
 
-COMMANDS = (train, train_prior, sample, encode, evaluate, info, export, datasets, directions)
+COMMANDS = (train, train_prior, sample, encode, evaluate, compare, info, export, datasets, directions)
 
 
 def build_parser(app_commands: dict[str, str] | None = None) -> _Parser:

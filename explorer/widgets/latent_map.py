@@ -407,6 +407,14 @@ class LatentMap(pg.PlotWidget):
             self.popup.show()
             self.popup.raise_()
 
+    def mark(self, data_index: int) -> None:
+        """Ring the point of `data_index` without a popup (a linked view's hover); −1 clears it."""
+        pos = self.point_of(data_index) if data_index >= 0 else None
+        if pos is None:
+            self.hover_ring.clear()
+        else:
+            self.hover_ring.setData(pos=[pos])
+
     def _place_popup(self) -> None:
         if self._hover_scene_pos is None or not self.popup.isVisible() and self._hover_index < 0:
             return
