@@ -17,6 +17,8 @@ Benchmarks (names for --only, run in this order):
   diffusion   digits 28: training images/s, seconds per 100 samples at 10/25/50 steps (DDIM,
               DPM-Solver++), cfid after equal training time (bench/diffusion.py); peer: diffusers'
               UNet2DModel + DDIMScheduler (bench-only: pip install diffusers)
+  flow        digits 28: test bits/dim after equal training time, training images/s, sampling time
+              (bench/flow.py); peer: normflows' Glow (bench-only: pip install normflows)
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
@@ -53,6 +55,7 @@ if BENCH not in sys.path:
 
 import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets  # noqa: E402
+from flow import bench_flow  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
@@ -71,6 +74,7 @@ BENCHMARKS = {
     "projection": bench_projection,
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
+    "flow": bench_flow,
     "export": bench_export,
     "gan": bench_gan,
     "codebook": bench_codebook,
