@@ -5,7 +5,8 @@
   ~1e-6 in float32). x = k/255 enters the flow at its bin centre y = (255x + ½)/256, an affine map
   of any real x, so decode(encode(x)) = x also for images that are not 8-bit. The prior of ε is
   exactly N(0, I) (prior.py), so `log_prior` is log N(ε; 0, I) and `sample --set temperature=T`
-  draws ε ~ N(0, T²I) — Glow's temperature.
+  draws ε ~ N(0, T²I) — Glow's temperature. Latents far outside the data can overflow the inverse
+  (an "exploding inverse"): those pixels decode to 0, never NaN.
 - **Likelihood.** Training minimises, and `evaluate`/`likelihood` report, the dequantisation bound
   in bits per dimension: bpd = (−log p(y) + log q(u|k)) / (D ln 2) + 8 with y = (k + u)/256
   (dequant.py explains the bound; uniform q by default, `dequantization=variational` learns q).
@@ -52,7 +53,7 @@ class FlowConfig(EngineConfig):
     label_dropout: float = option(0.1, "conditional: share of training images seen without label (for the "
                                   "unconditional density encode/decode/likelihood use)", minimum=0.0, maximum=1.0)
     grad_clip: float = option(50.0, "clip the gradient norm to this (0 = no clipping)", minimum=0.0, maximum=1e6)
-    warmup_steps: int = option(50, "linear learning-rate warm-up over this many steps", minimum=0, maximum=STEPS_MAX)
+    warmup_steps: int = option(0, "linear learning-rate warm-up over this many steps (for large models or learning rates)", minimum=0, maximum=STEPS_MAX)
     eval_samples: int = option(4, "dequantisation draws per test image in `evaluate`'s bits/dim", minimum=1, maximum=1000)
 
 
@@ -111,7 +112,9 @@ class FlowEngine(Engine):
     def _decode(self, z, labels=None):
         flow = self.nets["flow"]
         y = flow.inverse(flow.unflatten(z.float()), labels if labels is not None else self._labels(len(z)))
-        return from_bin_centres(y)
+        # Far from the data (e.g. z + 3·Δ of a strong attribute vector) the inverse can overflow —
+        # flows' "exploding inverses" (Behrmann et al. 2021); such pixels come back black, not NaN.
+        return torch.nan_to_num(from_bin_centres(y), nan=0.0, posinf=1.0, neginf=0.0)
 
     def log_prior(self, z):
         """log N(ε; 0, I) per latent vector: the prior of the standardised latents, exactly."""
