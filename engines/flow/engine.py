@@ -52,9 +52,12 @@ class FlowConfig(EngineConfig):
                               maximum=CLASSES_MAX)
     label_dropout: float = option(0.1, "conditional: share of training images seen without label (for the "
                                   "unconditional density encode/decode/likelihood use)", minimum=0.0, maximum=1.0)
-    grad_clip: float = option(500.0, "clip the gradient norm (of the bits/dim loss) to this: a safety net against one exploding step; typical norms are 1–100 (0 = no clipping)", minimum=0.0, maximum=1e6)
-    warmup_steps: int = option(0, "linear learning-rate warm-up over this many steps (for large models or learning rates)", minimum=0, maximum=STEPS_MAX)
-    eval_samples: int = option(4, "dequantisation draws per test image in `evaluate`'s bits/dim", minimum=1, maximum=1000)
+    grad_clip: float = option(500.0, "clip the gradient norm (of the bits/dim loss) to this: a safety net against one "
+                              "exploding step; typical norms are 1–100 (0 = no clipping)", minimum=0.0, maximum=1e6)
+    warmup_steps: int = option(0, "linear learning-rate warm-up over this many steps (for large models or learning "
+                               "rates)", minimum=0, maximum=STEPS_MAX)
+    eval_samples: int = option(4, "dequantisation draws per test image in `evaluate`'s bits/dim", minimum=1,
+                               maximum=1000)
 
 
 class FlowEngine(Engine):
