@@ -38,7 +38,7 @@ MODELS = {
                                                                "num_classes=10", "target=v"]),
     "vqvae-faces-64": ("vqvae", "faces", 64, 3, 8, ["codebook_size=256"]),
     # Glow-style flow (engines/flow): 2 levels × 8 steps, coupling nets 32 wide; uniform dequantisation.
-    "flow-digits-28": ("flow", "digits", 28, 1, 50, ["steps=8", "width=32", "warmup_steps=200", "grad_clip=50"]),
+    "flow-digits-28": ("flow", "digits", 28, 1, 100, ["steps=8", "width=32"]),
 }
 # Models with a prior over codes, trained after the model itself: name -> prior epochs.
 PRIOR_EPOCHS = {"vqvae-faces-64": 4}
