@@ -41,6 +41,8 @@ MODELS = {
     # its scaled latents (class-conditional, v-prediction, as the pixel model).
     "latent-diffusion-digits-28": ("latent-diffusion", "digits", 28, 1, 50, [
         "ae_epochs=10", "ae_width=16", "width=32", "batch_size=32", "lr=1e-3", "ema_decay=0.995", "num_classes=10"]),
+    # Glow-style flow (engines/flow): 2 levels × 8 steps, coupling nets 32 wide; uniform dequantisation.
+    "flow-digits-28": ("flow", "digits", 28, 1, 100, ["steps=8", "width=32"]),
 }
 # Models with a prior over codes, trained after the model itself: name -> prior epochs.
 PRIOR_EPOCHS = {"vqvae-faces-64": 4}

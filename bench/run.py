@@ -20,6 +20,8 @@ Benchmarks (names for --only, run in this order):
   latent_diffusion  digits 28: latent vs pixel diffusion — cfid at DDIM 25 of latent after T s of
               training against pixel after 2T s, seconds per 100 samples at 10/25 DDIM steps
               (bench/latent_diffusion.py); peer: our pixel diffusion engine
+  flow        digits 28: test bits/dim after equal training time, training images/s, sampling time
+              (bench/flow.py); peer: normflows' Glow (bench-only: pip install normflows)
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
@@ -62,6 +64,7 @@ if BENCH not in sys.path:
 import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets, bench_datasets_standin  # noqa: E402
 from directions import bench_directions  # noqa: E402
+from flow import bench_flow  # noqa: E402
 from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
@@ -82,6 +85,7 @@ BENCHMARKS = {
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
     "latent_diffusion": bench_latent_diffusion,
+    "flow": bench_flow,
     "export": bench_export,
     "gan": bench_gan,
     "directions": bench_directions,

@@ -14,6 +14,7 @@ _REGISTRY = {
     "diffusion": "engines.diffusion.model:DiffusionEngine",
     "latent-diffusion": "engines.latent_diffusion.model:LatentDiffusionEngine",
     "vqvae": "engines.vq.model:VQVAEEngine",
+    "flow": "engines.flow.engine:FlowEngine",
 }
 
 

@@ -258,8 +258,8 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         self._info("About Latent Explorer",
                    "<b>Latent Explorer</b><br>Train small generative models (PCA, autoencoders: AE and "
-                   "denoising AE, VAE, VQ-VAE, GAN, diffusion, latent diffusion) on small image sets and "
-                   "explore their latent spaces.")
+                   "denoising AE, VAE, VQ-VAE, GAN, diffusion, latent diffusion, normalizing flow) on small image "
+                   "sets and explore their latent spaces.")
 
     # ---- errors and dialogs ------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:

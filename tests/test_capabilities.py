@@ -14,7 +14,8 @@ SMALL = {"pca": {"n_components": 2}, "ae": {"latent_dim": 2, "width": 8}, "vae":
          "gan": {"latent_dim": 2, "width": 8, "invert_steps": 1, "invert_restarts": 1},
          "diffusion": {"width": 8, "levels": 2, "latent_steps": 2},
          "latent-diffusion": {"width": 8, "levels": 1, "latent_steps": 2, "ae_width": 4, "latent_channels": 1},
-         "vqvae": {"codebook_size": 4, "code_dim": 2, "width": 8, "prior_dim": 8, "prior_layers": 1, "prior_heads": 2}}
+         "vqvae": {"codebook_size": 4, "code_dim": 2, "width": 8, "prior_dim": 8, "prior_layers": 1, "prior_heads": 2},
+         "flow": {"steps": 2, "width": 8}}
 # What each family can do, written out by hand: a change to a declaration must change this too.
 EXPECTED = {
     "pca": {"encode", "encode_exact", "decode", "sample", "log_prior"},
@@ -24,6 +25,7 @@ EXPECTED = {
     "diffusion": {"encode", "encode_approx", "decode", "sample", "likelihood", "trajectory"},
     "latent-diffusion": {"encode", "encode_approx", "decode", "sample", "trajectory"},
     "vqvae": {"encode", "encode_exact", "decode", "sample", "codebook", "code_prior"},
+    "flow": {"encode", "encode_exact", "decode", "sample", "likelihood", "log_prior"},
 }
 
 
