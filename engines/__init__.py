@@ -13,6 +13,7 @@ _REGISTRY = {
     "gan": "engines.gan.model:GANEngine",
     "diffusion": "engines.diffusion.model:DiffusionEngine",
     "vqvae": "engines.vq.model:VQVAEEngine",
+    "pixelcnn": "engines.pixelcnn.model:PixelCNNEngine",
 }
 
 

@@ -62,6 +62,10 @@ CAPABILITIES: dict[str, tuple[str, tuple[str, ...]]] = {
                   "cell_box")),
     "code_prior": ("a learned prior over code grids (train, score, sample, inpaint)",
                    ("prior_trained", "prior_step", "prior_nll", "sample_indices", "inpaint")),
+    "raster": ("pixel-by-pixel sampling in raster order, every pixel observable: `raster_loop(n, seed, …)` "
+               "(iterate for one step per pixel) and `completion_loop(x, rows, …)` (keep the top rows of images, "
+               "draw the rest); `images_of(values)` turns a step's values into images",
+               ("raster_loop", "completion_loop", "complete", "images_of")),
     "trajectory": ("step-wise sampling from noise, every step observable (`sample_loop`, `sampling_loop`, "
                    "`schedule`, `forward_process`)", ("sample_loop", "sampling_loop", "forward_process", "denoiser")),
 }
