@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
             return
         name = self.session.name
         latent = "×".join(str(d) for d in engine.latent_shape)
-        self.model_label.setText(f"Model: {name} ({engine.name}, {info.spec}, z {latent})")
+        self.model_label.setText(f"Model: {name} ({engine.name}, {info.spec}, {f'z {latent}' if latent else 'no latent'})")
         self.library.highlight(self.session.path)
         self.settings.last_model = self.session.path or ""
 

@@ -33,10 +33,10 @@ def picture(loop, images_of, upto: int | None) -> np.ndarray:
     return imgs
 
 
-def recorded(loop, images_of, frames: int = 120, cancelled=lambda: False, progress=None) -> list[np.ndarray]:
-    """Run `loop`, keeping about `frames` pictures (N, H, W, 3) evenly spaced over its steps,
-    the state before the first step and after the last included. `progress(done, total)` after
-    every step; a true `cancelled()` stops early (what was recorded so far is returned)."""
+def recording(loop, images_of, frames: int = 120):
+    """Generator: run `loop`, yielding (done, total) after every step (where a caller may stop it),
+    and return about `frames` pictures (N, H, W, 3) evenly spaced over its steps, the state before
+    the first step and after the last included."""
     total = len(loop)
     every = max(1, math.ceil(total / max(1, frames - 1)))
     out = [picture(loop, images_of, None)]
@@ -44,11 +44,20 @@ def recorded(loop, images_of, frames: int = 120, cancelled=lambda: False, progre
     for step in loop:
         if (step.index + 1) % every == 0 or step.index + 1 == total:
             out.append(picture(loop, images_of, step.row * w + step.col))
-        if progress is not None:
-            progress(step.index + 1, total)
-        if cancelled():
-            break
+        yield step.index + 1, total
     return out
+
+
+def recorded(loop, images_of, frames: int = 120, progress=None) -> list[np.ndarray]:
+    """`recording` run to its end; `progress(done, total)` after every step."""
+    gen = recording(loop, images_of, frames)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
 
 
 def grid(pictures: np.ndarray, cols: int, scale: int = 1) -> np.ndarray:

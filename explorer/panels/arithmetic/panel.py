@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, 
 
 from engines.data import DataUnavailable, training_source
 
+from explorer.catalog import no_latent_message
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.arithmetic.analogy import AnalogyView
@@ -164,6 +165,10 @@ class ArithmeticPanel(Panel):
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return
         self._connect(ws, True)
+        if not ws.can("encode") and not ws.can("decode"):
+            self.data_label.setText(no_latent_message(engine.name))
+            self.vectors.setEnabled(False)
+            return
         if not ws.can("encode"):
             self.data_label.setText(f"{engine.name} cannot encode images: vectors can be loaded from files and "
                                     "applied to samples.")

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QMenu
 
+from explorer.catalog import no_latent_message
 from explorer.workers import LatestRequestRunner
 from explorer.panels import Panel
 from explorer.panels.manifold.atlas import AtlasView
@@ -145,6 +146,8 @@ class ManifoldPanel(Panel):
         self.controls.groups.set_workspace(ws)
         if ws is None:
             self.area.show_message(NO_MODEL)
+        elif not ws.can("encode") and not ws.can("decode"):
+            self.area.show_message(no_latent_message(ws.engine.name))
         elif not ws.can("encode"):
             self.area.show_message(f"{ws.engine.name.upper()} models cannot encode images yet, and the map is "
                                    "made of encoded data.")
