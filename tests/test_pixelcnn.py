@@ -2,6 +2,8 @@
 completion in raster order, training round trips, and the gated PixelCNN as a prior over VQ codes."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -267,3 +269,43 @@ def test_cli_train_prior_pixelcnn_beside_the_transformer(tmp_path, tiny_dataset,
                        b.engine.nets["quantizer"].state_dict()["codebook"] if "codebook" in b.engine.nets["quantizer"].state_dict()
                        else next(iter(b.engine.nets["quantizer"].state_dict().values())))
     assert cli(["train-prior", "--checkpoint", vq, "--epochs", "1", "--set", "prior=lstm"]) == 2
+
+
+def test_cli_sample_video_and_completions(tmp_path, capsys):
+    from PIL import Image
+
+    from engines.cli import main as cli
+
+    m = str(tmp_path / "p.safetensors")
+    assert cli(["train", "--engine", "pixelcnn", "--data", "digits", "--size", "8", "--epochs", "1", "--set", "hidden=4",
+                "--set", "layers=1", "--set", "kernel=3", "--out", m]) == 0
+    gif = str(tmp_path / "g.gif")
+    assert cli(["sample", "--checkpoint", m, "--n", "4", "--out", str(tmp_path / "s.png"), "--video", gif,
+                "--frames", "9", "--fps", "10"]) == 0
+    with Image.open(gif) as im:
+        assert im.n_frames == 9  # recorded (the first: nothing drawn yet); the last one held
+        im.seek(0)
+        first = np.asarray(im.convert("RGB"))
+        im.seek(im.n_frames - 1)
+        last = np.asarray(im.convert("RGB"))
+        assert im.info["duration"] >= 1500
+    assert (first[..., 2] > first[..., 0]).any() and not np.array_equal(first, last)  # undrawn pixels tinted
+    out = str(tmp_path / "c.png")
+    assert cli(["sample", "--checkpoint", m, "--complete", "2", "--per-image", "3", "--out", out]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    assert grid.shape == (1 + 2 * 9, 1 + 5 * 9, 3)  # 2 rows of [given, 3 completions, original]
+    from engines.data import load_dataset
+
+    test = load_dataset("digits", size=8).split("test").images[:2, ..., 0]
+    for r in range(2):
+        y = 1 + r * 9
+        original = grid[y:y + 8, 1 + 4 * 9:1 + 4 * 9 + 8, 0]
+        assert np.array_equal(original, test[r])
+        for k in range(1, 4):
+            x = 1 + k * 9
+            assert np.array_equal(grid[y:y + 4, x:x + 8, 0], test[r, :4])  # the kept top half, exactly
+    assert cli(["sample", "--checkpoint", m, "--n", "2", "--out", out, "--video", str(tmp_path / "v.avi")]) == 2
+    vae = str(tmp_path / "v.safetensors")
+    assert cli(["train", "--engine", "pca", "--data", "digits", "--size", "8", "--epochs", "1", "--out", vae]) == 0
+    assert cli(["sample", "--checkpoint", vae, "--n", "2", "--out", out, "--complete", "1"]) == 2
+    assert "pixel by pixel" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def picture(loop, images_of, upto: int | None) -> np.ndarray:
     index = torch.arange(h * w).view(h, w)
     later = index > (-1 if upto is None else upto)
     pending = (loop.todo.cpu() & later).numpy()
-    imgs[pending] = (imgs[pending] // 4 + UNDRAWN * 3 // 4).astype(np.uint8)
+    imgs[pending] = (imgs[pending].astype(np.int32) // 4 + UNDRAWN.astype(np.int32) * 3 // 4).astype(np.uint8)
     return imgs
 
 
