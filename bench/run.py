@@ -17,6 +17,8 @@ Benchmarks (names for --only, run in this order):
   diffusion   digits 28: training images/s, seconds per 100 samples at 10/25/50 steps (DDIM,
               DPM-Solver++), cfid after equal training time (bench/diffusion.py); peer: diffusers'
               UNet2DModel + DDIMScheduler (bench-only: pip install diffusers)
+  pixelcnn    digits 28: test bits/dim at equal training time, training images/s, seconds to sample
+              4 images pixel by pixel (bench/pixelcnn.py); peer: a plain PyTorch gated PixelCNN
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
@@ -53,7 +55,8 @@ if BENCH not in sys.path:
 
 import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets  # noqa: E402
-from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
+from app_tasks import (EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui,  # noqa: E402
+                       bench_pixelcnn)
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
 from report import compare, contention_probe, cpu_name, header, versions  # noqa: E402
@@ -71,6 +74,7 @@ BENCHMARKS = {
     "projection": bench_projection,
     "scrub": bench_scrub,
     "diffusion": bench_diffusion,
+    "pixelcnn": bench_pixelcnn,
     "export": bench_export,
     "gan": bench_gan,
     "codebook": bench_codebook,

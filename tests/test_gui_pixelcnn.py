@@ -90,4 +90,6 @@ def test_latent_panels_say_there_is_no_latent(qtbot, model, which):
 
     texts = " ".join(w.text() for w in p.findChildren(QLabel) if w.isVisible())
     assert "has no latent space to explore" in texts, texts[:500]
+    if which == "arithmetic":  # nothing to edit: the edit and analogy views are off
+        assert not p.edit.isEnabled() and not p.analogy.isEnabled()
     p.shutdown()

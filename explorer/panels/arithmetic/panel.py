@@ -161,6 +161,9 @@ class ArithmeticPanel(Panel):
         self.vectors.set_workspace(ws)
         self.vectors.setEnabled(ws is not None)
         self.data_btn.setEnabled(ws is not None and ws.can("encode"))
+        no_latent = ws is not None and not ws.can("encode") and not ws.can("decode")
+        self.edit.setEnabled(not no_latent)
+        self.analogy.setEnabled(not no_latent)
         if ws is None:
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return

@@ -428,7 +428,10 @@ class ManifoldPanel(Panel):
 
     # ---- screenshots -----------------------------------------------------------------------------------------
     def ready_for_screenshot(self) -> bool:
-        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
+        """Data mapped, the current latent decoded and inspected, nothing left to draw (a model that
+        cannot encode shows its message at once)."""
+        if self.ws is not None and not self.ws.can("encode"):
+            return True
         if self.controls.seed_mode:
             return self.seeds.complete and self.inspector.image.has_image() and not self.busy
         return (self.projection is not None and self.inspector.image.has_image() and not self.busy
