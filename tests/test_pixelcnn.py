@@ -309,3 +309,18 @@ def test_cli_sample_video_and_completions(tmp_path, capsys):
     assert cli(["train", "--engine", "pca", "--data", "digits", "--size", "8", "--epochs", "1", "--out", vae]) == 0
     assert cli(["sample", "--checkpoint", vae, "--n", "2", "--out", out, "--complete", "1"]) == 2
     assert "pixel by pixel" in capsys.readouterr().err
+
+
+def test_conditional_completion_uses_each_images_own_class():
+    e = make(1, size=6, num_classes=3)
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    # at temperature 0 a completion is a function of the image and its class alone
+    own = e.complete(x, per_image=2, temperature=0, labels=torch.tensor([2, 0]))
+    by_hand = torch.cat([e.complete(x[:1], per_image=2, temperature=0, label=2),
+                         e.complete(x[1:], per_image=2, temperature=0, label=0)])
+    assert torch.equal(own, by_hand)
+    assert not torch.equal(own, e.complete(x, per_image=2, temperature=0, label=1))
+    assert torch.equal(e.complete(x, per_image=2, seed=3, labels=torch.tensor([1, 1])),
+                       e.complete(x, per_image=2, seed=3, label=1))
+    with pytest.raises(ConfigError, match="labels must be within"):
+        e.completion_loop(x, labels=torch.tensor([0, 3]))

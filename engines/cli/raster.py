@@ -20,13 +20,17 @@ def _counter(what: str):
     return show
 
 
-def completion_inputs(a, loaded, engine) -> np.ndarray:
-    """The first --complete test images of --data (default: the model's own data set)."""
+def completion_inputs(a, loaded, engine):
+    """The first --complete test images of --data (default: the model's own data set), and their
+    labels when a class-conditional model can use them (None otherwise)."""
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
     test = data.split("test") if len(data.test_idx) else data
     if len(test.images) < a.complete:
         raise UsageError(f"{data.name} has {len(test.images)} test images, --complete asked for {a.complete}")
-    return test.images[: a.complete]
+    labels = test.labels[: a.complete] if test.labels is not None and engine.config.num_classes else None
+    if labels is not None and (labels.min() < 0 or labels.max() >= engine.config.num_classes):
+        labels = None
+    return test.images[: a.complete], labels
 
 
 def run(a, loaded, engine, opts: dict) -> np.ndarray:
@@ -37,9 +41,9 @@ def run(a, loaded, engine, opts: dict) -> np.ndarray:
     from engines.export import raster
 
     if a.complete:
-        x = completion_inputs(a, loaded, engine)
+        x, labels = completion_inputs(a, loaded, engine)
         rows = a.rows if a.rows is not None else engine.spec.height // 2
-        loop = engine.completion_loop(x, rows=rows, per_image=a.per_image, seed=a.seed, **opts)
+        loop = engine.completion_loop(x, rows=rows, per_image=a.per_image, seed=a.seed, labels=labels, **opts)
         what = "completing"
     else:
         loop = engine.raster_loop(a.n, seed=a.seed, **opts)

@@ -138,11 +138,12 @@ class PixelCNNEngine(Engine):
         return {"bpd": float(self.nll(x).mean()) / (self.spec.channels * self.spec.height * self.spec.width * math.log(2))}
 
     # ---- sampling -----------------------------------------------------------------------------
-    def _loop(self, values, todo, temperature, label, seed) -> RasterLoop:
+    def _loop(self, values, todo, temperature, label, seed, labels=None) -> RasterLoop:
         temperature = self.config.temperature if temperature is None else float(temperature)
         if not 0 <= temperature <= 10:
             raise ConfigError(f"temperature must be within [0, 10], got {temperature}")
-        labels = self._labels(len(values), label)
+        if labels is None or self.config.num_classes == 0 or (label is not None and label >= 0):
+            labels = self._labels(len(values), label)
         g = torch.Generator(device=self.device).manual_seed(int(seed))
         return RasterLoop(lambda v: self.logits(v, labels), values, todo, temperature, g, guard=self.inference,
                           context_rows=self.nets["net"].context_rows())
@@ -155,9 +156,12 @@ class PixelCNNEngine(Engine):
         return self._loop(values, torch.ones((n, s.height, s.width), dtype=torch.bool), temperature, label, seed)
 
     def completion_loop(self, x, rows: int | None = None, per_image: int = 4, seed: int = 0,
-                        temperature: float | None = None, label: int | None = None) -> RasterLoop:
+                        temperature: float | None = None, label: int | None = None,
+                        labels=None) -> RasterLoop:
         """Keep the top `rows` rows (default half) of each image and draw the rest, `per_image`
-        times each: the result is image-major (image 0's completions first)."""
+        times each: the result is image-major (image 0's completions first). A class-conditional
+        model completes each image as its own class when `labels` (one per image) are given and
+        no `label` is asked for."""
         x = as_images(x, self.device)
         h = self.spec.height
         rows = h // 2 if rows is None else int(rows)
@@ -168,11 +172,17 @@ class PixelCNNEngine(Engine):
         values = self.values_of(x).repeat_interleave(int(per_image), 0)
         todo = torch.zeros((len(values), h, self.spec.width), dtype=torch.bool)
         todo[:, rows:] = True
-        return self._loop(values, todo, temperature, label, seed)
+        if labels is not None:
+            labels = torch.as_tensor(labels).long().to(self.device).repeat_interleave(int(per_image))
+            k = self.config.num_classes
+            if k and (int(labels.min()) < 0 or int(labels.max()) >= k):
+                raise ConfigError(f"labels must be within 0…{k - 1}")
+        return self._loop(values, todo, temperature, label, seed, labels)
 
     def complete(self, x, rows: int | None = None, per_image: int = 4, seed: int = 0,
-                 temperature: float | None = None, label: int | None = None, callback=None) -> torch.Tensor:
-        return self.images_of(self.completion_loop(x, rows, per_image, seed, temperature, label).run(callback))
+                 temperature: float | None = None, label: int | None = None, labels=None,
+                 callback=None) -> torch.Tensor:
+        return self.images_of(self.completion_loop(x, rows, per_image, seed, temperature, label, labels).run(callback))
 
     def sample(self, n: int, seed: int = 0, temperature: float | None = None, label: int | None = None,
                callback=None, **_) -> torch.Tensor:

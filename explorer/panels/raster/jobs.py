@@ -44,8 +44,9 @@ def load_data(engine, info):
     return ds.split("test") if len(ds.test_idx) else ds
 
 
-def run(engine, req: RunRequest, images: np.ndarray | None = None):
-    """Generator: (done, total) after every pixel; returns the `Run`."""
+def run(engine, req: RunRequest, images: np.ndarray | None = None, labels: np.ndarray | None = None):
+    """Generator: (done, total) after every pixel; returns the `Run`. A class-conditional model
+    completes each image as its own class (`labels`) unless a class is chosen."""
     from engines.data.dataset import to_uint8
     from engines.export import raster
 
@@ -54,8 +55,10 @@ def run(engine, req: RunRequest, images: np.ndarray | None = None):
     if req.mode == "complete":
         if images is None or not len(images):
             raise ValueError("no data images to complete")
-        loop = engine.completion_loop(images, per_image=req.per_image, seed=req.seed,
-                                      temperature=req.temperature, label=label)
+        usable = (labels is not None and engine.config.num_classes > 0 and len(labels) == len(images)
+                  and 0 <= labels.min() and labels.max() < engine.config.num_classes)
+        loop = engine.completion_loop(images, per_image=req.per_image, seed=req.seed, temperature=req.temperature,
+                                      label=label, labels=labels if usable else None)
         cols = req.per_image
         x = to_uint8(engine.images_of(engine.values_of(engine.images_of(loop.values[:: req.per_image]))))
         originals = np.repeat(x, 3, -1) if x.shape[-1] == 1 else x

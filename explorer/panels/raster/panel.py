@@ -26,8 +26,8 @@ NO_MODEL = "Open a PixelCNN in the library to watch it draw pixel by pixel."
 
 
 def _run(request):
-    engine, req, images = request
-    return jobs.run(engine, req, images)
+    engine, req, images, labels = request
+    return jobs.run(engine, req, images, labels)
 
 
 class RasterPanel(Panel):
@@ -147,6 +147,8 @@ class RasterPanel(Panel):
         names = list((info.data or {}).get("label_names") or []) if info is not None else []
         if cfg.num_classes:
             self.label.addItem("classes in turn", -1)
+            self.label.setItemData(0, "Sample: one class after another. Complete: each image as its own class",
+                                   Qt.ItemDataRole.ToolTipRole)
             for k in range(cfg.num_classes):
                 self.label.addItem(f"class {names[k] if k < len(names) else k}", k)
         else:
@@ -206,18 +208,20 @@ class RasterPanel(Panel):
         if self.engine is None:
             return
         req = req or self.request()
-        images = None
+        images = labels = None
         if req.mode == "complete":
             if self.data is None:
                 self.status.setText("The model's data is not loaded yet: no images to complete.")
                 return
             images = self.data.images[req.first_image:req.first_image + req.n]
+            if self.data.labels is not None:
+                labels = self.data.labels[req.first_image:req.first_image + req.n]
         self.set_playing(False)
         self.running = True
         self.cancel_btn.setEnabled(True)
         self.status.setText("drawing…")
         self.ctx.session.set_busy("raster", "PixelCNN sampling")
-        self._runner.submit((self.engine, req, images))
+        self._runner.submit((self.engine, req, images, labels))
 
     def cancel(self) -> None:
         if self.running:
