@@ -103,7 +103,7 @@ def no_latent_message(engine_name: str) -> str:
     nor decodes: an autoregressive PixelCNN)."""
     return (f"A {engine_name} model has no latent space to explore: it draws each pixel from the pixels "
             "before it, with no code behind the image to map, walk or do arithmetic on. Watch it draw, and "
-            "complete images, in the Pixel by pixel tab.")
+            "complete images, in the Pixels tab.")
 
 
 def has_likelihood(engine_name: str) -> bool | None:

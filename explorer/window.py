@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         self._info("About Latent Explorer",
                    "<b>Latent Explorer</b><br>Train small generative models (PCA, autoencoders: AE and "
-                   "denoising AE, VAE, VQ-VAE, GAN, diffusion) on small image sets and explore their "
+                   "denoising AE, VAE, VQ-VAE, GAN, diffusion, PixelCNN) on small image sets and explore their "
                    "latent spaces.")
 
     # ---- errors and dialogs ------------------------------------------------------------------------

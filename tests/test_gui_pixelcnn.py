@@ -1,4 +1,4 @@
-"""The PixelCNN in the explorer: the Pixel-by-pixel panel draws, scrubs and completes off the GUI
+"""The PixelCNN in the explorer: the Pixels panel draws, scrubs and completes off the GUI
 thread; the Manifold and Arithmetic panels say plainly that it has no latent to explore."""
 import numpy as np
 import pytest

@@ -311,7 +311,7 @@ def test_about_names_every_registered_model_family(qtbot, make_window):
     import engines
 
     shown = {"pca": r"\bPCA\b", "ae": r"\bAE\b", "vae": r"\bVAE", "vqvae": r"\bVQ-VAE", "gan": r"\bGAN",
-             "diffusion": r"\bdiffusion\b"}
+             "diffusion": r"\bdiffusion\b", "pixelcnn": r"\bPixelCNN\b"}
     assert set(engines.names()) <= set(shown), "a new family: name it in show_about and here"
     w = make_window()
     w.show_about()

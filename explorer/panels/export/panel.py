@@ -179,7 +179,7 @@ class ExportPanel(Panel):
             self.options.set_vectors([])
             if engine is not None and ws is not None:  # a model with no latent (PixelCNN): no keys to walk
                 self.view.set_placeholder(f"A {engine.name} model has no latent to walk through. Its pixel-by-pixel "
-                                          "generation exports with `sample --video`; right-click the Pixel by pixel "
+                                          "generation exports with `sample --video`; right-click the Pixels "
                                           "tab's picture to save it as a PNG.")
                 return
             self._show_waiting(self.ctx.session.loading)

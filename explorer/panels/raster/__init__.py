@@ -1,1 +1,1 @@
-"""The Pixel-by-pixel panel: watch a PixelCNN draw in raster order, scrub it, complete images."""
+"""The Pixels panel: watch a PixelCNN draw in raster order, scrub it, complete images."""

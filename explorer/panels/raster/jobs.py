@@ -1,4 +1,4 @@
-"""The Pixel-by-pixel panel's computations, run in workers (no Qt here).
+"""The Pixels panel's computations, run in workers (no Qt here).
 
 A run drives the engine's raster loop (sampling, or completing the top of data images) through
 `engines.export.raster.recording`, which keeps evenly spaced pictures of what is drawn so far;

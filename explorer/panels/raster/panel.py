@@ -1,4 +1,4 @@
-"""The Pixel-by-pixel panel: a PixelCNN draws its images one pixel at a time in raster order.
+"""The Pixels panel: a PixelCNN draws its images one pixel at a time in raster order.
 
 Sample (temperature, class, seed, grid size) or Complete (keep the top half of data images, draw
 the bottom several times: "what the model believes comes next", each row ending with the
@@ -32,7 +32,7 @@ def _run(request):
 
 class RasterPanel(Panel):
     name = "raster"
-    title = "Pixel by pixel"
+    title = "Pixels"
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
