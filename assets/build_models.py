@@ -43,7 +43,15 @@ MODELS = {
         "ae_epochs=10", "ae_width=16", "width=32", "batch_size=32", "lr=1e-3", "ema_decay=0.995", "num_classes=10"]),
     # Glow-style flow (engines/flow): 2 levels × 8 steps, coupling nets 32 wide; uniform dequantisation.
     "flow-digits-28": ("flow", "digits", 28, 1, 100, ["steps=8", "width=32"]),
+    # Class-conditional gated PixelCNN, narrow (32 channels) so that it samples 20 digits in about a minute
+    # on one core: 15 epochs, test 3.17 bits/dim. Tried instead: 8 layers with a 7-wide first kernel
+    # for 10 epochs (the same wall time): 3.53 bits/dim and mostly blank samples.
+    "pixelcnn-digits-28": ("pixelcnn", "digits", 28, 1, 15, ["hidden=32", "layers=5", "kernel=5", "batch_size=32",
+                                                              "num_classes=10"]),
 }
+# Extra `train` arguments: a PixelCNN's checkpoint thumbnail is 16 samples drawn pixel by pixel, so
+# it is saved at the end only.
+TRAIN_ARGS = {"pixelcnn-digits-28": ["--checkpoint-every", "100000"]}
 # Models with a prior over codes, trained after the model itself: name -> prior epochs.
 PRIOR_EPOCHS = {"vqvae-faces-64": 4}
 
@@ -56,7 +64,7 @@ def build(name: str, device: str) -> str:
     out = os.path.join(OUT, f"{name}.safetensors")
     argv = ["train", "--engine", engine, "--data", data, "--size", str(size), "--channels", str(channels),
             "--seed", "0", "--device", device, "--out", out]
-    argv += ["--epochs", str(epochs)]
+    argv += ["--epochs", str(epochs)] + TRAIN_ARGS.get(name, [])
     for s in settings:
         argv += ["--set", s]
     t0 = time.time()

@@ -59,6 +59,16 @@ def _peer_export(engine, spec, path: str) -> int:
     return len(frames)
 
 
+def bench_pixelcnn(o: Opts) -> list[dict]:
+    import pixelcnn
+
+    out = []
+    for r in pixelcnn.run(o.quick, train_s=None if o.quick else o.diffusion_train_s):
+        r = dict(r)
+        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
+    return out
+
+
 def bench_export(o: Opts) -> list[dict]:
     """Frames/s of exporting a looping slerp walk of the faces VAE at 512×512 (nearest-neighbour ×8),
     split into decode (decode + upscale + uint8 on the device) and write (the writer's own time:

@@ -22,6 +22,8 @@ Benchmarks (names for --only, run in this order):
               (bench/latent_diffusion.py); peer: our pixel diffusion engine
   flow        digits 28: test bits/dim after equal training time, training images/s, sampling time
               (bench/flow.py); peer: normflows' Glow (bench-only: pip install normflows)
+  pixelcnn    digits 28: test bits/dim at equal training time, training images/s, seconds to sample
+              4 images pixel by pixel (bench/pixelcnn.py); peer: a plain PyTorch gated PixelCNN
   export      frames/s of a 512×512 MP4/GIF/PNG-sequence export of a latent walk (faces VAE),
               split into decode and encode time
   gan         inversion cost and error of the bundled faces GAN
@@ -65,7 +67,8 @@ import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets, bench_datasets_standin  # noqa: E402
 from directions import bench_directions  # noqa: E402
 from flow import bench_flow  # noqa: E402
-from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui  # noqa: E402
+from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui,  # noqa: E402
+                       bench_pixelcnn)
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
 from latent_diffusion import bench_latent_diffusion  # noqa: E402
@@ -86,6 +89,7 @@ BENCHMARKS = {
     "diffusion": bench_diffusion,
     "latent_diffusion": bench_latent_diffusion,
     "flow": bench_flow,
+    "pixelcnn": bench_pixelcnn,
     "export": bench_export,
     "gan": bench_gan,
     "directions": bench_directions,

@@ -15,6 +15,7 @@ _REGISTRY = {
     "latent-diffusion": "engines.latent_diffusion.model:LatentDiffusionEngine",
     "vqvae": "engines.vq.model:VQVAEEngine",
     "flow": "engines.flow.engine:FlowEngine",
+    "pixelcnn": "engines.pixelcnn.model:PixelCNNEngine",
 }
 
 

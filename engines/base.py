@@ -65,6 +65,10 @@ CAPABILITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "latent_layer": ("the decoder/generator reads the flat latent through one linear layer (`latent_layer`): "
                      "SeFa's closed-form directions and GANSpace on a generator's first-layer activations",
                      ("latent_layer",)),
+    "raster": ("pixel-by-pixel sampling in raster order, every pixel observable: `raster_loop(n, seed, …)` "
+               "(iterate for one step per pixel) and `completion_loop(x, rows, …)` (keep the top rows of images, "
+               "draw the rest); `images_of(values)` turns a step's values into images",
+               ("raster_loop", "completion_loop", "complete", "images_of")),
     "trajectory": ("step-wise sampling from noise, every step observable (`sample_loop`, `sampling_loop`, "
                    "`schedule`, `forward_process`)", ("sample_loop", "sampling_loop", "forward_process", "denoiser")),
 }

@@ -49,8 +49,8 @@ class Entry:
         colour = "RGB" if spec.channels == 3 else "grey"
         data = i.data.get("name") or "unknown data"
         line1 = f"{i.engine.upper()} · {data} · {spec.height}×{spec.width} {colour}"
-        latent = "×".join(str(d) for d in i.latent_shape) or "?"
-        line2 = f"latent {latent} · {duration(i.train_state.get('elapsed_s'))}"
+        latent = "×".join(str(d) for d in i.latent_shape)
+        line2 = f"{f'latent {latent}' if latent else 'no latent'} · {duration(i.train_state.get('elapsed_s'))}"
         state = i.train_state.get("state")
         if state and state != "finished":
             line2 += f" · {state}"
@@ -96,6 +96,14 @@ METRIC_NAMES: dict[str, tuple[str | None, str, str]] = {
 # What the training loop reports about its last steps (not held-out: shown apart).
 TRAIN_NAMES = {"loss": ("loss", ""), "neg_elbo": ("−ELBO", "nats"), "recon": ("reconstruction", "nats"),
                "kl": ("KL", "nats"), "mse": ("MSE", ""), "explained_variance": ("explained variance", "%")}
+
+
+def no_latent_message(engine_name: str) -> str:
+    """What the latent-space panels say for a model with no latent at all (it neither encodes
+    nor decodes: an autoregressive PixelCNN)."""
+    return (f"A {engine_name} model has no latent space to explore: it draws each pixel from the pixels "
+            "before it, with no code behind the image to map, walk or do arithmetic on. Watch it draw, and "
+            "complete images, in the Pixels tab.")
 
 
 def has_likelihood(engine_name: str) -> bool | None:

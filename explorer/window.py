@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
             return
         name = self.session.name
         latent = "×".join(str(d) for d in engine.latent_shape)
-        self.model_label.setText(f"Model: {name} ({engine.name}, {info.spec}, z {latent})")
+        self.model_label.setText(f"Model: {name} ({engine.name}, {info.spec}, {f'z {latent}' if latent else 'no latent'})")
         self.library.highlight(self.session.path)
         self.settings.last_model = self.session.path or ""
 
@@ -258,8 +258,8 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         self._info("About Latent Explorer",
                    "<b>Latent Explorer</b><br>Train small generative models (PCA, autoencoders: AE and "
-                   "denoising AE, VAE, VQ-VAE, GAN, diffusion, latent diffusion, normalizing flow) on small image "
-                   "sets and explore their latent spaces.")
+                   "denoising AE, VAE, VQ-VAE, GAN, diffusion, latent diffusion, normalizing flow, PixelCNN) on "
+                   "small image sets and explore their latent spaces.")
 
     # ---- errors and dialogs ------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:

@@ -154,7 +154,7 @@ def test_help_lists_screenshot_and_main_py_dispatches_it():
     assert r.returncode == 0 and "--panel-only" in r.stdout and "more panels" not in r.stdout
     r = _run_main(["screenshot", "--panel", "nonsense", "--out", "x.png"], timeout=60)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "error: unknown panel 'nonsense' (available: train, manifold, arithmetic, codebook, diffusion, export)"]
+        "error: unknown panel 'nonsense' (available: train, manifold, arithmetic, codebook, diffusion, raster, export)"]
 
 
 def test_headless_command_line_refuses_app_commands_in_one_line(capsys):

@@ -312,7 +312,8 @@ def test_about_names_every_registered_model_family(qtbot, make_window):
 
     shown = {"pca": r"\bPCA\b", "ae": r"\bAE\b", "vae": r"\bVAE", "vqvae": r"\bVQ-VAE", "gan": r"\bGAN",
              "diffusion": r"\bdiffusion\b", "latent-diffusion": r"\blatent diffusion\b",
-             "flow": r"\bflow\b"}
+             "flow": r"\bflow\b",
+             "pixelcnn": r"\bPixelCNN\b"}
     assert set(engines.names()) <= set(shown), "a new family: name it in show_about and here"
     w = make_window()
     w.show_about()

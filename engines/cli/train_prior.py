@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     g.add_argument("--minutes", type=MINUTES, help="train for this many minutes instead")
     tp.add_argument("--seed", type=SEED, default=0)
     tp.add_argument("--out", help="write to this checkpoint instead of updating --checkpoint")
+    tp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="prior settings (prior=transformer|pixelcnn, prior_dim, prior_layers, prior_heads, "
+                         "prior_lr); any of them starts a fresh prior of that kind")
     tp.add_argument("--device", default="auto")
     tp.set_defaults(func=cmd_train_prior)
 
@@ -33,6 +36,7 @@ def cmd_train_prior(a) -> int:
 
 def _train_prior(a, out, dist, device) -> int:
     from engines import checkpoint as ckpt
+    from engines import config as cfgmod
     from engines.vq.prior_train import train_prior
     from engines.train import TrainControl
 
@@ -40,9 +44,12 @@ def _train_prior(a, out, dist, device) -> int:
     engine = loaded.engine
     if "code_prior" not in engine.capabilities:
         raise UsageError(f"{engine.name} models have no prior over codes to train (only vqvae)")
+    settings = cfgmod.parse_set_args(a.set)
+    if settings:
+        engine.replace_prior(**settings)
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
     say = _speaker(dist)
-    say(f"training the prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
+    say(f"training the {engine.config.prior} prior of {a.checkpoint} on {data.name} codes ({len(data.train_idx)} grids of "
         f"{engine.grid[0]}×{engine.grid[1]}) on {engine.device}"
         + (f" × {dist.world_size} processes" if dist.active else ""), file=sys.stderr)
     control = TrainControl()

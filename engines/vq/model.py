@@ -6,7 +6,8 @@
 - `quantizer=gumbel`: the dVAE relaxation with an annealed temperature and KL to a uniform prior.
 - `gan_weight > 0`: VQGAN — a patch discriminator with hinge loss whose generator term is scaled
   by the adaptive weight ‖∇ L_rec‖ / ‖∇ L_G‖ at the decoder's last layer.
-- A causal transformer prior over code grids (`engines.vq.prior`) lives in the same checkpoint,
+- A causal transformer prior over code grids (`engines.vq.prior`; `prior=pixelcnn`: a gated
+  PixelCNN, `engines.vq.prior_pixelcnn`) lives in the same checkpoint,
   trained after the autoencoder (`python main.py train-prior`); `sample()` draws code grids from
   it. Until it is trained, samples draw each cell independently from the codes' usage histogram.
 
@@ -24,10 +25,15 @@ from torch import nn
 
 from engines.base import Batch, Engine, as_images
 from engines.vq.prior import CodePrior
+from engines.vq.prior_pixelcnn import PixelCNNCodePrior
 from engines.config import LR_MAX, LR_MIN, STEPS_MAX, WEIGHT_MAX, WIDTH_MAX, EngineConfig, option
 from engines.device import autocast
 from engines.vq.quantize import GumbelQuantizer, VectorQuantizer, codes_used_within, perplexity
 from engines.vq.nets import GridDecoder, GridEncoder, PatchDiscriminator, grid_plan
+
+
+PRIOR_KINDS = ("transformer", "pixelcnn")
+PRIOR_SETTINGS = ("prior", "prior_dim", "prior_layers", "prior_heads", "prior_lr")
 
 
 @dataclass
@@ -50,8 +56,10 @@ class VQVAEConfig(EngineConfig):
     gan_weight: float = option(0.0, "VQGAN: weight of the adaptive-weighted hinge GAN loss (0 = off)", minimum=0.0, maximum=WEIGHT_MAX)
     gan_start: int = option(2000, "VQGAN: step at which the discriminator starts", minimum=0, maximum=STEPS_MAX)
     disc_width: int = option(32, "VQGAN: channels of the patch discriminator's first layer", minimum=4, maximum=WIDTH_MAX)
-    prior_dim: int = option(128, "prior: transformer width", minimum=8, maximum=1024)
-    prior_layers: int = option(4, "prior: transformer layers", minimum=1, maximum=24)
+    prior: str = option("transformer", "prior over code grids: a causal transformer or a gated PixelCNN",
+                        choices=PRIOR_KINDS)
+    prior_dim: int = option(128, "prior: transformer width (PixelCNN: channels)", minimum=8, maximum=1024)
+    prior_layers: int = option(4, "prior: transformer (or gated PixelCNN) layers", minimum=1, maximum=24)
     prior_heads: int = option(4, "prior: attention heads (must divide prior_dim)", minimum=1, maximum=64)
     prior_lr: float = option(5e-4, "prior: Adam learning rate", minimum=LR_MIN, maximum=LR_MAX)
 
@@ -66,7 +74,7 @@ class VQVAEEngine(Engine):
 
     def check_spec(self, spec):
         c = self.config
-        if c.prior_dim % c.prior_heads:
+        if c.prior == "transformer" and c.prior_dim % c.prior_heads:
             raise ValueError(f"prior_heads ({c.prior_heads}) must divide prior_dim ({c.prior_dim})")
         grid_plan(spec, c.downsample)
 
@@ -78,7 +86,7 @@ class VQVAEEngine(Engine):
         nets = {
             "encoder": GridEncoder(self.spec, enc_out, c.width, k, c.res_blocks),
             "decoder": GridDecoder(self.spec, c.code_dim, c.width, k, c.res_blocks),
-            "prior": CodePrior(c.codebook_size, self.grid, c.prior_dim, c.prior_layers, c.prior_heads),
+            "prior": self._make_prior(c),
             "stats": _Usage(c.codebook_size),
         }
         if c.quantizer == "gumbel":
@@ -90,6 +98,33 @@ class VQVAEEngine(Engine):
         if c.gan_weight > 0:
             nets["disc"] = PatchDiscriminator(self.spec, c.disc_width)
         return nets
+
+    def _make_prior(self, c) -> nn.Module:
+        if c.prior == "pixelcnn":
+            return PixelCNNCodePrior(c.codebook_size, self.grid, c.prior_dim, c.prior_layers)
+        return CodePrior(c.codebook_size, self.grid, c.prior_dim, c.prior_layers, c.prior_heads)
+
+    def replace_prior(self, **settings) -> None:
+        """A fresh, untrained prior built from the config with `settings` (names in
+        PRIOR_SETTINGS) changed — e.g. `prior="pixelcnn"` to compare it with the transformer on
+        the same codebook. The config changes with it, so the checkpoint rebuilds the new kind."""
+        import dataclasses
+
+        from engines import config as cfgmod
+
+        bad = sorted(set(settings) - set(PRIOR_SETTINGS))
+        if bad:
+            raise cfgmod.ConfigError(f"not a prior setting: {', '.join(bad)} (prior settings: {', '.join(PRIOR_SETTINGS)})")
+        c = dataclasses.replace(self.config, **{k: cfgmod.coerce(type(self.config), k, v) for k, v in settings.items()})
+        if c.prior == "transformer" and c.prior_dim % c.prior_heads:
+            raise cfgmod.ConfigError(f"prior_heads ({c.prior_heads}) must divide prior_dim ({c.prior_dim})")
+        with self.lock:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                prior = self._make_prior(c).to(self.device)
+            self.config = c
+            self.nets["prior"] = prior
+            self.optimizers["prior"] = torch.optim.Adam(prior.parameters(), lr=c.prior_lr)
 
     def make_optimizers(self):
         c = self.config

@@ -1,6 +1,6 @@
 """The panels, one tab each, declared here in display order.
 
-Train, Manifold, Arithmetic, Codebook, Diffusion and Export; a new panel is a sub-package
+Train, Manifold, Arithmetic, Codebook, Diffusion, Pixels and Export; a new panel is a sub-package
 `explorer/panels/<name>/` plus one line in PANELS (and, if it wants a shortcut, one row in
 actions.py). A panel is a QWidget constructed as `Panel(ctx)` with `ctx` an
 `explorer.context.Context` (session, settings); it follows `ctx.session.model_changed` and runs compute only in workers.
@@ -30,6 +30,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("arithmetic", "Arithmetic", "explorer.panels.arithmetic.panel:ArithmeticPanel"),
     PanelSpec("codebook", "Codebook", "explorer.panels.codebook.panel:CodebookPanel"),
     PanelSpec("diffusion", "Diffusion", "explorer.panels.diffusion.panel:DiffusionPanel"),
+    PanelSpec("raster", "Pixels", "explorer.panels.raster.panel:RasterPanel"),
     PanelSpec("export", "Export", "explorer.panels.export.panel:ExportPanel"),
 )
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu, 
 
 from engines.data import DataUnavailable, training_source
 
+from explorer.catalog import no_latent_message
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
 from explorer.panels.arithmetic.analogy import AnalogyView
@@ -165,10 +166,17 @@ class ArithmeticPanel(Panel):
         self.directions.set_workspace(ws)
         self.vectors.setEnabled(ws is not None)
         self.data_btn.setEnabled(ws is not None and ws.can("encode"))
+        no_latent = ws is not None and not ws.can("encode") and not ws.can("decode")
+        self.edit.setEnabled(not no_latent)
+        self.analogy.setEnabled(not no_latent)
         if ws is None:
             self.data_label.setText("Open a model in the library to do arithmetic in its latent space.")
             return
         self._connect(ws, True)
+        if not ws.can("encode") and not ws.can("decode"):
+            self.data_label.setText(no_latent_message(engine.name))
+            self.vectors.setEnabled(False)
+            return
         if not ws.can("encode"):
             self.data_label.setText(f"{engine.name} cannot encode images: vectors can be loaded from files and "
                                     "applied to samples.")

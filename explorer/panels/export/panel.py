@@ -170,13 +170,18 @@ class ExportPanel(Panel):
         self.view.set_image(None)
         self.frame_label.setText("")
         self.summary.setText("")
-        ok = engine is not None and ws is not None
+        ok = engine is not None and ws is not None and "decode" in engine.capabilities
         for w in (self.add_seed_btn, self.add_map_btn, self.add_marks_btn, self.export_btn):
             w.setEnabled(ok)
         self.add_image_btn.setEnabled(ok and "encode" in engine.capabilities)
         if not ok:
             self.keys.set_workspace(None)
             self.options.set_vectors([])
+            if engine is not None and ws is not None:  # a model with no latent (PixelCNN): no keys to walk
+                self.view.set_placeholder(f"A {engine.name} model has no latent to walk through. Its pixel-by-pixel "
+                                          "generation exports with `sample --video`; right-click the Pixels "
+                                          "tab's picture to save it as a PNG.")
+                return
             self._show_waiting(self.ctx.session.loading)
             return
         # The model is here: never leave "Load a model" on show while the preview renders.

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QMenu
 
+from explorer.catalog import no_latent_message
 from explorer.workers import LatestRequestRunner
 from explorer.panels import Panel
 from explorer.panels.manifold.atlas import AtlasView
@@ -145,6 +146,8 @@ class ManifoldPanel(Panel):
         self.controls.groups.set_workspace(ws)
         if ws is None:
             self.area.show_message(NO_MODEL)
+        elif not ws.can("encode") and not ws.can("decode"):
+            self.area.show_message(no_latent_message(ws.engine.name))
         elif not ws.can("encode"):
             self.area.show_message(f"{ws.engine.name.upper()} models cannot encode images yet, and the map is "
                                    "made of encoded data.")
@@ -425,7 +428,10 @@ class ManifoldPanel(Panel):
 
     # ---- screenshots -----------------------------------------------------------------------------------------
     def ready_for_screenshot(self) -> bool:
-        """Data mapped, the current latent decoded and inspected, nothing left to draw."""
+        """Data mapped, the current latent decoded and inspected, nothing left to draw (a model that
+        cannot encode shows its message at once)."""
+        if self.ws is not None and not self.ws.can("encode"):
+            return True
         if self.controls.seed_mode:
             return self.seeds.complete and self.inspector.image.has_image() and not self.busy
         return (self.projection is not None and self.inspector.image.has_image() and not self.busy

@@ -1,0 +1,48 @@
+"""The gated PixelCNN network: inputs (N, C_in, H, W) → logits (N, V, G, H, W), one V-way
+distribution per sub-pixel (G groups = image channels, or 1 for a grid of codes).
+
+The same net models images (C_in = G = image channels, V = 256 values, input scaled to [−1, 1])
+and VQ code grids (`engines.vq.prior_pixelcnn`: an embedding of the K codes as input, G = 1,
+V = K): only the input layer and V differ.
+
+Receptive field: the first layer's kernel is `kernel` wide, later ones 3, so after L layers the
+output at (i, j) sees the rows i−1−R … i−1 over columns j−R … j+R and the pixels j−R … j−1 of
+its own row, R = kernel//2 + L − 1 (tests/test_pixelcnn.py checks exactly this set).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engines.pixelcnn.layers import GatedLayer, pointwise
+
+
+class GatedPixelCNN(nn.Module):
+    def __init__(self, in_channels: int, groups: int, values: int, hidden: int = 64, layers: int = 8,
+                 kernel: int = 7, num_classes: int = 0):
+        super().__init__()
+        if hidden % groups:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of the image channels ({groups})")
+        self.groups, self.values = groups, values
+        self.layers = nn.ModuleList(
+            [GatedLayer(in_channels, hidden, kernel, groups, first=True, num_classes=num_classes)]
+            + [GatedLayer(hidden, hidden, 3, groups, first=False, num_classes=num_classes) for _ in range(layers - 1)])
+        self.head = nn.Sequential(nn.ReLU(), pointwise(hidden, hidden, groups), nn.ReLU(),
+                                  pointwise(hidden, values * groups, groups))
+
+    def receptive_radius(self) -> int:
+        """R: the output at (i, j) sees rows i−1−R … i−1 and columns j−R … j+R (and its row's left)."""
+        k = self.layers[0].v[1].kernel_size[1]
+        return k // 2 + len(self.layers) - 1
+
+    def context_rows(self) -> int:
+        """How many rows above a pixel can reach it (R + 1)."""
+        return self.receptive_radius() + 1
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        v = h = x
+        for layer in self.layers:
+            v, h = layer(v, h, labels)
+        out = self.head(h)  # channel j = value·G + group
+        n, _, hh, ww = out.shape
+        return out.view(n, self.values, self.groups, hh, ww)
