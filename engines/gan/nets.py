@@ -142,9 +142,12 @@ def make_generator(arch: str, spec: ImageSpec, in_features: int, base: int, max_
 def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
     """ema ← decay·ema + (1−decay)·live for the weights. Batch-norm statistics are not averaged
     (nor copied: the live generator's statistics do not fit the averaged weights and tint every
-    image); `recalibrate_batchnorm` measures them for the averaged weights before it is used."""
-    for pe, p in zip(ema.parameters(), live.parameters()):
-        pe.lerp_(p.detach(), 1.0 - decay)
+    image); `recalibrate_batchnorm` measures them for the averaged weights before it is used.
+    One fused `_foreach_lerp_` over all the weights (per-parameter `lerp_` launched a kernel each)."""
+    pe = [p for p in ema.parameters()]
+    if pe:
+        with torch.no_grad():
+            torch._foreach_lerp_(pe, [p.detach() for p in live.parameters()], 1.0 - decay)
 
 
 def recalibrate_batchnorm(net: nn.Module, latents, batches: int = 8) -> bool:
