@@ -61,23 +61,24 @@ def diffusers_available() -> str | None:
 class Peer:
     """diffusers' UNet2DModel trained the usual way (DDPMScheduler.add_noise, ε-MSE)."""
 
-    def __init__(self, spec, lr: float, seed: int = 0, width: int = 32, levels: int = 4, attn_size: int = 8):
+    def __init__(self, spec, lr: float, seed: int = 0, width: int = 32, levels: int = 4, attn_size: int = 8,
+                 device="cpu"):
         import torch
         from diffusers import DDPMScheduler
 
         torch.manual_seed(seed)
-        self.net = peer_unet(spec, width, levels, attn_size)
+        self.net = peer_unet(spec, width, levels, attn_size).to(device)
         self.sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.g = torch.Generator().manual_seed(seed)
+        self.g = torch.Generator(device=device).manual_seed(seed)
 
     def train_step(self, x):
         import torch
         import torch.nn.functional as F
 
         x0 = x * 2 - 1
-        noise = torch.randn(x0.shape, generator=self.g)
-        t = torch.randint(0, 1000, (len(x0),), generator=self.g)
+        noise = torch.randn(x0.shape, generator=self.g, device=x0.device)
+        t = torch.randint(0, 1000, (len(x0),), generator=self.g, device=x0.device)
         self.net.train()
         loss = F.mse_loss(self.net(self.sched.add_noise(x0, noise, t), t).sample, noise)
         self.opt.zero_grad(set_to_none=True)
@@ -86,14 +87,14 @@ class Peer:
         return float(loss.detach())
 
 
-def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0):
+def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0, device="cpu"):
     """The usual diffusers sampling loop: DDIMScheduler (η = 0) with `net_fn(x, t) → ε`."""
     import torch
     from diffusers import DDIMScheduler
 
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing")
-    sched.set_timesteps(steps)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    sched.set_timesteps(steps, device=device)
+    x = torch.randn(shape, generator=torch.Generator(device=device).manual_seed(seed), device=device)
     with torch.inference_mode():
         for t in sched.timesteps:
             x = sched.step(net_fn(x, t), t, x).prev_sample

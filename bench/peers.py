@@ -137,14 +137,14 @@ def gan_step(gan: PlainDCGAN, x: torch.Tensor, batch: int, lr: float = 2e-4):
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    ones, zeros = torch.ones(batch, 1, device=x.device), torch.zeros(batch, 1, device=x.device)
     n = len(x)
     G.train()
     D.train()
 
     def step(i):
         real = x[(i * batch) % (n - batch):][:batch] * 2 - 1
-        fake = G(torch.randn(batch, gan.latent_dim, 1, 1))
+        fake = G(torch.randn(batch, gan.latent_dim, 1, 1, device=x.device))
         opt_d.zero_grad()
         err_d = bce(D(real), ones) + bce(D(fake.detach()), zeros)
         err_d.backward()
@@ -231,6 +231,12 @@ def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 3
 
 def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float, lr: float = 1e-3) -> dict:
     """Images/s of the standard training loop on contiguous slices of `x` (as throughput.measure)."""
+    step = plain_step(model, loss_fn, x, batch, lr)
+    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
+
+
+def plain_step(model, loss_fn, x: torch.Tensor, batch: int, lr: float = 1e-3):
+    """The standard training step as `step(i)` on the i-th contiguous slice of `x`; returns the images."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     n = len(x)
@@ -242,9 +248,10 @@ def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return loss.item()
+        loss.item()
+        return batch
 
-    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
+    return step
 
 
 # ---- pythae -------------------------------------------------------------------------------------

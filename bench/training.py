@@ -92,14 +92,15 @@ def _race_note(r: dict, o: Opts) -> str:
             f"median step time; per CPU second vs the peer: {cpu}")
 
 
-def _vq_train_row(o: Opts, ds, x, case: str, device) -> dict:
-    """Our VQ-VAE against lucidrains' vector-quantize-pytorch in the same encoder/decoder."""
+def _vq_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our VQ-VAE (default config, or `config`) against lucidrains' vector-quantize-pytorch in the
+    same encoder/decoder."""
     import peers
     import torch
 
     from harness import step_race
 
-    ours, e = engine_step("vqvae", ds, x, device)
+    ours, e = engine_step("vqvae", ds, x, device, **config)
     c = e.config
     version = peers.vector_quantize_version()
     if version is None:
@@ -115,13 +116,14 @@ def _vq_train_row(o: Opts, ds, x, case: str, device) -> dict:
                      f"here); K={c.codebook_size}, d={c.code_dim}; {_race_note(r, o)}")
 
 
-def _diffusion_train_row(o: Opts, ds, x, case: str, device) -> dict:
-    """Our diffusion engine against diffusers' UNet2DModel on the same level plan (bench/diffusion.py)."""
+def _diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our diffusion engine (default config, or `config`) against diffusers' UNet2DModel on the same
+    level plan (bench/diffusion.py)."""
     import diffusion
 
     from harness import step_race
 
-    ours, e = engine_step("diffusion", ds, x, device)
+    ours, e = engine_step("diffusion", ds, x, device, **config)
     c = e.config
     why_not = diffusion.diffusers_available()
     if why_not:
