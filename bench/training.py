@@ -89,7 +89,7 @@ def engine_step(name: str, ds, x, device, **config):
 def _race_note(r: dict, o: Opts) -> str:
     cpu = ", ".join(f"{k} {v['cpu_img_per_s'] / r['peer']['cpu_img_per_s']:.2f}×" for k, v in r.items() if k != "peer")
     return (f"{o.train_s:g} s each, interleaved step by step ({min(v['steps'] for v in r.values())}+ steps each), "
-            f"median step time; per CPU second vs the peer: {cpu}")
+            f"mean step time; per CPU second vs the peer: {cpu}")
 
 
 def _vq_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
@@ -144,7 +144,7 @@ def _diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
 
 
 def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
-    """Ours (default: + encoder for inversion every 4th step, EMA of G, diversity indicator every
+    """Ours (default: + encoder for inversion every 8th step, EMA of G, diversity indicator every
     25th; and lean: without the encoder and EMA) against the DCGAN example's loop on the same stage
     plan, interleaved step by step."""
     import peers

@@ -56,7 +56,7 @@ class GANConfig(EngineConfig):
     # Speed options (README, GAN section: what each costs and changes).
     reuse_fakes: bool = option(True, "n_critic = 1: the generator step reuses the discriminator step's fakes (one generator pass per step, as DCGAN; off: fresh fakes, a second pass)")
     ema_every: int = option(1, "update the EMA generator every k steps (with decay^k, the same average)", minimum=1, maximum=1000)
-    encoder_every: int = option(4, "train the inversion encoder on every k-th step's fakes (1 = every step)", minimum=1, maximum=1000)
+    encoder_every: int = option(8, "train the inversion encoder on every k-th step's fakes (1 = every step)", minimum=1, maximum=1000)
     diversity_every: int = option(25, "measure the diversity indicator every N steps (the Train panel shows the latest)", minimum=1, maximum=100_000)
     invert_steps: int = option(50, "inversion: optimisation steps per image (encode)", minimum=0, maximum=100_000)
     invert_restarts: int = option(2, "inversion: starting points per image (the encoder's guess + random draws)", minimum=1, maximum=64)
