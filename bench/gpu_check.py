@@ -9,7 +9,7 @@ bench/run.py: a check that the CUDA paths work and a first speed reading on a le
   under the engines' own mixed precision (`engines.device.autocast`: bf16 on cards that support
   it); the peer's step runs under the same autocast unless `--no-amp`.
 - sample: images/s of `engine.sample(n)` against the peer's generator/decoder called directly on
-  prior draws (diffusion: our DDIM against diffusers' DDIMScheduler, both 10 steps).
+  prior draws (diffusion: our DDIM against diffusers' DDIMScheduler, both 10 steps), both float32.
 - decode: images/s of `engine.decode(z)` against our own decoder module called directly (the
   engine wrapper's cost), both float32, and with `--compile` that module after `torch.compile`.
 - `--channels-last` puts both sides' networks and inputs in channels-last memory format.
@@ -177,7 +177,7 @@ def check(name: str, spec, x, a, device) -> list[dict]:
     ours_s = images_per_s(lambda: e.sample(n, seed=0, **opts), n, device, repeat)
     peer_s = None
     if peer_sample is not None:
-        with torch.inference_mode(), peer_autocast(device, a.amp):
+        with torch.inference_mode():  # float32 on both sides: our sample/decode use no autocast
             peer_s = images_per_s(lambda: peer_sample(n), n, device, repeat)
     rows.append(row("gpu", f"{name} sample {n}, {where}" + (" (DDIM 10)" if name == "diffusion" else ""), ours_s,
                     "img/s", peer=peer_s, peer_name=None if peer_s is None else f"{pname}: its generator/decoder directly",
