@@ -31,13 +31,23 @@ common.on_path()
 STEPS = (10, 25, 50)
 
 
-def peer_unet(spec):
+def peer_unet(spec, width: int = 32, levels: int = 4, attn_size: int = 8):
+    """diffusers' UNet2DModel on our engine's level plan (`engines.diffusion.unet.level_sizes`):
+    channels width·(1, 2, 2, 2), one layer per block, attention (head size 16) in the blocks whose
+    side is at most `attn_size` — at 28 px (32, 64, 64) with attention at 7×7, at 64 px
+    (32, 64, 64, 64) with attention at 8×8."""
     from diffusers import UNet2DModel
 
+    from engines.diffusion.unet import level_sizes
+
+    sizes = level_sizes(spec, levels)
+    chans = tuple(width * m for m in (1, 2, 2, 2, 2)[: len(sizes)])
+    attn = [max(h, w) <= attn_size for h, w in sizes]
     return UNet2DModel(sample_size=spec.height, in_channels=spec.channels, out_channels=spec.channels,
-                       layers_per_block=1, block_out_channels=(32, 64, 64), norm_num_groups=8,
-                       down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=16)
+                       layers_per_block=1, block_out_channels=chans, norm_num_groups=8,
+                       down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+                       up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
+                       attention_head_dim=16)
 
 
 def diffusers_available() -> str | None:
@@ -51,23 +61,24 @@ def diffusers_available() -> str | None:
 class Peer:
     """diffusers' UNet2DModel trained the usual way (DDPMScheduler.add_noise, ε-MSE)."""
 
-    def __init__(self, spec, lr: float, seed: int = 0):
+    def __init__(self, spec, lr: float, seed: int = 0, width: int = 32, levels: int = 4, attn_size: int = 8,
+                 device="cpu"):
         import torch
         from diffusers import DDPMScheduler
 
         torch.manual_seed(seed)
-        self.net = peer_unet(spec)
+        self.net = peer_unet(spec, width, levels, attn_size).to(device)
         self.sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.g = torch.Generator().manual_seed(seed)
+        self.g = torch.Generator(device=device).manual_seed(seed)
 
     def train_step(self, x):
         import torch
         import torch.nn.functional as F
 
         x0 = x * 2 - 1
-        noise = torch.randn(x0.shape, generator=self.g)
-        t = torch.randint(0, 1000, (len(x0),), generator=self.g)
+        noise = torch.randn(x0.shape, generator=self.g, device=x0.device)
+        t = torch.randint(0, 1000, (len(x0),), generator=self.g, device=x0.device)
         self.net.train()
         loss = F.mse_loss(self.net(self.sched.add_noise(x0, noise, t), t).sample, noise)
         self.opt.zero_grad(set_to_none=True)
@@ -76,14 +87,14 @@ class Peer:
         return float(loss.detach())
 
 
-def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0):
+def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0, device="cpu"):
     """The usual diffusers sampling loop: DDIMScheduler (η = 0) with `net_fn(x, t) → ε`."""
     import torch
     from diffusers import DDIMScheduler
 
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing")
-    sched.set_timesteps(steps)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    sched.set_timesteps(steps, device=device)
+    x = torch.randn(shape, generator=torch.Generator(device=device).manual_seed(seed), device=device)
     with torch.inference_mode():
         for t in sched.timesteps:
             x = sched.step(net_fn(x, t), t, x).prev_sample

@@ -172,3 +172,36 @@ def interleaved(a, b, repeat: int, warmup: int = 0) -> tuple[list[float], list[f
         ta.append(timed(a))
         tb.append(timed(b))
     return ta, tb
+
+
+def step_race(steps: dict, seconds: float, warmup: int = 3, clock=time.perf_counter) -> dict[str, dict]:
+    """Training images/s of each `steps[name](i)` (one step on batch i; returns the images it
+    trained on), the sides taking one step each in turn until every side has had `seconds`:
+    interleaved step by step, so another program's burst of load hits all sides alike. The rate is
+    all images over all step time — the mean, not the median: work done every k-th step (a GAN's
+    encoder, every 8th) must count; the median-step rate is kept beside it."""
+    import statistics
+
+    for i in range(warmup):
+        for fn in steps.values():
+            fn(i)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}
+    images = {k: 0 for k in steps}
+    i = warmup
+    while any(sum(t) < seconds for t in times.values()) or not all(times.values()):
+        for k, fn in steps.items():
+            if sum(times[k]) >= seconds and times[k]:
+                continue
+            c0, t0 = time.process_time(), clock()
+            images[k] += fn(i)
+            times[k].append(clock() - t0)
+            cpu[k].append(time.process_time() - c0)
+        i += 1
+    out = {}
+    for k, t in times.items():
+        per_step = images[k] / len(t)
+        out[k] = {"img_per_s": images[k] / sum(t), "median_img_per_s": per_step / statistics.median(t), "steps": len(t),
+                  # per CPU second of this process (all its threads): the work, less the waiting under load
+                  "cpu_img_per_s": images[k] / max(sum(cpu[k]), 1e-9)}
+    return out

@@ -126,18 +126,25 @@ class PlainDCGAN(nn.Module):
 
 def train_gan_throughput(gan: PlainDCGAN, x: torch.Tensor, batch: int, seconds: float, lr: float = 2e-4) -> dict:
     """Images/s of the DCGAN example's training step on contiguous slices of `x` in [0, 1]."""
+    step = gan_step(gan, x, batch, lr)
+    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(gan):,} params"}
+
+
+def gan_step(gan: PlainDCGAN, x: torch.Tensor, batch: int, lr: float = 2e-4):
+    """The DCGAN example's training step as `step(i)` on the i-th contiguous slice of `x`; returns
+    the images trained on."""
     G, D = gan.G, gan.D
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    ones, zeros = torch.ones(batch, 1, device=x.device), torch.zeros(batch, 1, device=x.device)
     n = len(x)
     G.train()
     D.train()
 
     def step(i):
         real = x[(i * batch) % (n - batch):][:batch] * 2 - 1
-        fake = G(torch.randn(batch, gan.latent_dim, 1, 1))
+        fake = G(torch.randn(batch, gan.latent_dim, 1, 1, device=x.device))
         opt_d.zero_grad()
         err_d = bce(D(real), ones) + bce(D(fake.detach()), zeros)
         err_d.backward()
@@ -146,9 +153,58 @@ def train_gan_throughput(gan: PlainDCGAN, x: torch.Tensor, batch: int, seconds: 
         err_g = bce(D(fake), ones)
         err_g.backward()
         opt_g.step()
-        return err_d.item(), err_g.item()
+        err_d.item(), err_g.item()
+        return batch
 
-    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(gan):,} params"}
+    return step
+
+
+class LucidrainsVQVAE(nn.Module):
+    """Our VQ-VAE's encoder and decoder (engines.vq.nets, the same config) around lucidrains'
+    `VectorQuantize` (EMA codebook, k-means init, dead-code replacement) — what a user of that
+    library would write: loss = MSE(sigmoid(decoder(q)), x) + its commitment loss."""
+
+    def __init__(self, spec: ImageSpec, c):
+        super().__init__()
+        from vector_quantize_pytorch import VectorQuantize
+
+        from engines.vq.nets import GridDecoder, GridEncoder, grid_plan
+
+        k = grid_plan(spec, c.downsample)
+        self.encoder = GridEncoder(spec, c.code_dim, c.width, k, c.res_blocks)
+        self.decoder = GridDecoder(spec, c.code_dim, c.width, k, c.res_blocks)
+        self.vq = VectorQuantize(dim=c.code_dim, codebook_size=c.codebook_size, decay=c.ema_decay,
+                                 commitment_weight=c.beta, kmeans_init=c.kmeans_init, kmeans_iters=10,
+                                 threshold_ema_dead_code=2, accept_image_fmap=True)
+
+    def forward(self, x):
+        q, _, commit = self.vq(self.encoder(x))
+        return F.mse_loss(torch.sigmoid(self.decoder(q)), x) + commit.sum()
+
+
+def vector_quantize_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("vector-quantize-pytorch")
+    except Exception:  # noqa: BLE001 - not installed
+        return None
+
+
+def vq_step(model: LucidrainsVQVAE, x: torch.Tensor, batch: int, lr: float):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    n = len(x)
+
+    def step(i):
+        loss = model(x[(i * batch) % (n - batch):][:batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+        return batch
+
+    return step
 
 
 def _images_per_s(step, batch: int, seconds: float) -> float:
@@ -175,6 +231,12 @@ def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 3
 
 def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float, lr: float = 1e-3) -> dict:
     """Images/s of the standard training loop on contiguous slices of `x` (as throughput.measure)."""
+    step = plain_step(model, loss_fn, x, batch, lr)
+    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
+
+
+def plain_step(model, loss_fn, x: torch.Tensor, batch: int, lr: float = 1e-3):
+    """The standard training step as `step(i)` on the i-th contiguous slice of `x`; returns the images."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     n = len(x)
@@ -186,9 +248,10 @@ def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return loss.item()
+        loss.item()
+        return batch
 
-    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
+    return step
 
 
 # ---- pythae -------------------------------------------------------------------------------------

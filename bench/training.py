@@ -60,43 +60,115 @@ def bench_train(o: Opts) -> list[dict]:
                                 notes=f"ours {note}; {parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")))
             elif name == "gan":
                 rows += _gan_train_rows(o, ds, x, case, device)
+            elif name == "vqvae":
+                rows.append(_vq_train_row(o, ds, x, case, device))
+            elif name == "diffusion":
+                rows.append(_diffusion_train_row(o, ds, x, case, device))
             else:
                 m = throughput.measure(name, ds, device, o.train_s)
                 rows.append(row("train", case, m["img_per_s"], "img/s", notes=m["note"] + "; no peer written yet"))
     return rows
 
 
-def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
-    """Ours (default: + encoder for inversion, EMA of G, diversity indicator; and lean: without
-    the encoder and EMA) against the DCGAN example's loop on the same stage plan, interleaved."""
-    import numpy as np
+def engine_step(name: str, ds, x, device, **config):
+    """(`step(i)`: one `train_step` of a fresh engine on the i-th contiguous batch of `x`, returning
+    its batch size; the engine)."""
+    import engines
+    from engines.base import Batch
+
+    e = engines.create(name, ds.spec, device=device, **config)
+    bs, n = e.config.batch_size, len(x)
+
+    def step(i):
+        e.train_step(Batch(x[(i * bs) % (n - bs):][:bs]))
+        return bs
+
+    return step, e
+
+
+def _race_note(r: dict, o: Opts) -> str:
+    cpu = ", ".join(f"{k} {v['cpu_img_per_s'] / r['peer']['cpu_img_per_s']:.2f}×" for k, v in r.items() if k != "peer")
+    return (f"{o.train_s:g} s each, interleaved step by step ({min(v['steps'] for v in r.values())}+ steps each), "
+            f"mean step time; per CPU second vs the peer: {cpu}")
+
+
+def _vq_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our VQ-VAE (default config, or `config`) against lucidrains' vector-quantize-pytorch in the
+    same encoder/decoder."""
     import peers
-    import throughput
     import torch
 
-    import engines
+    from harness import step_race
 
-    c = engines.create("gan", ds.spec, device="cpu").config
-    parts = 1 if o.quick else 2
-    half = o.train_s / parts
-    ours, lean, peer, note, pnote = [], [], [], "", ""
-    for _ in range(parts):
-        m = throughput.measure("gan", ds, device, half)
-        ours.append(m["img_per_s"])
-        note = m["note"]
-        lean.append(throughput.measure("gan", ds, device, half, encoder=False, ema_decay=0.0)["img_per_s"])
-        torch.manual_seed(0)
-        p = peers.train_gan_throughput(peers.PlainDCGAN(ds.spec, c.latent_dim, c.width), x, c.batch_size, half, lr=c.lr)
-        peer.append(p["img_per_s"])
-        pnote = p["note"].split(", ")[1]
-    peer_name = f"PyTorch examples' DCGAN loop on our stage plan ({pnote})"
-    tail = f"{parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")
-    return [row("train", case, float(np.mean(ours)), "img/s", peer=float(np.mean(peer)), peer_name=peer_name,
-                notes=f"ours {note}, default: also trains the inversion encoder, EMA of G, diversity indicator; {tail}"),
-            row("train", case.replace("GAN train", "GAN train (no encoder, no EMA)"), float(np.mean(lean)), "img/s",
-                peer=float(np.mean(peer)), peer_name=peer_name,
-                notes=f"ours with encoder=false, ema_decay=0: the peer's work plus a second generator pass (fresh fakes for "
-                      f"the generator step, as n_critic > 1 needs) and the diversity indicator; {tail}")]
+    ours, e = engine_step("vqvae", ds, x, device, **config)
+    c = e.config
+    version = peers.vector_quantize_version()
+    if version is None:
+        return row("train", case, None, "img/s", status="skipped", peer_name="vector-quantize-pytorch",
+                   notes="vector-quantize-pytorch not installed (pip install '.[bench]')")
+    torch.manual_seed(0)
+    model = peers.LucidrainsVQVAE(ds.spec, c)
+    r = step_race({"ours": ours, "peer": peers.vq_step(model, x, c.batch_size, c.lr)}, o.train_s)
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"vector-quantize-pytorch {version} VectorQuantize (EMA, k-means init, dead-code "
+                         f"threshold 2) in our encoder/decoder ({peers.n_params(model):,} params)",
+               notes=f"ours batch {c.batch_size}, {e.n_parameters():,} params (with the code prior, not trained "
+                     f"here); K={c.codebook_size}, d={c.code_dim}; {_race_note(r, o)}")
+
+
+def _diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our diffusion engine (default config, or `config`) against diffusers' UNet2DModel on the same
+    level plan (bench/diffusion.py)."""
+    import diffusion
+
+    from harness import step_race
+
+    ours, e = engine_step("diffusion", ds, x, device, **config)
+    c = e.config
+    why_not = diffusion.diffusers_available()
+    if why_not:
+        return row("train", case, None, "img/s", status="skipped", peer_name="diffusers UNet2DModel", notes=why_not)
+    peer = diffusion.Peer(ds.spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size)
+    bs, n = c.batch_size, len(x)
+
+    def peer_step(i):
+        peer.train_step(x[(i * bs) % (n - bs):][:bs])
+        return bs
+
+    r = step_race({"ours": ours, "peer": peer_step}, o.train_s)
+    n_peer = sum(p.numel() for p in peer.net.parameters())
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"diffusers UNet2DModel + DDPMScheduler, same level plan ({n_peer:,} params)",
+               notes=f"ours batch {bs}, U-Net {sum(p.numel() for p in e.nets['unet'].parameters()):,} params, "
+                     f"plus its EMA copy (the peer keeps none); ε-MSE, cosine schedule; {_race_note(r, o)}")
+
+
+def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:
+    """Ours (default: + encoder for inversion every 8th step, EMA of G, diversity indicator every
+    25th; and lean: without the encoder and EMA) against the DCGAN example's loop on the same stage
+    plan, interleaved step by step."""
+    import peers
+    import torch
+
+    from harness import step_race
+
+    ours, e = engine_step("gan", ds, x, device)
+    lean, _ = engine_step("gan", ds, x, device, encoder=False, ema_decay=0.0)
+    c = e.config
+    torch.manual_seed(0)
+    gan = peers.PlainDCGAN(ds.spec, c.latent_dim, c.width)
+    r = step_race({"ours": ours, "lean": lean, "peer": peers.gan_step(gan, x, c.batch_size, lr=c.lr)}, o.train_s)
+    peer_name = f"PyTorch examples' DCGAN loop on our stage plan (batch {c.batch_size}, {peers.n_params(gan):,} params)"
+    tail = _race_note(r, o)
+    peer = r["peer"]["img_per_s"]
+    return [row("train", case, r["ours"]["img_per_s"], "img/s", peer=peer, peer_name=peer_name,
+                notes=f"ours batch {c.batch_size}, {e.n_parameters():,} params; default: the peer's step (the D step's "
+                      f"fakes reused) plus the inversion encoder every {c.encoder_every} steps, EMA of G every "
+                      f"{c.ema_every}, diversity indicator every {c.diversity_every}; {tail}"),
+            row("train", case.replace("GAN train", "GAN train (no encoder, no EMA)"), r["lean"]["img_per_s"], "img/s",
+                peer=peer, peer_name=peer_name,
+                notes=f"ours with encoder=false, ema_decay=0: the peer's work plus the health terms (D accuracy, "
+                      f"gradient norms; diversity every {c.diversity_every} steps); {tail}")]
 
 
 def bench_quality(o: Opts) -> list[dict]:

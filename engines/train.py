@@ -261,8 +261,11 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
     perm, perm_epoch = None, -1
     last_report = last_ckpt = time.perf_counter()
     last_report -= options.report_every_s  # the first step reports at once: the user sees a loss immediately
+    # Sums and counts per term: some terms are measured only every N steps (a GAN's diversity
+    # indicator); a report averages each over the steps that measured it and keeps the previous
+    # value of a term no step of its interval measured.
     acc: dict[str, float] = {}
-    acc_n = 0
+    acc_n: dict[str, int] = {}
     last_metrics: dict[str, float] = {}
     rate = 0.0
     rate_t, rate_step = time.perf_counter(), engine.step
@@ -303,14 +306,14 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
                 return
             for k, v in metrics.items():
                 acc[k] = acc.get(k, 0.0) + v
-            acc_n += 1
+                acc_n[k] = acc_n.get(k, 0) + 1
             if now - rate_t >= 0.5:
                 inst = (engine.step - rate_step) * gbs / (now - rate_t)
                 rate = inst if rate == 0 else 0.7 * rate + 0.3 * inst
                 rate_t, rate_step = now, engine.step
             if ag.report:
-                last_metrics = {k: v / acc_n for k, v in acc.items()}
-                acc, acc_n = {}, 0
+                last_metrics = {**last_metrics, **{k: v / acc_n[k] for k, v in acc.items()}}
+                acc, acc_n = {}, {}
                 last_report = now
                 if rate == 0 and now > t0:
                     rate = engine.step * gbs / max(now - t0, 1e-9) if state0 == {} else rate
@@ -356,7 +359,7 @@ def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainCont
         dist.check_synced(engine)
 
     if acc_n:
-        last_metrics = {k: v / acc_n for k, v in acc.items()}
+        last_metrics = {**last_metrics, **{k: v / acc_n[k] for k, v in acc.items()}}
     final = dict(last_metrics)
     if test_ds is not None and dist.is_main:  # only rank 0's checkpoint needs them
         final.update({f"test_{k}": v for k, v in engine.evaluate(test_ds.images[: options.eval_images], quick=True).items()})

@@ -118,3 +118,64 @@ def test_gan_train_rows_against_the_dcgan_loop(bench_run):
 
     lean = engines.create("gan", ds.spec, device="cpu", encoder=False, ema_decay=0.0)
     assert peers.n_params(peers.PlainDCGAN(ds.spec, lean.config.latent_dim, lean.config.width)) == lean.n_parameters()
+
+
+@pytest.mark.parametrize("case", ("vq", "diffusion"))
+def test_vq_and_diffusion_train_rows_have_their_peers(bench_run, case):
+    import torch
+    from conftest import make_blobs
+
+    import training
+    from engines.data import to_float
+
+    ds = make_blobs(n=200)
+    x = to_float(ds.images)
+    o = bench_run.Opts.make(quick=True, threads=1)
+    o.train_s = 0.05
+    fn = training._vq_train_row if case == "vq" else training._diffusion_train_row
+    tiny = (dict(width=8, codebook_size=16, code_dim=8, batch_size=16) if case == "vq"
+            else dict(width=8, levels=2, batch_size=16))
+    r = fn(o, ds, x, f"{case} train, blobs 16×16×1", torch.device("cpu"), **tiny)
+    assert KEYS <= set(r) and r["status"] == "ok" and r["ours"] > 0 and r["peer"] > 0
+    assert ("vector-quantize-pytorch" if case == "vq" else "UNet2DModel") in r["peer_name"]
+    assert "per CPU second vs the peer" in r["notes"]
+
+
+def test_step_race_interleaves_and_counts_images(bench_run):
+    import harness
+
+    order = []
+
+    def side(name, n):
+        def step(i):
+            order.append((name, i))
+            return n
+        return step
+
+    r = harness.step_race({"a": side("a", 4), "b": side("b", 2)}, seconds=0.0, warmup=1)
+    # warm-up step 0 for both, then one timed step each, in turn
+    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert r["a"]["steps"] == r["b"]["steps"] == 1 and r["a"]["img_per_s"] > 0
+
+
+def test_gpu_check_runs_quick_on_cpu(tmp_path):
+    """bench/gpu_check.py, every engine on 16×16 random images with tiny nets: train, sample and
+    decode rows, each train row with its peer. (On CUDA it is run by hand when a GPU is lent.)"""
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "bench", "gpu_check.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "gpu.json"
+    assert mod.main(["--device", "cpu", "--quick", "--threads", "1", "--channels-last", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    cases = [r["case"] for r in rows]
+    for name in mod.ENGINES:
+        train = next(r for r in rows if r["case"].startswith(f"{name} train"))
+        assert train["ours"] > 0 and train["peer"] > 0 and train["peer_name"]
+        assert any(c.startswith(f"{name} sample") for c in cases)
+    assert {c.split(" ")[0] for c in cases if " decode " in c} == {"ae", "vae", "gan", "vqvae"}
+    assert all(r["ours"] > 0 for r in rows)
+    # a device that is not there: one line, exit 2
+    import torch
+
+    if not torch.cuda.is_available():
+        assert mod.main(["--device", "cuda", "--quick"]) == 2

@@ -178,8 +178,8 @@ class DiffusionEngine(Engine):
         with self.lock, torch.no_grad():
             age = self.ema_age()
             d = min(self.config.ema_decay, (1 + age) / (10 + age))
-            for pe, p in zip(self.nets["ema"].parameters(), self.nets["unet"].parameters()):
-                pe.lerp_(p.detach(), 1 - d)
+            torch._foreach_lerp_(list(self.nets["ema"].parameters()),
+                                 [p.detach() for p in self.nets["unet"].parameters()], 1 - d)
             for be, b in zip(self.nets["ema"].buffers(), self.nets["unet"].buffers()):
                 be.copy_(b)
         return out

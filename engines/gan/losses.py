@@ -11,7 +11,6 @@ Losses (r = D(real), f = D(fake), raw scores/logits):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -130,11 +129,19 @@ class StepSettings:
     gp_weight: float = 10.0
     r1_gamma: float = 0.0
     augment: str = "none"
+    # n_critic = 1: the generator step reuses the discriminator step's fakes (kept with their
+    # graph), as the DCGAN example does: one generator forward pass per step instead of two.
+    reuse_fakes: bool = False
 
 
 def grad_norm(module: nn.Module) -> float:
-    sq = [p.grad.detach().float().pow(2).sum() for p in module.parameters() if p.grad is not None]
-    return math.sqrt(float(torch.stack(sq).sum())) if sq else 0.0
+    """‖∇‖₂ over all of the module's gradients (one fused per-tensor norm, one host sync)."""
+    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    if any(g.dtype != torch.float32 for g in grads):
+        grads = [g.float() for g in grads]
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
 
 
 def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Callable, s: StepSettings,
@@ -146,7 +153,9 @@ def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Call
     around forward passes (autocast). Returns (named terms, the last generator batch, detached).
 
     With n_critic > 1 every critic update sees the same real batch (the trainer hands one batch
-    per step) and new fakes.
+    per step) and new fakes. The generator update draws fresh fakes too, unless `s.reuse_fakes`
+    and n_critic = 1: then it scores the discriminator step's fakes (generated once, with their
+    graph) with the updated D — the DCGAN example's step, one generator pass fewer.
 
     `forward(fn)` runs each player's loss computation and `backward(loss)` backpropagates it,
     False to skip the optimizer step: an engine passes its `forward_loss`/`backward`, through
@@ -160,10 +169,18 @@ def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Call
     aug = (lambda t: diff_augment(t, s.augment, generator)) if s.augment and s.augment != "none" else (lambda t: t)
     terms: dict[str, float] = {}
     D.requires_grad_(True)
+    reuse = s.reuse_fakes and max(1, s.n_critic) == 1
+    kept: dict = {}
+
     def d_phase():
         z, y_fake = sample_latent(n)
-        with torch.no_grad(), ctx():
-            fake = G(z)
+        if reuse:  # keep the graph: the generator step backpropagates through these fakes
+            with ctx():
+                kept["fake"], kept["y"] = G(z), y_fake
+            fake = kept["fake"].detach()
+        else:
+            with torch.no_grad(), ctx():
+                fake = G(z)
         with ctx():
             real_in, fake_in = aug(real), aug(fake.float())
             r, f = D(real_in, labels).float(), D(fake_in, y_fake).float()
@@ -193,6 +210,10 @@ def adversarial_step(G, D, opt_g, opt_d, real: torch.Tensor, sample_latent: Call
     D.requires_grad_(False)
     try:
         def g_phase():
+            if reuse:
+                fake, y_fake = kept.pop("fake"), kept.pop("y")
+                with ctx():
+                    return g_loss(s.loss, D(aug(fake), y_fake).float()), fake
             z, y_fake = sample_latent(n)
             with ctx():
                 fake = G(z)

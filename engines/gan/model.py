@@ -53,6 +53,11 @@ class GANConfig(EngineConfig):
     ema_decay: float = option(0.999, "EMA of the generator's weights used for sampling (0 = sample the live generator)", minimum=0.0, maximum=0.99999)
     n_classes: int = option(0, "class-conditional: number of classes in the data set's labels (0 = unconditional)", minimum=0, maximum=CLASSES_MAX)
     encoder: bool = option(True, "train an encoder alongside (predicts z from G(z)) to start inversions from its guess")
+    # Speed options (README, GAN section: what each costs and changes).
+    reuse_fakes: bool = option(True, "n_critic = 1: the generator step reuses the discriminator step's fakes (one generator pass per step, as DCGAN; off: fresh fakes, a second pass)")
+    ema_every: int = option(1, "update the EMA generator every k steps (with decay^k, the same average)", minimum=1, maximum=1000)
+    encoder_every: int = option(8, "train the inversion encoder on every k-th step's fakes (1 = every step)", minimum=1, maximum=1000)
+    diversity_every: int = option(25, "measure the diversity indicator every N steps (the Train panel shows the latest)", minimum=1, maximum=100_000)
     invert_steps: int = option(50, "inversion: optimisation steps per image (encode)", minimum=0, maximum=100_000)
     invert_restarts: int = option(2, "inversion: starting points per image (the encoder's guess + random draws)", minimum=1, maximum=64)
     invert_lr: float = option(0.05, "inversion: Adam learning rate on z", minimum=LR_MIN, maximum=LR_MAX)
@@ -203,20 +208,28 @@ class GANEngine(Engine):
                 used["z"] = self._with_class(z, labels)
                 return used["z"], labels
 
-            settings = StepSettings(c.loss, c.n_critic, c.gp_weight, c.r1_gamma, c.augment)
+            # Under torchrun each forward pass is one DDP call, so the fakes are not carried from
+            # the discriminator's call into the generator's: fresh fakes there.
+            settings = StepSettings(c.loss, c.n_critic, c.gp_weight, c.r1_gamma, c.augment,
+                                    reuse_fakes=c.reuse_fakes and self.ddp is None)
             terms, fake = adversarial_step(self.nets["generator"], self.nets["discriminator"],
                                            self.optimizers["generator"], self.optimizers["discriminator"],
                                            real, sample_latent, settings, labels, self.rng,
                                            context=lambda: autocast(self.device),
                                            forward=self.forward_loss, backward=self.backward)
-            if "generator_ema" in self.nets:
+            if "generator_ema" in self.nets and (self.step + 1) % c.ema_every == 0:
                 # Warm-up: early on the average would be dominated by the random initial weights.
-                decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))
+                # Every k steps: decay^k, the weight k single updates give the older average.
+                decay = min(c.ema_decay, (1 + self.step) / (10 + self.step)) ** c.ema_every
                 ema_update(self.nets["generator_ema"], self.nets["generator"], decay)
                 self._ema_stale = True
-            if "encoder" in self.nets:
+            # The encoder trains, and the diversity indicator is measured, on every k-th / N-th
+            # step (the first included; by step number, so a resumed run does the same); those
+            # steps report them, and the trainer averages each term over the steps that did.
+            if "encoder" in self.nets and self.step % c.encoder_every == 0:
                 terms["enc_loss"] = self._encoder_step(fake, used["z"])
-            terms["diversity"] = pairwise_diversity(fake, real)
+            if self.step % c.diversity_every == 0:
+                terms["diversity"] = pairwise_diversity(fake, real)
             self.step += 1
             return terms
 

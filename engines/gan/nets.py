@@ -37,7 +37,8 @@ class DCGANGenerator(nn.Module):
         chans, h, w, top = _plan(spec, base, max_channels)
         self.start_shape = (top, h, w)
         self.head = nn.Linear(in_features, top * h * w, bias=False)
-        self.head_act = nn.Sequential(nn.BatchNorm2d(top), nn.ReLU())
+        # In-place activations (as the DCGAN example): no extra buffer per layer; same values.
+        self.head_act = nn.Sequential(nn.BatchNorm2d(top), nn.ReLU(inplace=True))
         rev = list(reversed(chans))
         layers: list[nn.Module] = []
         for i, c in enumerate(rev):
@@ -45,7 +46,7 @@ class DCGANGenerator(nn.Module):
             c_out = spec.channels if last else rev[i + 1]
             layers.append(nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1, bias=last))
             if not last:
-                layers += [nn.BatchNorm2d(c_out), nn.ReLU()]
+                layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         if not chans:  # sides that never halve
             layers.append(nn.Conv2d(top, spec.channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
@@ -128,7 +129,7 @@ class Discriminator(nn.Module):
                 layers += [norm(nn.Conv2d(c_in, base, 3, padding=1)), nn.LeakyReLU(0.2)]
                 c_in = base
             for c in chans:
-                layers += [norm(nn.Conv2d(c_in, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+                layers += [norm(nn.Conv2d(c_in, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
                 c_in = c
         self.features = nn.Sequential(*layers)
         self.head = norm(nn.Linear(c_in * h * w, 1))
@@ -151,9 +152,12 @@ def make_generator(arch: str, spec: ImageSpec, in_features: int, base: int, max_
 def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
     """ema ← decay·ema + (1−decay)·live for the weights. Batch-norm statistics are not averaged
     (nor copied: the live generator's statistics do not fit the averaged weights and tint every
-    image); `recalibrate_batchnorm` measures them for the averaged weights before it is used."""
-    for pe, p in zip(ema.parameters(), live.parameters()):
-        pe.lerp_(p.detach(), 1.0 - decay)
+    image); `recalibrate_batchnorm` measures them for the averaged weights before it is used.
+    One fused `_foreach_lerp_` over all the weights (per-parameter `lerp_` launched a kernel each)."""
+    pe = [p for p in ema.parameters()]
+    if pe:
+        with torch.no_grad():
+            torch._foreach_lerp_(pe, [p.detach() for p in live.parameters()], 1.0 - decay)
 
 
 def recalibrate_batchnorm(net: nn.Module, latents, batches: int = 8) -> bool:
