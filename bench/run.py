@@ -69,7 +69,7 @@ import common  # noqa: E402  (puts the project on sys.path)
 from public_sets import bench_datasets, bench_datasets_standin  # noqa: E402
 from directions import bench_directions  # noqa: E402
 from flow import bench_flow  # noqa: E402
-from app_tasks import EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui,  # noqa: E402
+from app_tasks import (EXPORT_CASES, bench_codebook, bench_diffusion, bench_export, bench_gan, bench_gui,  # noqa: E402
                        bench_pixelcnn)
 from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
