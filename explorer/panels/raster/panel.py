@@ -75,9 +75,10 @@ class RasterPanel(Panel):
         self.temperature.setPrefix("T ")
         self.temperature.setToolTip("Sampling temperature: divides the logits (0 takes the most likely value)")
         self.label = QComboBox()
-        self.label.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.label.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.label.setMinimumContentsLength(len("classes in turn"))  # never clipped by a crowded row
         self.seed = QSpinBox()
-        self.seed.setRange(0, 2 ** 31 - 1)
+        self.seed.setRange(0, 999_999)  # a 2³¹ range made the box wider than every other control
         self.seed.setPrefix("seed ")
         self.run_btn = QPushButton("Run")
         self.run_btn.setDefault(True)
