@@ -40,6 +40,23 @@ def as_images(x, device: torch.device) -> torch.Tensor:
     return x.to(device=device, dtype=torch.float32)
 
 
+def class_labels(n: int, label: int | None, num_classes: int, device, what: str) -> torch.Tensor | None:
+    """The labels a class-conditional sampler draws with: None for an unconditional model (which
+    refuses a label), one class after another when `label` is None or negative, else `label` n times.
+    `what` names the model in the refusal ("this diffusion model")."""
+    from engines.config import ConfigError
+
+    if num_classes == 0:
+        if label is not None and label >= 0:
+            raise ConfigError(f"{what} is unconditional: it takes no label")
+        return None
+    if label is None or label < 0:
+        return torch.arange(n, device=device) % num_classes
+    if label >= num_classes:
+        raise ConfigError(f"label must be within 0…{num_classes - 1}, got {label}")
+    return torch.full((n,), int(label), device=device, dtype=torch.long)
+
+
 # ---- capabilities ---------------------------------------------------------------------------------
 # What an engine can do, declared once on its class (`capabilities`) and checked everywhere else:
 # the explorer's panels enable themselves from it, the command line and the export refuse what a

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engines.base import Batch, Engine, as_images
+from engines.base import Batch, Engine, as_images, class_labels
 from engines.config import CLASSES_MAX, LR_MAX, LR_MIN, WIDTH_MAX, ConfigError, EngineConfig, option
 from engines.pixelcnn.net import GatedPixelCNN
 from engines.pixelcnn.raster import RasterLoop
@@ -79,16 +79,7 @@ class PixelCNNEngine(Engine):
         return self.nets["net"](values.float() * (2.0 / (LEVELS - 1)) - 1.0, labels)
 
     def _labels(self, n: int, label: int | None) -> torch.Tensor | None:
-        k = self.config.num_classes
-        if k == 0:
-            if label is not None and label >= 0:
-                raise ConfigError("this PixelCNN is unconditional: it takes no label")
-            return None
-        if label is None or label < 0:  # one of each class in turn
-            return torch.arange(n, device=self.device) % k
-        if label >= k:
-            raise ConfigError(f"label must be within 0…{k - 1}, got {label}")
-        return torch.full((n,), int(label), device=self.device, dtype=torch.long)
+        return class_labels(n, label, self.config.num_classes, self.device, "this PixelCNN")
 
     # ---- training -----------------------------------------------------------------------------
     def _loss(self, batch: Batch):
