@@ -46,6 +46,8 @@ MODELS = {
     # Class-conditional gated PixelCNN, narrow (32 channels) so that it samples 20 digits in about a minute
     # on one core: 15 epochs, test 3.17 bits/dim. Tried instead: 8 layers with a 7-wide first kernel
     # for 10 epochs (the same wall time): 3.53 bits/dim and mostly blank samples.
+    # Also tried (2026-12-06, cores free): the benchmark's first kernel 7 for 20 epochs (940 steps, 6 min 51 s):
+    # test 3.10 bits/dim but nearly every sample blank or one edge stroke, so this entry stays.
     "pixelcnn-digits-28": ("pixelcnn", "digits", 28, 1, 15, ["hidden=32", "layers=5", "kernel=5", "batch_size=32",
                                                               "num_classes=10"]),
 }
