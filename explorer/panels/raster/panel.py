@@ -75,8 +75,7 @@ class RasterPanel(Panel):
         self.temperature.setPrefix("T ")
         self.temperature.setToolTip("Sampling temperature: divides the logits (0 takes the most likely value)")
         self.label = QComboBox()
-        self.label.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.label.setMinimumContentsLength(len("classes in turn"))  # never clipped by a crowded row
+        self.label.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.seed = QSpinBox()
         self.seed.setRange(0, 999_999)  # a 2³¹ range made the box wider than every other control
         self.seed.setPrefix("seed ")
