@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, Q
 from engines.data.dataset import tile
 from explorer.workers import LatestRequestRunner, run_in_thread
 from explorer.panels import Panel
+from explorer.widgets.class_box import fill_class_box
 from explorer.panels.diffusion import jobs
 from explorer.panels.diffusion.forward import ForwardView
 from explorer.panels.diffusion.reverse import ReverseView
@@ -188,13 +189,7 @@ class DiffusionPanel(Panel):
         self.sampler.setCurrentIndex(max(0, self.sampler.findData(cfg.sampler)))
         self.steps.setValue(cfg.sample_steps)
         self.guidance.setValue(cfg.guidance if cfg.num_classes else 1.0)
-        names = list((info.data or {}).get("label_names") or []) if info is not None else []
-        if cfg.num_classes:
-            self.label.addItem("classes in turn", -1)
-            for k in range(cfg.num_classes):
-                self.label.addItem(f"class {names[k] if k < len(names) else k}", k)
-        else:
-            self.label.addItem("unconditional", -1)
+        fill_class_box(self.label, cfg.num_classes, info)
         self.forward.set_schedule(self.engine.schedule.alphas_cumprod)
         self.status.setText(f"{self.engine.name} · {self.engine.spec} · T = {self.engine.schedule.T} · "
                             f"{cfg.schedule} schedule · predicts {cfg.target}"

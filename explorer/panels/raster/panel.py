@@ -17,6 +17,7 @@ from engines.data.dataset import tile
 from explorer.panels import Panel
 from explorer.panels.raster import jobs
 from explorer.widgets import png_export
+from explorer.widgets.class_box import fill_class_box
 from explorer.widgets.image_grid import ImageGrid
 from explorer.workers import LatestRequestRunner, run_in_thread
 
@@ -144,15 +145,8 @@ class RasterPanel(Panel):
             self._sync_enabled()
             return
         cfg = self.engine.config
-        names = list((info.data or {}).get("label_names") or []) if info is not None else []
-        if cfg.num_classes:
-            self.label.addItem("classes in turn", -1)
-            self.label.setItemData(0, "Sample: one class after another. Complete: each image as its own class",
-                                   Qt.ItemDataRole.ToolTipRole)
-            for k in range(cfg.num_classes):
-                self.label.addItem(f"class {names[k] if k < len(names) else k}", k)
-        else:
-            self.label.addItem("unconditional", -1)
+        fill_class_box(self.label, cfg.num_classes, info,
+                       "Sample: one class after another. Complete: each image as its own class")
         self.temperature.setValue(cfg.temperature)
         self.status.setText(f"pixelcnn · {self.engine.spec} · {cfg.layers} gated layers × {cfg.hidden} channels"
                             + (f" · {cfg.num_classes} classes" if cfg.num_classes else "")
