@@ -167,6 +167,8 @@ def check_config(path: str, cfg_cls, data: dict):
             kwargs[name] = cfgmod.coerce(cfg_cls, name, value)
         except cfgmod.ConfigError as e:
             raise CheckpointError(f"{path}: invalid config ({e})") from None
+    for name, value in getattr(cfg_cls, "absent_means", {}).items():
+        kwargs.setdefault(name, value)  # a field newer than the file: what the file was trained with
     try:
         return cfg_cls(**kwargs)
     except (TypeError, ValueError) as e:

@@ -18,6 +18,12 @@ whole. Grey images (and code grids) have one group, where mask "A" hides the cur
 
 Gates: out = tanh(a) ⊙ σ(b) with (a, b) the two halves of a convolution's output, class
 conditioning adding a learned per-class bias to both, and a residual 1×1 on the horizontal stack.
+
+Positions (optional): a learned bias per row and per column added to both stacks' pre-activations
+in every layer. A shallow net sees only R rows above a pixel, so six blank rows above look the
+same at the top of an image (the digit has not begun) as at the bottom (it has ended); the row
+bias tells them apart. Positions are not data, so causality is untouched; a net run on a crop of
+rows is told where the crop starts (`row0`).
 """
 from __future__ import annotations
 
@@ -77,7 +83,8 @@ class GatedLayer(nn.Module):
     """One gated layer of both stacks. The first layer (mask "A", no residual) takes the input;
     later ones (mask "B") take the previous layer's (v, h), both `hidden` channels."""
 
-    def __init__(self, in_ch: int, hidden: int, k: int, groups: int, first: bool, num_classes: int = 0):
+    def __init__(self, in_ch: int, hidden: int, k: int, groups: int, first: bool, num_classes: int = 0,
+                 positions: tuple[int, int] | None = None):
         super().__init__()
         self.first = first
         self.v = vertical_conv(in_ch, 2 * hidden, k)
@@ -86,12 +93,19 @@ class GatedLayer(nn.Module):
         self.v_to_h = nn.Conv2d(2 * hidden, 2 * hidden, 1)
         self.h_out = pointwise(hidden, hidden, groups)
         self.cond = nn.Embedding(num_classes, 2 * hidden) if num_classes > 0 else None
+        self.row = self.col = None
+        if positions is not None:  # zero-initialised: training starts from the position-free net
+            self.row = nn.Parameter(torch.zeros(2 * hidden, positions[0], 1))
+            self.col = nn.Parameter(torch.zeros(2 * hidden, 1, positions[1]))
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, labels: torch.Tensor | None = None):
+    def forward(self, v: torch.Tensor, h: torch.Tensor, labels: torch.Tensor | None = None, row0: int = 0):
         v_pre = self.v(v)
         h_pre = self.h(h) + self.v_to_h(shift_down(v_pre))
         if self.cond is not None and labels is not None:
             c = self.cond(labels)[:, :, None, None]
             v_pre, h_pre = v_pre + c, h_pre + c
+        if self.row is not None:
+            p = self.row[:, row0: row0 + v.shape[2]] + self.col
+            v_pre, h_pre = v_pre + p, h_pre + p
         h_new = self.h_out(gate(h_pre))
         return gate(v_pre), (h_new if self.first else h + h_new)

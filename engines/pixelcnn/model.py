@@ -39,6 +39,10 @@ class PixelCNNConfig(EngineConfig):
     num_classes: int = option(0, "condition on the data set's labels 0…N−1 (0 = unconditional)", minimum=0, maximum=CLASSES_MAX)
     grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)", minimum=0.0, maximum=1e6)
     temperature: float = option(1.0, "default sampling temperature (divides the logits; 0 = most likely value)", minimum=0.0, maximum=10.0)
+    positions: bool = option(True, "learn a bias per row and column in every layer (where in the image a pixel is)")
+
+    # Files written before `positions` existed were trained without them.
+    absent_means = {"positions": False}
 
 
 class PixelCNNEngine(Engine):
@@ -58,7 +62,8 @@ class PixelCNNEngine(Engine):
     def build(self):
         c = self.config
         ch = self.spec.channels
-        return {"net": GatedPixelCNN(ch, ch, LEVELS, c.hidden, c.layers, c.kernel, c.num_classes)}
+        pos = (self.spec.height, self.spec.width) if c.positions else None
+        return {"net": GatedPixelCNN(ch, ch, LEVELS, c.hidden, c.layers, c.kernel, c.num_classes, pos)}
 
     @property
     def latent_shape(self):
@@ -74,9 +79,16 @@ class PixelCNNEngine(Engine):
     def images_of(values: torch.Tensor) -> torch.Tensor:
         return values.float() / (LEVELS - 1)
 
-    def logits(self, values: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, C, H, W) levels → (N, 256, C, H, W) logits of every sub-pixel given those before it."""
-        return self.nets["net"](values.float() * (2.0 / (LEVELS - 1)) - 1.0, labels)
+    def logits(self, values: torch.Tensor, labels: torch.Tensor | None = None, row0: int = 0) -> torch.Tensor:
+        """(N, C, h, W) levels → (N, 256, C, h, W) logits of every sub-pixel given those before it
+        (`row0`: the image row of the first row given)."""
+        return self.nets["net"](values.float() * (2.0 / (LEVELS - 1)) - 1.0, labels, row0)
+
+    def _nll_terms(self, v: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """(N, C, H, W) levels → (N, H·W·C) −log p of every sub-pixel, nats."""
+        lg = self.nets["net"].logits_last(v.float() * (2.0 / (LEVELS - 1)) - 1.0, labels)
+        target = v.permute(0, 2, 3, 1).reshape(-1)
+        return F.cross_entropy(lg.reshape(-1, LEVELS).float(), target, reduction="none").view(len(v), -1)
 
     def _labels(self, n: int, label: int | None) -> torch.Tensor | None:
         return class_labels(n, label, self.config.num_classes, self.device, "this PixelCNN")
@@ -92,7 +104,7 @@ class PixelCNNEngine(Engine):
                 raise ConfigError(f"the data's labels go up to {int(labels.max())} but num_classes is "
                                   f"{self.config.num_classes}")
         v = self.values_of(batch.x)
-        nll = F.cross_entropy(self.logits(v, labels).float(), v)  # nats per sub-pixel
+        nll = self._nll_terms(v, labels).mean()  # nats per sub-pixel
         return nll, {"loss": nll, "bpd": nll / math.log(2)}
 
     def backward(self, loss):
@@ -111,10 +123,9 @@ class PixelCNNEngine(Engine):
         def one(chunk, lab):
             v = self.values_of(chunk)
             if k == 0 or lab is not None:
-                return F.cross_entropy(self.logits(v, lab).float(), v, reduction="none").flatten(1).sum(1)
-            per_class = torch.stack([
-                F.cross_entropy(self.logits(v, torch.full((len(v),), y, device=v.device)).float(), v,
-                                reduction="none").flatten(1).sum(1) for y in range(k)], 1)
+                return self._nll_terms(v, lab).sum(1)
+            per_class = torch.stack([self._nll_terms(v, torch.full((len(v),), y, device=v.device)).sum(1)
+                                     for y in range(k)], 1)
             return -(torch.logsumexp(-per_class, 1) - math.log(k))
 
         with self.inference():
@@ -136,7 +147,7 @@ class PixelCNNEngine(Engine):
         if labels is None or self.config.num_classes == 0 or (label is not None and label >= 0):
             labels = self._labels(len(values), label)
         g = torch.Generator(device=self.device).manual_seed(int(seed))
-        return RasterLoop(lambda v: self.logits(v, labels), values, todo, temperature, g, guard=self.inference,
+        return RasterLoop(lambda v, row0: self.logits(v, labels, row0), values, todo, temperature, g, guard=self.inference,
                           context_rows=self.nets["net"].context_rows())
 
     def raster_loop(self, n: int, seed: int = 0, temperature: float | None = None, label: int | None = None) -> RasterLoop:

@@ -41,7 +41,7 @@ class RasterLoop:
     def __init__(self, logits: Callable[[torch.Tensor], torch.Tensor], values: torch.Tensor, todo: torch.Tensor,
                  temperature: float = 1.0, generator: torch.Generator | None = None, guard=None,
                  context_rows: int | None = None):
-        """`logits(values[:, :, a:b])` → (N, V, G, b − a, W) for rows a…b−1; `values` (N, G, H, W)
+        """`logits(values[:, :, a:b], a)` → (N, V, G, b − a, W) for rows a…b−1; `values` (N, G, H, W)
         long, the given cells filled in; `todo` (N, H, W) bool, the pixels to draw; `context_rows`
         how many rows above a pixel can reach it (None: all)."""
         self.context_rows = context_rows
@@ -63,7 +63,7 @@ class RasterLoop:
                 rows = self.todo[:, i, j]
                 top = 0 if self.context_rows is None else max(0, i - self.context_rows)
                 for c in range(g):
-                    lg = self.logits(self.values[:, :, top: i + 1])[:, :, c, -1, j]
+                    lg = self.logits(self.values[:, :, top: i + 1], top)[:, :, c, -1, j]
                     pick = draw(lg, self.temperature, self.generator)
                     self.values[:, c, i, j] = torch.where(rows, pick, self.values[:, c, i, j])
             yield RasterStep(k, i, j, self.values)

@@ -33,8 +33,9 @@ class PixelCNNCodePrior(nn.Module):
     def trained(self) -> bool:
         return int(self.trained_steps) > 0
 
-    def logits(self, values: torch.Tensor) -> torch.Tensor:
-        """(N, 1, h, w) codes → (N, K, 1, h, w): each cell's logits given the cells before it."""
+    def logits(self, values: torch.Tensor, row0: int = 0) -> torch.Tensor:
+        """(N, 1, h, w) codes → (N, K, 1, h, w): each cell's logits given the cells before it
+        (`row0`: the grid row of the first; unused, this net has no position biases)."""
         return self.net(self.embed(values[:, 0]).permute(0, 3, 1, 2))
 
     def nll(self, grids: torch.Tensor) -> torch.Tensor:
