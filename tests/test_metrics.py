@@ -260,3 +260,26 @@ def test_stored_metrics_are_json_scalars_and_lists():
     assert set(s) == {"cfid", "label_hist", "evaluated_on", "evaluated_at"}
     assert s["cfid"] == 1.5 and s["label_hist"] == [0.5, 0.5]
     assert json.loads(json.dumps(s, allow_nan=False)) == s
+
+
+def test_pixel_by_pixel_sampler_draws_fewer_samples_by_default_and_reports_progress(blobs):
+    """A PixelCNN draws each sample with one network pass per pixel: evaluate caps its sample
+    metrics at RASTER_SAMPLES unless asked for more, says so in the notes, and reports the raster
+    progress (one line per tenth of the pixels) instead of sitting on "drawing N samples"."""
+    import engines
+    from engines.metrics import RASTER_SAMPLES
+
+    ds, clf = blobs
+    e = engines.create("pixelcnn", ds.spec, device="cpu", seed=0, hidden=4, layers=2, kernel=3)
+    said = []
+    out = evaluate(e, ds, n=RASTER_SAMPLES + 50, classifier=clf, reference=False, batch_size=RASTER_SAMPLES,
+                   progress=said.append)
+    assert out["n_samples"] == RASTER_SAMPLES
+    assert any("pixel by pixel" in note and str(RASTER_SAMPLES) in note for note in out["notes"])
+    pixel_lines = [m for m in said if "of the pixels" in m]
+    assert len(pixel_lines) == 10 and pixel_lines[-1].endswith("100% of the pixels")
+    asked = evaluate(e, ds, n=RASTER_SAMPLES + 50, classifier=clf, reference=False, samples=7)
+    assert asked["n_samples"] == 7 and not any("pixel by pixel" in note for note in asked["notes"])
+    # Other engines draw n, as before.
+    assert evaluate(_HonestSampler(ds), ds, n=RASTER_SAMPLES + 50, classifier=clf,
+                    reference=False)["n_samples"] == RASTER_SAMPLES + 50

@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
     ev.add_argument("--data", help="evaluate on this data set's test split (default: the one the model was trained on)")
     ev.add_argument("--n", type=number(int, 1, 100_000), default=1000,
                     help="samples to draw (and test images to use, at most)")
+    ev.add_argument("--samples", type=number(int, 1, 100_000), default=None,
+                    help="samples to draw for the sample metrics (default --n; at most 200 for a PixelCNN, "
+                         "which draws pixel by pixel, unless given)")
     ev.add_argument("--seed", type=SEED, default=0)
     ev.add_argument("--json", action="store_true", help="print one JSON object (last line) instead of a table")
     ev.add_argument("--quick", action="store_true", help="fewer importance samples for likelihood bounds (VAE: IWAE k ≤ 8)")
@@ -31,9 +34,9 @@ def cmd_evaluate(a) -> int:
     engine = loaded.engine
     from engines import bounds
 
-    bounds.check_images(a.n, engine.spec, "evaluating with samples")
+    bounds.check_images(max(a.n, a.samples or 0), engine.spec, "evaluating with samples")
     data = _load_data(a.data or _training_data(loaded.info), spec=engine.spec)
-    result = evaluate(engine, data, n=a.n, seed=a.seed, quick=a.quick,
+    result = evaluate(engine, data, n=a.n, seed=a.seed, quick=a.quick, samples=a.samples,
                       progress=lambda m: print(m, file=sys.stderr, flush=True))
     try:
         ckpt.update(a.checkpoint, metrics=stored_metrics(result))

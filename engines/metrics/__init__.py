@@ -103,13 +103,18 @@ def compare(classifier: Classifier, real, fake, k: int = 3, real_features=None) 
 
 def evaluate(engine, data: ImageDataset, n: int = 1000, seed: int = 0, *, k: int = 3, quick: bool = False,
              classifier: Classifier | None = None, sample_options: dict | None = None, reference: bool = True,
-             batch_size: int = 250, progress: Callable[[str], None] | None = None) -> dict:
+             batch_size: int = 250, progress: Callable[[str], None] | None = None,
+             samples: int | None = None) -> dict:
     """Every metric that applies to `engine` on `data`'s test split (see the module docstring).
 
     Returns a JSON-serialisable dict: the scalar metrics, `label_hist`/`label_hist_test`/
     `label_names` when the classifier ran, `*_ref` reference values (unless `reference=False`),
     `classifier` (its accuracy and provenance), `notes` (why something was skipped), `n_samples`,
-    `n_test`, `data`, `seconds`. Non-finite values are reported as None."""
+    `n_test`, `data`, `seconds`. Non-finite values are reported as None.
+
+    `samples`: how many samples to draw for the sample metrics (default `n`; for an engine that
+    draws pixel by pixel — capability "raster" — at most RASTER_SAMPLES unless given, with a note:
+    1,000 PixelCNN samples at 28×28 are 784 network passes per batch, minutes on a laptop CPU)."""
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     n = int(n)
@@ -144,17 +149,21 @@ def evaluate(engine, data: ImageDataset, n: int = 1000, seed: int = 0, *, k: int
             except NoLabels as e:
                 notes.append(f"{e}: sample metrics (cfid, precision, recall, coverage) skipped")
         if clf is not None:
-            say(f"drawing {n} samples")
+            m = _sample_count(engine, n, samples, notes)
+            say(f"drawing {m} samples")
             fake = []
-            for i, start in enumerate(range(0, n, batch_size)):
-                b = min(batch_size, n - start)
+            for i, start in enumerate(range(0, m, batch_size)):
+                b = min(batch_size, m - start)
+                opts = dict(sample_options or {})
+                if "raster" in engine.capabilities:
+                    opts["callback"] = _raster_progress(say, start, b, m)
                 # Quantised like the real images, so both go through the same path.
-                fake.append(to_uint8(engine.sample(b, seed=seed * 1_000_003 + i, **(sample_options or {}))))
+                fake.append(to_uint8(engine.sample(b, seed=seed * 1_000_003 + i, **opts)))
             fake = np.concatenate(fake)
             real_feats = clf.features_and_logits(real)
             out.update(compare(clf, real, fake, k=k, real_features=real_feats))
             out["label_names"] = list(clf.label_names)
-            out["n_samples"] = n
+            out["n_samples"] = m
             out["classifier_acc"] = float(clf.info.get("test_acc", float("nan")))
             out["classifier"] = {key: clf.info.get(key) for key in ("test_acc", "train_acc", "epochs", "train_s", "from_cache", "path")}
             if reference:
@@ -168,6 +177,33 @@ def evaluate(engine, data: ImageDataset, n: int = 1000, seed: int = 0, *, k: int
     out["notes"] = notes
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return _clean(out)
+
+
+RASTER_SAMPLES = 200  # default sample count for engines that draw pixel by pixel
+
+
+def _sample_count(engine, n: int, samples: int | None, notes: list) -> int:
+    if samples is not None:
+        if int(samples) < 1:
+            raise ValueError("samples must be at least 1")
+        return int(samples)
+    if "raster" in engine.capabilities and n > RASTER_SAMPLES:
+        notes.append(f"{engine.name} draws pixel by pixel: sample metrics from {RASTER_SAMPLES} samples, not {n} "
+                     f"(--samples N for more; noisier than with {n})")
+        return RASTER_SAMPLES
+    return n
+
+
+def _raster_progress(say, start: int, b: int, total: int):
+    """A callback for a raster loop: one progress line per tenth of the pixels."""
+    state = {"tenth": 0}
+
+    def cb(step):
+        f = (step.index + 1) / max(step.total, 1)
+        if int(f * 10 + 1e-9) > state["tenth"]:
+            state["tenth"] = int(f * 10 + 1e-9)
+            say(f"drawing samples {start + 1}–{start + b} of {total}: {f:.0%} of the pixels")
+    return cb
 
 
 def _clean(v):

@@ -27,6 +27,7 @@ class RasterStep:
     row: int
     col: int
     values: torch.Tensor  # the (N, G, H, W) grid after this pixel (the loop's own tensor: clone to keep)
+    total: int = 0  # steps in the whole loop
 
 
 def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -66,7 +67,7 @@ class RasterLoop:
                     lg = self.logits(self.values[:, :, top: i + 1], top)[:, :, c, -1, j]
                     pick = draw(lg, self.temperature, self.generator)
                     self.values[:, c, i, j] = torch.where(rows, pick, self.values[:, c, i, j])
-            yield RasterStep(k, i, j, self.values)
+            yield RasterStep(k, i, j, self.values, len(self.positions))
         self.result = self.values
 
     def run(self, callback=None) -> torch.Tensor:
