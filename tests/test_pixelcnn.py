@@ -81,6 +81,44 @@ def test_cropped_rows_give_the_same_logits_as_the_whole_image():
     torch.testing.assert_close(net(x[:, :, top:])[:, :, :, -1], full[:, :, :, 11], rtol=1e-5, atol=1e-5)
 
 
+def test_position_biases_follow_a_crop_and_keep_the_net_causal():
+    """With learned row/column biases a crop must be told its first row (`row0`): then its logits
+    equal the whole image's; without it they differ. The biases carry no data, so every output
+    still depends on exactly the earlier pixels (checked by gradient)."""
+    torch.manual_seed(2)
+    net = GatedPixelCNN(1, 1, 16, hidden=8, layers=3, kernel=5, positions=(12, 10))
+    for layer in net.layers:
+        torch.nn.init.normal_(layer.row)
+        torch.nn.init.normal_(layer.col)
+    x = torch.randn(2, 1, 12, 10)
+    full = net(x)
+    top = 11 - net.context_rows()
+    torch.testing.assert_close(net(x[:, :, top:], row0=top)[:, :, :, -1], full[:, :, :, 11], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(net(x[:, :, top:])[:, :, :, -1], full[:, :, :, 11], atol=1e-3)
+    for i, j in [(0, 0), (5, 4), (11, 9)]:
+        grad = input_gradient(net, torch.randn(1, 1, 12, 10), i, j, 0)
+        assert torch.equal(grad[0] > 0, receptive(12, 10, i, j, net.receptive_radius()))
+
+
+def test_files_without_the_positions_field_load_without_position_biases(tmp_path):
+    """A checkpoint written before `positions` existed (its config lacks the key) loads as the
+    position-free net it was trained as, not as today's default."""
+    import json
+
+    e = make(positions=False)
+    path = str(tmp_path / "old.safetensors")
+    ckpt.save(path, e)
+    meta, tensors = ckpt._read_all(path)
+    cfg = json.loads(meta["config"])
+    del cfg["positions"]
+    meta["config"] = json.dumps(cfg)
+    ckpt._write(path, tensors, meta)
+    loaded = ckpt.load(path, device="cpu")
+    assert loaded.engine.config.positions is False
+    assert not any("row" in k for k in loaded.engine.nets.state_dict())
+    assert make().config.positions is True
+
+
 def direct_nll(e, x, labels=None):
     """−log p(x) as a sum over sub-pixels in raster order, each scored by a forward pass on an
     image whose later sub-pixels are noise (so causality is checked too)."""
