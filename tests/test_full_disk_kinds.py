@@ -101,7 +101,8 @@ def test_new_writers_on_a_full_disk_exit_2_with_one_line(disk, models, capsys):
         rc = main(argv)
         err = capsys.readouterr().err
         lines = [ln for ln in err.splitlines() if ln.strip()]
-        print(f"{kind} ({disk.method}): rc {rc}: {lines}")
+        with capsys.disabled():
+            print(f"\n{kind} ({disk.method}): rc {rc}: {lines}")
         assert rc == 2, (kind, err)
         assert len(lines) == 1 and lines[0].startswith("error: ") and "disk full" in lines[0], (kind, err)
         assert "Traceback" not in err and os.path.basename(target) in lines[0], (kind, err)
