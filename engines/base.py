@@ -226,8 +226,15 @@ class Engine:
         raise NotImplementedError(f"{self.name} models define no likelihood")
 
     # ---- optional hooks (no-ops unless an engine needs them) ---------------------------------
+    @classmethod
+    def saved_config_problem(cls, config) -> str | None:
+        """What is wrong with a config read from a checkpoint beyond its fields' types and ranges
+        (checkpoint.read_info and load refuse the file with it), or None."""
+        return None
+
     def after_load(self) -> None:
-        """Called by checkpoint.load once the weights and training state are in."""
+        """Called by checkpoint.load once the weights and training state are in; a ValueError
+        (weights that are well-formed tensors but impossible values) refuses the file."""
 
     def prepare_checkpoint(self, x: torch.Tensor) -> None:
         """Called by the trainer before every save (on every rank), with some training images."""

@@ -145,7 +145,9 @@ def _info(path: str, meta: dict) -> CheckpointInfo:
         if key not in meta:
             raise CheckpointError(f"{path}: damaged checkpoint metadata (no {key})")
     config = meta_mod.json_field(path, meta, "config", {})
-    meta_mod.check_config(path, cls.Config, config)
+    problem = cls.saved_config_problem(meta_mod.check_config(path, cls.Config, config))
+    if problem:
+        raise CheckpointError(f"{path}: invalid config ({problem})")
     return CheckpointInfo(
         path=path, engine=name, config=config,
         spec=meta_mod.check_spec(path, meta_mod.json_field(path, meta, "spec", {})),
@@ -299,7 +301,10 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
             raise CheckpointError(f"{path}: optimizer state does not match ({str(e)[:200]})") from None
     engine.step = int(info.train_state.get("step", 0))
     engine.resume_state = dict(info.train_state)
-    engine.after_load()
+    try:
+        engine.after_load()
+    except ValueError as e:
+        raise CheckpointError(f"{path}: damaged weights ({str(e)[:200]})") from None
     return Loaded(engine, info)
 
 

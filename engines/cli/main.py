@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None, app_commands: dict[str, str] | None = No
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    out = sys.stdout
+    sys.stdout = _Output(out)
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a failure is one line, not at the interpreter's exit
+        return rc
     except _user_errors() as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         sys.stderr.write(f"error: {msg}\n")
@@ -53,6 +57,47 @@ def main(argv: list[str] | None = None, app_commands: dict[str, str] | None = No
         return 130
     except BrokenPipeError:  # output piped into `head` and friends
         return 0
+    finally:
+        sys.stdout = out
+
+
+class _Output:
+    """sys.stdout while a command runs: a failed write (`--json > file` on a full disk) becomes one
+    WriteError line (exit 2) and the rest of the output goes nowhere, so the interpreter's own flush
+    at exit reports nothing more."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def write(self, text):
+        return self._guarded(self._stream.write, text)
+
+    def flush(self):
+        return self._guarded(self._stream.flush)
+
+    def _guarded(self, call, *args):
+        import os
+
+        from engines import atomic
+
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # not a file (a test's capture): nothing to silence
+                pass
+            kind = atomic._WHAT.get(e.errno, "could not write")
+            reason = e.strerror or type(e).__name__
+            raise atomic.WriteError(f"{kind} writing the standard output ({reason}); the output is incomplete",
+                                    e.errno) from None
 
 
 if __name__ == "__main__":

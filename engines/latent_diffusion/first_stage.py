@@ -144,19 +144,49 @@ def describe_checkpoint(path: str, spec) -> str:
     return json.dumps({"engine": info.engine, "config": info.config, "path": path}, sort_keys=True)
 
 
-def build_reused(first_stage: str, spec, device):
-    """(engine, grid) of the first stage named by `first_stage` (JSON), weights untrained: the
-    caller loads them (from the reused checkpoint, or from this model's own file)."""
-    from engines import config as cfgmod
-    from engines import engine_class
+def parse_first_stage(first_stage: str):
+    """(engine class, config) of a `first_stage` description (JSON: {"engine", "config"[, "path"]}),
+    checked as strictly as a checkpoint's own config — it is read from a file: an object, a known
+    engine with an exact encoder and a decoder, a config whose every value has its field's JSON type
+    and range. Any problem is one ConfigError line."""
+    from engines import UnknownEngine, engine_class
+    from engines.checkpoint import meta as meta_mod
 
     try:
         d = json.loads(first_stage)
+    except (ValueError, RecursionError):
+        raise ConfigError("first_stage is not valid JSON") from None
+    if not (isinstance(d, dict) and isinstance(d.get("engine"), str) and isinstance(d.get("config"), dict)):
+        raise ConfigError("first_stage must be a JSON object with an engine name and its config")
+    try:
         cls = engine_class(d["engine"])
-        cfg = cfgmod.build(cls.Config, d["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"first_stage is not a usable engine description ({str(e)[:80]})") from None
-    eng = cls(spec, cfg, device=device)
+    except UnknownEngine:
+        raise ConfigError(f"first_stage: unknown engine '{d['engine'][:40]}'") from None
+    if not {"encode_exact", "decode"} <= cls.capabilities:
+        raise ConfigError(f"first_stage: a {cls.name} has no exact encoder and decoder (an ae, vae or vqvae is)")
+    try:
+        cfg = meta_mod.check_config("first_stage", cls.Config, d["config"])
+    except ValueError as e:  # a CheckpointError naming the field
+        raise ConfigError(str(e)) from None
+    return cls, cfg
+
+
+def build_reused(first_stage: str, spec, device):
+    """(engine, grid) of the first stage named by `first_stage` (JSON), weights untrained: the
+    caller loads them (from the reused checkpoint, or from this model's own file). Under torch's
+    meta device (the checkpoint loader's shape probe) only its networks are built, with no memory:
+    an engine would move them to `device`."""
+    import threading
+
+    cls, cfg = parse_first_stage(first_stage)
+    if torch.get_default_device().type == "meta":
+        eng = cls.__new__(cls)  # what Engine.__init__ sets before build()
+        eng.spec, eng.config, eng.device, eng.seed = spec, cfg, device, 0
+        eng.lock, eng.step = threading.RLock(), 0
+        eng.check_spec(spec)
+        eng.nets = nn.ModuleDict(eng.build())
+    else:
+        eng = cls(spec, cfg, device=device)
     for p in eng.nets.parameters():
         p.requires_grad_(False)
     return eng, grid_of(eng.latent_shape)

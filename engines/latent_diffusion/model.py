@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from engines.base import Batch, Engine, as_images
-from engines.config import LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, option
+from engines.config import LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, ConfigError, option
 from engines.diffusion.model import DiffusionConfig, DiffusionEngine
 from engines.latent_diffusion import first_stage as fs
 
@@ -63,6 +63,27 @@ class LatentDiffusionEngine(DiffusionEngine):
     def check_spec(self, spec):
         if not (self.config.autoencoder or self.config.first_stage):
             fs.check_divisible(spec)
+
+    @classmethod
+    def saved_config_problem(cls, config) -> str | None:
+        """A saved model describes a reused first stage in `first_stage` (its weights are in the
+        file): `autoencoder` alone would make opening it read another file."""
+        if config.first_stage:
+            try:
+                fs.parse_first_stage(config.first_stage)
+            except ConfigError as e:
+                return str(e)
+        elif config.autoencoder:
+            return "autoencoder is set but first_stage is empty (a saved model describes its first stage)"
+        return None
+
+    def after_load(self) -> None:
+        stats = self.nets["stats"]
+        if not float(stats.scale) >= 0:  # NaN/Inf are refused before, with the tensor's name
+            raise ValueError(f"the latents' scale factor is {float(stats.scale):.3g}; it is 0 (not measured yet) or positive")
+        if int(stats.ae_steps) < 0:
+            raise ValueError(f"stage 1's step count is {int(stats.ae_steps)}")
+        super().after_load()
 
     # ---- the two stages' networks ---------------------------------------------------------------
     def build(self):

@@ -277,6 +277,10 @@ class VQVAEEngine(Engine):
         return i * ch - mh, j * cw - mw, (i + 1) * ch + mh, (j + 1) * cw + mw
 
     # ---- prior ------------------------------------------------------------------------------
+    def after_load(self) -> None:
+        if int(self.nets["prior"].trained_steps) < 0:  # checkpoint.load refuses the file
+            raise ValueError(f"the prior's step count is {int(self.nets['prior'].trained_steps)}")
+
     @property
     def prior_trained(self) -> bool:
         return self.nets["prior"].trained
