@@ -31,10 +31,10 @@ common.on_path()
 STEPS = (10, 25, 50)
 
 
-def peer_unet(spec, width: int = 32, levels: int = 4, attn_size: int = 8):
+def peer_unet(spec, width: int = 32, levels: int = 4, attn_size: int = 8, blocks: int = 1):
     """diffusers' UNet2DModel on our engine's level plan (`engines.diffusion.unet.level_sizes`):
-    channels width·(1, 2, 2, 2), one layer per block, attention (head size 16) in the blocks whose
-    side is at most `attn_size` — at 28 px (32, 64, 64) with attention at 7×7, at 64 px
+    channels width·(1, 2, 2, 2), `blocks` layers per block, attention (head size 16) in the blocks
+    whose side is at most `attn_size` — at 28 px (32, 64, 64) with attention at 7×7, at 64 px
     (32, 64, 64, 64) with attention at 8×8."""
     from diffusers import UNet2DModel
 
@@ -44,7 +44,7 @@ def peer_unet(spec, width: int = 32, levels: int = 4, attn_size: int = 8):
     chans = tuple(width * m for m in (1, 2, 2, 2, 2)[: len(sizes)])
     attn = [max(h, w) <= attn_size for h, w in sizes]
     return UNet2DModel(sample_size=spec.height, in_channels=spec.channels, out_channels=spec.channels,
-                       layers_per_block=1, block_out_channels=chans, norm_num_groups=8,
+                       layers_per_block=blocks, block_out_channels=chans, norm_num_groups=8,
                        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
                        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
                        attention_head_dim=16)
@@ -59,16 +59,20 @@ def diffusers_available() -> str | None:
 
 
 class Peer:
-    """diffusers' UNet2DModel trained the usual way (DDPMScheduler.add_noise, ε-MSE)."""
+    """diffusers' UNet2DModel trained the usual way (DDPMScheduler.add_noise, ε-MSE; with
+    target="v" the MSE to `DDPMScheduler.get_velocity`). `to_model` maps a batch of images in
+    [0, 1] to x₀ (default: pixels in [−1, 1]; latent diffusion: a first stage's latents)."""
 
     def __init__(self, spec, lr: float, seed: int = 0, width: int = 32, levels: int = 4, attn_size: int = 8,
-                 device="cpu"):
+                 device="cpu", blocks: int = 1, target: str = "eps", to_model=None):
         import torch
         from diffusers import DDPMScheduler
 
         torch.manual_seed(seed)
-        self.net = peer_unet(spec, width, levels, attn_size).to(device)
-        self.sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+        self.net = peer_unet(spec, width, levels, attn_size, blocks).to(device)
+        self.target, self.to_model = target, to_model or (lambda x: x * 2 - 1)
+        self.sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                   prediction_type="v_prediction" if target == "v" else "epsilon")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.g = torch.Generator(device=device).manual_seed(seed)
 
@@ -76,11 +80,12 @@ class Peer:
         import torch
         import torch.nn.functional as F
 
-        x0 = x * 2 - 1
+        x0 = self.to_model(x)
         noise = torch.randn(x0.shape, generator=self.g, device=x0.device)
         t = torch.randint(0, 1000, (len(x0),), generator=self.g, device=x0.device)
         self.net.train()
-        loss = F.mse_loss(self.net(self.sched.add_noise(x0, noise, t), t).sample, noise)
+        goal = self.sched.get_velocity(x0, noise, t) if self.target == "v" else noise
+        loss = F.mse_loss(self.net(self.sched.add_noise(x0, noise, t), t).sample, goal)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

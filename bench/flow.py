@@ -40,23 +40,36 @@ def normflows_available() -> str | None:
     return None
 
 
-def peer_glow(spec):
-    """normflows' multi-scale Glow as its example notebook builds it (unconditional)."""
+def peer_glow(spec, levels: int = LEVELS, steps: int = STEPS, hidden: int = HIDDEN):
+    """normflows' multi-scale Glow as its example notebook builds it (unconditional): `levels`
+    levels of `steps` GlowBlocks with `hidden`-channel coupling nets."""
     import normflows as nf
 
     c, size = spec.channels, spec.height
     q0, merges, flows = [], [], []
-    for i in range(LEVELS):
-        level = [nf.flows.GlowBlock(c * 2 ** (LEVELS + 1 - i), HIDDEN, split_mode="channel", scale=True)
-                 for _ in range(STEPS)]
+    for i in range(levels):
+        level = [nf.flows.GlowBlock(c * 2 ** (levels + 1 - i), hidden, split_mode="channel", scale=True)
+                 for _ in range(steps)]
         flows.append(level + [nf.flows.Squeeze()])
         if i > 0:
             merges.append(nf.flows.Merge())
-            shape = (c * 2 ** (LEVELS - i), size // 2 ** (LEVELS - i), size // 2 ** (LEVELS - i))
+            shape = (c * 2 ** (levels - i), size // 2 ** (levels - i), size // 2 ** (levels - i))
         else:
-            shape = (c * 2 ** (LEVELS + 1), size // 2 ** LEVELS, size // 2 ** LEVELS)
+            shape = (c * 2 ** (levels + 1), size // 2 ** levels, size // 2 ** levels)
         q0.append(nf.distributions.GlowBase(shape))
     return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
+
+
+def peer_train_step(peer, opt, xb, g) -> None:
+    """One step of the usual normflows loop on images `xb` in [0, 1] (dequantised with `g`)."""
+    import torch
+
+    peer.train()
+    loss = peer.forward_kld(dequantised(xb, g))
+    opt.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        opt.step()
 
 
 def dequantised(x, g):
@@ -102,12 +115,7 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
                 if side == "ours":
                     ours.train_step(Batch(xb))
                 else:
-                    peer.train()
-                    loss = peer.forward_kld(dequantised(xb, g))
-                    opt.zero_grad(set_to_none=True)
-                    if torch.isfinite(loss):
-                        loss.backward()
-                        opt.step()
+                    peer_train_step(peer, opt, xb, g)
                 counts[side] += BATCH
             spent[side] += time.perf_counter() - t0
 

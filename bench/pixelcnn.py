@@ -30,7 +30,12 @@ common.on_path()
 WIDTH, LAYERS, KERNEL, BATCH, LR = 32, 5, 7, 32, 1e-3
 
 
-def peer_model():
+def peer_model(dim: int = WIDTH, n_layers: int = LAYERS, kernel: int = KERNEL, head: int = 512, channels: int = 1):
+    """The peer: `n_layers` gated layers of `dim` channels (the first with a `kernel`-wide kernel,
+    later 3), a 1×1 → `head` → 256 output head (512 in pytorch-vqvae). With `channels` > 1 (RGB)
+    each sub-pixel's level has its own embedding (summed over the channels) and the head gives
+    256 logits per channel: the channels of a pixel are modelled independently given the pixels
+    before it (no R → G → B masks), the same convolutions otherwise."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -66,18 +71,24 @@ def peer_model():
     class GatedPixelCNN(nn.Module):
         def __init__(self, levels=256, dim=WIDTH, n_layers=LAYERS):
             super().__init__()
-            self.embedding = nn.Embedding(levels, dim)
+            self.levels = levels
+            self.embedding = nn.Embedding(levels * channels, dim)
             self.layers = nn.ModuleList(
-                [GatedMaskedConv2d("A" if i == 0 else "B", dim, KERNEL if i == 0 else 3, residual=i > 0)
+                [GatedMaskedConv2d("A" if i == 0 else "B", dim, kernel if i == 0 else 3, residual=i > 0)
                  for i in range(n_layers)])
-            self.output_conv = nn.Sequential(nn.Conv2d(dim, 512, 1), nn.ReLU(True), nn.Conv2d(512, levels, 1))
+            self.output_conv = nn.Sequential(nn.Conv2d(dim, head, 1), nn.ReLU(True), nn.Conv2d(head, levels * channels, 1))
 
-        def forward(self, x):  # (N, H, W) levels → (N, 256, H, W)
-            x = self.embedding(x).permute(0, 3, 1, 2)
+        def forward(self, x):  # (N, H, W) levels → (N, 256, H, W); RGB: (N, C, H, W) → (N, 256, C, H, W)
+            if channels == 1:
+                x = self.embedding(x).permute(0, 3, 1, 2)
+            else:
+                offset = torch.arange(channels, device=x.device)[:, None, None] * self.levels
+                x = self.embedding(x + offset).sum(1).permute(0, 3, 1, 2)
             x_v, x_h = x, x
             for layer in self.layers:
                 x_v, x_h = layer(x_v, x_h)
-            return self.output_conv(x_h)
+            out = self.output_conv(x_h)
+            return out if channels == 1 else out.view(len(out), self.levels, channels, *out.shape[2:])
 
         @torch.no_grad()
         def generate(self, shape, n, generator):
@@ -88,7 +99,18 @@ def peer_model():
                     x[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             return x
 
-    return GatedPixelCNN()
+    return GatedPixelCNN(dim=dim, n_layers=n_layers)
+
+
+def peer_train_step(peer, opt, v) -> None:
+    """One step of the usual loop: cross-entropy of the 256-way logits against the levels `v`."""
+    import torch.nn.functional as F
+
+    peer.train()
+    loss = F.cross_entropy(peer(v), v)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def run(quick: bool = False, train_s: float | None = None, n_sample: int = 4):
@@ -119,12 +141,7 @@ def run(quick: bool = False, train_s: float | None = None, n_sample: int = 4):
         ours.train_step(Batch(x[:, None].float() / 255))
 
     def step_peer(k):
-        x = tr[order[k * BATCH:(k + 1) * BATCH]]
-        peer.train()
-        loss = F.cross_entropy(peer(x), x)
-        popt.zero_grad(set_to_none=True)
-        loss.backward()
-        popt.step()
+        peer_train_step(peer, popt, tr[order[k * BATCH:(k + 1) * BATCH]])
 
     slices = 2 if quick else 8
     for _ in range(slices):  # interleaved slices of equal wall time

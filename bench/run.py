@@ -7,7 +7,8 @@ Benchmarks (names for --only, run in this order):
   train       training images/s per engine at 28×28 digits and 64×64 faces;
               peers: a plain PyTorch conv AE/VAE written the usual way (bench/peers.py), scikit-learn
               for PCA, the PyTorch examples' DCGAN loop, lucidrains' VectorQuantize in our VQ-VAE's
-              encoder/decoder, diffusers' UNet2DModel (bench-only: pip install '.[bench]')
+              encoder/decoder, diffusers' UNet2DModel (also on latent diffusion's latents), normflows'
+              Glow, a plain gated PixelCNN (bench/pixelcnn.py) (bench-only: pip install '.[bench]')
   quality     our VAE vs the PyTorch-examples MLP VAE and pythae's VAE, same data, same wall time,
               test −ELBO (nats/image, lower is better)
   decode      decode latency of one image and of a 16×16 grid (bundled faces VAE);

@@ -64,6 +64,8 @@ def bench_train(o: Opts) -> list[dict]:
                 rows.append(_vq_train_row(o, ds, x, case, device))
             elif name == "diffusion":
                 rows.append(_diffusion_train_row(o, ds, x, case, device))
+            elif name in PEER_ROWS:
+                rows.append(PEER_ROWS[name](o, ds, x, case, device))
             else:
                 m = throughput.measure(name, ds, device, o.train_s)
                 rows.append(row("train", case, m["img_per_s"], "img/s", notes=m["note"] + "; no peer written yet"))
@@ -141,6 +143,124 @@ def _diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
                peer_name=f"diffusers UNet2DModel + DDPMScheduler, same level plan ({n_peer:,} params)",
                notes=f"ours batch {bs}, U-Net {sum(p.numel() for p in e.nets['unet'].parameters()):,} params, "
                      f"plus its EMA copy (the peer keeps none); ε-MSE, cosine schedule; {_race_note(r, o)}")
+
+
+def _latent_diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Stage 2 of our latent diffusion (default config, or `config`; ae_epochs=0: every step a
+    diffusion step) against diffusers' UNet2DModel on the same latent grid and level plan, each
+    side encoding its batch with the same (frozen) first stage inside its step."""
+    import copy
+
+    import diffusion
+    import torch
+
+    from harness import step_race
+
+    ours, e = engine_step("latent-diffusion", ds, x, device, **{"ae_epochs": 0.0, **config})
+    c = e.config
+    case = case.replace("LATENT-DIFFUSION train", "LATENT-DIFFUSION train (stage 2: diffusion on the latents)")
+    why_not = diffusion.diffusers_available()
+    if why_not:
+        return row("train", case, None, "img/s", status="skipped", peer_name="diffusers UNet2DModel", notes=why_not)
+    first = copy.deepcopy(e.nets["first"])  # the peer's own copy of the first stage (untrained: same cost)
+    scale = []
+
+    def to_model(xb):  # what our `to_model` does: the posterior mean × the scale measured on the first batch
+        with torch.no_grad():
+            z = first.posterior(xb)[0]
+            if not scale:
+                scale.append(1.0 / float(z.std()))
+            return z * scale[0]
+
+    peer = diffusion.Peer(e.unet_spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, blocks=c.blocks,
+                          target=c.target, to_model=to_model, device=device)
+    bs, n = c.batch_size, len(x)
+
+    def peer_step(i):
+        peer.train_step(x[(i * bs) % (n - bs):][:bs])
+        return bs
+
+    r = step_race({"ours": ours, "peer": peer_step}, o.train_s)
+    grid = "×".join(map(str, e.latent_shape))
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"diffusers UNet2DModel + DDPMScheduler (v-prediction) on the same {grid} latents, same level "
+                         f"plan and {c.blocks} layers per block ({peers_n(peer.net):,} params)",
+               notes=f"ours batch {bs}, U-Net {peers_n(e.nets['unet']):,} params plus its EMA copy (the peer keeps "
+                     f"none); both encode each batch with a width-{c.ae_width} first stage "
+                     f"({peers_n(first):,} params, no gradient) inside the step; stage 1 (the autoencoder) is not in "
+                     f"this row; {_race_note(r, o)}")
+
+
+def _flow_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our Glow-style flow (default config, or `config`) against normflows' Glow with the same
+    levels, steps and coupling width (bench/flow.py), on the same batches."""
+    import flow
+    import torch
+
+    from harness import step_race
+
+    ours, e = engine_step("flow", ds, x, device, **config)
+    c = e.config
+    why_not = flow.normflows_available()
+    if why_not:
+        return row("train", case, None, "img/s", status="skipped", peer_name="normflows Glow", notes=why_not)
+    torch.manual_seed(0)
+    model = flow.peer_glow(ds.spec, e.levels, c.steps, c.width).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+    g = torch.Generator(device=device).manual_seed(0)
+    bs, n = c.batch_size, len(x)
+
+    def peer_step(i):
+        flow.peer_train_step(model, opt, x[(i * bs) % (n - bs):][:bs], g)
+        return bs
+
+    r = step_race({"ours": ours, "peer": peer_step}, o.train_s)
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"normflows Glow (MultiscaleFlow, GlowBlock), {e.levels} levels × {c.steps} steps, coupling "
+                         f"width {c.width} ({peers_n(model):,} params)",
+               notes=f"ours batch {bs}, {e.n_parameters():,} params, gradient clipping at {c.grad_clip:g}; uniform "
+                     f"dequantisation both; {_race_note(r, o)}")
+
+
+def _pixelcnn_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
+    """Our PixelCNN with positions off (the peer's architecture) against the plain gated PixelCNN
+    of bench/pixelcnn.py at our width, depth, kernel and head width; the default (positions on)
+    runs in the same race and is reported in the notes."""
+    import pixelcnn
+    import torch
+
+    from harness import step_race
+
+    ours, e = engine_step("pixelcnn", ds, x, device, **{**config, "positions": False})
+    default, _ = engine_step("pixelcnn", ds, x, device, **config)
+    c = e.config
+    ch = ds.spec.channels
+    torch.manual_seed(0)
+    model = pixelcnn.peer_model(c.hidden, c.layers, c.kernel, head=c.hidden, channels=ch).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+    bs, n = c.batch_size, len(x)
+
+    def peer_step(i):
+        v = (x[(i * bs) % (n - bs):][:bs] * 255).round().long()
+        pixelcnn.peer_train_step(model, opt, v[:, 0] if ch == 1 else v)
+        return bs
+
+    r = step_race({"ours": ours, "default": default, "peer": peer_step}, o.train_s, warmup=1)  # 64 px: ~10 s a step
+    rgb = "" if ch == 1 else "; RGB: the peer has no R → G → B sub-pixel masks (its channels independent given the past)"
+    case = case.replace("PIXELCNN train", "PIXELCNN train (positions off)")
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"plain PyTorch gated PixelCNN (pytorch-vqvae layout), {c.layers} layers × {c.hidden}, "
+                         f"first kernel {c.kernel}, head {c.hidden} → 256 ({peers_n(model):,} params)",
+               notes=f"ours with positions=false (the peer's architecture): batch {bs}, {e.n_parameters():,} params, "
+                     f"gradient clipping at {c.grad_clip:g}; default (positions on) {r['default']['img_per_s']:.0f} "
+                     f"img/s{rgb}; {_race_note(r, o)}")
+
+
+def peers_n(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+PEER_ROWS = {"latent-diffusion": _latent_diffusion_train_row, "flow": _flow_train_row, "pixelcnn": _pixelcnn_train_row}
 
 
 def _gan_train_rows(o: Opts, ds, x, case: str, device) -> list[dict]:

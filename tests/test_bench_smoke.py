@@ -179,3 +179,71 @@ def test_gpu_check_runs_quick_on_cpu(tmp_path):
 
     if not torch.cuda.is_available():
         assert mod.main(["--device", "cuda", "--quick"]) == 2
+
+
+@pytest.mark.parametrize("name", ("latent-diffusion", "flow", "pixelcnn"))
+def test_latent_diffusion_flow_and_pixelcnn_train_rows_have_their_peers(bench_run, name):
+    """The train group's rows for these engines race ours against the peer (no "no peer written
+    yet"); tiny nets on 16×16 blobs, grey and RGB."""
+    import torch
+    from conftest import make_blobs
+
+    import training
+    from engines.data import to_float
+
+    o = bench_run.Opts.make(quick=True, threads=1)
+    o.train_s = 0.05
+    tiny = {"latent-diffusion": dict(width=16, ae_width=4, batch_size=8),
+            "flow": dict(width=8, steps=2, levels=2, batch_size=8),
+            "pixelcnn": dict(hidden=6, layers=2, kernel=3, batch_size=8)}[name]
+    peer_word = {"latent-diffusion": "UNet2DModel", "flow": "normflows Glow", "pixelcnn": "gated PixelCNN"}[name]
+    for channels in (1, 3):
+        ds = make_blobs(n=60, channels=channels)
+        x = to_float(ds.images)
+        r = training.PEER_ROWS[name](o, ds, x, f"{name.upper()} train, blobs", torch.device("cpu"), **tiny)
+        assert KEYS <= set(r) and r["status"] == "ok" and r["ours"] > 0 and r["peer"] > 0, r
+        assert peer_word in r["peer_name"] and "params" in r["peer_name"]
+        assert "per CPU second vs the peer" in r["notes"] and "no peer" not in r["notes"]
+    if name == "pixelcnn":  # equal architecture: ours with positions off, the default reported beside
+        assert "positions off" in r["case"] and "default (positions on)" in r["notes"]
+    if name == "latent-diffusion":  # stage 2 from the first step: the U-Net on the latents
+        assert "stage 2" in r["case"]
+
+
+def test_peer_architectures_follow_our_configs():
+    """The peers the train rows build take our config's sizes: the same latent grid and level plan
+    for diffusers' U-Net, the same levels/steps/width for normflows' Glow (parameter counts
+    within the few known extras), and the gated PixelCNN's layer count and width."""
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import diffusion
+    import flow
+    import pixelcnn
+
+    import engines
+    from engines.spec import ImageSpec
+
+    spec = ImageSpec(1, 28, 28)
+    ld = engines.create("latent-diffusion", spec, device="cpu", width=16, blocks=2)
+    peer = diffusion.peer_unet(ld.unet_spec, 16, ld.config.levels, ld.config.attn_size, blocks=2)
+    assert peer.config.layers_per_block == 2 and peer.config.block_out_channels == (16,)  # 7×7: one level
+    assert peer.config.in_channels == ld.latent_shape[0]
+    ours_unet = sum(p.numel() for p in ld.nets["unet"].parameters())
+    # ours: scale-and-shift time embedding (2c per block, diffusers c): 7 blocks × emb·c more
+    emb = 4 * 16
+    assert ours_unet - sum(p.numel() for p in peer.parameters()) == 7 * (emb * 16 + 16)
+
+    fl = engines.create("flow", spec, device="cpu")  # defaults: 2 levels at 28 px, 8 steps, width 64
+    glow = flow.peer_glow(spec, fl.levels, fl.config.steps, fl.config.width)
+    n_glow = sum(p.numel() for p in glow.parameters())
+    # ours: the split prior is a conv of the kept half (normflows: learned per position)
+    assert fl.levels == 2 and abs(fl.n_parameters() - n_glow) < 0.01 * n_glow
+
+    net = pixelcnn.peer_model(dim=12, n_layers=3, kernel=5, head=12, channels=3)
+    assert len(net.layers) == 3 and net.output_conv[2].out_channels == 256 * 3
+    import torch
+
+    v = torch.randint(0, 256, (2, 3, 8, 8))
+    assert net(v).shape == (2, 256, 3, 8, 8)
+    assert pixelcnn.peer_model()(v[:, 0]).shape == (2, 256, 8, 8)  # the grey peer unchanged
