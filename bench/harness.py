@@ -21,6 +21,7 @@ class Opts:
     decode_repeat: int = 50
     grid_repeat: int = 5
     frames: int = 200  # scrub: frames per drag
+    drag_passes: int = 3  # scrub: drags over the path per map (the median pass is reported)
     umap_points: int | None = None  # None: every face
     gui_s: float = 20.0
     export_frames: int = 192  # frames of the exported walk (8 s at 24 fps)
@@ -29,7 +30,7 @@ class Opts:
     @classmethod
     def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
         if quick:
-            return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=20, grid_repeat=2,
+            return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=60, grid_repeat=3,
                        frames=60, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
         return cls(False, threads)
 
@@ -162,15 +163,21 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(a, b, repeat: int, warmup: int = 0) -> tuple[list[float], list[float]]:
-    """Time `a()` and `b()` alternately, so a change of load hits both alike."""
+def interleaved(a, b, repeat: int, warmup: int = 0, alternate: bool = False) -> tuple[list[float], list[float]]:
+    """Time `a()` and `b()` alternately, so a change of load hits both alike. `alternate`: swap
+    which side goes first on every repeat (the second call of a pair can find the caches the first
+    one warmed: always going second would favour one side)."""
     for _ in range(warmup):
         a()
         b()
     ta, tb = [], []
-    for _ in range(repeat):
-        ta.append(timed(a))
-        tb.append(timed(b))
+    for i in range(repeat):
+        if alternate and i % 2:
+            tb.append(timed(b))
+            ta.append(timed(a))
+        else:
+            ta.append(timed(a))
+            tb.append(timed(b))
     return ta, tb
 
 

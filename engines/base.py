@@ -307,7 +307,13 @@ class Engine:
         return self._infer(self._decode_clamped, z)
 
     def _decode_clamped(self, z: torch.Tensor) -> torch.Tensor:
-        return self._decode(z).clamp_(0, 1)
+        out = self._decode(z)
+        return out if self._decodes_in_unit_range() else out.clamp_(0, 1)
+
+    def _decodes_in_unit_range(self) -> bool:
+        """True where `_decode` ends in a sigmoid (its output already in [0, 1]): decode then skips
+        the clamp, a no-op there (one op less per frame of a drag; the output is bit-identical)."""
+        return False
 
     def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
         """n images from the model; the same seed gives the same images."""

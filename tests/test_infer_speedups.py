@@ -34,35 +34,58 @@ def _spectrum_data(n: int, d: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, d)) * scales) @ basis.T + 0.5
 
 
-@pytest.mark.parametrize("n,d,k", [(1200, 784, 16), (400, 900, 16), (300, 64, 8)])
+@pytest.mark.parametrize("n,d,k", [(1200, 784, 16), (400, 900, 16), (300, 64, 8), (700, 600, 24)])
 def test_pca_basis_matches_scikit_learn_full_svd(n, d, k):
     x = _spectrum_data(n, d).astype(np.float32)
     ref = PCA(k, svd_solver="full").fit(x)
     side = int(np.sqrt(d))
     spec = ImageSpec(1, side, d // side)
     e = engines.create("pca", spec, device="cpu", n_components=k)
-    e.fit(torch.from_numpy(x).view(n, *spec.shape))
-    assert _aligned_error(e.basis.components.numpy(), ref.components_) < 1e-4
+    out = e.fit(torch.from_numpy(x).view(n, *spec.shape))
+    comps = e.basis.components.numpy()
+    assert _aligned_error(comps, ref.components_) < 1e-4
     assert np.allclose(e.basis.variance.numpy(), ref.explained_variance_, rtol=1e-4)
     assert np.allclose(e.basis.mean.numpy(), ref.mean_, atol=1e-6)
+    assert out["explained_variance"] == pytest.approx(float(ref.explained_variance_ratio_.sum()), rel=1e-4)
+    if n > d:  # scikit-learn spreads the rest over min(n, d) − k directions, ours over d − k
+        assert e.basis.noise_variance.item() == pytest.approx(ref.noise_variance_, rel=1e-3)
+    # Sign convention: each component's largest entry (in magnitude) is positive.
+    assert (comps[np.arange(k), np.abs(comps).argmax(1)] > 0).all()
+    assert np.abs(comps @ comps.T - np.eye(k)).max() < 1e-5
+
+
+@pytest.mark.parametrize("rank", [5, 16, 17, 30, 100])
+def test_pca_randomized_path_on_low_rank_data(rank):
+    """Data whose rank is below the Krylov space (120 directions for k = 16) or even below k: the
+    later blocks are rounding noise; the basis must still be the full SVD's, orthonormal."""
+    rng = np.random.default_rng(rank)
+    x = ((rng.standard_normal((600, rank)) * 0.97 ** np.arange(rank)) @ rng.standard_normal((rank, 500)))
+    xc = x.astype(np.float32)
+    xc -= xc.mean(0)
+    _, s_ref, vh_ref = np.linalg.svd(xc.astype(np.float64), full_matrices=False)
+    vh, s = top_components(torch.from_numpy(xc), 16, 256, seed=0)
+    top = min(16, rank - 1)  # centring removes one direction
+    assert _aligned_error(vh[:top].numpy(), vh_ref[:top]) < 1e-4
+    assert np.allclose(s[:top].numpy(), s_ref[:top], rtol=1e-4)
+    assert (vh @ vh.T - torch.eye(16)).abs().max() < 1e-5
 
 
 def test_pca_path_is_chosen_by_shape(monkeypatch):
+    from engines.autoencoders import pca
+
     calls = []
-    monkeypatch.setattr(torch, "svd_lowrank", lambda *a, **kw: calls.append("randomized") or _lowrank(*a, **kw))
+    krylov = pca._block_krylov
+    monkeypatch.setattr(pca, "_block_krylov", lambda *a, **kw: calls.append("randomized") or krylov(*a, **kw))
     xc = torch.from_numpy(_spectrum_data(600, 500).astype(np.float32))
     xc -= xc.mean(0)
-    top_components(xc, 16, 256, seed=0)  # q = 48: under a quarter of the smaller side
-    top_components(xc, 150, 256, seed=0)  # q = 316 > 500 / 4: a full SVD is no slower
+    top_components(xc, 16, 256, seed=0)  # 2k + 16 = 48: under a quarter of the smaller side
+    top_components(xc, 150, 256, seed=0)  # 316 > 500 / 4: a full SVD is no slower
     top_components(xc[:200], 16, 256, seed=0)  # 200 ≤ exact_limit
     assert calls == ["randomized"]
     # Seeded: the same data and seed give the same basis, bit for bit.
     a, _ = top_components(xc, 16, 256, seed=3)
     b, _ = top_components(xc, 16, 256, seed=3)
     assert torch.equal(a, b)
-
-
-_lowrank = torch.svd_lowrank
 
 
 def test_bundled_pca_loads_and_a_refit_gives_its_basis():
@@ -105,10 +128,12 @@ def _old_decode(engine, z):
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
-@pytest.mark.parametrize("name", ["vae", "ae", "gan", "pca"])
-def test_decode_is_identical_to_the_old_wrapper(name):
+@pytest.mark.parametrize("name,config", [("vae", {}), ("vae", {"likelihood": "gaussian"}), ("ae", {}), ("gan", {}),
+                                         ("pca", {})])
+def test_decode_is_identical_to_the_old_wrapper(name, config):
+    """Bit-identical to the old wrapper, which clamped every decode (sigmoid decoders now skip it)."""
     spec = ImageSpec(1, 16, 16)
-    e = engines.create(name, spec, device="cpu", seed=1)
+    e = engines.create(name, spec, device="cpu", seed=1, **config)
     if name == "pca":
         e.fit(torch.rand(64, 1, 16, 16))
     else:

@@ -48,6 +48,9 @@ class AEEngine(Engine):
         out = self.nets["decoder"](z)
         return torch.sigmoid(out)
 
+    def _decodes_in_unit_range(self) -> bool:
+        return True
+
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         c = self.config
         g = generator if generator is not None else self.rng

@@ -73,6 +73,9 @@ class VAEEngine(Engine):
         out = self.nets["decoder"](z)
         return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
 
+    def _decodes_in_unit_range(self) -> bool:
+        return self.config.likelihood == "bernoulli"
+
     def log_px_z(self, x, out):
         """log p(x|z) per image, from the decoder's raw output."""
         if self.config.likelihood == "bernoulli":
