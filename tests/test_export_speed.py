@@ -245,3 +245,40 @@ def test_a_folder_is_fsynced_file_by_file_and_one_failure_fails_it(tmp_path, mon
     monkeypatch.setattr(atomic, "_fsync_path", lambda p, directory=False: synced.append((p, directory)))
     atomic.sync(str(folder))
     assert len(synced) == 41 and synced[-1] == (str(folder), True)  # the folder after its files
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_an_mp4_export_decodes_on_one_thread_fewer_and_restores_them(tmp_path, monkeypatch, threads):
+    """ffmpeg encodes the MP4 on its own threads, so a CPU decode gives up one of torch's (never
+    the last); GIF and PNG keep them all; the count is restored after the export, a failed one
+    included, and the frames (the digest) are those the full thread count decodes."""
+    import torch
+
+    e = engines.create("vae", ImageSpec(3, 16, 16), device="cpu", seed=3, latent_dim=4, width=8)
+    tl = Timeline(list(prior_latents(e, 3, seed=5)), seconds=0.5, fps=8)
+    spec = ExportSpec("interpolate", FrameStyle(scale=2), timeline=tl)
+    seen = []
+    real = e.decode
+
+    def decode(z, *a, **k):
+        seen.append(torch.get_num_threads())
+        return real(z, *a, **k)
+
+    monkeypatch.setattr(e, "decode", decode)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        r_png = run(run_export(e, spec, str(tmp_path / "w.png"), batch=5))
+        assert set(seen) == {threads}
+        seen.clear()
+        r_mp4 = run(run_export(e, spec, str(tmp_path / "w.mp4"), batch=5))
+        assert set(seen) == {max(1, threads - 1)} and torch.get_num_threads() == threads
+        assert r_mp4.timing.extra["decode_threads"] == max(1, threads - 1)
+        assert r_mp4.digest == r_png.digest
+        (tmp_path / "full").mkdir()
+        monkeypatch.setattr(writers.Mp4Writer, "_verify", lambda self: (_ for _ in ()).throw(OSError(errno.EIO, "x")))
+        with pytest.raises(OSError):
+            run(run_export(e, spec, str(tmp_path / "full" / "w.mp4"), batch=5))
+        assert torch.get_num_threads() == threads and not os.listdir(tmp_path / "full")
+    finally:
+        torch.set_num_threads(before)

@@ -15,7 +15,7 @@ import numpy as np
 
 from engines.latent.progress import Progress
 from engines.export import writers
-from engines.export.pipeline import BackgroundWriter
+from engines.export.pipeline import BackgroundWriter, cores_for_encoder
 from engines.export.render import FrameStyle, Timing, render
 from engines.export.timeline import Sweep, Timeline, grid_shape, prior_latents
 
@@ -208,7 +208,10 @@ def run_export(engine, spec: ExportSpec, out: str, batch: int = 32, timing: Timi
     yield Progress("render", 0.0, f"rendering {n_frames} frame{'s' * (n_frames != 1)}")
     t_start = time.perf_counter()
     # The writer encodes in its own thread while the next batch decodes (pipeline.py).
-    with BackgroundWriter(writers.open_writer(out, fps, n_frames, loop)) as w:
+    writer = writers.open_writer(out, fps, n_frames, loop)
+    with cores_for_encoder(engine.device, isinstance(writer, writers.Mp4Writer)) as threads, \
+            BackgroundWriter(writer) as w:
+        timing.extra["decode_threads"] = threads
         done = 0
         for frames in batches:
             digest.update(np.ascontiguousarray(frames))  # the array's own bytes: no copy
