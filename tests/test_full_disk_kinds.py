@@ -16,33 +16,13 @@ import pytest
 
 from engines import atomic
 from tests.compare_models import digits
-from tests.test_full_disk import ROOT, Disk, _kill_when_writing, _snapshot
+from tests.test_full_disk import ROOT, _kill_when_writing, _snapshot, disk  # noqa: F401 (the fixture)
 
 TINY = {
     "pixelcnn": {"hidden": 4, "layers": 2, "kernel": 3, "batch_size": 16},
     "flow": {"steps": 1, "width": 4, "levels": 2, "batch_size": 16},
     "vae": {"latent_dim": 3, "width": 8},
 }
-
-
-@pytest.fixture
-def disk(tmp_path, monkeypatch):
-    """A 4 MiB tmpfs (tests/test_full_disk.py's Disk); injected ENOSPC where mounting is refused."""
-    import subprocess
-
-    root = str(tmp_path / "disk")
-    os.makedirs(root)
-    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", root]
-    if os.environ.get("FULL_DISK_NO_MOUNT"):
-        mount = ["sh", "-c", "echo FULL_DISK_NO_MOUNT is set >&2; false"]
-    r = subprocess.run(mount, capture_output=True, text=True)
-    d = Disk(root, r.returncode == 0, monkeypatch)
-    print(f"full-disk method: {d.method}" + ("" if d.mounted else f" (mount not permitted: {r.stderr.strip()})"))
-    try:
-        yield d
-    finally:
-        if d.mounted:
-            subprocess.run(["umount", root], check=True)
 
 
 @pytest.fixture(scope="module")
