@@ -31,7 +31,7 @@ class Opts:
     def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
         if quick:
             return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=60, grid_repeat=3,
-                       frames=60, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
+                       frames=120, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
         return cls(False, threads)
 
 

@@ -85,7 +85,7 @@ def bench_projection(o: Opts) -> list[dict]:
                       n_jobs=1).fit_transform(zu)
 
     cached = timed(lambda: run(projection.run_umap(zu, params)))
-    reps = 1 if o.quick else 3
+    reps = 3  # a single pair, as --quick once had, swung the ratio by ±6 % between runs
     warm, peer = interleaved(lambda: run(projection.run_umap(zu, params, cache=False)), direct, reps)
     rows.append(row("projection", "UMAP reopened from our disk cache", cached, "s", better="lower", peer=min(peer),
                     peer_name="umap-learn fit_transform again (warm, no cache)", notes="same latents and parameters"))

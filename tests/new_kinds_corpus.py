@@ -35,9 +35,12 @@ INFLATE = {
     "flow": ([{"width": 2048}, {"steps": 64}, {"width": 2048, "steps": 64}, {"num_classes": 10_000}],
              [{"width": 10 ** 6}, {"steps": 10 ** 4}, {"levels": 10 ** 4}, {"eval_samples": 10 ** 9}],
              {"width": ["8", 4.5, False], "dequantization": [3, "magic"], "levels": [None, [2]]}),
-    "pixelcnn": ([{"hidden": 256}, {"layers": 32}, {"hidden": 256, "layers": 32}, {"num_classes": 10_000}, {"kernel": 15}],
-                 [{"hidden": 10 ** 6}, {"layers": 10 ** 4}, {"kernel": 10 ** 5}, {"num_classes": 2 ** 40}],
+    "pixelcnn": ([{"hidden": 256}, {"layers": 32}, {"hidden": 256, "layers": 32}, {"num_classes": 10_000}, {"kernel": 15},
+                  {"inner_kernel": 15}],
+                 [{"hidden": 10 ** 6}, {"layers": 10 ** 4}, {"kernel": 10 ** 5}, {"num_classes": 2 ** 40},
+                  {"inner_kernel": 10 ** 5}],
                  {"hidden": ["48", 4.5, True], "positions": ["yes", 1, 0, None, [True]], "kernel": [3.5, "3"],
+                  "inner_kernel": [5.0, "5", None, 2],
                   "temperature": [float("inf"), "hot"]}),
     "pixelcnn-before-positions": ([{"hidden": 256}, {"layers": 32}], [{"hidden": 10 ** 6}, {"layers": 10 ** 4}],
                                   {"hidden": ["4"]}),
@@ -238,6 +241,8 @@ def pixelcnn_cases(c: Corpus, raw: bytes, before_positions: bool) -> None:
     c.add("pix-positions-dropped", _rehash_write(c.folder, h, body), "unexpected")
     _with_config(c, "pix-positions-false", header, body, {"positions": False}, "unexpected")
     _with_config(c, "pix-kernel-even", header, body, {"kernel": 4}, "kernel")
+    _with_config(c, "pix-inner-kernel-even", header, body, {"inner_kernel": 4}, "inner_kernel")
+    _with_config(c, "pix-inner-kernel-wider", header, body, {"inner_kernel": 5}, "")  # tensors are 3 wide
     _with_config(c, "pix-hidden-not-multiple", header, body, {"hidden": 5}, "")
 
 

@@ -38,14 +38,14 @@ def receptive(h, w, i, j, r):
     return m
 
 
-@pytest.mark.parametrize("layers,kernel", [(1, 3), (2, 3), (3, 5)])
-def test_grey_output_sees_exactly_the_earlier_pixels_of_its_receptive_field(layers, kernel):
+@pytest.mark.parametrize("layers,kernel,inner", [(1, 3, 3), (2, 3, 3), (3, 5, 3), (2, 3, 5), (3, 3, 5)])
+def test_grey_output_sees_exactly_the_earlier_pixels_of_its_receptive_field(layers, kernel, inner):
     torch.manual_seed(0)
-    net = GatedPixelCNN(1, 1, 16, hidden=8, layers=layers, kernel=kernel)
+    net = GatedPixelCNN(1, 1, 16, hidden=8, layers=layers, kernel=kernel, inner_kernel=inner)
     h = w = 9
     x = torch.randn(1, 1, h, w)
     r = net.receptive_radius()
-    assert r == kernel // 2 + layers - 1
+    assert r == kernel // 2 + (layers - 1) * (inner // 2)
     for i, j in [(4, 4), (0, 3), (5, 0), (8, 8), (3, 8)]:
         seen = input_gradient(net, x, i, j, 0)[0] > 0
         expected = receptive(h, w, i, j, r)

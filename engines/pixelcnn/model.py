@@ -35,14 +35,16 @@ class PixelCNNConfig(EngineConfig):
     lr: float = option(1e-3, "Adam learning rate", minimum=LR_MIN, maximum=LR_MAX)
     hidden: int = option(48, "channels of each stack (a multiple of the image channels)", minimum=3, maximum=WIDTH_MAX)
     layers: int = option(6, "gated layers", minimum=1, maximum=32)
-    kernel: int = option(5, "width of the first layer's kernel (odd; later layers use 3)", minimum=3, maximum=15)
+    kernel: int = option(5, "width of the first layer's kernel (odd)", minimum=3, maximum=15)
+    inner_kernel: int = option(3, "width of every later layer's kernel (odd)", minimum=3, maximum=15)
     num_classes: int = option(0, "condition on the data set's labels 0…N−1 (0 = unconditional)", minimum=0, maximum=CLASSES_MAX)
     grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)", minimum=0.0, maximum=1e6)
     temperature: float = option(1.0, "default sampling temperature (divides the logits; 0 = most likely value)", minimum=0.0, maximum=10.0)
     positions: bool = option(True, "learn a bias per row and column in every layer (where in the image a pixel is)")
 
-    # Files written before `positions` existed were trained without them.
-    absent_means = {"positions": False}
+    # Files written before `positions` / `inner_kernel` existed were trained without positions and
+    # with 3-wide inner kernels.
+    absent_means = {"positions": False, "inner_kernel": 3}
 
 
 class PixelCNNEngine(Engine):
@@ -56,14 +58,16 @@ class PixelCNNEngine(Engine):
         if c.hidden % spec.channels:
             raise ConfigError(f"hidden ({c.hidden}) must be a multiple of the image channels ({spec.channels}), e.g. "
                               f"{c.hidden - c.hidden % spec.channels}")
-        if c.kernel % 2 == 0:
-            raise ConfigError(f"kernel must be odd, got {c.kernel}")
+        for name in ("kernel", "inner_kernel"):
+            if getattr(c, name) % 2 == 0:
+                raise ConfigError(f"{name} must be odd, got {getattr(c, name)}")
 
     def build(self):
         c = self.config
         ch = self.spec.channels
         pos = (self.spec.height, self.spec.width) if c.positions else None
-        return {"net": GatedPixelCNN(ch, ch, LEVELS, c.hidden, c.layers, c.kernel, c.num_classes, pos)}
+        return {"net": GatedPixelCNN(ch, ch, LEVELS, c.hidden, c.layers, c.kernel, c.num_classes, pos,
+                                     c.inner_kernel)}
 
     @property
     def latent_shape(self):

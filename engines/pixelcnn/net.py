@@ -5,9 +5,11 @@ The same net models images (C_in = G = image channels, V = 256 values, input sca
 and VQ code grids (`engines.vq.prior_pixelcnn`: an embedding of the K codes as input, G = 1,
 V = K): only the input layer and V differ.
 
-Receptive field: the first layer's kernel is `kernel` wide, later ones 3, so after L layers the
-output at (i, j) sees the rows i−1−R … i−1 over columns j−R … j+R and the pixels j−R … j−1 of
-its own row, R = kernel//2 + L − 1 (tests/test_pixelcnn.py checks exactly this set).
+Receptive field: the first layer's kernel is `kernel` wide, later ones `inner_kernel` (3 in the
+paper), so after L layers the output at (i, j) sees the rows i−1−R … i−1 over columns j−R … j+R
+and the pixels j−R … j−1 of its own row, R = kernel//2 + (L − 1)·(inner_kernel//2)
+(tests/test_pixelcnn.py checks exactly this set). A 28-pixel digit needs R well above 10 for a
+pixel to see where the stroke began; a wider inner kernel buys that at fewer layers.
 `positions` (H, W) adds a learned row and column bias to every layer (see layers.py).
 
 The last layer (hidden → V·G, a 1×1 convolution) runs as a matrix product on channels-last
@@ -26,14 +28,15 @@ from engines.pixelcnn.layers import GatedLayer, pointwise
 
 class GatedPixelCNN(nn.Module):
     def __init__(self, in_channels: int, groups: int, values: int, hidden: int = 64, layers: int = 8,
-                 kernel: int = 7, num_classes: int = 0, positions: tuple[int, int] | None = None):
+                 kernel: int = 7, num_classes: int = 0, positions: tuple[int, int] | None = None,
+                 inner_kernel: int = 3):
         super().__init__()
         if hidden % groups:
             raise ValueError(f"hidden ({hidden}) must be a multiple of the image channels ({groups})")
         self.groups, self.values = groups, values
         self.layers = nn.ModuleList(
             [GatedLayer(in_channels, hidden, kernel, groups, first=True, num_classes=num_classes, positions=positions)]
-            + [GatedLayer(hidden, hidden, 3, groups, first=False, num_classes=num_classes, positions=positions)
+            + [GatedLayer(hidden, hidden, inner_kernel, groups, first=False, num_classes=num_classes, positions=positions)
                for _ in range(layers - 1)])
         self.head = nn.Sequential(nn.ReLU(), pointwise(hidden, hidden, groups), nn.ReLU(),
                                   pointwise(hidden, values * groups, groups))
@@ -41,7 +44,8 @@ class GatedPixelCNN(nn.Module):
     def receptive_radius(self) -> int:
         """R: the output at (i, j) sees rows i−1−R … i−1 and columns j−R … j+R (and its row's left)."""
         k = self.layers[0].v[1].kernel_size[1]
-        return k // 2 + len(self.layers) - 1
+        inner = self.layers[1].v[1].kernel_size[1] if len(self.layers) > 1 else 1
+        return k // 2 + (len(self.layers) - 1) * (inner // 2)
 
     def context_rows(self) -> int:
         """How many rows above a pixel can reach it (R + 1)."""
