@@ -12,7 +12,7 @@ if BENCH not in sys.path:
 import time  # noqa: E402
 
 import common  # noqa: E402  (puts the project on sys.path)
-from harness import Opts, dataset, faces_engine, row  # noqa: E402
+from harness import Opts, as_rows, dataset, faces_engine, row  # noqa: E402
 
 EXPORT_CASES = ("MP4 of a latent walk", "GIF of a latent walk", "PNG frame sequence")
 
@@ -20,11 +20,7 @@ EXPORT_CASES = ("MP4 of a latent walk", "GIF of a latent walk", "PNG frame seque
 def bench_diffusion(o: Opts) -> list[dict]:
     import diffusion
 
-    out = []
-    for r in diffusion.run(o.quick, train_s=o.diffusion_train_s):
-        r = dict(r)
-        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
-    return out
+    return as_rows(diffusion.run(o.quick, train_s=o.diffusion_train_s))
 
 
 def _peer_export(engine, spec, path: str) -> int:
@@ -65,11 +61,7 @@ def _peer_export(engine, spec, path: str) -> int:
 def bench_pixelcnn(o: Opts) -> list[dict]:
     import pixelcnn
 
-    out = []
-    for r in pixelcnn.run(o.quick, train_s=None if o.quick else o.diffusion_train_s):
-        r = dict(r)
-        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
-    return out
+    return as_rows(pixelcnn.run(o.quick, train_s=None if o.quick else o.diffusion_train_s))
 
 
 def bench_export(o: Opts) -> list[dict]:

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from harness import slice_race  # noqa: E402
 
 common.on_path()
 
@@ -128,21 +129,18 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
     bs = 64
     g = torch.Generator().manual_seed(0)
     counts = {"ours": 0, "peer": 0}
-    spent = {"ours": 0.0, "peer": 0.0}
+
+    def step(side):
+        idx = torch.randint(0, len(x_all), (bs,), generator=g)
+        if side == "ours":
+            ours.train_step(Batch(x_all[idx]))
+        else:
+            peer.train_step(x_all[idx])
+        counts[side] += bs
+
     slice_s = min(2.0, train_s / 4)
-    while spent["ours"] < train_s or (peer is not None and spent["peer"] < train_s):
-        for side in ("ours", "peer"):
-            if side == "peer" and peer is None or spent[side] >= train_s:
-                continue
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < slice_s:
-                idx = torch.randint(0, len(x_all), (bs,), generator=g)
-                if side == "ours":
-                    ours.train_step(Batch(x_all[idx]))
-                else:
-                    peer.train_step(x_all[idx])
-                counts[side] += bs
-            spent[side] += time.perf_counter() - t0
+    spent = slice_race({"ours": lambda: step("ours"), "peer": None if peer is None else lambda: step("peer")},
+                       {"ours": train_s, "peer": train_s}, {"ours": slice_s, "peer": slice_s})
     rows = []
     n_ours = ours.n_parameters()
     n_peer = sum(p.numel() for p in peer.net.parameters()) if peer else None

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from harness import slice_race  # noqa: E402
 
 common.on_path()
 
@@ -103,21 +104,18 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
         opt = torch.optim.Adam(peer.parameters(), lr=LR)
     g = torch.Generator().manual_seed(0)
     counts = {"ours": 0, "peer": 0}
-    spent = {"ours": 0.0, "peer": 0.0}
+
+    def step(side):
+        xb = x_all[torch.randint(0, len(x_all), (BATCH,), generator=g)]
+        if side == "ours":
+            ours.train_step(Batch(xb))
+        else:
+            peer_train_step(peer, opt, xb, g)
+        counts[side] += BATCH
+
     slice_s = min(2.0, train_s / 4)
-    while spent["ours"] < train_s or (peer is not None and spent["peer"] < train_s):
-        for side in ("ours", "peer"):
-            if side == "peer" and peer is None or spent[side] >= train_s:
-                continue
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < slice_s:
-                xb = x_all[torch.randint(0, len(x_all), (BATCH,), generator=g)]
-                if side == "ours":
-                    ours.train_step(Batch(xb))
-                else:
-                    peer_train_step(peer, opt, xb, g)
-                counts[side] += BATCH
-            spent[side] += time.perf_counter() - t0
+    spent = slice_race({"ours": lambda: step("ours"), "peer": None if peer is None else lambda: step("peer")},
+                       {"ours": train_s, "peer": train_s}, {"ours": slice_s, "peer": slice_s})
 
     # Test bits/dim: the same dequantisation draws for both models.
     draws = 1 if quick else EVAL_DRAWS
@@ -178,13 +176,9 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
 
 def bench_flow(o) -> list[dict]:
     """bench/run.py's entry: the rows above through the harness's `row`."""
-    from harness import row
+    from harness import as_rows
 
-    out = []
-    for r in run(o.quick, train_s=8.0 if o.quick else 240.0):
-        r = dict(r)
-        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
-    return out
+    return as_rows(run(o.quick, train_s=8.0 if o.quick else 240.0))
 
 
 if __name__ == "__main__":

@@ -212,3 +212,31 @@ def step_race(steps: dict, seconds: float, warmup: int = 3, clock=time.perf_coun
                   # per CPU second of this process (all its threads): the work, less the waiting under load
                   "cpu_img_per_s": images[k] / max(sum(cpu[k]), 1e-9)}
     return out
+
+
+def slice_race(steps: dict, budget: dict[str, float], slice_s: dict[str, float], after=None) -> dict[str, float]:
+    """Train the sides in turn, `slice_s[side]` seconds of `steps[side]()` calls at a time, until
+    each has had `budget[side]` seconds (a side whose step is None sits out): coarse interleaving
+    for races whose quality is checked after equal (or set) training time. `after(side, spent)`
+    runs after each slice. Returns the seconds each side trained."""
+    spent = dict.fromkeys(steps, 0.0)
+    while any(step is not None and spent[k] < budget[k] for k, step in steps.items()):
+        for side, step in steps.items():
+            if step is None or spent[side] >= budget[side]:
+                continue
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < slice_s[side]:
+                step()
+            spent[side] += time.perf_counter() - t0
+            if after is not None:
+                after(side, spent[side])
+    return spent
+
+
+def as_rows(results) -> list[dict]:
+    """A stand-alone bench's result dicts (bench, case, ours, unit, then `row`'s keywords) as rows."""
+    out = []
+    for r in results:
+        r = dict(r)
+        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
+    return out

@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from harness import slice_race  # noqa: E402
 
 common.on_path()
 
@@ -52,22 +53,19 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
     pixel = engines.create("diffusion", ds.spec, device="cpu", seed=0, target="v", batch_size=bs)
     latent.epoch_steps = max(1, len(x_all) // bs)
     g = torch.Generator().manual_seed(0)
-    spent = {"latent": 0.0, "pixel": 0.0}
-    budget = {"latent": train_s, "pixel": 2 * train_s}
-    slice_s = {"latent": min(1.0, train_s / 8), "pixel": min(2.0, train_s / 4)}
-    ae_s = 0.0
-    while any(spent[k] < budget[k] for k in spent):
-        for side, eng in (("latent", latent), ("pixel", pixel)):
-            if spent[side] >= budget[side]:
-                continue
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < slice_s[side]:
-                eng.train_step(Batch(x_all[torch.randint(0, len(x_all), (bs,), generator=g)]))
-            spent[side] += time.perf_counter() - t0
-            if side == "latent" and latent.stage == 1 and spent[side] >= AE_SHARE * train_s:
-                # stage 1 has had its share: stage 2 starts with the next step
-                latent.config.ae_epochs = (int(latent.nets["stats"].ae_steps) - 0.5) / latent.epoch_steps
-                ae_s = spent[side]
+    ae = {"s": 0.0}
+
+    def after(side, spent_s):
+        if side == "latent" and latent.stage == 1 and spent_s >= AE_SHARE * train_s:
+            # stage 1 has had its share: stage 2 starts with the next step
+            latent.config.ae_epochs = (int(latent.nets["stats"].ae_steps) - 0.5) / latent.epoch_steps
+            ae["s"] = spent_s
+
+    steps = {side: (lambda eng=eng: eng.train_step(Batch(x_all[torch.randint(0, len(x_all), (bs,), generator=g)])))
+             for side, eng in (("latent", latent), ("pixel", pixel))}
+    spent = slice_race(steps, {"latent": train_s, "pixel": 2 * train_s},
+                       {"latent": min(1.0, train_s / 8), "pixel": min(2.0, train_s / 4)}, after)
+    ae_s = ae["s"]
     ae_steps = int(latent.nets["stats"].ae_steps)
     train_note = (f"latent: {ae_steps} autoencoder steps ({ae_s:.0f} s) + {latent.ema_age()} diffusion steps "
                   f"in {spent['latent']:.0f} s; pixel: {pixel.step} steps in {spent['pixel']:.0f} s; batch {bs}, "
@@ -106,13 +104,9 @@ def run(quick: bool = False, train_s: float | None = None, n_time: int | None = 
 
 def bench_latent_diffusion(o) -> list[dict]:
     """bench/run.py's entry: the latent model's training time is `o.diffusion_train_s`."""
-    from harness import row
+    from harness import as_rows
 
-    out = []
-    for r in run(o.quick, train_s=o.diffusion_train_s):
-        r = dict(r)
-        out.append(row(r.pop("bench"), r.pop("case"), r.pop("ours"), r.pop("unit"), **r))
-    return out
+    return as_rows(run(o.quick, train_s=o.diffusion_train_s))
 
 
 if __name__ == "__main__":

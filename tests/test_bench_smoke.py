@@ -158,6 +158,29 @@ def test_step_race_interleaves_and_counts_images(bench_run):
     assert r["a"]["steps"] == r["b"]["steps"] == 1 and r["a"]["img_per_s"] > 0
 
 
+def test_slice_race_gives_each_side_its_budget_in_turns(bench_run):
+    import time
+
+    import harness
+
+    order, after = [], []
+
+    def side(name):
+        def step():
+            order.append(name)
+            time.sleep(0.01)
+        return step
+
+    spent = harness.slice_race({"a": side("a"), "b": side("b"), "off": None}, {"a": 0.05, "b": 0.1, "off": 1.0},
+                               {"a": 0.02, "b": 0.02, "off": 0.02}, lambda s, t: after.append((s, t)))
+    assert "off" not in order and spent["off"] == 0.0
+    for k, budget in (("a", 0.05), ("b", 0.1)):  # it stops at the first slice that reaches the budget
+        seen = [t for s, t in after if s == k]
+        assert all(t < budget for t in seen[:-1]) and seen[-1] == spent[k] >= budget
+    assert order[0] == "a" and order.index("b") < order.index("a", 3)  # a slice of a, then one of b, ...
+    assert [s for s, _ in after][:4] == ["a", "b", "a", "b"] and after[-1] == ("b", spent["b"])
+
+
 def test_gpu_check_runs_quick_on_cpu(tmp_path):
     """bench/gpu_check.py, every engine on 16×16 random images with tiny nets: train, sample and
     decode rows, each train row with its peer. (On CUDA it is run by hand when a GPU is lent.)"""
