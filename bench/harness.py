@@ -18,7 +18,7 @@ class Opts:
     train_s: float = 10.0  # per engine, case and side (ours / peer); two interleaved halves unless quick
     quality_s: float = 180.0  # VAE quality: wall-clock training time of each model
     quality_k: int = 64  # importance samples for the test bounds
-    decode_repeat: int = 50
+    decode_repeat: int = 200
     grid_repeat: int = 5
     frames: int = 200  # scrub: frames per drag
     drag_passes: int = 3  # scrub: drags over the path per map (the median pass is reported)
@@ -30,8 +30,11 @@ class Opts:
     @classmethod
     def make(cls, quick: bool = False, threads: int = 2) -> "Opts":
         if quick:
-            return cls(True, threads, train_s=1.5, quality_s=12.0, quality_k=8, decode_repeat=60, grid_repeat=3,
-                       frames=120, umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
+            # Short where the time goes (training, UMAP, the GUI, export); the millisecond
+            # measurements (decode, scrub) as many as the full run: they cost a second or two, and
+            # fewer swung those rows by ±5 % between quick runs.
+            return cls(True, threads, train_s=3.0, quality_s=12.0, quality_k=8, grid_repeat=3,
+                       umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
         return cls(False, threads)
 
 

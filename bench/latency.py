@@ -55,9 +55,12 @@ def bench_projection(o: Opts) -> list[dict]:
     zsyn = np.random.default_rng(0).normal(size=(10_000, 64)).astype(np.float32)
     zf = np.asarray(ls.latents, np.float32).reshape(len(ls.latents), -1)
     for label, z in (("10,000×64 synthetic", zsyn), (f"faces latents {len(zf):,}×{zf.shape[1]}", zf)):
-        a, b = interleaved(lambda: projection.pca_projection(z), lambda: PCA(2).fit_transform(z), 5, warmup=1)
+        # ~2 ms each: 21 alternating pairs (5 swung the row between 0.8× and 1.3× on one machine)
+        a, b = interleaved(lambda: projection.pca_projection(z), lambda: PCA(2).fit_transform(z), 21, warmup=2,
+                           alternate=True)
         rows.append(row("projection", f"PCA projection, {label}", 1e3 * med(a), "ms", better="lower",
-                        peer=1e3 * med(b), peer_name="scikit-learn PCA(2).fit_transform", notes="median of 5"))
+                        peer=1e3 * med(b), peer_name="scikit-learn PCA(2).fit_transform",
+                        notes=f"median of {len(a)}, interleaved, order alternating"))
 
     zu = umap_input(o)
     params = projection.UmapParams()

@@ -16,7 +16,6 @@ PYTHAE_NOTE = ("`pip install --dry-run pythae` (0.1.2) keeps torch 2.13.0 and ad
 
 
 def bench_train(o: Opts) -> list[dict]:
-    import numpy as np
     import peers
     import throughput
     import torch
@@ -48,20 +47,7 @@ def bench_train(o: Opts) -> list[dict]:
                                 peer_name=f"scikit-learn PCA({n_comp}).fit",
                                 notes=f"closed-form fit of {len(x)} images, best of {len(ours_r)}, interleaved"))
             elif name in peers.PLAIN:
-                parts = 1 if o.quick else 2
-                half = o.train_s / parts
-                ours_r, peer_r, note = [], [], ""
-                e_cfg = engines.create(name, ds.spec, device="cpu").config
-                for _ in range(parts):
-                    m = throughput.measure(name, ds, device, half)
-                    ours_r.append(m["img_per_s"])
-                    note = m["note"]
-                    model, loss = peers.plain_model(name, ds.spec, e_cfg.latent_dim, e_cfg.width)
-                    p = peers.train_throughput(model, loss, x, e_cfg.batch_size, half, lr=e_cfg.lr)
-                    peer_r.append(p["img_per_s"])
-                rows.append(row("train", case, float(np.mean(ours_r)), "img/s", peer=float(np.mean(peer_r)),
-                                peer_name=f"plain PyTorch conv {name.upper()} (BatchNorm/ReLU, {p['note'].split(', ')[1]})",
-                                notes=f"ours {note}; {parts}×{half:g} s each" + (", interleaved" if parts > 1 else "")))
+                rows.append(_plain_train_row(o, ds, x, case, device, name))
             elif name == "gan":
                 rows += _gan_train_rows(o, ds, x, case, device)
             elif name == "vqvae":
@@ -96,6 +82,24 @@ def _race_note(r: dict, o: Opts) -> str:
     cpu = ", ".join(f"{k} {v['cpu_img_per_s'] / r['peer']['cpu_img_per_s']:.2f}×" for k, v in r.items() if k != "peer")
     return (f"{o.train_s:g} s each, interleaved step by step ({min(v['steps'] for v in r.values())}+ steps each), "
             f"mean step time; per CPU second vs the peer: {cpu}")
+
+
+def _plain_train_row(o: Opts, ds, x, case: str, device, name: str) -> dict:
+    """Our AE/VAE against the same conv net written the usual way (bench/peers.py), stepped in turn
+    (two halves of a timed window each once made these rows swing 0.83–1.1× between runs)."""
+    import peers
+    import torch
+
+    from harness import step_race
+
+    ours, e = engine_step(name, ds, x, device)
+    c = e.config
+    torch.manual_seed(0)
+    model, loss = peers.plain_model(name, ds.spec, c.latent_dim, c.width)
+    r = step_race({"ours": ours, "peer": peers.plain_step(model, loss, x, c.batch_size, c.lr)}, o.train_s)
+    return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
+               peer_name=f"plain PyTorch conv {name.upper()} (BatchNorm/ReLU, {peers.n_params(model):,} params)",
+               notes=f"ours batch {c.batch_size}, {e.n_parameters():,} params; {_race_note(r, o)}")
 
 
 def _vq_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
