@@ -15,7 +15,7 @@ common.on_path()
 class Opts:
     quick: bool = False
     threads: int = 2
-    train_s: float = 10.0  # per engine, case and side (ours / peer); two interleaved halves unless quick
+    train_s: float = 10.0  # train rows: seconds per engine, case and side (ours / peer), stepped in turn
     quality_s: float = 180.0  # VAE quality: wall-clock training time of each model
     quality_k: int = 64  # importance samples for the test bounds
     decode_repeat: int = 200

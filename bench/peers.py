@@ -5,7 +5,7 @@
   BatchNorm → ReLU stages up, a Sigmoid at the end — with the same stage plan (channels,
   resolutions) as our engines' `engines.autoencoders.nets.ConvEncoder/ConvDecoder`, trained by the standard
   `zero_grad(); loss.backward(); step(); loss.item()` loop at the same batch size and Adam lr.
-- `PlainDCGAN` / `train_gan_throughput`: the PyTorch examples' DCGAN loop (dcgan/main.py): one
+- `PlainDCGAN` / `gan_step`: the PyTorch examples' DCGAN loop (dcgan/main.py): one
   discriminator step on real and detached fake images with BCE, one generator step with BCE on
   "real" labels, Adam(2e-4, β₁ = 0.5) — on networks with our GAN's stage plan (generator:
   ConvTranspose → BatchNorm → ReLU, tanh; discriminator: strided Conv → LeakyReLU(0.2), no batch
@@ -124,11 +124,6 @@ class PlainDCGAN(nn.Module):
         self.latent_dim = latent_dim
 
 
-def train_gan_throughput(gan: PlainDCGAN, x: torch.Tensor, batch: int, seconds: float, lr: float = 2e-4) -> dict:
-    """Images/s of the DCGAN example's training step on contiguous slices of `x` in [0, 1]."""
-    step = gan_step(gan, x, batch, lr)
-    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(gan):,} params"}
-
 
 def gan_step(gan: PlainDCGAN, x: torch.Tensor, batch: int, lr: float = 2e-4):
     """The DCGAN example's training step as `step(i)` on the i-th contiguous slice of `x`; returns
@@ -207,18 +202,6 @@ def vq_step(model: LucidrainsVQVAE, x: torch.Tensor, batch: int, lr: float):
     return step
 
 
-def _images_per_s(step, batch: int, seconds: float) -> float:
-    """`step(i)` run for `seconds` after three warm-up steps (as throughput.measure does for ours)."""
-    for i in range(3):
-        step(i)
-    t0 = time.perf_counter()
-    steps = 0
-    while time.perf_counter() - t0 < seconds:
-        step(steps)
-        steps += 1
-    return steps * batch / (time.perf_counter() - t0)
-
-
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -227,12 +210,6 @@ def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 3
     cls, loss = PLAIN[name]
     torch.manual_seed(seed)
     return cls(spec, latent_dim, width), loss
-
-
-def train_throughput(model, loss_fn, x: torch.Tensor, batch: int, seconds: float, lr: float = 1e-3) -> dict:
-    """Images/s of the standard training loop on contiguous slices of `x` (as throughput.measure)."""
-    step = plain_step(model, loss_fn, x, batch, lr)
-    return {"img_per_s": _images_per_s(step, batch, seconds), "note": f"batch {batch}, {n_params(model):,} params"}
 
 
 def plain_step(model, loss_fn, x: torch.Tensor, batch: int, lr: float = 1e-3):

@@ -88,14 +88,12 @@ def _plain_train_row(o: Opts, ds, x, case: str, device, name: str) -> dict:
     """Our AE/VAE against the same conv net written the usual way (bench/peers.py), stepped in turn
     (two halves of a timed window each once made these rows swing 0.83–1.1× between runs)."""
     import peers
-    import torch
 
     from harness import step_race
 
     ours, e = engine_step(name, ds, x, device)
     c = e.config
-    torch.manual_seed(0)
-    model, loss = peers.plain_model(name, ds.spec, c.latent_dim, c.width)
+    model, loss = peers.plain_model(name, ds.spec, c.latent_dim, c.width)  # seeded
     r = step_race({"ours": ours, "peer": peers.plain_step(model, loss, x, c.batch_size, c.lr)}, o.train_s)
     return row("train", case, r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
                peer_name=f"plain PyTorch conv {name.upper()} (BatchNorm/ReLU, {peers.n_params(model):,} params)",

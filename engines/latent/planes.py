@@ -200,7 +200,7 @@ def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     zc = z - m32
     r = (ones @ zc).astype(np.float64) / n  # what the float32 mean missed
     cov = ((zc.T @ zc).astype(np.float64) - n * np.outer(r, r)) / (n - 1)
-    if np.any(np.abs(r) > np.finfo(np.float32).eps * np.maximum(np.abs(m32), np.sqrt(np.diag(cov)))):
+    if np.any(np.abs(r) > np.finfo(np.float32).eps * np.maximum(np.abs(m32), np.sqrt(np.diag(cov).clip(0)))):
         zc -= r.astype(np.float32)
     var, vecs = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
