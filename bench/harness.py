@@ -19,7 +19,7 @@ class Opts:
     quality_s: float = 180.0  # VAE quality: wall-clock training time of each model
     quality_k: int = 64  # importance samples for the test bounds
     decode_repeat: int = 200
-    grid_repeat: int = 5
+    grid_repeat: int = 9
     frames: int = 200  # scrub: frames per drag
     drag_passes: int = 3  # scrub: drags over the path per map (the median pass is reported)
     umap_points: int | None = None  # None: every face
@@ -33,7 +33,7 @@ class Opts:
             # Short where the time goes (training, UMAP, the GUI, export); the millisecond
             # measurements (decode, scrub) as many as the full run: they cost a second or two, and
             # fewer swung those rows by ±5 % between quick runs.
-            return cls(True, threads, train_s=3.0, quality_s=12.0, quality_k=8, grid_repeat=3,
+            return cls(True, threads, train_s=3.0, quality_s=12.0, quality_k=8, grid_repeat=9,
                        umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
         return cls(False, threads)
 
@@ -184,9 +184,11 @@ def interleaved(a, b, repeat: int, warmup: int = 0, alternate: bool = False) -> 
     return ta, tb
 
 
-def step_race(steps: dict, seconds: float, warmup: int = 3, clock=time.perf_counter) -> dict[str, dict]:
+def step_race(steps: dict, seconds: float, warmup: int = 3, clock=time.perf_counter,
+              min_steps: int = 6) -> dict[str, dict]:
     """Training images/s of each `steps[name](i)` (one step on batch i; returns the images it
-    trained on), the sides taking one step each in turn until every side has had `seconds`:
+    trained on), the sides taking one step each in turn until every side has had `seconds` and
+    `min_steps` steps (a 0.7 s step raced for 3 s gave 1-4 steps a side: ±10 % between runs):
     interleaved step by step, so another program's burst of load hits all sides alike. The rate is
     all images over all step time — the mean, not the median: work done every k-th step (a GAN's
     encoder, every 8th) must count; the median-step rate is kept beside it."""
@@ -199,9 +201,12 @@ def step_race(steps: dict, seconds: float, warmup: int = 3, clock=time.perf_coun
     cpu: dict[str, list[float]] = {k: [] for k in steps}
     images = {k: 0 for k in steps}
     i = warmup
-    while any(sum(t) < seconds for t in times.values()) or not all(times.values()):
+    def done(t):
+        return sum(t) >= seconds and len(t) >= max(min_steps, 1)
+
+    while not all(map(done, times.values())):
         for k, fn in steps.items():
-            if sum(times[k]) >= seconds and times[k]:
+            if done(times[k]):
                 continue
             c0, t0 = time.process_time(), clock()
             images[k] += fn(i)

@@ -152,10 +152,15 @@ def test_step_race_interleaves_and_counts_images(bench_run):
             return n
         return step
 
-    r = harness.step_race({"a": side("a", 4), "b": side("b", 2)}, seconds=0.0, warmup=1)
+    r = harness.step_race({"a": side("a", 4), "b": side("b", 2)}, seconds=0.0, warmup=1, min_steps=1)
     # warm-up step 0 for both, then one timed step each, in turn
     assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
     assert r["a"]["steps"] == r["b"]["steps"] == 1 and r["a"]["img_per_s"] > 0
+    order.clear()
+    # however short the time, each side takes at least min_steps timed steps (default 6)
+    r = harness.step_race({"a": side("a", 4), "b": side("b", 2)}, seconds=0.0, warmup=0)
+    assert r["a"]["steps"] == r["b"]["steps"] == 6
+    assert order == [(k, i) for i in range(6) for k in "ab"]
 
 
 def test_slice_race_gives_each_side_its_budget_in_turns(bench_run):

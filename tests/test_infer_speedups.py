@@ -177,6 +177,36 @@ def test_inference_calls_an_overridden_train():
     assert e.nets["extra"].calls == [False, True] and e.nets["extra"].training
 
 
+def test_nets_rest_in_eval_mode_so_a_decode_switches_nothing(tiny_dataset):
+    """Built, loaded, trained or cancelled: the nets rest in eval mode, so the decode of a drag finds
+    no module to switch (issue #22); a train step still trains in training mode."""
+    from engines.train import TrainControl, TrainOptions, run_to_end, train
+
+    e = engines.create("vae", ImageSpec(1, 16, 16), device="cpu", latent_dim=4, width=8)
+    assert not any(m.training for m in e.nets.modules())
+    seen = []
+    orig = e._loss
+    e._loss = lambda batch: (seen.append(all(m.training for m in e.nets.modules())), orig(batch))[1]
+    e.train_step(torch.rand(8, 1, 16, 16))
+    assert seen == [True]
+    data = tiny_dataset(n=96, size=16, channels=1)
+    run_to_end(train(e, data, TrainOptions(epochs=1, eval_images=8)))
+    assert seen[-1] and not any(m.training for m in e.nets.modules())
+    control = TrainControl()
+    for p in train(e, data, TrainOptions(epochs=5, eval_images=8), control):
+        control.cancel()  # cancelled mid-way: back to rest all the same
+    assert not any(m.training for m in e.nets.modules())
+    switched = []
+    import engines.base as base
+    real = base._set_eval
+    try:
+        base._set_eval = lambda mods: switched.append(real(mods)) or switched[-1]
+        e.decode(torch.zeros(1, 4))
+    finally:
+        base._set_eval = real
+    assert switched == [[]]
+
+
 # ---- export encoders ------------------------------------------------------------------------------------
 def _walk_frames(channels: int, n: int = 6, size: int = 48) -> np.ndarray:
     """Upscaled smooth images (like an exported latent walk) with a held frame in the middle."""
