@@ -42,7 +42,7 @@ import numpy as np
 
 from engines import atomic
 from engines.latent.inverse import DEFAULT_K, ScatterMap
-from engines.latent.planes import Plane, data_axes_plane, latent_axes_plane, pca_fit, pca_plane
+from engines.latent.planes import Plane, data_axes_plane, latent_axes_plane, map_coordinates, pca_fit, pca_plane
 from engines.latent.progress import Progress
 
 CACHE_VERSION = 1
@@ -75,10 +75,8 @@ def _flat(latents) -> np.ndarray:
 def pca_projection(latents) -> Projection:
     """The data on its top two principal axes, in standard deviations; the mapping is exact."""
     t0 = time.perf_counter()
-    fitted = pca_fit(latents)
-    plane = pca_plane(None, fitted=fitted)
-    # The data are centred already (the plane's origin is their mean): one float32 product.
-    coords = plane.offsets_to_map(fitted[1])
+    plane = pca_plane(None, fitted=pca_fit(latents))
+    coords = map_coordinates(plane, latents)
     return Projection("pca", coords, plane, dict(plane.meta), seconds=time.perf_counter() - t0)
 
 
