@@ -139,6 +139,11 @@ def test_bundled_models_open(path):
     loaded = ckpt.load(path, device="cpu", with_optimizer=False)
     assert loaded.engine.name == loaded.info.engine
     assert ckpt.read_thumbnail(path) is not None
+    # Verified on every load: no "written before checkpoints carried a content hash" warning for
+    # the app's own files (nine of them printed it on every launch until they were rewritten).
+    assert loaded.info.format_version == ckpt.FORMAT_VERSION
+    with ckpt.CheckedFile(path) as f:
+        assert len(f.meta[ckpt.HASH_KEY]) == 64
 
 
 def test_library_lists_good_and_bad_files(cases, tmp_path, monkeypatch):
