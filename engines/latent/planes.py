@@ -154,14 +154,11 @@ def principal_axes(x, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.
     """PCA of the rows of x (N, D): their mean, the variances along the top `k` principal axes
     (all when None), descending, those axes as unit columns (D, k), and the total variance.
     Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same axes.
-    An eigen-decomposition of the D×D covariance: all of it (LAPACK) for small D or most axes,
-    else only the top k eigenpairs (ARPACK's Lanczos from a fixed start: 0.4 s instead of 4 s for
-    the top 8 of 2048 features)."""
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    n, d = x.shape
-    mean = x.mean(0)
-    xc = x - mean
-    cov = xc.T @ xc / max(n - 1, 1)
+    An eigen-decomposition (float64) of the D×D covariance (`covariance`): all of it (LAPACK) for
+    small D or most axes, else only the top k eigenpairs (ARPACK's Lanczos from a fixed start:
+    0.4 s instead of 4 s for the top 8 of 2048 features)."""
+    mean, cov = covariance(x)
+    d = len(mean)
     k = d if k is None else int(k)
     if d > 256 and k < d // 2:
         from scipy.sparse.linalg import eigsh
@@ -175,47 +172,53 @@ def principal_axes(x, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.
     return mean, var, vecs, float(np.trace(cov))
 
 
-# Bytes per block of rows in the PCA passes: the centred data is never materialised whole. A fresh
-# 2.5 MB temporary per call (10,000 × 64 float32) cost 0.2-0.9 ms of page faults depending on
-# the allocator's state, which made the same fit 1.3 ms in one process and 2.4 ms in another.
+# Bytes per block of rows in the covariance and map passes: the centred data is never
+# materialised whole. A fresh 2.5 MB temporary per call (10,000 × 64 float32) cost 0.2-0.9 ms of
+# page faults depending on the allocator's state, which made the same PCA projection 1.3 ms in one
+# process and 2.4 ms in another. At least 256 rows a block, so that adding each block's D×D Gram
+# matrix into the sum stays small beside computing it (wide data: 2,048 activations).
 PCA_BLOCK_BYTES = 1 << 18
+PCA_BLOCK_MIN_ROWS = 256
 
 
 def _row_blocks(z: np.ndarray):
-    rows = max(1, PCA_BLOCK_BYTES // (4 * z.shape[1]))
+    rows = max(PCA_BLOCK_MIN_ROWS, PCA_BLOCK_BYTES // (4 * z.shape[1]))
     buf = np.empty((min(rows, len(z)), z.shape[1]), np.float32)
     for a in range(0, len(z), rows):
         blk = z[a:a + rows]
         yield a, blk, buf[:len(blk)]
 
 
+def covariance(x) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,) float64, covariance (D, D) float64) of the rows of x (N, D), taken as float32.
 
-def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (D,) float64, variances (D,) descending, directions (D, D) as columns) of the latents:
-    an eigen-decomposition (in float64) of the D×D covariance, what scikit-learn's covariance
-    solver does (~1 ms for 10,000 × 64).
-
-    One pass over the data in blocks of rows (a reused 256 KB buffer): each block is centred on a
-    float32 mean taken by one BLAS product (a float64 `mean` costs 9× more) and its Gram matrix
-    added in float64. The float32 mean's rounding error r is measured on the centred blocks and
-    taken out: the mean is exact to float64 rounding of r and the covariance is
+    One pass over the data in blocks of rows (a reused buffer): each block is centred on a float32
+    mean taken by one BLAS product (a float64 `mean` costs 9× more, a float64 covariance ~10×) and
+    its Gram matrix added in float64. The float32 mean's rounding error r is measured on the
+    centred blocks and taken out: the mean is exact to float64 rounding of r and the covariance is
     ZcᵀZc/(n−1) − n/(n−1)·r rᵀ — also when the mean dwarfs the spread."""
-    z = np.asarray(latents, dtype=np.float32).reshape(len(latents), -1)
+    z = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     n, d = z.shape
-    if n < 2 or d < 2:
-        raise ValueError(f"a PCA plane needs at least 2 latents of at least 2 dimensions, got {z.shape}")
     ones = np.ones(n, np.float32)
-    m32 = (ones @ z) / np.float32(n)
+    m32 = (ones @ z) / np.float32(max(n, 1))
     gram, s = np.zeros((d, d)), np.zeros(d)
     for _, blk, buf in _row_blocks(z):
         zc = np.subtract(blk, m32, out=buf)
         s += ones[:len(zc)] @ zc  # a BLAS product per block (a float64 `sum` took 0.4 ms of 1.3)
         gram += zc.T @ zc
-    r = s / n  # what the float32 mean missed
-    cov = (gram - n * np.outer(r, r)) / (n - 1)
-    var, vecs = np.linalg.eigh(cov)
-    order = np.argsort(var)[::-1]
-    return m32.astype(np.float64) + r, var[order], vecs[:, order]
+    r = s / max(n, 1)  # what the float32 mean missed
+    return m32.astype(np.float64) + r, (gram - n * np.outer(r, r)) / max(n - 1, 1)
+
+
+def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean (D,) float64, variances (D,) descending, directions (D, D) as columns) of the latents
+    (`principal_axes`, all of them): what scikit-learn's covariance solver does, ~1 ms for
+    10,000 × 64."""
+    z = np.asarray(latents, dtype=np.float32).reshape(len(latents), -1)
+    if len(z) < 2 or z.shape[1] < 2:
+        raise ValueError(f"a PCA plane needs at least 2 latents of at least 2 dimensions, got {z.shape}")
+    mean, var, vecs, _ = principal_axes(z)
+    return mean, var, vecs
 
 
 def map_coordinates(plane: "Plane", latents) -> np.ndarray:
