@@ -146,7 +146,9 @@ def save(meta: dict, rows: list[dict], path: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short durations (~2–3 min in all): a smoke run")
+    ap.add_argument("--quick", action="store_true",
+                    help="short durations: a smoke run (~10 min for train decode projection scrub export on "
+                         "2 cores; the full run ~20 min)")
     ap.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                     help=f"run only these ({', '.join(BENCHMARKS)})")
     ap.add_argument("--threads", type=int, default=2, help="torch and BLAS threads (default 2, as the issue reports)")
