@@ -257,7 +257,10 @@ def test_pixelcnn_code_prior_trains_and_reports_nats_per_code(tiny_dataset):
     vq.replace_prior(prior="pixelcnn", prior_dim=8, prior_layers=2)
     assert isinstance(vq.nets["prior"], PixelCNNCodePrior) and vq.config.prior == "pixelcnn"
     assert not vq.prior_trained
+    # nets rest in eval mode (Engine.__init__): after training, a new prior, and prior training
+    assert not any(m.training for m in vq.nets.modules())
     states = list(train_prior(vq, ds, epochs=6, report_every_s=0))
+    assert not any(m.training for m in vq.nets.modules())
     last = states[-1]
     assert last.state == "finished"
     first = next(p for p in states if p.metrics)

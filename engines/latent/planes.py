@@ -193,21 +193,31 @@ def covariance(x) -> tuple[np.ndarray, np.ndarray]:
     """(mean (D,) float64, covariance (D, D) float64) of the rows of x (N, D), taken as float32.
 
     One pass over the data in blocks of rows (a reused buffer): each block is centred on a float32
-    mean taken by one BLAS product (a float64 `mean` costs 9× more, a float64 covariance ~10×) and
+    mean taken by one BLAS product (a float64 `mean` costs 9× more) and
     its Gram matrix added in float64. The float32 mean's rounding error r is measured on the
     centred blocks and taken out: the mean is exact to float64 rounding of r and the covariance is
-    ZcᵀZc/(n−1) − n/(n−1)·r rᵀ — also when the mean dwarfs the spread."""
+    ZcᵀZc/(n−1) − n/(n−1)·r rᵀ; where r is more than 1e-3 of a standard deviation (a mean 1e4
+    spreads and more from the origin), the data is centred again on the corrected mean. float64
+    input is rounded to float32 first (latents and activations are float32 to begin with)."""
     z = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     n, d = z.shape
     ones = np.ones(n, np.float32)
     m32 = (ones @ z) / np.float32(max(n, 1))
-    gram, s = np.zeros((d, d)), np.zeros(d)
-    for _, blk, buf in _row_blocks(z):
-        zc = np.subtract(blk, m32, out=buf)
-        s += ones[:len(zc)] @ zc  # a BLAS product per block (a float64 `sum` took 0.4 ms of 1.3)
-        gram += zc.T @ zc
-    r = s / max(n, 1)  # what the float32 mean missed
-    return m32.astype(np.float64) + r, (gram - n * np.outer(r, r)) / max(n - 1, 1)
+    for _ in range(2):
+        gram, s = np.zeros((d, d)), np.zeros(d)
+        for _, blk, buf in _row_blocks(z):
+            zc = np.subtract(blk, m32, out=buf)
+            s += ones[:len(zc)] @ zc  # a BLAS product per block (a float64 `sum` took 0.4 ms of 1.3)
+            gram += zc.T @ zc
+        r = s / max(n, 1)  # what the float32 mean missed
+        mean, cov = m32.astype(np.float64) + r, (gram - n * np.outer(r, r)) / max(n - 1, 1)
+        # Far from the origin (offset/spread ~1e4 and more) the BLAS mean can miss by a sizeable
+        # part of the spread, and the rank-1 fix then cancels badly: centre again on the corrected
+        # mean (a second pass, only then).
+        if not np.any(np.abs(r) > 1e-3 * np.sqrt(np.maximum(np.diag(cov), np.finfo(np.float32).tiny))):
+            break
+        m32 = mean.astype(np.float32)
+    return mean, cov
 
 
 def pca_fit(latents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
