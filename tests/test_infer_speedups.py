@@ -177,6 +177,24 @@ def test_inference_calls_an_overridden_train():
     assert e.nets["extra"].calls == [False, True] and e.nets["extra"].training
 
 
+@pytest.mark.parametrize("name", ["ae", "vae", "gan"])
+def test_in_place_silu_trains_exactly_like_the_plain_one(name):
+    """The conv nets' SiLU runs in place: the same losses and the same weights after two steps as
+    with out-of-place SiLU (a module whose backward needed its output would fail or differ)."""
+    spec = ImageSpec(1, 16, 16)
+    ours = engines.create(name, spec, device="cpu", seed=3)
+    plain = engines.create(name, spec, device="cpu", seed=3)
+    silus = [m for m in plain.nets.modules() if isinstance(m, torch.nn.SiLU)]
+    assert silus and all(m.inplace for m in silus)
+    for m in silus:
+        m.inplace = False
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    for _ in range(2):
+        assert ours.train_step(x) == plain.train_step(x)
+    for (k, a), b in zip(ours.nets.state_dict().items(), plain.nets.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def test_nets_rest_in_eval_mode_so_a_decode_switches_nothing(tiny_dataset):
     """Built, loaded, trained or cancelled: the nets rest in eval mode, so the decode of a drag finds
     no module to switch (issue #22); a train step still trains in training mode."""
