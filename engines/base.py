@@ -187,10 +187,8 @@ class Engine:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.nets = nn.ModuleDict(self.build())
-        # The nets rest in eval mode: every `train_step` switches them to training mode itself and
-        # the trainer puts them back when it stops, so the decode of a drag (`_infer`) finds
-        # nothing to switch (flipping 30 modules' flags and back cost ~10-30 µs of a 1.6 ms decode).
-        self.nets.to(self.device).eval()
+        self.nets.to(self.device)
+        self.rest()
         self.optimizers: dict[str, torch.optim.Optimizer] = self.make_optimizers()
         # Training noise (reparameterisation, input corruption) comes from this generator so
         # that the trainer can reseed it per step: resumed runs then repeat exactly.
@@ -255,6 +253,14 @@ class Engine:
         if not params:
             return {}
         return {"main": torch.optim.Adam(params, lr=self.config.lr)}
+
+    def rest(self) -> None:
+        """Put the nets in eval mode, where they rest: every `train_step` switches them to training
+        mode itself, and the trainers call this when they stop (finished, cancelled or failed), so
+        the decode of a drag (`_infer`) finds nothing to switch (flipping 30 modules' flags and back
+        cost ~10-30 µs of a 1.6 ms decode)."""
+        with self.lock:
+            self.nets.eval()
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.nets.parameters())

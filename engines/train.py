@@ -181,8 +181,7 @@ def train(engine, data: ImageDataset, options: TrainOptions, control: TrainContr
         yield from _train(engine, data, options, control or TrainControl())
     finally:
         options.dist.detach(engine)
-        with engine.lock:
-            engine.nets.eval()  # back to rest (see Engine.__init__): a decode then switches nothing
+        engine.rest()
 
 
 def _train(engine, data: ImageDataset, options: TrainOptions, control: TrainControl) -> Iterator[Progress]:

@@ -186,7 +186,7 @@ PCA_BLOCK_MIN_ROWS = 256
 def _row_blocks(z: np.ndarray):
     d = z.shape[1]
     rows = max(PCA_BLOCK_MIN_ROWS, d, PCA_BLOCK_BYTES // (4 * d))
-    buf = np.empty((min(rows, len(z)), z.shape[1]), np.float32)
+    buf = np.empty((min(rows, len(z)), d), np.float32)
     for a in range(0, len(z), rows):
         blk = z[a:a + rows]
         yield a, blk, buf[:len(blk)]
@@ -248,22 +248,18 @@ def map_coordinates(plane: "Plane", latents) -> np.ndarray:
     return out
 
 
-def pca_plane(latents, components: tuple[int, int] = (0, 1), fitted=None) -> Plane:
+def pca_plane(latents, components: tuple[int, int] = (0, 1)) -> Plane:
     """The plane of two principal axes of the latents (default the top two) through their mean.
     u, v are the principal directions scaled by the standard deviation along them, so map
     units are standard deviations and the map of the data is its usual PCA scatter, whitened.
-    Signs are fixed (largest-magnitude coordinate positive) so the same data gives the same map.
-    `fitted`: `pca_fit(latents)` when the caller has it already."""
-    mean, var, vecs = fitted if fitted is not None else pca_fit(latents)
+    Signs are fixed (`principal_axes`: largest-magnitude coordinate positive) so the same data
+    gives the same map."""
+    mean, var, vecs = pca_fit(latents)
     a, b = components
-    dirs = []
-    for k in (a, b):
-        w = vecs[:, k]
-        w = w * np.sign(w[np.argmax(np.abs(w))])
-        dirs.append(w * np.sqrt(max(var[k], 1e-24)))
+    u, v = (vecs[:, k] * np.sqrt(max(var[k], 1e-24)) for k in (a, b))
     total = float(var.sum())
     explained = [float(var[a] / total), float(var[b] / total)] if total > 0 else [0.0, 0.0]
-    return Plane(mean, dirs[0], dirs[1], "pca", {"components": [int(a), int(b)], "explained": explained})
+    return Plane(mean, u, v, "pca", {"components": [int(a), int(b)], "explained": explained})
 
 
 def plane_through(a, b, c) -> Plane:

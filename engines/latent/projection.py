@@ -42,7 +42,7 @@ import numpy as np
 
 from engines import atomic
 from engines.latent.inverse import DEFAULT_K, ScatterMap
-from engines.latent.planes import Plane, data_axes_plane, latent_axes_plane, map_coordinates, pca_fit, pca_plane
+from engines.latent.planes import Plane, data_axes_plane, latent_axes_plane, map_coordinates, pca_plane
 from engines.latent.progress import Progress
 
 CACHE_VERSION = 1
@@ -75,8 +75,9 @@ def _flat(latents) -> np.ndarray:
 def pca_projection(latents) -> Projection:
     """The data on its top two principal axes, in standard deviations; the mapping is exact."""
     t0 = time.perf_counter()
-    plane = pca_plane(None, fitted=pca_fit(latents))
-    coords = map_coordinates(plane, latents)
+    z = _flat(latents)
+    plane = pca_plane(z)
+    coords = map_coordinates(plane, z)
     return Projection("pca", coords, plane, dict(plane.meta), seconds=time.perf_counter() - t0)
 
 

@@ -121,7 +121,7 @@ class VQVAEEngine(Engine):
         with self.lock:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                prior = self._make_prior(c).to(self.device).eval()  # rests in eval (Engine.__init__)
+                prior = self._make_prior(c).to(self.device).eval()  # at rest, as the other nets (Engine.rest)
             self.config = c
             self.nets["prior"] = prior
             self.optimizers["prior"] = torch.optim.Adam(prior.parameters(), lr=c.prior_lr)

@@ -29,8 +29,7 @@ def train_prior(engine, data: ImageDataset, epochs: float | None = None, minutes
                                 report_every_s, dist)
     finally:
         dist.detach(engine)
-        with engine.lock:
-            engine.nets.eval()  # back to rest (see Engine.__init__)
+        engine.rest()
 
 
 def _train_prior(engine, data, epochs, minutes, seed, out, info, batch_size, control, report_every_s, dist):
