@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from engines import config as cfgmod
-from engines.device import autocast, pick_device
+from engines.device import adam, autocast, fused_adam_supported, pick_device
 from engines.spec import ImageSpec
 
 # Chunk size for batched inference: bounds memory when a caller hands over a whole data set.
@@ -252,7 +252,7 @@ class Engine:
         params = [p for p in self.nets.parameters() if p.requires_grad]
         if not params:
             return {}
-        return {"main": torch.optim.Adam(params, lr=self.config.lr)}
+        return {"main": adam(params, lr=self.config.lr)}
 
     def rest(self) -> None:
         """Put the nets in eval mode, where they rest: every `train_step` switches them to training
@@ -408,11 +408,19 @@ class Engine:
         with self.lock:
             self.device = torch.device(device)
             self.nets.to(self.device)
+            fused = fused_adam_supported(self.device.type)
             for opt in self.optimizers.values():
-                for st in opt.state.values():
-                    for k, v in st.items():
-                        if torch.is_tensor(v) and k != "step":
-                            st[k] = v.to(self.device)
+                for group in opt.param_groups:
+                    if "fused" in group and not group.get("capturable"):
+                        # the fused kernel wants its step counts on the parameters' device; the
+                        # plain one on the CPU
+                        group["fused"] = fused or None
+                    on_device = bool(group.get("fused") or group.get("capturable"))
+                    for p in group["params"]:
+                        st = opt.state.get(p, {})
+                        for k, v in st.items():
+                            if torch.is_tensor(v):
+                                st[k] = v.to(self.device if k != "step" or on_device else "cpu")
             seed = self.rng.initial_seed()
             self.rng = torch.Generator(device=self.device)
             self.rng.manual_seed(seed)

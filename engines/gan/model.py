@@ -23,7 +23,7 @@ from engines.base import Batch, Engine, INFER_CHUNK, LatentLayer, as_images
 from engines.config import (CLASSES_MAX, LATENT_MAX, LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, ConfigError,
                             EngineConfig, option)
 from engines.data.dataset import DataError
-from engines.device import autocast
+from engines.device import adam, autocast
 from engines.gan.losses import LOSSES, StepSettings, adversarial_step, pairwise_diversity
 from engines.gan.nets import Discriminator, ema_update, make_generator, recalibrate_batchnorm
 from engines.gan.inversion import Inversion, invert
@@ -90,10 +90,10 @@ class GANEngine(Engine):
     def make_optimizers(self):
         c = self.config
         betas = (c.beta1, c.beta2)
-        opts = {"generator": torch.optim.Adam(self.nets["generator"].parameters(), lr=c.lr, betas=betas),
-                "discriminator": torch.optim.Adam(self.nets["discriminator"].parameters(), lr=c.lr_d, betas=betas)}
+        opts = {"generator": adam(self.nets["generator"].parameters(), lr=c.lr, betas=betas),
+                "discriminator": adam(self.nets["discriminator"].parameters(), lr=c.lr_d, betas=betas)}
         if "encoder" in self.nets:
-            opts["encoder"] = torch.optim.Adam(self.nets["encoder"].parameters(), lr=1e-3)
+            opts["encoder"] = adam(self.nets["encoder"].parameters(), lr=1e-3)
         return opts
 
     @property

@@ -24,6 +24,7 @@ from engines.base import Batch, Engine, as_images
 from engines.config import LR_MAX, LR_MIN, WEIGHT_MAX, WIDTH_MAX, ConfigError, option
 from engines.diffusion.model import DiffusionConfig, DiffusionEngine
 from engines.latent_diffusion import first_stage as fs
+from engines.device import adam
 
 
 @dataclass
@@ -109,9 +110,9 @@ class LatentDiffusionEngine(DiffusionEngine):
         return nets
 
     def make_optimizers(self):
-        opts = {"main": torch.optim.Adam(self.nets["unet"].parameters(), lr=self.config.lr)}
+        opts = {"main": adam(self.nets["unet"].parameters(), lr=self.config.lr)}
         if self.first.trainable:
-            opts["ae"] = torch.optim.Adam(self.nets["first"].parameters(), lr=self.config.ae_lr)
+            opts["ae"] = adam(self.nets["first"].parameters(), lr=self.config.ae_lr)
         return opts
 
     def n_parameters(self) -> int:

@@ -27,7 +27,7 @@ from engines.base import Batch, Engine, as_images
 from engines.vq.prior import CodePrior
 from engines.vq.prior_pixelcnn import PixelCNNCodePrior
 from engines.config import LR_MAX, LR_MIN, STEPS_MAX, WEIGHT_MAX, WIDTH_MAX, EngineConfig, option
-from engines.device import autocast
+from engines.device import adam, autocast
 from engines.vq.quantize import GumbelQuantizer, VectorQuantizer, codes_used_within, perplexity
 from engines.vq.nets import GridDecoder, GridEncoder, PatchDiscriminator, grid_plan
 
@@ -124,15 +124,15 @@ class VQVAEEngine(Engine):
                 prior = self._make_prior(c).to(self.device).eval()  # at rest, as the other nets (Engine.rest)
             self.config = c
             self.nets["prior"] = prior
-            self.optimizers["prior"] = torch.optim.Adam(prior.parameters(), lr=c.prior_lr)
+            self.optimizers["prior"] = adam(prior.parameters(), lr=c.prior_lr)
 
     def make_optimizers(self):
         c = self.config
         main = [p for name in ("encoder", "decoder", "quantizer") for p in self.nets[name].parameters() if p.requires_grad]
-        opts = {"main": torch.optim.Adam(main, lr=c.lr),
-                "prior": torch.optim.Adam(self.nets["prior"].parameters(), lr=c.prior_lr)}
+        opts = {"main": adam(main, lr=c.lr),
+                "prior": adam(self.nets["prior"].parameters(), lr=c.prior_lr)}
         if "disc" in self.nets:
-            opts["disc"] = torch.optim.Adam(self.nets["disc"].parameters(), lr=c.lr, betas=(0.5, 0.9))
+            opts["disc"] = adam(self.nets["disc"].parameters(), lr=c.lr, betas=(0.5, 0.9))
         return opts
 
     @property

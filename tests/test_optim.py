@@ -1,0 +1,151 @@
+"""The engines' Adam: the fused kernel where the device has one (issue #22), the same training as
+plain Adam, and a checkpoint's optimizer flags that cannot switch it off or break a step."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import engines
+from engines import checkpoint as ckpt
+from engines.checkpoint import meta as meta_mod
+from engines.device import adam, fused_adam_supported
+from engines.spec import ImageSpec
+
+SPEC = ImageSpec(1, 16, 16)
+
+
+def _x(seed=0, n=8):
+    return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def _torch_at_least(major, minor):
+    return tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (major, minor)
+
+
+def test_cpu_has_the_fused_kernel_on_this_torch():
+    if not _torch_at_least(2, 4):
+        assert not fused_adam_supported("cpu")
+        return
+    assert fused_adam_supported("cpu")
+    p = torch.nn.Parameter(torch.zeros(3))
+    assert adam([p], lr=1e-3).param_groups[0]["fused"] is True
+
+
+def test_a_device_without_the_kernel_gets_plain_adam(monkeypatch):
+    import engines.device as dev
+
+    monkeypatch.setattr(dev, "fused_adam_supported", lambda device_type: False)
+    opt = dev.adam([torch.nn.Parameter(torch.zeros(3))], lr=1e-3)
+    assert not opt.param_groups[0]["fused"]
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "gan", "vqvae", "flow"])
+def test_every_engine_optimizer_is_fused_and_trains_like_plain_adam(name):
+    """Ten steps with the fused kernel against the same engine with plain (for-loop) Adam: the same
+    losses and weights to float rounding. A wrong update (other betas, a missing bias correction,
+    the step counted twice) differs by far more."""
+    fused = engines.create(name, SPEC, device="cpu", seed=3)
+    plain = engines.create(name, SPEC, device="cpu", seed=3)
+    assert fused.optimizers and all(g["fused"] for o in fused.optimizers.values() for g in o.param_groups)
+    for k, o in plain.optimizers.items():
+        g = o.param_groups[0]
+        plain.optimizers[k] = torch.optim.Adam(o.param_groups[0]["params"], lr=g["lr"], betas=g["betas"], foreach=False)
+    for i in range(10):
+        a, b = fused.train_step(_x(i)), plain.train_step(_x(i))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-5), (i, k)
+    for (k, p), q in zip(fused.nets.state_dict().items(), plain.nets.state_dict().values()):
+        if p.is_floating_point():
+            assert torch.allclose(p, q, rtol=1e-3, atol=2e-5), k
+    start = engines.create(name, SPEC, device="cpu", seed=3).nets.state_dict()
+    assert sum(not torch.equal(p, start[k]) for k, p in fused.nets.state_dict().items()) > 3  # it trained
+
+
+def test_fused_state_saves_and_resumes_exactly(tmp_path):
+    """Saved after 3 steps, loaded, 3 more steps: the same weights as 6 steps in one go (the fused
+    kernel's step counts live on the parameters' device; the file keeps them as float scalars)."""
+    a = engines.create("ae", SPEC, device="cpu", seed=1)
+    for i in range(3):
+        a.train_step(_x(i))
+    path = ckpt.save(str(tmp_path / "a.safetensors"), a)
+    b = ckpt.load(path, device="cpu").engine
+    assert all(g["fused"] for g in b.optimizers["main"].param_groups)
+    for i in range(3, 6):
+        a.train_step(_x(i))
+        b.train_step(_x(i))
+    for (k, p), q in zip(a.nets.state_dict().items(), b.nets.state_dict().values()):
+        assert torch.equal(p, q), k
+
+
+def _rewrite_groups(path, change):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(path, "pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    optims = json.loads(meta["optimizers"])
+    for m in optims.values():
+        for g in m["param_groups"]:
+            change(g)
+    meta["optimizers"] = json.dumps(optims)
+    meta[ckpt.HASH_KEY] = ckpt.content_hash(meta, tensors)  # a well-formed file that says so
+    save_file(tensors, path, metadata=meta)
+
+
+@pytest.mark.parametrize("flags", [{"fused": None, "foreach": None},  # a file written by plain Adam
+                                   {"capturable": True},  # would fail the first CPU step
+                                   {"differentiable": True, "fused": False},
+                                   {"maximize": True}])  # would train uphill
+def test_a_files_implementation_flags_are_not_taken(tmp_path, flags):
+    a = engines.create("ae", SPEC, device="cpu", seed=1)
+    a.train_step(_x(0))
+    path = ckpt.save(str(tmp_path / "a.safetensors"), a)
+    _rewrite_groups(path, lambda g: g.update(flags))
+    b = ckpt.load(path, device="cpu").engine
+    g = b.optimizers["main"].param_groups[0]
+    assert g["fused"] is True and not g["capturable"] and not g["differentiable"] and not g["maximize"]
+    before = b.train_step(_x(1))["loss"]
+    for i in range(2, 12):
+        b.train_step(_x(1))
+    assert b.train_step(_x(1))["loss"] < before  # it still descends
+
+
+def test_saved_hyperparameters_are_still_taken(tmp_path):
+    """Only how Adam runs comes from the engine: the learning rate and betas a run had stay."""
+    a = engines.create("ae", SPEC, device="cpu", seed=1)
+    a.train_step(_x(0))
+    path = ckpt.save(str(tmp_path / "a.safetensors"), a)
+    _rewrite_groups(path, lambda g: g.update(lr=1e-4, betas=[0.5, 0.9]))
+    g = ckpt.load(path, device="cpu").engine.optimizers["main"].param_groups[0]
+    assert g["lr"] == 1e-4 and tuple(g["betas"]) == (0.5, 0.9)
+
+
+def test_optimizer_state_replaces_exactly_the_implementation_keys():
+    saved = {"param_groups": [{"params": [0], "lr": 0.5, "fused": None, "capturable": True, "extra": 1}], "state": {}}
+    fresh = [{"params": [0], "lr": 1e-3, "fused": True, "capturable": False}]
+    (g,) = meta_mod.optimizer_state(saved, {}, {}, fresh)["param_groups"]
+    assert g == {"params": [0], "lr": 0.5, "fused": True, "capturable": False, "extra": 1}
+
+
+def test_engine_to_keeps_fused_step_counts_where_the_kernel_wants_them(monkeypatch):
+    """Engine.to (the app's device switch): fused groups keep their step counts on the parameters'
+    device; on a device without the kernel the group turns plain and its counts go to the CPU."""
+    import engines.base as base
+
+    e = engines.create("ae", SPEC, device="cpu", seed=1)
+    e.train_step(_x(0))
+    e.to("cpu")
+    assert e.optimizers["main"].param_groups[0]["fused"] is True
+    e.train_step(_x(1))
+    monkeypatch.setattr(base, "fused_adam_supported", lambda device_type: False)
+    e.to("cpu")
+    g = e.optimizers["main"].param_groups[0]
+    assert not g["fused"]
+    steps = [st["step"] for st in e.optimizers["main"].state.values()]
+    assert steps and all(s.device.type == "cpu" and float(s) == 2 for s in steps)
+    e.train_step(_x(2))
+    assert all(float(st["step"]) == 3 for st in e.optimizers["main"].state.values())
