@@ -32,9 +32,12 @@ class Opts:
         if quick:
             # Short where the time goes (training, UMAP, the GUI, export); the millisecond
             # measurements (decode, scrub) as many as the full run: they cost a second or two, and
-            # fewer swung those rows by ±5 % between quick runs.
+            # fewer swung those rows by ±5 % between quick runs. Export: the full run's 192 frames
+            # (~1 s an export): at 48, ffmpeg's fixed costs (start 0.05 s, x264's flush of its
+            # lookahead 0.11 s, read-back 0.02 s) were half the writer's time, and write/decode read
+            # 1.55-2.09 in quick runs against 0.72-0.93 in full runs of the same code.
             return cls(True, threads, train_s=3.0, quality_s=12.0, quality_k=8, grid_repeat=9,
-                       umap_points=2000, gui_s=5.0, export_frames=48, diffusion_train_s=8.0)
+                       umap_points=2000, gui_s=5.0, diffusion_train_s=8.0)
         return cls(False, threads)
 
 
