@@ -93,18 +93,20 @@ class Peer:
         return float(loss.detach())
 
 
-def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0, device="cpu"):
-    """The usual diffusers sampling loop: DDIMScheduler (η = 0) with `net_fn(x, t) → ε`."""
+def diffusers_ddim(net_fn, shape, steps: int, seed: int = 0, device="cpu", target: str = "eps", raw: bool = False):
+    """The usual diffusers sampling loop: DDIMScheduler (η = 0) with `net_fn(x, t) → ε` (or v, with
+    target="v"); images in [0, 1], or the raw x₀ (latents) with `raw`."""
     import torch
     from diffusers import DDIMScheduler
 
-    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing")
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing",
+                          prediction_type="v_prediction" if target == "v" else "epsilon")
     sched.set_timesteps(steps, device=device)
     x = torch.randn(shape, generator=torch.Generator(device=device).manual_seed(seed), device=device)
     with torch.inference_mode():
         for t in sched.timesteps:
             x = sched.step(net_fn(x, t), t, x).prev_sample
-    return ((x.clamp(-1, 1) + 1) / 2)
+    return x if raw else (x.clamp(-1, 1) + 1) / 2
 
 
 def run(quick: bool = False, train_s: float | None = None, n_time: int | None = None, n_quality: int | None = None):

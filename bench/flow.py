@@ -78,7 +78,7 @@ def dequantised(x, g):
     import torch
 
     k = torch.round(x * 255)
-    return (k + torch.rand(k.shape, generator=g)) / 256
+    return (k + torch.rand(k.shape, generator=g, device=k.device)) / 256
 
 
 def run(quick: bool = False, train_s: float | None = None, n_time: int | None = None):

@@ -33,10 +33,15 @@ if BENCH not in sys.path:
 import common  # noqa: E402  (puts the project on sys.path)
 from harness import render, row, step_race  # noqa: E402
 
-ENGINES = ("ae", "vae", "gan", "vqvae", "diffusion")
+ENGINES = ("ae", "vae", "gan", "vqvae", "diffusion", "latent-diffusion", "flow", "pixelcnn")
 TINY = {"ae": dict(width=8, latent_dim=8), "vae": dict(width=8, latent_dim=8), "gan": dict(width=8, latent_dim=8),
         "vqvae": dict(width=8, codebook_size=16, code_dim=8, prior_dim=16, prior_layers=1, prior_heads=2),
-        "diffusion": dict(width=8, levels=2)}
+        "diffusion": dict(width=8, levels=2), "latent-diffusion": dict(width=16, levels=2, ae_width=8),
+        "flow": dict(steps=2, width=8), "pixelcnn": dict(hidden=6, layers=2)}
+# Sampling pixel by pixel (64×64×3: 12,288 forward passes a batch): fewer images, one timed call.
+SAMPLE_N = {"pixelcnn": (4, 1)}
+NO_PEER_SAMPLER = {"vqvae": "no peer sampler (the VQ peer has no code prior)",
+                   "pixelcnn": "no peer sampler for RGB (the peer has no R → G → B sub-pixel order)"}
 
 
 def sync(device) -> None:
@@ -128,7 +133,7 @@ def build(name: str, spec, x, a, device):
         step = peers.vq_step(model, x, bs, c.lr)
         pname = "vector-quantize-pytorch in our encoder/decoder"
         sample = None
-    else:
+    elif name == "diffusion":
         peer = diffusion.Peer(spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, device=device)
         modules.append(peer.net)
         n_x = len(x)
@@ -140,6 +145,8 @@ def build(name: str, spec, x, a, device):
         pname = "diffusers UNet2DModel + DDPMScheduler"
         sample = lambda n: diffusion.diffusers_ddim(lambda xt, t: peer.net(xt, t).sample, (n, *spec.shape), 10,  # noqa: E731
                                                     device=device)
+    else:
+        step, pname, sample = OTHER_PEERS[name](e, x, device, modules)
     if a.channels_last:
         for m in [e.nets, *modules]:
             m.to(memory_format=torch.channels_last)
@@ -163,6 +170,83 @@ def build(name: str, spec, x, a, device):
     return e, our_step, peer_step, pname, None if sample is None else peer_sample
 
 
+def _latent_diffusion_peer(e, x, device, modules):
+    """diffusers' UNet2DModel on our latent grid, each batch encoded by its own copy of our first
+    stage (as bench/training.py's row); sampling: diffusers' DDIM on the latents, then that first
+    stage's decoder."""
+    import copy
+
+    import diffusion
+    import torch
+
+    c, bs, n_x = e.config, e.config.batch_size, len(x)
+    first = copy.deepcopy(e.nets["first"])
+    scale = []
+
+    def to_model(xb):
+        with torch.no_grad():
+            z = first.posterior(xb)[0]
+            if not scale:
+                scale.append(1.0 / float(z.std()))
+            return z * scale[0]
+
+    peer = diffusion.Peer(e.unet_spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, blocks=c.blocks,
+                          target=c.target, to_model=to_model, device=device)
+    modules += [peer.net, first]
+
+    def step(i):
+        peer.train_step(x[(i * bs) % (n_x - bs):][:bs])
+        return bs
+
+    def sample(n):
+        z = diffusion.diffusers_ddim(lambda zt, t: peer.net(zt, t).sample, (n, *e.unet_spec.shape), 10, device=device,
+                                     target=c.target, raw=True)
+        return torch.sigmoid(first.decoder(z / (scale[0] if scale else 1.0)))
+
+    return step, "diffusers UNet2DModel on our latents (DDIM 10 to sample)", sample
+
+
+def _flow_peer(e, x, device, modules):
+    import flow
+    import torch
+
+    c, bs, n_x = e.config, e.config.batch_size, len(x)
+    model = flow.peer_glow(e.spec, e.levels, c.steps, c.width).to(device)
+    modules.append(model)
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def step(i):
+        flow.peer_train_step(model, opt, x[(i * bs) % (n_x - bs):][:bs], g)
+        return bs
+
+    return step, "normflows Glow (same levels, steps, coupling width)", lambda n: model.sample(n)[0]
+
+
+def _pixelcnn_peer(e, x, device, modules):
+    import pixelcnn
+    import torch
+
+    c, bs, n_x, ch = e.config, e.config.batch_size, len(x), e.spec.channels
+    model = pixelcnn.peer_model(c.hidden, c.layers, c.kernel, head=c.hidden, channels=ch).to(device)
+    modules.append(model)
+    opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+
+    def step(i):
+        v = (x[(i * bs) % (n_x - bs):][:bs] * 255).round().long()
+        pixelcnn.peer_train_step(model, opt, v[:, 0] if ch == 1 else v)
+        return bs
+
+    sample = None  # the peer samples one channel only (no R → G → B sub-pixel order)
+    if ch == 1:
+        def sample(n):
+            return model.generate((e.spec.height, e.spec.width), n, torch.Generator(device=device).manual_seed(0))
+    return step, "plain PyTorch gated PixelCNN (ours: positions on, the default)", sample
+
+
+OTHER_PEERS = {"latent-diffusion": _latent_diffusion_peer, "flow": _flow_peer, "pixelcnn": _pixelcnn_peer}
+
+
 def check(name: str, spec, x, a, device) -> list[dict]:
     import torch
 
@@ -171,9 +255,8 @@ def check(name: str, spec, x, a, device) -> list[dict]:
     where = f"{spec.height}×{spec.width}×{spec.channels}, {device}"
     rows = [row("gpu", f"{name} train, {where}", r["ours"]["img_per_s"], "img/s", peer=r["peer"]["img_per_s"],
                 peer_name=pname, notes=f"batch {e.config.batch_size}; {r['ours']['steps']} steps each, interleaved")]
-    n = 8 if a.quick else 64
-    repeat = 2 if a.quick else 5
-    opts = {"steps": 10, "sampler": "ddim"} if name == "diffusion" else {}
+    n, repeat = (8, 2) if a.quick else SAMPLE_N.get(name, (64, 5))
+    opts = {"steps": 10, "sampler": "ddim"} if name in ("diffusion", "latent-diffusion") else {}
     ours_s = images_per_s(lambda: e.sample(n, seed=0, **opts), n, device, repeat)
     peer_s = None
     if peer_sample is not None:
@@ -181,7 +264,7 @@ def check(name: str, spec, x, a, device) -> list[dict]:
             peer_s = images_per_s(lambda: peer_sample(n), n, device, repeat)
     rows.append(row("gpu", f"{name} sample {n}, {where}" + (" (DDIM 10)" if name == "diffusion" else ""), ours_s,
                     "img/s", peer=peer_s, peer_name=None if peer_s is None else f"{pname}: its generator/decoder directly",
-                    notes="" if peer_s is not None else "no peer sampler (the VQ peer has no code prior)"))
+                    notes="" if peer_s is not None else NO_PEER_SAMPLER.get(name, "")))
     rows += decode_rows(name, e, n, a, device, where, repeat)
     return rows
 
@@ -190,13 +273,14 @@ def decode_rows(name, e, n, a, device, where, repeat) -> list[dict]:
     """engine.decode against our decoder module called directly (and compiled, with --compile)."""
     import torch
 
-    if name == "diffusion":  # decode is a DDIM trajectory from x_T: the sample row covers it
-        return []
+    if name in ("diffusion", "latent-diffusion", "pixelcnn"):  # DDIM trajectories from x_T (the sample
+        return []  # row covers them); a PixelCNN has no latent
     z = e.prior_sample(n, torch.Generator(device=device).manual_seed(0)) if name != "vqvae" else \
         e.encode(torch.rand(n, *e.spec.shape, device=device))
-    module = {"ae": lambda: e.nets["decoder"], "vae": lambda: e.nets["decoder"],
-              "gan": lambda: e.sampler, "vqvae": lambda: e.nets["decoder"]}[name]()
-    inner = (lambda t: module(e.nets["quantizer"].lookup(e._indices_of_latent(t)))) if name == "vqvae" else module
+    module = {"ae": lambda: e.nets["decoder"], "vae": lambda: e.nets["decoder"], "gan": lambda: e.sampler,
+              "vqvae": lambda: e.nets["decoder"], "flow": lambda: e.nets["flow"]}[name]()
+    inner = {"vqvae": lambda t: module(e.nets["quantizer"].lookup(e._indices_of_latent(t))),
+             "flow": e._decode}.get(name, module)
 
     def bare(fn):  # float32 like engine.decode (no autocast at inference)
         def run():

@@ -92,7 +92,7 @@ def peer_model(dim: int = WIDTH, n_layers: int = LAYERS, kernel: int = KERNEL, h
 
         @torch.no_grad()
         def generate(self, shape, n, generator):
-            x = torch.zeros((n, *shape), dtype=torch.long)
+            x = torch.zeros((n, *shape), dtype=torch.long, device=self.embedding.weight.device)
             for i in range(shape[0]):
                 for j in range(shape[1]):
                     probs = F.softmax(self.forward(x)[:, :, i, j], -1)

@@ -200,8 +200,13 @@ def test_gpu_check_runs_quick_on_cpu(tmp_path):
         train = next(r for r in rows if r["case"].startswith(f"{name} train"))
         assert train["ours"] > 0 and train["peer"] > 0 and train["peer_name"]
         assert any(c.startswith(f"{name} sample") for c in cases)
-    assert {c.split(" ")[0] for c in cases if " decode " in c} == {"ae", "vae", "gan", "vqvae"}
+    assert {c.split(" ")[0] for c in cases if " decode " in c} == {"ae", "vae", "gan", "vqvae", "flow"}
     assert all(r["ours"] > 0 for r in rows)
+    import engines
+
+    assert set(mod.ENGINES) == set(engines.names()) - {"pca"}  # every trained engine (PCA is fitted)
+    for name in ("gan", "diffusion", "latent-diffusion", "flow"):  # these peers sample too
+        assert next(r for r in rows if r["case"].startswith(f"{name} sample"))["peer"] > 0
     # a device that is not there: one line, exit 2
     import torch
 
