@@ -51,6 +51,32 @@ def peer_unet(spec, width: int = 32, levels: int = 4, attn_size: int = 8, blocks
                        attention_head_dim=16)
 
 
+def latent_peer(engine, device="cpu"):
+    """(Peer, first): diffusers' UNet2DModel on `engine`'s (a latent-diffusion engine) latent grid
+    and level plan, with its own copy of the engine's first stage: each batch is encoded inside the
+    step as our `to_model` does (the posterior mean × the scale measured on the first batch, kept in
+    `peer.latent_scale`)."""
+    import copy
+
+    import torch
+
+    c = engine.config
+    first = copy.deepcopy(engine.nets["first"])
+    scale: list[float] = []
+
+    def to_model(xb):
+        with torch.no_grad():
+            z = first.posterior(xb)[0]
+            if not scale:
+                scale.append(1.0 / float(z.std()))
+            return z * scale[0]
+
+    peer = Peer(engine.unet_spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, blocks=c.blocks,
+                target=c.target, to_model=to_model, device=device)
+    peer.latent_scale = scale
+    return peer, first
+
+
 def diffusers_available() -> str | None:
     try:
         importlib.import_module("diffusers")

@@ -172,26 +172,13 @@ def build(name: str, spec, x, a, device):
 
 def _latent_diffusion_peer(e, x, device, modules):
     """diffusers' UNet2DModel on our latent grid, each batch encoded by its own copy of our first
-    stage (as bench/training.py's row); sampling: diffusers' DDIM on the latents, then that first
-    stage's decoder."""
-    import copy
-
+    stage (bench/diffusion.py's `latent_peer`, as the train row); sampling: diffusers' DDIM on the
+    latents, then that first stage's decoder."""
     import diffusion
     import torch
 
-    c, bs, n_x = e.config, e.config.batch_size, len(x)
-    first = copy.deepcopy(e.nets["first"])
-    scale = []
-
-    def to_model(xb):
-        with torch.no_grad():
-            z = first.posterior(xb)[0]
-            if not scale:
-                scale.append(1.0 / float(z.std()))
-            return z * scale[0]
-
-    peer = diffusion.Peer(e.unet_spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, blocks=c.blocks,
-                          target=c.target, to_model=to_model, device=device)
+    bs, n_x = e.config.batch_size, len(x)
+    peer, first = diffusion.latent_peer(e, device)
     modules += [peer.net, first]
 
     def step(i):
@@ -200,8 +187,8 @@ def _latent_diffusion_peer(e, x, device, modules):
 
     def sample(n):
         z = diffusion.diffusers_ddim(lambda zt, t: peer.net(zt, t).sample, (n, *e.unet_spec.shape), 10, device=device,
-                                     target=c.target, raw=True)
-        return torch.sigmoid(first.decoder(z / (scale[0] if scale else 1.0)))
+                                     target=e.config.target, raw=True)
+        return torch.sigmoid(first.decoder(z / (peer.latent_scale[0] if peer.latent_scale else 1.0)))
 
     return step, "diffusers UNet2DModel on our latents (DDIM 10 to sample)", sample
 
@@ -237,11 +224,11 @@ def _pixelcnn_peer(e, x, device, modules):
         pixelcnn.peer_train_step(model, opt, v[:, 0] if ch == 1 else v)
         return bs
 
-    sample = None  # the peer samples one channel only (no R → G → B sub-pixel order)
-    if ch == 1:
-        def sample(n):
-            return model.generate((e.spec.height, e.spec.width), n, torch.Generator(device=device).manual_seed(0))
-    return step, "plain PyTorch gated PixelCNN (ours: positions on, the default)", sample
+    def sample(n):
+        return model.generate((e.spec.height, e.spec.width), n, torch.Generator(device=device).manual_seed(0))
+
+    # the peer samples one channel only (no R → G → B sub-pixel order)
+    return step, "plain PyTorch gated PixelCNN (ours: positions on, the default)", sample if ch == 1 else None
 
 
 OTHER_PEERS = {"latent-diffusion": _latent_diffusion_peer, "flow": _flow_peer, "pixelcnn": _pixelcnn_peer}

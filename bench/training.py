@@ -155,10 +155,7 @@ def _latent_diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> 
     """Stage 2 of our latent diffusion (default config, or `config`; ae_epochs=0: every step a
     diffusion step) against diffusers' UNet2DModel on the same latent grid and level plan, each
     side encoding its batch with the same (frozen) first stage inside its step."""
-    import copy
-
     import diffusion
-    import torch
 
     from harness import step_race
 
@@ -168,18 +165,7 @@ def _latent_diffusion_train_row(o: Opts, ds, x, case: str, device, **config) -> 
     why_not = diffusion.diffusers_available()
     if why_not:
         return row("train", case, None, "img/s", status="skipped", peer_name="diffusers UNet2DModel", notes=why_not)
-    first = copy.deepcopy(e.nets["first"])  # the peer's own copy of the first stage (untrained: same cost)
-    scale = []
-
-    def to_model(xb):  # what our `to_model` does: the posterior mean × the scale measured on the first batch
-        with torch.no_grad():
-            z = first.posterior(xb)[0]
-            if not scale:
-                scale.append(1.0 / float(z.std()))
-            return z * scale[0]
-
-    peer = diffusion.Peer(e.unet_spec, c.lr, width=c.width, levels=c.levels, attn_size=c.attn_size, blocks=c.blocks,
-                          target=c.target, to_model=to_model, device=device)
+    peer, first = diffusion.latent_peer(e, device)  # its own copy of the first stage (untrained: same cost)
     bs, n = c.batch_size, len(x)
 
     def peer_step(i):
