@@ -149,3 +149,56 @@ def test_engine_to_keeps_fused_step_counts_where_the_kernel_wants_them(monkeypat
     assert steps and all(s.device.type == "cpu" and float(s) == 2 for s in steps)
     e.train_step(_x(2))
     assert all(float(st["step"]) == 3 for st in e.optimizers["main"].state.values())
+
+
+def _channels_last_pair(tmp_path):
+    """Two engines loaded from one checkpoint, nets turned channels-last after the load (as a net
+    built so would be), their Adam moments contiguous as a file gives them: one fused, one plain."""
+    a = engines.create("ae", SPEC, device="cpu", seed=1)
+    for i in range(2):
+        a.train_step(_x(i))
+    path = ckpt.save(str(tmp_path / "a.safetensors"), a)
+    out = []
+    for fused in (True, False):
+        e = ckpt.load(path, device="cpu").engine
+        opt = e.optimizers["main"]
+        e.nets.to(memory_format=torch.channels_last)
+        for st in opt.state.values():  # what loading a file gives: contiguous moments
+            for k in ("exp_avg", "exp_avg_sq"):
+                st[k] = st[k].contiguous()
+        if not fused:
+            sd = opt.state_dict()
+            plain = torch.optim.Adam(opt.param_groups[0]["params"], lr=e.config.lr, foreach=False)
+            plain.load_state_dict({**sd, "param_groups": [{**g, "fused": None} for g in sd["param_groups"]]})
+            e.optimizers["main"] = plain
+        out.append(e)
+    assert any(not p.is_contiguous() for p in out[0].nets.parameters())  # the case in question
+    return out
+
+
+def _same_after_steps(a, b) -> bool:
+    for i in range(2, 5):
+        a.train_step(_x(i))
+        b.train_step(_x(i))
+    return all(torch.allclose(p, q, rtol=1e-4, atol=1e-6) for p, q in zip(a.nets.parameters(), b.nets.parameters()))
+
+
+def test_loaded_moments_take_their_parameters_layout(tmp_path, monkeypatch):
+    """A checkpoint's moments are contiguous; a parameter in channels-last format with contiguous
+    moments makes Adam's fused kernel update wrongly, silently. `match_layouts` (called by
+    checkpoint.load after the optimizer state is in) gives the moments their parameter's layout:
+    the next steps then match plain Adam; without it they do not."""
+    from engines.checkpoint import meta
+
+    fused, plain = _channels_last_pair(tmp_path)
+    assert not _same_after_steps(fused, plain)  # the hazard is real
+    fused, plain = _channels_last_pair(tmp_path)
+    meta.match_layouts(fused.optimizers["main"])
+    moments = [st["exp_avg"] for p, st in fused.optimizers["main"].state.items() if p.dim() == 4]
+    assert moments and all(m.is_contiguous(memory_format=torch.channels_last) for m in moments)
+    assert _same_after_steps(fused, plain)
+
+    calls = []
+    monkeypatch.setattr(meta, "match_layouts", lambda opt: calls.append(opt))
+    e = ckpt.load(ckpt.save(str(tmp_path / "b.safetensors"), fused), device="cpu").engine
+    assert calls == [e.optimizers["main"]]

@@ -299,6 +299,7 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
             opt = engine.optimizers[name]
             opt.load_state_dict(meta_mod.optimizer_state(optim_meta[name], plan, targets,
                                                          opt.state_dict()["param_groups"]))
+            meta_mod.match_layouts(opt)
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
             raise CheckpointError(f"{path}: optimizer state does not match ({str(e)[:200]})") from None
     engine.step = int(info.train_state.get("step", 0))

@@ -238,6 +238,23 @@ def optimizer_plan(path: str, name: str, opt, meta, tensor_names: dict) -> dict:
 IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable", "maximize")
 
 
+def match_layouts(opt) -> None:
+    """Give each loaded per-parameter state tensor (Adam's moments) its parameter's memory layout.
+    The file's tensors are contiguous; a parameter may not be (a net in channels-last format), and
+    Adam's fused kernel then updates wrongly without a word (a 3×3 conv weight in channels-last with
+    contiguous moments: 0.16 off after one step against plain Adam; same layouts: 6e-8)."""
+    import torch
+
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def optimizer_state(meta: dict, plan: dict, tensors: dict, fresh_groups: list[dict]) -> dict:
     """The state dict to load: saved tensors and numbers, with the engine's own implementation
     flags (`IMPLEMENTATION_KEYS`) in every parameter group."""
