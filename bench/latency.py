@@ -88,9 +88,10 @@ def bench_projection(o: Opts) -> list[dict]:
                       n_jobs=1).fit_transform(zu)
 
     cached = timed(lambda: run(projection.run_umap(zu, params)))
-    # A single pair, as --quick once had, swung the ratio by ±6 % between runs; best of 3 on 2,000
-    # points (--quick) still read 0.89-1.00 (the same process: ours 4.6-4.8 s, umap-learn 4.6-4.9 s)
-    reps = 5 if o.quick else 3
+    # A single pair, as --quick once had, swung the ratio by ±6 % between runs; best of 3 read
+    # 0.89-1.00 (2,000 points, --quick) and 0.94-1.00 (8,000), while one process timed ours and
+    # umap-learn level call by call (4.4-5.0 s each, either side ahead by up to 8 %)
+    reps = 5
     warm, peer = interleaved(lambda: run(projection.run_umap(zu, params, cache=False)), direct, reps)
     rows.append(row("projection", "UMAP reopened from our disk cache", cached, "s", better="lower", peer=min(peer),
                     peer_name="umap-learn fit_transform again (warm, no cache)", notes="same latents and parameters"))

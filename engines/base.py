@@ -310,10 +310,22 @@ class Engine:
     def decode(self, z) -> torch.Tensor:
         """Latents → images (N, C, H, W) in [0, 1]."""
         self._require("decode", "decode latents")
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = self._latent_tensor(z)
         if z.shape[1:] != self.latent_shape:
             z = z.reshape(len(z), *self.latent_shape)
         return self._infer(self._decode_clamped, z)
+
+    def _latent_tensor(self, z) -> torch.Tensor:
+        """`z` as a float32 tensor on the device. A drag hands one float32 NumPy latent per frame:
+        `torch.from_numpy` shares its memory as `as_tensor` would, at ~25 instead of ~50 µs between
+        decodes (measured interleaved with 1.1-1.7 ms decodes; the whole single-decode gap to the
+        bare module was ~70 µs). Other arrays are copied to native float32 first."""
+        if isinstance(z, np.ndarray):
+            if not (z.dtype == np.float32 and z.dtype.isnative and z.flags.writeable):
+                z = np.array(z, dtype=np.float32)  # a native, writable copy (torch warns on read-only memory)
+            t = torch.from_numpy(z)
+            return t if self.device.type == "cpu" else t.to(self.device)
+        return torch.as_tensor(z, dtype=torch.float32, device=self.device)
 
     def _decode_clamped(self, z: torch.Tensor) -> torch.Tensor:
         out = self._decode(z)

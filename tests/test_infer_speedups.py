@@ -359,3 +359,23 @@ def test_pca_fit_reports_the_reconstruction_error_of_decode_encode(whiten):
     m = e.fit(x)
     expected = float(((e.decode(e.encode(x)) - x) ** 2).mean())
     assert m["mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_decode_takes_every_latent_form_alike(tmp_path):
+    """engine.decode on float32 NumPy (shared with torch.from_numpy: the drag's case), a read-only
+    array, float64, big-endian, a list and a tensor: the same images; the caller's array is left
+    as it was."""
+    e = engines.create("vae", ImageSpec(1, 16, 16), device="cpu", seed=0)
+    z = np.random.default_rng(0).standard_normal((3, e.latent_dim)).astype(np.float32)
+    keep = z.copy()
+    ref = e.decode(torch.from_numpy(z.copy()))
+    ro = z.copy()
+    ro.flags.writeable = False
+    mm = np.lib.format.open_memmap(str(tmp_path / "z.npy"), mode="w+", dtype=np.float32, shape=z.shape)
+    mm[:] = z
+    for form in (z, ro, z.astype(np.float64), z.astype(">f4"), z.tolist(), mm,
+                 np.load(str(tmp_path / "z.npy"), mmap_mode="r")):
+        assert torch.equal(e.decode(form), ref)
+    # column-major: the first linear layer reads it strided (another BLAS path: float rounding)
+    assert torch.allclose(e.decode(np.asfortranarray(z)), ref, atol=1e-6)
+    assert np.array_equal(z, keep)
