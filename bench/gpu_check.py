@@ -108,6 +108,8 @@ def build(name: str, spec, x, a, device):
 
     ds = SimpleNamespace(spec=spec)  # all engine_step reads of a data set
     config = dict(TINY[name], batch_size=16) if a.quick else {}
+    if name == "latent-diffusion":  # every step a diffusion step, as the train row (bench/training.py)
+        config["ae_epochs"] = 0.0
     ours, e = engine_step(name, ds, x, device, **config)
     c = e.config
     bs = c.batch_size
@@ -249,8 +251,9 @@ def check(name: str, spec, x, a, device) -> list[dict]:
     if peer_sample is not None:
         with torch.inference_mode():  # float32 on both sides: our sample/decode use no autocast
             peer_s = images_per_s(lambda: peer_sample(n), n, device, repeat)
-    rows.append(row("gpu", f"{name} sample {n}, {where}" + (" (DDIM 10)" if name == "diffusion" else ""), ours_s,
-                    "img/s", peer=peer_s, peer_name=None if peer_s is None else f"{pname}: its generator/decoder directly",
+    ddim = " (DDIM 10)" if name in ("diffusion", "latent-diffusion") else ""
+    rows.append(row("gpu", f"{name} sample {n}, {where}{ddim}", ours_s,
+                    "img/s", peer=peer_s, peer_name=None if peer_s is None else f"{pname}: its own sampler",
                     notes="" if peer_s is not None else NO_PEER_SAMPLER.get(name, "")))
     rows += decode_rows(name, e, n, a, device, where, repeat)
     return rows

@@ -149,6 +149,21 @@ def _restore_training(modules: list[nn.Module]) -> None:
             m.train(True)
 
 
+def move_optimizer_state(opt: torch.optim.Optimizer, device: torch.device, fused: bool) -> None:
+    """After the parameters moved to `device`: their optimizer state follows, Adam's fused kernel
+    on or off as `device` has it (`fused`); step counts on the parameters' device where the fused
+    (or a capturable) kernel wants them there, on the CPU for plain Adam."""
+    for group in opt.param_groups:
+        if "fused" in group and not group.get("capturable"):
+            group["fused"] = fused or None
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    st[k] = v.to(device if k != "step" or on_device else "cpu")
+
+
 class Engine:
     """Base class. Subclasses set `name`, `Config`, `capabilities` (names from CAPABILITIES,
     checked when the class is defined) and implement `build`, `latent_shape`, `_encode`,
@@ -422,17 +437,7 @@ class Engine:
             self.nets.to(self.device)
             fused = fused_adam_supported(self.device.type)
             for opt in self.optimizers.values():
-                for group in opt.param_groups:
-                    if "fused" in group and not group.get("capturable"):
-                        # the fused kernel wants its step counts on the parameters' device; the
-                        # plain one on the CPU
-                        group["fused"] = fused or None
-                    on_device = bool(group.get("fused") or group.get("capturable"))
-                    for p in group["params"]:
-                        st = opt.state.get(p, {})
-                        for k, v in st.items():
-                            if torch.is_tensor(v):
-                                st[k] = v.to(self.device if k != "step" or on_device else "cpu")
+                move_optimizer_state(opt, self.device, fused)
             seed = self.rng.initial_seed()
             self.rng = torch.Generator(device=self.device)
             self.rng.manual_seed(seed)

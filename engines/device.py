@@ -57,7 +57,7 @@ def fused_adam_supported(device_type: str) -> bool:
         p.grad = torch.ones_like(p)
         torch.optim.Adam([p], lr=1e-3, fused=True).step()
         return bool(torch.isfinite(p).all())
-    except (RuntimeError, TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - any failure (no kernel, a backend not built in): plain Adam
         return False
 
 

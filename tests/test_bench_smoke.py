@@ -207,6 +207,17 @@ def test_gpu_check_runs_quick_on_cpu(tmp_path):
     assert set(mod.ENGINES) == set(engines.names()) - {"pca"}  # every trained engine (PCA is fitted)
     for name in ("gan", "diffusion", "latent-diffusion", "flow"):  # these peers sample too
         assert next(r for r in rows if r["case"].startswith(f"{name} sample"))["peer"] > 0
+    # the PixelCNN peer samples grey images only (the data above is RGB): its sampler on its own
+    import engines as registry
+    import torch
+
+    from engines.spec import ImageSpec
+
+    e = registry.create("pixelcnn", ImageSpec(1, 6, 6), device="cpu", hidden=6, layers=2)
+    step, _, sample = mod._pixelcnn_peer(e, torch.rand(40, 1, 6, 6), torch.device("cpu"), [])
+    assert step(0) == e.config.batch_size
+    out = sample(2)
+    assert out.shape == (2, 6, 6) and out.dtype == torch.long and 0 <= int(out.min()) <= int(out.max()) <= 255
     # a device that is not there: one line, exit 2
     import torch
 

@@ -295,6 +295,7 @@ def load(path: str, device="auto", with_optimizer: bool = True) -> Loaded:
             digest, nonfinite = f.read(targets, on_read=copy_back)
         _verify(path, f, digest, nonfinite)
     for name, plan in plans.items():
+        meta_mod.check_step_counts(path, name, plan, targets)
         try:
             opt = engine.optimizers[name]
             opt.load_state_dict(meta_mod.optimizer_state(optim_meta[name], plan, targets,

@@ -208,12 +208,16 @@ def optimizer_plan(path: str, name: str, opt, meta, tensor_names: dict) -> dict:
         for k, v in g.items():
             if k != "params" and k in f and not _compatible(f[k], v):
                 raise bad(f"parameter group {i}: '{k}' = {str(v)[:40]}")
+            if k in _GROUP_RANGES and k not in IMPLEMENTATION_KEYS and not _GROUP_RANGES[k][0](v):
+                raise bad(f"parameter group {i}: '{k}' = {str(v)[:40]} (want {_GROUP_RANGES[k][1]})")
         params.update(zip(f["params"], opt.param_groups[i]["params"]))
     if not isinstance(state, dict):
         raise bad("state is not a table")
     for pid, st in state.items():
         if not (pid.isdigit() and int(pid) in params and isinstance(st, dict) and all(_is_real(v) for v in st.values())):
             raise bad(f"state of parameter {pid[:20]}")
+        if "step" in st and not 0 <= st["step"] <= STEP_MAX:
+            raise bad(f"state of parameter {pid[:20]}: step {str(st['step'])[:20]}")
     plan = {}
     prefix = f"optim/{name}/"
     for tname, entry in tensor_names.items():
@@ -233,16 +237,41 @@ def optimizer_plan(path: str, name: str, opt, meta, tensor_names: dict) -> dict:
 
 
 # How the optimizer runs, not where training stands: these come from the engine's own optimizer,
-# never from the file (a file's "capturable": true would fail the first CPU step; an older file's
-# "fused": null would turn the fused kernel off).
-IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable", "maximize")
+# never from the file (a file's "capturable": true would fail the first CPU step, "amsgrad": true
+# the first step for want of its extra moment; an older file's "fused": null would turn the fused
+# kernel off).
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable", "maximize", "amsgrad",
+                       "decoupled_weight_decay")
+# Hyperparameters the file does carry (a resumed run keeps its learning rate and betas), each in the
+# range Adam's constructor would demand: load_state_dict checks none of them, and a β₁ of 1 makes
+# the first step divide by a zero bias correction (weights all NaN).
+_GROUP_RANGES = {
+    "lr": (lambda v: _is_real(v) and 0 < v <= 10, "a learning rate in (0, 10]"),
+    "betas": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_real(b) and 0 <= b < 1 for b in v),
+              "two betas in [0, 1)"),
+    "eps": (lambda v: _is_real(v) and 0 < v <= 1, "an epsilon in (0, 1]"),
+    "weight_decay": (lambda v: _is_real(v) and 0 <= v <= 10, "a weight decay in [0, 10]"),
+}
+STEP_MAX = 10**12  # optimizer step counts: 0 … this
+
+
+def check_step_counts(path: str, name: str, plan: dict, tensors: dict) -> None:
+    """Saved step tensors (read) must be counts 0 … STEP_MAX: a step of −1 becomes 0 at the next
+    update, and Adam's bias correction 1 − β^0 = 0 then divides the update by zero."""
+    for tname, (_pid, key) in plan.items():
+        if key == "step":
+            v = float(tensors[tname])
+            if not 0 <= v <= STEP_MAX:
+                raise CheckpointError(f"{path}: optimizer state does not match ({name}: {tname} = {v:g} is not a "
+                                      f"step count)")
 
 
 def match_layouts(opt) -> None:
     """Give each loaded per-parameter state tensor (Adam's moments) its parameter's memory layout.
-    The file's tensors are contiguous; a parameter may not be (a net in channels-last format), and
-    Adam's fused kernel then updates wrongly without a word (a 3×3 conv weight in channels-last with
-    contiguous moments: 0.16 off after one step against plain Adam; same layouts: 6e-8)."""
+    Defensive: today every engine loads into fresh nets in the default (contiguous) layout, the
+    file's layout too. Should a net ever be in another (channels-last), Adam's fused kernel would
+    update wrongly without a word (a 3×3 conv weight in channels-last with contiguous moments: 0.16
+    off after one step against plain Adam; same layouts: 6e-8)."""
     import torch
 
     for group in opt.param_groups:
