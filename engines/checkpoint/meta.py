@@ -208,7 +208,7 @@ def optimizer_plan(path: str, name: str, opt, meta, tensor_names: dict) -> dict:
         for k, v in g.items():
             if k != "params" and k in f and not _compatible(f[k], v):
                 raise bad(f"parameter group {i}: '{k}' = {str(v)[:40]}")
-            if k in _GROUP_RANGES and k not in IMPLEMENTATION_KEYS and not _GROUP_RANGES[k][0](v):
+            if k in _GROUP_RANGES and not _GROUP_RANGES[k][0](v):
                 raise bad(f"parameter group {i}: '{k}' = {str(v)[:40]} (want {_GROUP_RANGES[k][1]})")
         params.update(zip(f["params"], opt.param_groups[i]["params"]))
     if not isinstance(state, dict):
