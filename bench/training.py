@@ -238,7 +238,7 @@ def _pixelcnn_train_row(o: Opts, ds, x, case: str, device, **config) -> dict:
         return bs
 
     # 64 px: ~13 s a step, three sides: four timed steps a side at least (~2.6 min; six: 4-5 minutes
-    # even --quick). With two, full runs read 0.94, 1.06 and 0.96 (--quick) for the same code.
+    # even --quick). With two, full runs read 1.06 and 0.94 and a --quick run 0.95 for the same code.
     r = step_race({"ours": ours, "default": default, "peer": peer_step}, o.train_s, warmup=1, min_steps=4)
     rgb = "" if ch == 1 else "; RGB: the peer has no R → G → B sub-pixel masks (its channels independent given the past)"
     case = case.replace("PIXELCNN train", "PIXELCNN train (positions off)")
