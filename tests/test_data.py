@@ -75,6 +75,46 @@ def test_load_dataset_digits_resized():
     assert ds.images.shape == (1797, 28, 28, 1)
 
 
+def test_mnist_5k_ships_real_28px_digits_500_a_class_with_every_class_in_both_splits():
+    from engines.data import NATIVE, training_source
+
+    ds = load_dataset("mnist-5k")
+    assert ds.images.shape == (5000, 28, 28, 1) and ds.images.dtype == np.uint8
+    assert NATIVE["mnist-5k"] == (1, 28)
+    assert np.bincount(ds.labels).tolist() == [500] * 10 and ds.label_names == [str(d) for d in range(10)]
+    # Real strokes: mostly black background, saturated ink (the upscaled 8×8 `digits` are neither).
+    assert (ds.images == 0).mean() > 0.75 and (ds.images >= 250).mean() > 0.05
+    digits = load_dataset("digits", size=28).images
+    assert (digits == 0).mean() < 0.5 and (digits >= 250).mean() < 0.02
+    assert len(ds.train_idx) == 4250 and len(ds.test_idx) == 750
+    for idx in (ds.train_idx, ds.test_idx):
+        assert np.bincount(ds.labels[idx], minlength=10).min() >= 50
+    info = type("Info", (), {"data": ds.describe()})()
+    assert training_source(info) == "mnist-5k"
+
+
+def test_mnist_5k_damaged_files_are_one_line(tmp_path, monkeypatch):
+    import gzip
+
+    from engines.data import mnist5k
+
+    with open(mnist5k.IMAGES, "rb") as f:
+        data = f.read()
+    cut = tmp_path / "images-idx3-ubyte.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(mnist5k, "IMAGES", str(cut))
+    with pytest.raises(DataError) as e:
+        load_dataset("mnist-5k")
+    assert "\n" not in str(e.value) and "images-idx3-ubyte.gz" in str(e.value)
+    # A well-formed IDX file of the wrong shape (say, another data set's labels) is named as damaged.
+    other = tmp_path / "labels.gz"
+    with gzip.open(other, "wb") as g:
+        g.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]))
+    monkeypatch.setattr(mnist5k, "IMAGES", str(other))
+    with pytest.raises(DataError, match="mnist-5k: the shipped files are damaged"):
+        load_dataset("mnist-5k")
+
+
 # ---------------------------------------------------------------- folders of images
 
 

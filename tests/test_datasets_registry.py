@@ -397,7 +397,7 @@ def test_main_datasets_lists_every_set(server, monkeypatch, capsys):
     serve(server, monkeypatch, "mnist")
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    for name in ("shapes", "faces", "digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "celeba"):
+    for name in ("shapes", "faces", "digits", "mnist-5k", "mnist", "fashion-mnist", "kmnist", "cifar10", "celeba"):
         assert f"\n{name} " in "\n" + out
     assert main(["datasets", "--fetch", "mnist"]) == 0
     capsys.readouterr()
@@ -406,6 +406,7 @@ def test_main_datasets_lists_every_set(server, monkeypatch, capsys):
     assert rows["mnist"]["cached"] and not rows["cifar10"]["cached"]
     assert rows["celeba"]["attributes"] == 40 and rows["celeba"]["shape"] == [64, 64, 3]
     assert all(r["licence"] for r in rows.values())
+    assert rows["mnist-5k"]["images"] == 5000 and "CC BY-SA" in rows["mnist-5k"]["licence"]
 
 
 def test_train_with_data_mnist_through_the_cli(server, monkeypatch, tmp_path):

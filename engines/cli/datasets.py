@@ -10,6 +10,8 @@ BUILTIN_ROWS = {
     "shapes": {"title": "generated shapes", "images": None, "shape": [32, 32, 3], "classes": None, "attributes": None},
     "faces": {"title": "drawn cartoon faces", "images": None, "shape": [64, 64, 3], "classes": None, "attributes": None},
     "digits": {"title": "scikit-learn's 8×8 digits", "images": 1797, "shape": [8, 8, 1], "classes": 10, "attributes": 0},
+    "mnist-5k": {"title": "MNIST, 5,000 training images (500 a class)", "images": 5000, "shape": [28, 28, 1],
+                 "classes": 10, "attributes": 0, "licence": "CC BY-SA 3.0 (MNIST), ships with the app"},
 }
 
 
@@ -24,8 +26,8 @@ def rows() -> list[dict]:
     from engines.data import BUILTIN
     from engines.data.public import PUBLIC, describe
 
-    out = [{"name": n, "kind": "built-in", **BUILTIN_ROWS.get(n, {}), "download_bytes": 0,
-            "licence": "ships with the app", "cached": True} for n in BUILTIN]
+    out = [{"name": n, "kind": "built-in", "licence": "ships with the app", **BUILTIN_ROWS.get(n, {}),
+            "download_bytes": 0, "cached": True} for n in BUILTIN]
     return out + [describe(n) for n in PUBLIC]
 
 

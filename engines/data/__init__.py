@@ -9,7 +9,7 @@ import os
 from engines.spec import ImageSpec
 from engines.data.dataset import DataError, ImageDataset, convert_images, fixed_split, to_float, to_uint8
 
-BUILTIN = ("shapes", "faces", "digits")
+BUILTIN = ("shapes", "faces", "digits", "mnist-5k")
 # Public sets, downloaded on first use (engines/data/public/): mnist, fashion-mnist, kmnist, cifar10, celeba.
 from engines.data.public.registry import PUBLIC  # noqa: E402
 
@@ -31,7 +31,7 @@ def training_source(info) -> str:
                           "available here. Choose a data set with the same kind of images.")
 
 # Native form of each built-in set: (channels, side).
-NATIVE = {"shapes": (3, 32), "faces": (3, 64), "digits": (1, 8)}
+NATIVE = {"shapes": (3, 32), "faces": (3, 64), "digits": (1, 8), "mnist-5k": (1, 28)}
 NATIVE.update({k: (v.shape[2], v.shape[0]) for k, v in PUBLIC.items()})
 
 
@@ -67,6 +67,10 @@ def _load_raw(name_or_path: str, size: int | None) -> ImageDataset:
         from engines.data.digits import load_digits
 
         return load_digits()
+    if name_or_path == "mnist-5k":
+        from engines.data.mnist5k import load_mnist5k
+
+        return load_mnist5k()
     if name_or_path in PUBLIC and not os.path.lexists(name_or_path):
         from engines.data.public import load_public
 

@@ -69,7 +69,9 @@ class MapControls(QWidget):
         box = QGroupBox("Data")
         self.data_combo = QComboBox()
         self.data_combo.addItem("The model's training data", "")
-        for name in ("faces", "digits", "shapes"):
+        from engines.data import BUILTIN
+
+        for name in BUILTIN:
             self.data_combo.addItem(f"Built-in: {name}", name)
         from engines.data.public import PUBLIC, choice_label
 

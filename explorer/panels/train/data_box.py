@@ -93,7 +93,7 @@ class DataBox(QGroupBox):
     dataset_changed = Signal(object)  # ImageDataset, or None while loading / after an error
     user_data_added = Signal(str)  # a path the user picked (the window remembers it)
 
-    def __init__(self, builtin=("shapes", "faces", "digits"), user_paths=(), parent=None, public=None):
+    def __init__(self, builtin=None, user_paths=(), parent=None, public=None):
         super().__init__("Data set", parent)
         from engines.data.public import PUBLIC
 
@@ -108,6 +108,8 @@ class DataBox(QGroupBox):
 
         self.source = QComboBox()
         self.source.setToolTip("A built-in data set, or one of your own (Add… picks a folder or file)")
+        if builtin is None:
+            from engines.data import BUILTIN as builtin
         for name in builtin:
             self.source.addItem(name, name)
         for name in self.public:
