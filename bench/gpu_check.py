@@ -116,12 +116,12 @@ def build(name: str, spec, x, a, device):
     torch.manual_seed(0)
     modules = []  # the peer's networks (channels-last, eval for sampling)
     if name in peers.PLAIN:
-        model, loss = peers.plain_model(name, spec, c.latent_dim, c.width)
+        model, loss = peers.plain_model(name, spec, c.latent_dim, c.width, layers="ours")  # as the CPU train row
         model = model.to(device)
         modules.append(model)
         step = peers.plain_step(model, loss, x, bs, c.lr)
-        pname = f"plain PyTorch conv {name.upper()}"
-        sample = lambda n: model.decoder(torch.relu(model.fc_dec(torch.randn(n, c.latent_dim, device=device)))  # noqa: E731
+        pname = f"plain PyTorch conv {name.upper()}, our layers"
+        sample = lambda n: model.decoder(model.act(model.fc_dec(torch.randn(n, c.latent_dim, device=device)))  # noqa: E731
                                          .view(n, *model.start))
     elif name == "gan":
         gan = peers.PlainDCGAN(spec, c.latent_dim, c.width).to(device)

@@ -5,6 +5,8 @@
   BatchNorm → ReLU stages up, a Sigmoid at the end — with the same stage plan (channels,
   resolutions) as our engines' `engines.autoencoders.nets.ConvEncoder/ConvDecoder`, trained by the standard
   `zero_grad(); loss.backward(); step(); loss.item()` loop at the same batch size and Adam lr.
+  `layers="ours"` swaps BatchNorm → ReLU for our GroupNorm → SiLU (the same work as our engine,
+  written the usual way; GroupNorm keeps one-image decodes equal to batched ones, SiLU is smooth).
 - `PlainDCGAN` / `gan_step`: the PyTorch examples' DCGAN loop (dcgan/main.py): one
   discriminator step on real and detached fake images with BCE, one generator step with BCE on
   "real" labels, Adam(2e-4, β₁ = 0.5) — on networks with our GAN's stage plan (generator:
@@ -33,39 +35,52 @@ from engines.spec import ImageSpec  # noqa: E402
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _encoder(spec: ImageSpec, width: int) -> tuple[nn.Sequential, int]:
+def _stage(c: int, layers: str, first: bool = False) -> list[nn.Module]:
+    """Normalisation and activation after a conv stage: "usual" BatchNorm → ReLU, or "ours" — the
+    engine's GroupNorm(min(8, c)) → SiLU (no norm after the encoder's first conv, as ours)."""
+    if layers == "usual":
+        return [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+    return [nn.SiLU(inplace=True)] if first else [nn.GroupNorm(min(8, c), c), nn.SiLU(inplace=True)]
+
+
+def _encoder(spec: ImageSpec, width: int, layers: str = "usual") -> tuple[nn.Sequential, int]:
     chans, h, w = down_plan(spec, width, width * 8)
-    layers: list[nn.Module] = []
+    out: list[nn.Module] = []
     c_in = spec.channels
-    for c in chans:
-        layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+    for i, c in enumerate(chans):
+        out += [nn.Conv2d(c_in, c, 4, stride=2, padding=1)] + _stage(c, layers, first=i == 0)
         c_in = c
-    return nn.Sequential(*layers, nn.Flatten()), c_in * h * w
+    return nn.Sequential(*out, nn.Flatten()), c_in * h * w
 
 
-def _decoder(spec: ImageSpec, width: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
+def _decoder(spec: ImageSpec, width: int, layers: str = "usual") -> tuple[nn.Sequential, tuple[int, int, int]]:
     chans, h, w = down_plan(spec, width, width * 8)
     rev = list(reversed(chans))
-    layers: list[nn.Module] = []
+    out: list[nn.Module] = []
     for i, c in enumerate(rev):
         last = i == len(rev) - 1
         c_out = spec.channels if last else rev[i + 1]
-        layers.append(nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1))
-        layers += [nn.Sigmoid()] if last else [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers), (rev[0], h, w)
+        out.append(nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1))
+        out += [nn.Sigmoid()] if last else _stage(c_out, layers)
+    return nn.Sequential(*out), (rev[0], h, w)
+
+
+def _act(layers: str):
+    return F.relu if layers == "usual" else F.silu
 
 
 class PlainConvVAE(nn.Module):
-    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32):
+    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32, layers: str = "usual"):
         super().__init__()
-        self.encoder, feat = _encoder(spec, width)
+        self.encoder, feat = _encoder(spec, width, layers)
         self.fc_mu = nn.Linear(feat, latent_dim)
         self.fc_logvar = nn.Linear(feat, latent_dim)
         self.fc_dec = nn.Linear(latent_dim, feat)
-        self.decoder, self.start = _decoder(spec, width)
+        self.decoder, self.start = _decoder(spec, width, layers)
+        self.act = _act(layers)
 
     def decode(self, z):
-        return self.decoder(F.relu(self.fc_dec(z)).view(len(z), *self.start))
+        return self.decoder(self.act(self.fc_dec(z)).view(len(z), *self.start))
 
     def forward(self, x):
         h = self.encoder(x)
@@ -81,16 +96,17 @@ def vae_loss(recon, mu, logvar, x):
 
 
 class PlainConvAE(nn.Module):
-    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32):
+    def __init__(self, spec: ImageSpec, latent_dim: int = 16, width: int = 32, layers: str = "usual"):
         super().__init__()
-        self.encoder, feat = _encoder(spec, width)
+        self.encoder, feat = _encoder(spec, width, layers)
         self.fc_z = nn.Linear(feat, latent_dim)
         self.fc_dec = nn.Linear(latent_dim, feat)
-        self.decoder, self.start = _decoder(spec, width)
+        self.decoder, self.start = _decoder(spec, width, layers)
+        self.act = _act(layers)
 
     def forward(self, x):
         z = self.fc_z(self.encoder(x))
-        return (self.decoder(F.relu(self.fc_dec(z)).view(len(z), *self.start)),)
+        return (self.decoder(self.act(self.fc_dec(z)).view(len(z), *self.start)),)
 
 
 def ae_loss(recon, x):
@@ -206,10 +222,15 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 32, seed: int = 0):
+def plain_model(name: str, spec: ImageSpec, latent_dim: int = 16, width: int = 32, seed: int = 0,
+                layers: str = "usual"):
+    """The AE/VAE peer: `layers` "usual" (BatchNorm → ReLU, what a tutorial writes) or "ours" (the
+    engine's GroupNorm → SiLU layers, the same work as ours in a plain loop)."""
+    if layers not in ("usual", "ours"):
+        raise ValueError(f"layers is 'usual' or 'ours', not {layers!r}")
     cls, loss = PLAIN[name]
     torch.manual_seed(seed)
-    return cls(spec, latent_dim, width), loss
+    return cls(spec, latent_dim, width, layers), loss
 
 
 def plain_step(model, loss_fn, x: torch.Tensor, batch: int, lr: float = 1e-3):

@@ -76,12 +76,12 @@ from harness import _SHARED, Opts, render, row  # noqa: E402
 from latency import bench_decode, bench_projection, bench_scrub  # noqa: E402
 from latent_diffusion import bench_latent_diffusion  # noqa: E402
 from report import compare, contention_probe, cpu_name, header, versions  # noqa: E402
-from training import _gan_train_rows, bench_quality, bench_train  # noqa: E402
+from training import _gan_train_rows, _plain_train_row, bench_quality, bench_train  # noqa: E402
 
 # One module per group of benchmarks (training.py, latency.py, app_tasks.py); the names above are
 # this module's API for tests/test_bench_smoke.py and for scripts.
-__all__ = ["BENCHMARKS", "EXPORT_CASES", "Opts", "_SHARED", "_gan_train_rows", "compare", "header", "main", "render",
-           "row", "run_all", "save"]
+__all__ = ["BENCHMARKS", "EXPORT_CASES", "Opts", "_SHARED", "_gan_train_rows", "_plain_train_row", "compare", "header",
+           "main", "render", "row", "run_all", "save"]
 
 BENCHMARKS = {
     "train": bench_train,

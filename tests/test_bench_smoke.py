@@ -120,6 +120,43 @@ def test_gan_train_rows_against_the_dcgan_loop(bench_run):
     assert peers.n_params(peers.PlainDCGAN(ds.spec, lean.config.latent_dim, lean.config.width)) == lean.n_parameters()
 
 
+@pytest.mark.parametrize("name", ("ae", "vae"))
+def test_ae_and_vae_train_rows_race_a_peer_with_our_layers_and_report_the_usual_net(bench_run, name):
+    import collections
+
+    import torch
+    from conftest import make_blobs
+    from torch import nn
+
+    import engines
+    import peers
+    from engines.data import to_float
+    from engines.spec import ImageSpec
+
+    # The peer is the same work as ours: the same parameters, convolutions and GroupNorms (no
+    # BatchNorm, no ReLU) — at 28 px and at 64 px RGB.
+    for spec in (ImageSpec(1, 28, 28), ImageSpec(3, 64, 64)):
+        e = engines.create(name, spec, device="cpu")
+        model, _ = peers.plain_model(name, spec, e.config.latent_dim, e.config.width, layers="ours")
+        ours = [m for k in ("encoder", "decoder") for m in e.nets[k].modules()]
+        count = lambda mods: collections.Counter(type(m).__name__ for m in mods)  # noqa: E731
+        for kind in ("Conv2d", "ConvTranspose2d", "GroupNorm", "BatchNorm2d", "ReLU"):
+            assert count(ours)[kind] == count(model.modules())[kind], (spec, kind)
+        assert peers.n_params(model) == sum(p.numel() for m in (e.nets["encoder"], e.nets["decoder"])
+                                           for p in m.parameters())
+        usual, _ = peers.plain_model(name, spec, e.config.latent_dim, e.config.width)
+        assert count(usual.modules())["BatchNorm2d"] > 0 and count(usual.modules())["GroupNorm"] == 0
+    with pytest.raises(ValueError):
+        peers.plain_model(name, ImageSpec(1, 28, 28), layers="other")
+    ds = make_blobs(n=200)
+    o = bench_run.Opts.make(quick=True, threads=1)
+    o.train_s = 0.2
+    r = bench_run._plain_train_row(o, ds, to_float(ds.images), f"{name} train, blobs", torch.device("cpu"), name)
+    assert KEYS <= set(r) and r["status"] == "ok" and r["ours"] > 0 and r["peer"] > 0
+    assert "our layers (GroupNorm/SiLU" in r["peer_name"] and "the usual BatchNorm/ReLU net" in r["notes"]
+    assert "usual" in r["notes"].split("per CPU second vs the peer:")[1]
+
+
 @pytest.mark.parametrize("case", ("vq", "diffusion"))
 def test_vq_and_diffusion_train_rows_have_their_peers(bench_run, case):
     import torch
