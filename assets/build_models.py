@@ -44,17 +44,14 @@ MODELS = {
     # Glow-style flow (engines/flow): 2 levels × 8 steps, coupling nets 32 wide; uniform dequantisation.
     "flow-digits-28": ("flow", "digits", 28, 1, 100, ["steps=8", "width=32"]),
     # Class-conditional gated PixelCNN, narrow (32 channels), 10 layers with a 7-wide first kernel: a
-    # receptive field of 12 rows above each pixel (the 5-layer, 5-wide build before it saw 6, and
-    # once its first rows came out black it rarely started a stroke). 120 epochs (5,640 steps);
-    # positions on (a learned row/column bias, see engines/pixelcnn/layers.py).
-    # The bundled file: epochs 1-59 on one thread, then resumed from the step-2,740 checkpoint on two
-    # threads to 120 (2026-12-06, ~85 min wall on 2 cores shared with benchmarks); this entry retrains
-    # the same schedule from scratch on one thread (the numbers differ in the last float bits).
-    # Tried the same day, same time budget: 6 layers with 5-wide inner kernels (R = 13): brighter,
-    # shapeless samples at epoch 50; earlier 5 layers / 5-wide first kernel for 15 epochs (3.17 bits/dim)
-    # and 60 epochs (2.24), 8 layers for 10 and 40 epochs: strokes, rarely a digit.
-    "pixelcnn-digits-28": ("pixelcnn", "digits", 28, 1, 120, ["hidden=32", "layers=10", "kernel=7", "batch_size=32",
-                                                               "num_classes=10"]),
+    # receptive field of 12 rows above each pixel; positions on (a learned row/column bias, see
+    # engines/pixelcnn/layers.py). Trained on real MNIST strokes (the shipped `mnist-5k`, 4,250
+    # training images): on the built-in `digits` (scikit-learn's 8×8 images blurred up to 28×28) the
+    # same net drew strokes, rarely a digit, after 120 epochs / 5,640 steps (earlier tries there: 5, 6
+    # and 8 layers, 15-60 epochs, all strokes); on real strokes it draws digits within ~3,400 steps.
+    # 32 epochs = 4,256 steps; the bundled file was built with --threads 2 (2026-12-07, ~35 min).
+    "pixelcnn-digits-28": ("pixelcnn", "mnist-5k", 28, 1, 32, ["hidden=32", "layers=10", "kernel=7", "batch_size=32",
+                                                                 "num_classes=10"]),
 }
 # Extra `train` arguments: a PixelCNN's checkpoint thumbnail is 16 samples drawn pixel by pixel, so
 # it is saved at the end only.

@@ -91,6 +91,18 @@ def test_mnist_5k_ships_real_28px_digits_500_a_class_with_every_class_in_both_sp
         assert np.bincount(ds.labels[idx], minlength=10).min() >= 50
     info = type("Info", (), {"data": ds.describe()})()
     assert training_source(info) == "mnist-5k"
+    # Classes interleaved (the first ten images are 0 … 9), the split's images those that
+    # fixed_split draws over the shipped (class-sorted) order.
+    assert ds.labels[:20].tolist() == list(range(10)) * 2
+    assert len(set(ds.labels[ds.test_idx[:30]].tolist())) == 10
+    from engines.data.dataset import fixed_split
+    from engines.data.idx import read_idx
+    from engines.data.mnist5k import IMAGES
+
+    shipped = read_idx(IMAGES)
+    rows = lambda a: sorted(x.tobytes() for x in a.reshape(len(a), -1))  # noqa: E731
+    assert rows(ds.images[ds.test_idx]) == rows(shipped[fixed_split(5000)[1]])
+    assert rows(ds.images[ds.train_idx]) == rows(shipped[fixed_split(5000)[0]])
 
 
 def test_mnist_5k_damaged_files_are_one_line(tmp_path, monkeypatch):
