@@ -50,7 +50,7 @@ def test_decode_benchmark_rows(bench_run):
         assert "×" in r["vs_peer"]
         json.dumps(r)  # saved as JSON
     table = bench_run.render(rows)
-    assert "decode 1 image" in table and "peer: the same decoder module" in table
+    assert "decode 1 image" in table and "peer: the same decoder module" in table and "same NumPy latents" in table
 
 
 def test_not_implemented_rows_have_no_number_and_say_so_in_the_table(bench_run):
