@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 import engines
 from engines import checkpoint as ckpt
 from engines.autoencoders.pca import top_components
+from engines import base
 from engines.base import INFER_CHUNK
 from engines.spec import ImageSpec
 
@@ -383,3 +384,60 @@ def test_decode_takes_every_latent_form_alike(tmp_path):
     # column-major: the first linear layer reads it strided (another BLAS path: float rounding)
     assert torch.allclose(e.decode(np.asfortranarray(z)), ref, atol=1e-6)
     assert np.array_equal(z, keep)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "gan", "vqvae", "flow", "pca", "latent-diffusion"])
+def test_decode_switches_only_mode_dependent_modules_and_gives_the_eval_output(name):
+    """A decode switches only modules whose forward reads the training flag (engines.base.MODE_FREE):
+    with every net left in training mode, it gives exactly the output of the old wrapper, which put
+    the whole tree in eval mode, and every module's flag comes back."""
+    spec = ImageSpec(1, 16, 16)
+    e = engines.create(name, spec, device="cpu", seed=2)
+    if name == "pca":
+        e.fit(torch.rand(64, 1, 16, 16))
+    e.nets.train()
+    z = torch.randn(5, *e.latent_shape, generator=torch.Generator().manual_seed(0))
+    got = e.decode(z)
+    assert all(m.training for m in e.nets.modules())
+    assert torch.equal(got, _old_decode(e, z))
+    dependent = e._mode_modules()
+    assert all(not base.mode_free(m) for m in dependent)
+    assert len(dependent) < len(e._all_modules())
+
+
+def test_mode_free_is_by_exact_type_and_declared_by_our_classes():
+    vae = engines.create("vae", ImageSpec(1, 28, 28), device="cpu")
+    assert vae._mode_modules() == ()  # GroupNorm/SiLU/conv nets: a drag's decode switches nothing
+    gan = engines.create("gan", ImageSpec(1, 28, 28), device="cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in gan._mode_modules())
+
+    class Reads(torch.nn.Linear):  # a subclass may read the flag: not mode-free
+        def forward(self, x):
+            return super().forward(x) * (2.0 if self.training else 1.0)
+
+    class Declared(torch.nn.Module):
+        mode_free = True
+
+    class DeclaredButOverridesTrain(Declared):
+        mode_free = True
+
+        def train(self, mode=True):
+            return super().train(mode)
+
+    class Inherits(Declared):  # the declaration is not inherited: a subclass must make its own
+        pass
+
+    assert base.mode_free(torch.nn.Linear(2, 2)) and base.mode_free(Declared())
+    assert not base.mode_free(Reads(2, 2)) and not base.mode_free(DeclaredButOverridesTrain())
+    assert not base.mode_free(Inherits()) and not base.mode_free(torch.nn.Dropout())
+
+    # A module that reads the flag, added after a decode cached the lists, is switched during decodes.
+    e = engines.create("vae", ImageSpec(1, 16, 16), device="cpu", latent_dim=4, width=8)
+    e.decode(torch.zeros(1, 4))
+    e.nets["extra"] = Reads(4, 4)
+    e.nets.train()
+    seen = []
+    orig = e._decode
+    e._decode = lambda z: (seen.append(e.nets["extra"].training), orig(z))[1]
+    e.decode(torch.zeros(1, 4))
+    assert seen == [False] and e.nets["extra"].training

@@ -40,6 +40,8 @@ def _norm(c: int) -> nn.Module:
 class ConvEncoder(nn.Module):
     """image (N,C,H,W) → feature vector (N, out_features)."""
 
+    mode_free = True  # forward never reads `training` (engines.base.MODE_FREE)
+
     def __init__(self, spec: ImageSpec, out_features: int, base: int = 32, max_channels: int = 256):
         super().__init__()
         chans, h, w = down_plan(spec, base, max_channels)
@@ -62,6 +64,8 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """vector (N, in_features) → image logits/means (N,C,H,W); mirrors ConvEncoder."""
+
+    mode_free = True
 
     def __init__(self, spec: ImageSpec, in_features: int, base: int = 32, max_channels: int = 256):
         super().__init__()
@@ -94,6 +98,8 @@ class ConvDecoder(nn.Module):
 class LatentGaussian(nn.Module):
     """A full-covariance Gaussian fitted to training latents: the sampling prior for models
     that have none of their own (the plain autoencoder), saved with the weights."""
+
+    mode_free = True
 
     def __init__(self, dim: int):
         super().__init__()
