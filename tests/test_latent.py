@@ -162,6 +162,50 @@ def test_covariance_far_from_the_origin_centres_twice():
     np.testing.assert_allclose(mean, z64.mean(0), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("sds, direct", [(0.0, True), (1.5, True), (2.5, False), (40.0, False)])
+def test_direct_gram_and_map_only_near_the_origin(sds, direct, monkeypatch):
+    """The uncentred Gram and the direct Z·Pᵀ map are taken only where every mean is within
+    DIRECT_MEAN_SDS standard deviations of zero (the blocked, centred pass is not entered), and
+    both paths give the float64 covariance and map coordinates."""
+    rng = np.random.default_rng(7)
+    sd = np.linspace(0.1, 2.0, 16)
+    z = (rng.normal(size=(5000, 16)) * sd + sds * sd).astype(np.float32)
+    calls = []
+    real = planes._row_blocks
+    monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
+    mean, cov = planes.covariance(z)
+    assert (not calls) == direct
+    z64 = z.astype(np.float64)
+    # the direct path's mean is a float32 BLAS sum: ~1e-7 of |mean| + sd per term, a few e-7 in all
+    assert np.all(np.abs(mean - z64.mean(0)) <= 1e-6 * (sd + sds * sd))
+    ref = np.cov(z64.T)
+    assert np.abs(cov - ref).max() < 2e-6 * np.abs(ref).max()
+    calls.clear()
+    plane = planes.pca_plane(z)
+    calls.clear()
+    coords = planes.map_coordinates(plane, z)
+    assert (not calls) == direct
+    ref_map = plane.to_map(z64)
+    np.testing.assert_allclose(coords, ref_map, rtol=0, atol=2e-6 * (1 + np.abs(ref_map).max()))
+
+
+def test_direct_paths_are_refused_for_wide_or_degenerate_data(monkeypatch):
+    """Wide data (D over DIRECT_GRAM_MAX_D) never pays for a Gram it might discard, and a constant
+    coordinate (zero variance) sends the covariance to the centred pass."""
+    calls = []
+    real = planes._row_blocks
+    monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
+    wide = np.random.default_rng(0).normal(size=(600, planes.DIRECT_GRAM_MAX_D + 1)).astype(np.float32)
+    mean, cov = planes.covariance(wide)
+    assert calls
+    np.testing.assert_allclose(cov, np.cov(wide.astype(np.float64).T), rtol=0, atol=1e-5)
+    calls.clear()
+    flat = np.random.default_rng(1).normal(size=(300, 5)).astype(np.float32)
+    flat[:, 2] = 0.0
+    mean, cov = planes.covariance(flat)
+    assert calls and cov[2, 2] == 0 and np.all(np.isfinite(cov))
+
+
 def test_plane_projection_and_polygon_selection():
     rng = np.random.default_rng(10)
     z = rng.normal(size=(200, 6))
