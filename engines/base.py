@@ -334,14 +334,18 @@ class Engine:
         # `inference()` spelled out: this is the hot path (one latent per frame of a drag). Only the
         # modules whose forward reads the training flag are switched (`inference()` switches all:
         # code run inside it may read any module's flag; `fn` here is the engine's own).
+        # Nothing to switch (a VAE: no module reads the flag) calls neither helper: in a drag each
+        # Python call costs several times its warm time, the caches flushed by the decode before.
         with self.lock, torch.inference_mode():
-            switched = _set_eval(self._mode_modules())
+            modes = self._mode_modules()
+            switched = _set_eval(modes) if modes else ()
             try:
                 if len(x) <= INFER_CHUNK:  # no split, no cat
                     return fn(x)
                 return torch.cat([fn(chunk) for chunk in x.split(INFER_CHUNK)])
             finally:
-                _restore_training(switched)
+                if switched:
+                    _restore_training(switched)
 
     def encode(self, x) -> torch.Tensor:
         """Images → latents (the posterior mean for probabilistic encoders)."""
@@ -350,7 +354,8 @@ class Engine:
 
     def decode(self, z) -> torch.Tensor:
         """Latents → images (N, C, H, W) in [0, 1]."""
-        self._require("decode", "decode latents")
+        if "decode" not in self.capabilities:
+            self._require("decode", "decode latents")
         z = self._latent_tensor(z)
         if z.shape[1:] != self.latent_shape:
             z = z.reshape(len(z), *self.latent_shape)
