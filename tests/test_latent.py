@@ -162,29 +162,32 @@ def test_covariance_far_from_the_origin_centres_twice():
     np.testing.assert_allclose(mean, z64.mean(0), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("sds, direct", [(0.0, True), (1.5, True), (2.5, False), (40.0, False)])
-def test_direct_gram_and_map_only_near_the_origin(sds, direct, monkeypatch):
-    """The uncentred Gram and the direct Z·Pᵀ map are taken only where every mean is within
-    DIRECT_MEAN_SDS standard deviations of zero (the blocked, centred pass is not entered), and
-    both paths give the float64 covariance and map coordinates."""
+@pytest.mark.parametrize("n, sds, direct", [(5000, 0.0, True), (10_000, 0.95, True), (5000, 1.3, False),
+                                             (5000, 40.0, False), (planes.DIRECT_GRAM_MAX_N + 1, 0.0, False)])
+def test_direct_gram_and_map_only_near_the_origin(n, sds, direct, monkeypatch):
+    """The uncentred Gram is taken only within DIRECT_GRAM_MEAN_SDS standard deviations of zero and
+    up to DIRECT_GRAM_MAX_N rows (the blocked, centred pass is not entered), and the direct Z·Pᵀ map
+    only within DIRECT_MAP_SDS; both paths give the float64 covariance — every entry within 1e-5 of
+    √(varᵢ·varⱼ), the mean within 5e-6 sd — and map coordinates."""
     rng = np.random.default_rng(7)
-    sd = np.linspace(0.1, 2.0, 16)
-    z = (rng.normal(size=(5000, 16)) * sd + sds * sd).astype(np.float32)
+    d = 4 if n > 50_000 else 16
+    sd = np.linspace(0.1, 2.0, d)
+    z = (rng.normal(size=(n, d)) * sd + sds * sd).astype(np.float32)
     calls = []
     real = planes._row_blocks
     monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
     mean, cov = planes.covariance(z)
     assert (not calls) == direct
     z64 = z.astype(np.float64)
-    # the direct path's mean is a float32 BLAS sum: ~1e-7 of |mean| + sd per term, a few e-7 in all
-    assert np.all(np.abs(mean - z64.mean(0)) <= 1e-6 * (sd + sds * sd))
     ref = np.cov(z64.T)
-    assert np.abs(cov - ref).max() < 2e-6 * np.abs(ref).max()
+    ref_sd = np.sqrt(np.diag(ref))
+    assert np.all(np.abs(mean - z64.mean(0)) <= 5e-6 * ref_sd)
+    assert np.all(np.abs(cov - ref) <= 1e-5 * np.outer(ref_sd, ref_sd))
     calls.clear()
     plane = planes.pca_plane(z)
     calls.clear()
     coords = planes.map_coordinates(plane, z)
-    assert (not calls) == direct
+    assert (not calls) == (sds <= planes.DIRECT_MAP_SDS)
     ref_map = plane.to_map(z64)
     np.testing.assert_allclose(coords, ref_map, rtol=0, atol=2e-6 * (1 + np.abs(ref_map).max()))
 

@@ -192,27 +192,39 @@ def _row_blocks(z: np.ndarray):
         yield a, blk, buf[:len(blk)]
 
 
-# The direct (uncentred) float32 Gram ZᵀZ is taken where D is at most this: one BLAS syrk over the
-# data with no centring pass (10,000 × 64: 0.7 ms against 1.1 ms centred in blocks). It is kept
-# only where every coordinate's mean is within DIRECT_MEAN_SDS standard deviations of zero, which
-# bounds its float32 rounding (∝ mean² + variance) to a few times the centred pass's (∝ variance);
-# elsewhere the centred pass runs as well. Wide data (GANSpace activations, D in the thousands)
-# goes straight to the centred pass: a discarded Gram would double its cost.
+# The direct (uncentred) float32 Gram ZᵀZ: one BLAS syrk over the data with no centring pass
+# (10,000 × 64: 0.7 ms against 1.1 ms centred in blocks), for at most DIRECT_GRAM_MAX_N rows of at
+# most DIRECT_GRAM_MAX_D coordinates, kept only where every coordinate's mean is within
+# DIRECT_GRAM_MEAN_SDS standard deviations of zero. Its float32 rounding (the mean's above all, which
+# enters the covariance as 2·m·δ) grows with the mean and with N: per entry, relative to
+# √(varᵢ·varⱼ), measured 2e-7 / 7e-7 / 2e-6 at 0 / 0.5 / 0.95 sd on 10,000 rows and 4e-7 / 2e-6 /
+# 5.5e-6 on 65,536 (the mean within 3e-6 sd), against 0.6-1.5e-7 for the centred pass. A strided
+# sample of rows screens the mean first, so data further out (a plain AE's latents, post-ReLU
+# features) rarely pays for a Gram it discards; wide data (GANSpace activations) goes straight to
+# the centred pass. The map's direct product (`map_coordinates`) rounds far less
+# (≤ 1.3× the centred product's error at 2 sd) and keeps DIRECT_MAP_SDS.
 DIRECT_GRAM_MAX_D = 256
-DIRECT_MEAN_SDS = 2.0
+DIRECT_GRAM_MAX_N = 1 << 16
+DIRECT_GRAM_MEAN_SDS = 1.0
+DIRECT_MAP_SDS = 2.0
 
 
-def _direct_covariance(z: np.ndarray, ones: np.ndarray, m32: np.ndarray):
-    """(mean, covariance) from the uncentred Gram, or None where the mean is too far out for it."""
-    n = len(z)
-    if n < 2 or z.shape[1] > DIRECT_GRAM_MAX_D:
+def _direct_covariance(z: np.ndarray, m32: np.ndarray):
+    """(mean, covariance) from the uncentred Gram, or None where the data is too far out for it."""
+    n, d = z.shape
+    if n < 2 or n > DIRECT_GRAM_MAX_N or d > DIRECT_GRAM_MAX_D:
+        return None
+    # Screen on ~1,000 rows (~20 µs): a mean clearly too far out takes no Gram; the check below decides.
+    sample = z[::max(1, n // 1024)]
+    var_est = np.einsum("ij,ij->j", sample, sample) / np.float32(len(sample)) - m32 * m32
+    if np.any(m32 * m32 > (1.5 * DIRECT_GRAM_MEAN_SDS) ** 2 * var_est):
         return None
     zc = np.ascontiguousarray(z)
     gram = (zc.T @ zc).astype(np.float64)  # one syrk (numpy spots Aᵀ·A)
     mean = m32.astype(np.float64)
     cov = (gram - n * np.outer(mean, mean)) / (n - 1)
     var = np.diag(cov)
-    if not np.all(var > 0) or np.any(mean * mean > DIRECT_MEAN_SDS ** 2 * var):
+    if not np.all(var > 0) or np.any(mean * mean > DIRECT_GRAM_MEAN_SDS ** 2 * var):
         return None
     return mean, cov
 
@@ -220,10 +232,10 @@ def _direct_covariance(z: np.ndarray, ones: np.ndarray, m32: np.ndarray):
 def covariance(x) -> tuple[np.ndarray, np.ndarray]:
     """(mean (D,) float64, covariance (D, D) float64) of the rows of x (N, D), taken as float32.
 
-    Near the origin (D ≤ DIRECT_GRAM_MAX_D, each mean within DIRECT_MEAN_SDS standard deviations
-    of zero, checked on the result) the covariance is the uncentred float32 Gram less n·m·mᵀ in
-    float64, as scikit-learn's covariance solver does; the mean is then the float32 BLAS sum
-    (rounding ~1e-7 of |mean| + sd per term). Otherwise one pass over the data in blocks
+    Near the origin (N ≤ DIRECT_GRAM_MAX_N, D ≤ DIRECT_GRAM_MAX_D, each mean within
+    DIRECT_GRAM_MEAN_SDS standard deviations of zero, checked on the result) the covariance is the
+    uncentred float32 Gram less n·m·mᵀ in float64, as scikit-learn's covariance solver does; the
+    mean is then the float32 BLAS sum (see DIRECT_GRAM_MEAN_SDS for the rounding). Otherwise one pass over the data in blocks
     of rows (a reused buffer): each block is centred on a float32
     mean taken by one BLAS product (a float64 `mean` costs 9× more) and
     its Gram matrix added in float64. The float32 mean's rounding error r is measured on the
@@ -235,7 +247,7 @@ def covariance(x) -> tuple[np.ndarray, np.ndarray]:
     n, d = z.shape
     ones = np.ones(n, np.float32)
     m32 = (ones @ z) / np.float32(max(n, 1))
-    direct = _direct_covariance(z, ones, m32)
+    direct = _direct_covariance(z, m32)
     if direct is not None:
         return direct
     for _ in range(2):
@@ -271,7 +283,7 @@ def map_coordinates(plane: "Plane", latents) -> np.ndarray:
 
     First directly, Z·Pᵀ − o·Pᵀ (one BLAS product, no centred copy: 10,000 × 64 in 0.1 ms against
     0.35 ms centred). Its float32 rounding beyond the centred product's grows with Σⱼ|oⱼ·Pₖⱼ|, the
-    origin's share of the dot products; it is kept where that is at most DIRECT_MEAN_SDS times
+    origin's share of the dot products; it is kept where that is at most DIRECT_MAP_SDS times
     the spread (standard deviation) of the map coordinates it produced — a PCA map of data near
     the origin. Otherwise the data is centred on the origin rounded to float32 in blocks of rows
     (no float64 or full-size centred copy) and that rounding is taken out of the coordinates
@@ -285,7 +297,7 @@ def map_coordinates(plane: "Plane", latents) -> np.ndarray:
         n = np.float32(len(out))
         mean = (np.ones(len(out), np.float32) @ out) / n  # BLAS products: ndarray.std took 0.25 ms
         var = np.diag(out.T @ out) / n - mean * mean
-        if np.all(share ** 2 <= DIRECT_MEAN_SDS ** 2 * var):
+        if np.all(share ** 2 <= DIRECT_MAP_SDS ** 2 * var):
             return out
     o32 = plane.origin.astype(np.float32)
     out = np.empty((len(z), 2), np.float32)
