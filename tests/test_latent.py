@@ -162,9 +162,18 @@ def test_covariance_far_from_the_origin_centres_twice():
     np.testing.assert_allclose(mean, z64.mean(0), rtol=0, atol=1e-6)
 
 
+@pytest.fixture
+def block_passes(monkeypatch):
+    """A list that gets an entry each time the centred, blocked pass (planes._row_blocks) starts."""
+    calls = []
+    real = planes._row_blocks
+    monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
+    return calls
+
+
 @pytest.mark.parametrize("n, sds, direct", [(5000, 0.0, True), (10_000, 0.95, True), (5000, 1.3, False),
                                              (5000, 40.0, False), (planes.DIRECT_GRAM_MAX_N + 1, 0.0, False)])
-def test_direct_gram_and_map_only_near_the_origin(n, sds, direct, monkeypatch):
+def test_direct_gram_and_map_only_near_the_origin(n, sds, direct, block_passes):
     """The uncentred Gram is taken only within DIRECT_GRAM_MEAN_SDS standard deviations of zero and
     up to DIRECT_GRAM_MAX_N rows (the blocked, centred pass is not entered), and the direct Z·Pᵀ map
     only within DIRECT_MAP_SDS; both paths give the float64 covariance — every entry within 1e-5 of
@@ -173,9 +182,7 @@ def test_direct_gram_and_map_only_near_the_origin(n, sds, direct, monkeypatch):
     d = 4 if n > 50_000 else 16
     sd = np.linspace(0.1, 2.0, d)
     z = (rng.normal(size=(n, d)) * sd + sds * sd).astype(np.float32)
-    calls = []
-    real = planes._row_blocks
-    monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
+    calls = block_passes
     mean, cov = planes.covariance(z)
     assert (not calls) == direct
     z64 = z.astype(np.float64)
@@ -192,12 +199,10 @@ def test_direct_gram_and_map_only_near_the_origin(n, sds, direct, monkeypatch):
     np.testing.assert_allclose(coords, ref_map, rtol=0, atol=2e-6 * (1 + np.abs(ref_map).max()))
 
 
-def test_direct_paths_are_refused_for_wide_or_degenerate_data(monkeypatch):
+def test_direct_paths_are_refused_for_wide_or_degenerate_data(block_passes):
     """Wide data (D over DIRECT_GRAM_MAX_D) never pays for a Gram it might discard, and a constant
     coordinate (zero variance) sends the covariance to the centred pass."""
-    calls = []
-    real = planes._row_blocks
-    monkeypatch.setattr(planes, "_row_blocks", lambda a: (calls.append(1), real(a))[1])
+    calls = block_passes
     wide = np.random.default_rng(0).normal(size=(600, planes.DIRECT_GRAM_MAX_D + 1)).astype(np.float32)
     mean, cov = planes.covariance(wide)
     assert calls

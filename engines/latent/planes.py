@@ -235,10 +235,9 @@ def covariance(x) -> tuple[np.ndarray, np.ndarray]:
     Near the origin (N ≤ DIRECT_GRAM_MAX_N, D ≤ DIRECT_GRAM_MAX_D, each mean within
     DIRECT_GRAM_MEAN_SDS standard deviations of zero, checked on the result) the covariance is the
     uncentred float32 Gram less n·m·mᵀ in float64, as scikit-learn's covariance solver does; the
-    mean is then the float32 BLAS sum (see DIRECT_GRAM_MEAN_SDS for the rounding). Otherwise one pass over the data in blocks
-    of rows (a reused buffer): each block is centred on a float32
-    mean taken by one BLAS product (a float64 `mean` costs 9× more) and
-    its Gram matrix added in float64. The float32 mean's rounding error r is measured on the
+    mean is then the float32 BLAS sum (see DIRECT_GRAM_MEAN_SDS for the rounding). Otherwise one
+    pass over the data in blocks of rows (a reused buffer): each block is centred on a float32 mean
+    taken by one BLAS product (a float64 `mean` costs 9× more) and its Gram matrix added in float64. The float32 mean's rounding error r is measured on the
     centred blocks and taken out: the mean is exact to float64 rounding of r and the covariance is
     ZcᵀZc/(n−1) − n/(n−1)·r rᵀ; where r is more than 1e-3 of a standard deviation (a mean 1e4
     spreads and more from the origin), the data is centred again on the corrected mean. float64
